@@ -1,0 +1,1 @@
+//! build-trigger function

@@ -1,0 +1,234 @@
+//! Newtypes with one checked constructor each: once built, the value is known to be valid.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A name that failed validation, with the reason a user can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} {value:?} is not valid: {reason}")]
+pub struct InvalidName {
+    pub what: &'static str,
+    pub value: String,
+    pub reason: &'static str,
+}
+
+/// Identifies one deployment. Time-ordered (UUID v7) so listings sort by creation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DeploymentId(String);
+
+impl DeploymentId {
+    /// A fresh id: `d-` and 32 lowercase hex digits of a UUID v7.
+    pub fn generate() -> Self {
+        Self(format!("d-{}", uuid::Uuid::now_v7().simple()))
+    }
+
+    pub fn parse(value: &str) -> Result<Self, InvalidName> {
+        let ok = value.len() >= 3
+            && value.len() <= 64
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if ok {
+            Ok(Self(value.to_string()))
+        } else {
+            Err(InvalidName {
+                what: "deployment id",
+                value: value.chars().take(80).collect(),
+                reason: "expected 3 to 64 characters of a-z, 0-9 and '-'",
+            })
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The short form users see and type (`devgem logs d-0193...`).
+    pub fn short(&self) -> &str {
+        &self.0[..self.0.len().min(14)]
+    }
+}
+
+impl TryFrom<String> for DeploymentId {
+    type Error = InvalidName;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<DeploymentId> for String {
+    fn from(id: DeploymentId) -> Self {
+        id.0
+    }
+}
+
+impl fmt::Display for DeploymentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A Cloud Run service name: lowercase letters, digits and hyphens, starting with a letter,
+/// not ending with a hyphen, at most 49 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ServiceName(String);
+
+impl ServiceName {
+    pub fn parse(value: &str) -> Result<Self, InvalidName> {
+        let err = |reason| InvalidName {
+            what: "service name",
+            value: value.chars().take(80).collect(),
+            reason,
+        };
+        if value.is_empty() || value.len() > 49 {
+            return Err(err("must be 1 to 49 characters"));
+        }
+        if !value.starts_with(|c: char| c.is_ascii_lowercase()) {
+            return Err(err("must start with a lowercase letter"));
+        }
+        if value.ends_with('-') {
+            return Err(err("must not end with '-'"));
+        }
+        if !value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(err("may hold only a-z, 0-9 and '-'"));
+        }
+        Ok(Self(value.to_string()))
+    }
+
+    /// Derives a valid service name from anything (a repository name, a folder name).
+    pub fn derive_from(raw: &str) -> Self {
+        let mut name = String::new();
+        for c in raw.chars() {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                name.push(c);
+            } else if !name.ends_with('-') && !name.is_empty() {
+                name.push('-');
+            }
+        }
+        let mut name: String = name
+            .trim_start_matches(|c: char| !c.is_ascii_lowercase())
+            .chars()
+            .take(49)
+            .collect();
+        while name.ends_with('-') {
+            name.pop();
+        }
+        if name.is_empty() {
+            name = "app".to_string();
+        }
+        Self(name)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ServiceName {
+    type Error = InvalidName;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<ServiceName> for String {
+    fn from(n: ServiceName) -> Self {
+        n.0
+    }
+}
+
+impl fmt::Display for ServiceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An environment variable name as POSIX shells and Cloud Run accept it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct EnvVarName(String);
+
+impl EnvVarName {
+    pub fn parse(value: &str) -> Result<Self, InvalidName> {
+        let valid = !value.is_empty()
+            && value.len() <= 256
+            && !value.starts_with(|c: char| c.is_ascii_digit())
+            && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !valid {
+            return Err(InvalidName {
+                what: "environment variable name",
+                value: value.chars().take(80).collect(),
+                reason: "use letters, digits and '_', not starting with a digit",
+            });
+        }
+        if value == "PORT" || value.starts_with("K_") {
+            return Err(InvalidName {
+                what: "environment variable name",
+                value: value.to_string(),
+                reason: "PORT and K_* are set by Cloud Run itself",
+            });
+        }
+        Ok(Self(value.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for EnvVarName {
+    type Error = InvalidName;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<EnvVarName> for String {
+    fn from(n: EnvVarName) -> Self {
+        n.0
+    }
+}
+
+impl fmt::Display for EnvVarName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_names_follow_cloud_run_rules() {
+        assert_eq!(ServiceName::derive_from("My_Shop.API").as_str(), "my-shop-api");
+        assert_eq!(ServiceName::derive_from("42-things-").as_str(), "things");
+        assert_eq!(ServiceName::derive_from("___").as_str(), "app");
+        assert!(ServiceName::parse("Shop").is_err());
+        assert!(ServiceName::parse("shop-").is_err());
+        assert!(ServiceName::parse(&"a".repeat(50)).is_err());
+        assert!(ServiceName::parse("shop-2").is_ok());
+    }
+
+    #[test]
+    fn deployment_ids_round_trip_and_reject_garbage() {
+        let id = DeploymentId::generate();
+        assert_eq!(DeploymentId::parse(id.as_str()).unwrap(), id);
+        assert!(DeploymentId::parse("../etc/passwd").is_err());
+        assert!(DeploymentId::parse("").is_err());
+    }
+
+    #[test]
+    fn env_names_reject_reserved_and_malformed() {
+        assert!(EnvVarName::parse("STRIPE_KEY").is_ok());
+        assert!(EnvVarName::parse("PORT").is_err());
+        assert!(EnvVarName::parse("1X").is_err());
+        assert!(EnvVarName::parse("A-B").is_err());
+    }
+}

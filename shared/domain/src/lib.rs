@@ -1,0 +1,17 @@
+//! DevGem's domain model: what a deployment is, the states it moves through, the progress a
+//! user watches, and the small messages that chain the pipeline stages.
+//!
+//! **Invariant:** this crate does no I/O. Every clock reading is passed in, so every rule here
+//! can be tested with plain values.
+
+mod deployment;
+mod id;
+mod message;
+mod progress;
+
+pub use deployment::{
+    Claim, Deployment, Failure, NewDeployment, Source, Status, TransitionError,
+};
+pub use id::{DeploymentId, EnvVarName, InvalidName, ServiceName};
+pub use message::{Stage, StageMessage};
+pub use progress::{EventKind, NewEvent, ProgressEvent, Step, virtual_fraction};

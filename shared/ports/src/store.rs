@@ -1,0 +1,65 @@
+//! The state store: deployments with compare-and-set writes, and each deployment's numbered
+//! progress events with a change stream.
+
+use async_trait::async_trait;
+use devgem_domain::{Deployment, DeploymentId, NewEvent, ProgressEvent};
+use futures::stream::BoxStream;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("deployment {0} does not exist")]
+    NotFound(DeploymentId),
+    #[error("deployment {0} already exists")]
+    AlreadyExists(DeploymentId),
+    /// Someone else wrote the deployment since it was read: read again and retry.
+    #[error("deployment {0} was changed by someone else (version conflict)")]
+    Conflict(DeploymentId),
+    /// The store could not be reached or answered with an error; retrying may help.
+    #[error("state store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A stream of a deployment's events, in `seq` order, each once. It ends after the final
+/// event (the one with a terminal status) or when the subscriber drops it.
+pub type EventStream = BoxStream<'static, Result<ProgressEvent, StoreError>>;
+
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only this owner's deployments.
+    pub owner: Option<String>,
+    /// At most this many, newest first; 0 means the store's default (100).
+    pub limit: usize,
+}
+
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    /// Stores a new deployment (its `version` is 0). Fails with `AlreadyExists` on a taken id.
+    async fn create(&self, deployment: &Deployment) -> Result<(), StoreError>;
+
+    async fn get(&self, id: &DeploymentId) -> Result<Option<Deployment>, StoreError>;
+
+    /// Newest first.
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<Deployment>, StoreError>;
+
+    /// Writes `next` only if the stored version still equals `next.version`; the stored copy
+    /// gets `version + 1` and is returned. A lost race is `Conflict`, never an overwrite.
+    async fn update(&self, next: &Deployment) -> Result<Deployment, StoreError>;
+
+    /// Appends an event, numbering it with the next `seq` (1, 2, 3... per deployment).
+    async fn append_event(
+        &self,
+        id: &DeploymentId,
+        event: NewEvent,
+    ) -> Result<ProgressEvent, StoreError>;
+
+    /// Events with `seq > after`, in order.
+    async fn events(
+        &self,
+        id: &DeploymentId,
+        after: u64,
+    ) -> Result<Vec<ProgressEvent>, StoreError>;
+
+    /// Every event with `seq > after`, then each new one as it is written (by this process or
+    /// any other), until the final event.
+    async fn subscribe(&self, id: &DeploymentId, after: u64) -> Result<EventStream, StoreError>;
+}
