@@ -92,16 +92,36 @@ pub struct PlanError {
 pub fn analyze(dir: &Path) -> Analysis {
     let has = |f: &str| dir.join(f).is_file();
     let (language, framework, start, install, pm) = if has("requirements.txt") {
-        let reqs = std::fs::read_to_string(dir.join("requirements.txt")).unwrap_or_default().to_lowercase();
+        let reqs = std::fs::read_to_string(dir.join("requirements.txt"))
+            .unwrap_or_default()
+            .to_lowercase();
         if reqs.contains("fastapi") {
-            ("python", Some("fastapi"), "uvicorn main:app --host 0.0.0.0 --port $PORT", "pip install -r requirements.txt", "pip")
+            (
+                "python",
+                Some("fastapi"),
+                "uvicorn main:app --host 0.0.0.0 --port $PORT",
+                "pip install -r requirements.txt",
+                "pip",
+            )
         } else {
-            ("python", Some("flask"), "gunicorn -b 0.0.0.0:$PORT app:app", "pip install -r requirements.txt", "pip")
+            (
+                "python",
+                Some("flask"),
+                "gunicorn -b 0.0.0.0:$PORT app:app",
+                "pip install -r requirements.txt",
+                "pip",
+            )
         }
     } else if has("package.json") {
         ("node", Some("express"), "npm start", "npm install", "npm")
     } else if has("index.html") {
-        ("static", None, "python3 -m http.server $PORT --bind 0.0.0.0", "", "")
+        (
+            "static",
+            None,
+            "python3 -m http.server $PORT --bind 0.0.0.0",
+            "",
+            "",
+        )
     } else {
         ("unknown", None, "", "", "")
     };

@@ -358,7 +358,12 @@ mod tests {
             assert!(from.can_become(Status::Aborted), "{from}");
             assert!(from.can_become(Status::Failed), "{from}");
         }
-        for from in [Status::Live, Status::Failed, Status::Aborted, Status::Stopped] {
+        for from in [
+            Status::Live,
+            Status::Failed,
+            Status::Aborted,
+            Status::Stopped,
+        ] {
             assert!(!from.can_become(Status::Aborted), "{from}");
         }
     }

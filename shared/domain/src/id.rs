@@ -159,7 +159,9 @@ impl EnvVarName {
         let valid = !value.is_empty()
             && value.len() <= 256
             && !value.starts_with(|c: char| c.is_ascii_digit())
-            && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_');
         if !valid {
             return Err(InvalidName {
                 what: "environment variable name",
@@ -207,7 +209,10 @@ mod tests {
 
     #[test]
     fn service_names_follow_cloud_run_rules() {
-        assert_eq!(ServiceName::derive_from("My_Shop.API").as_str(), "my-shop-api");
+        assert_eq!(
+            ServiceName::derive_from("My_Shop.API").as_str(),
+            "my-shop-api"
+        );
         assert_eq!(ServiceName::derive_from("42-things-").as_str(), "things");
         assert_eq!(ServiceName::derive_from("___").as_str(), "app");
         assert!(ServiceName::parse("Shop").is_err());

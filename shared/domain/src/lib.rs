@@ -9,9 +9,7 @@ mod id;
 mod message;
 mod progress;
 
-pub use deployment::{
-    Claim, Deployment, Failure, NewDeployment, Source, Status, TransitionError,
-};
+pub use deployment::{Claim, Deployment, Failure, NewDeployment, Source, Status, TransitionError};
 pub use id::{DeploymentId, EnvVarName, InvalidName, ServiceName};
 pub use message::{Stage, StageMessage};
 pub use progress::{EventKind, NewEvent, ProgressEvent, Step, virtual_fraction};

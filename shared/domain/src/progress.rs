@@ -125,7 +125,12 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
-    pub fn new(kind: EventKind, step: Option<Step>, message: impl Into<String>, percent: u8) -> Self {
+    pub fn new(
+        kind: EventKind,
+        step: Option<Step>,
+        message: impl Into<String>,
+        percent: u8,
+    ) -> Self {
         Self {
             kind,
             step,
@@ -187,7 +192,10 @@ mod tests {
 
     #[test]
     fn weights_cover_the_whole_bar_in_order() {
-        assert_eq!(Step::ALL.iter().map(|s| u32::from(s.weight())).sum::<u32>(), 100);
+        assert_eq!(
+            Step::ALL.iter().map(|s| u32::from(s.weight())).sum::<u32>(),
+            100
+        );
         assert_eq!(Step::RepositoryAccess.start_percent(), 0);
         assert_eq!(Step::Deploy.end_percent(), 100);
         for pair in Step::ALL.windows(2) {

@@ -11,8 +11,8 @@ mod store;
 
 pub use bus::{BusError, Delivery, HandlerError, MessageBus, MessageHandler};
 pub use exec::{
-    Artifact, BuildError, BuildRequest, Builder, DeployRequest, LogSink, Release, Runtime,
-    RuntimeError, SourceError, SourceFetcher, FetchedSource,
+    Artifact, BuildError, BuildRequest, Builder, DeployRequest, FetchedSource, LogSink, Release,
+    Runtime, RuntimeError, SourceError, SourceFetcher,
 };
 pub use objects::{ObjectError, ObjectStore};
 pub use secrets::{SecretError, SecretValue, Secrets};

@@ -53,11 +53,8 @@ pub trait StateStore: Send + Sync {
     ) -> Result<ProgressEvent, StoreError>;
 
     /// Events with `seq > after`, in order.
-    async fn events(
-        &self,
-        id: &DeploymentId,
-        after: u64,
-    ) -> Result<Vec<ProgressEvent>, StoreError>;
+    async fn events(&self, id: &DeploymentId, after: u64)
+    -> Result<Vec<ProgressEvent>, StoreError>;
 
     /// Every event with `seq > after`, then each new one as it is written (by this process or
     /// any other), until the final event.
