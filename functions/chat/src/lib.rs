@@ -1,1 +1,286 @@
-//! chat function
+//! The chat function: DevGem's HTTP API for people and the CLI. It starts deployments, reads
+//! them back, aborts and stops them, serves their logs and streams their progress as
+//! Server-Sent Events that resume from `Last-Event-ID`.
+//!
+//! Every answer is JSON, and every error has the shape of [`devgem_http::error`].
+
+use devgem_app::{AppError, CreateDeployment, Services, keys};
+use devgem_domain::DeploymentId;
+use devgem_http::{Request, Response, SseEvent, error, json, read_json};
+use devgem_ports::ListFilter;
+use futures::StreamExt;
+use http::{Method, StatusCode};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The owner of requests when no identity provider is configured (the local default).
+pub const LOCAL_OWNER: &str = "local";
+
+pub struct Api {
+    services: Services,
+    /// When set, every /api request must carry `Authorization: Bearer <token>`.
+    token: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    source: String,
+    #[serde(default)]
+    branch: Option<String>,
+    #[serde(default)]
+    subdir: Option<String>,
+    #[serde(default)]
+    service_name: Option<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+}
+
+fn app_error(e: AppError) -> Response {
+    match e {
+        AppError::BadRequest { message, hint } => {
+            error(StatusCode::BAD_REQUEST, "bad_request", message, Some(hint))
+        }
+        AppError::NotFound(id) => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("deployment {id} does not exist"),
+            Some("list deployments with GET /api/deployments".into()),
+        ),
+        AppError::Conflict(m) => error(StatusCode::CONFLICT, "conflict", m, None),
+        AppError::Unavailable(m) => error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m, None),
+        AppError::Internal(m) => {
+            tracing::error!(error = %m, "internal error");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "something went wrong on our side",
+                None,
+            )
+        }
+    }
+}
+
+fn parse_id(raw: &str) -> Result<DeploymentId, Response> {
+    DeploymentId::parse(raw).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "invalid_id",
+            e.to_string(),
+            Some("deployment ids look like d-0193...".into()),
+        )
+    })
+}
+
+impl Api {
+    pub fn new(services: Services, token: Option<String>) -> Self {
+        Self { services, token }
+    }
+
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    /// Routes one request.
+    pub async fn handle(&self, req: Request) -> Response {
+        let path = req.uri().path().trim_end_matches('/').to_string();
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let method = req.method().clone();
+        match (&method, segments.as_slice()) {
+            (&Method::GET, []) => json(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "name": "DevGem",
+                    "about": "Deploys any Git repository to Cloud Run (or, locally, to this machine).",
+                    "endpoints": ["GET /health", "POST /api/deployments", "GET /api/deployments",
+                        "GET /api/deployments/{id}", "GET /api/deployments/{id}/logs",
+                        "GET /api/deployments/{id}/events", "POST /api/deployments/{id}/abort",
+                        "POST /api/deployments/{id}/stop"],
+                }),
+            ),
+            (&Method::GET, ["health"]) => {
+                json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
+            }
+            (_, ["api", ..]) => {
+                let owner = match self.authenticate(&req) {
+                    Ok(owner) => owner,
+                    Err(res) => return res,
+                };
+                self.api(req, &method, &segments[1..], &owner)
+                    .await
+                    .unwrap_or_else(|res| res)
+            }
+            _ => error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no route for {method} {path}"),
+                Some("GET / lists the endpoints".into()),
+            ),
+        }
+    }
+
+    fn authenticate(&self, req: &Request) -> Result<String, Response> {
+        let Some(token) = &self.token else {
+            return Ok(LOCAL_OWNER.to_string());
+        };
+        let given = req
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match given {
+            Some(given) if constant_time_eq(given.as_bytes(), token.as_bytes()) => {
+                Ok(LOCAL_OWNER.to_string())
+            }
+            _ => Err(error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "this server needs an API token",
+                Some("send Authorization: Bearer <DEVGEM_API_TOKEN>".into()),
+            )),
+        }
+    }
+
+    async fn api(
+        &self,
+        req: Request,
+        method: &Method,
+        rest: &[&str],
+        owner: &str,
+    ) -> Result<Response, Response> {
+        let services = &self.services;
+        match (method, rest) {
+            (&Method::POST, ["deployments"]) => {
+                let body: CreateBody = read_json(req, 64 * 1024).await?;
+                let d = devgem_app::create_deployment(
+                    services,
+                    CreateDeployment {
+                        owner: owner.to_string(),
+                        source: body.source,
+                        branch: body.branch,
+                        subdir: body.subdir,
+                        service_name: body.service_name,
+                        env: body.env,
+                    },
+                )
+                .await
+                .map_err(app_error)?;
+                Ok(json(StatusCode::ACCEPTED, &d))
+            }
+            (&Method::GET, ["deployments"]) => {
+                let list = services
+                    .store
+                    .list(&ListFilter {
+                        owner: Some(owner.to_string()),
+                        limit: 100,
+                    })
+                    .await
+                    .map_err(|e| app_error(e.into()))?;
+                Ok(json(
+                    StatusCode::OK,
+                    &serde_json::json!({ "deployments": list }),
+                ))
+            }
+            (&Method::GET, ["deployments", id]) => {
+                let d = self.owned(id, owner).await?;
+                Ok(json(StatusCode::OK, &d))
+            }
+            (&Method::GET, ["deployments", id, "logs"]) => {
+                let d = self.owned(id, owner).await?;
+                let build = services
+                    .objects
+                    .get(&keys::build_log(&d.id))
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default();
+                let app = services.runtime.logs(&d.id).await.unwrap_or_default();
+                Ok(json(
+                    StatusCode::OK,
+                    &serde_json::json!({ "deployment_id": d.id, "build": build, "app": app }),
+                ))
+            }
+            (&Method::POST, ["deployments", id, "abort"]) => {
+                let d = self.owned(id, owner).await?;
+                let d = devgem_app::abort_deployment(services, &d.id)
+                    .await
+                    .map_err(app_error)?;
+                Ok(json(StatusCode::ACCEPTED, &d))
+            }
+            (&Method::POST, ["deployments", id, "stop"]) => {
+                let d = self.owned(id, owner).await?;
+                let d = devgem_app::stop_deployment(services, &d.id)
+                    .await
+                    .map_err(app_error)?;
+                Ok(json(StatusCode::OK, &d))
+            }
+            (&Method::GET, ["deployments", id, "events"]) => {
+                let after = last_event_id(&req)?;
+                let d = self.owned(id, owner).await?;
+                let stream = devgem_app::follow(services, &d.id, after)
+                    .await
+                    .map_err(app_error)?;
+                let events = stream
+                    .take_while(|item| futures::future::ready(item.is_ok()))
+                    .filter_map(|item| futures::future::ready(item.ok()))
+                    .map(|event| SseEvent {
+                        id: Some(event.seq.to_string()),
+                        event: Some("progress".to_string()),
+                        data: serde_json::to_string(&event).unwrap_or_default(),
+                    });
+                Ok(devgem_http::sse(events, Duration::from_secs(15)))
+            }
+            _ => Err(error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no route for {method} /api/{}", rest.join("/")),
+                Some("GET / lists the endpoints".into()),
+            )),
+        }
+    }
+
+    /// The deployment `raw_id` if it exists and belongs to `owner` (others' are "not found").
+    async fn owned(
+        &self,
+        raw_id: &str,
+        owner: &str,
+    ) -> Result<devgem_domain::Deployment, Response> {
+        let id = parse_id(raw_id)?;
+        match self.services.store.get(&id).await {
+            Ok(Some(d)) if d.owner == owner => Ok(d),
+            Ok(_) => Err(app_error(AppError::NotFound(id))),
+            Err(e) => Err(app_error(e.into())),
+        }
+    }
+}
+
+/// Where a progress stream resumes: `Last-Event-ID` (sent by reconnecting EventSource
+/// clients), else `?after=N`, else the beginning.
+fn last_event_id(req: &Request) -> Result<u64, Response> {
+    let header = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let query = req.uri().query().and_then(|q| {
+        q.split('&')
+            .find_map(|kv| kv.strip_prefix("after=").map(str::to_string))
+    });
+    match header.or(query) {
+        None => Ok(0),
+        Some(raw) => raw.trim().parse().map_err(|_| {
+            error(
+                StatusCode::BAD_REQUEST,
+                "invalid_last_event_id",
+                format!("Last-Event-ID {raw:?} is not an event number"),
+                None,
+            )
+        }),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

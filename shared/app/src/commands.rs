@@ -1,0 +1,315 @@
+//! What users ask for — start, abort and stop a deployment — and the recovery that resumes
+//! unfinished deployments after a restart.
+
+use crate::keys;
+use crate::services::Services;
+use crate::stage::{finish_aborted, modify};
+use chrono::Utc;
+use devgem_domain::{
+    Deployment, DeploymentId, EnvVarName, NewDeployment, NewEvent, ServiceName, Source,
+    StageMessage, Status,
+};
+use devgem_ports::{ListFilter, SecretValue, StoreError};
+use std::collections::BTreeMap;
+
+/// Errors a user can see: the first four are their input (4xx), the last is ours (5xx).
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{message}")]
+    BadRequest { message: String, hint: String },
+    #[error("deployment {0} does not exist")]
+    NotFound(DeploymentId),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0} is unavailable; try again shortly")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(id) => AppError::NotFound(id),
+            StoreError::Unavailable(m) => AppError::Unavailable(format!("the state store ({m})")),
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// A request to deploy something.
+#[derive(Debug, Clone, Default)]
+pub struct CreateDeployment {
+    pub owner: String,
+    /// A git URL or a path on the machine that runs the analyze stage.
+    pub source: String,
+    pub branch: Option<String>,
+    /// A folder inside the repository to deploy (monorepos).
+    pub subdir: Option<String>,
+    pub service_name: Option<String>,
+    /// Environment variables for the app; the values go to the secrets port only.
+    pub env: BTreeMap<String, String>,
+}
+
+fn bad(message: impl Into<String>, hint: impl Into<String>) -> AppError {
+    AppError::BadRequest {
+        message: message.into(),
+        hint: hint.into(),
+    }
+}
+
+/// The name a service gets from its source: the repository or folder name.
+fn default_service_name(source: &str, subdir: Option<&str>) -> ServiceName {
+    let base = subdir
+        .filter(|s| !s.is_empty())
+        .unwrap_or(source)
+        .trim_end_matches('/')
+        .trim_end_matches(".git");
+    let last = base.rsplit(['/', ':']).next().unwrap_or(base);
+    ServiceName::derive_from(last)
+}
+
+/// Validates and stores a new deployment, then asks for its analysis.
+pub async fn create_deployment(
+    services: &Services,
+    request: CreateDeployment,
+) -> Result<Deployment, AppError> {
+    let source = request.source.trim().to_string();
+    if source.is_empty() {
+        return Err(bad(
+            "the source is empty",
+            "give a git URL (https://github.com/owner/repo) or a path to a folder",
+        ));
+    }
+    if source.len() > 2048 || source.chars().any(char::is_control) {
+        return Err(bad(
+            "the source is not a valid URL or path",
+            "check for stray characters",
+        ));
+    }
+    if let Some(sub) = &request.subdir
+        && (sub.starts_with('/') || sub.split('/').any(|p| p == ".."))
+    {
+        return Err(bad(
+            format!("the folder {sub:?} points outside the repository"),
+            "give a relative folder such as apps/web",
+        ));
+    }
+    let service_name = match &request.service_name {
+        Some(name) => ServiceName::parse(name).map_err(|e| {
+            bad(
+                e.to_string(),
+                "use lowercase letters, digits and '-', starting with a letter",
+            )
+        })?,
+        None => default_service_name(&source, request.subdir.as_deref()),
+    };
+    let mut env_names = Vec::new();
+    for name in request.env.keys() {
+        env_names.push(EnvVarName::parse(name).map_err(|e| {
+            bad(
+                e.to_string(),
+                "rename the variable (letters, digits and '_')",
+            )
+        })?);
+    }
+    let id = DeploymentId::generate();
+    for (name, value) in &request.env {
+        services
+            .secrets
+            .put(
+                &keys::env_secret(&id, name),
+                &SecretValue::new(value.clone()),
+            )
+            .await
+            .map_err(|e| AppError::Unavailable(e.to_string()))?;
+    }
+    let deployment = Deployment::new(
+        id.clone(),
+        NewDeployment {
+            owner: request.owner,
+            source: Source {
+                location: source,
+                branch: request.branch.filter(|b| !b.is_empty()),
+                commit: None,
+                subdir: request.subdir.filter(|s| !s.is_empty()),
+            },
+            service_name,
+            env_names,
+        },
+        Utc::now(),
+    );
+    services.store.create(&deployment).await?;
+    services
+        .store
+        .append_event(
+            &id,
+            NewEvent::status(
+                Status::Queued,
+                format!("Queued deployment of {}", deployment.source.location),
+                0,
+            ),
+        )
+        .await?;
+    services
+        .bus
+        .publish(&StageMessage::new(id, devgem_domain::Stage::Analyze))
+        .await
+        .map_err(|e| AppError::Unavailable(e.to_string()))?;
+    Ok(deployment)
+}
+
+/// Asks a running deployment to stop where it is. A deployment that no worker holds is
+/// aborted at once; one in a stage is aborted by its worker within about a second.
+pub async fn abort_deployment(
+    services: &Services,
+    id: &DeploymentId,
+) -> Result<Deployment, AppError> {
+    let current = services
+        .store
+        .get(id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(id.clone()))?;
+    if current.status.is_terminal() {
+        return Err(AppError::Conflict(format!(
+            "deployment {id} is already {}; only a running deployment can be aborted",
+            current.status
+        )));
+    }
+    modify(services, id, |d| {
+        if d.status.is_terminal() || d.abort_requested {
+            return false;
+        }
+        d.abort_requested = true;
+        true
+    })
+    .await?;
+    let unclaimed = services.store.get(id).await?.is_some_and(|d| {
+        d.claim.is_none()
+            || d.claim
+                .as_ref()
+                .is_some_and(|c| services.instance.is_gone(&c.holder))
+    });
+    if unclaimed {
+        finish_aborted(services, id).await?;
+    }
+    Ok(services
+        .store
+        .get(id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(id.clone()))?)
+}
+
+/// Stops a live deployment's app.
+pub async fn stop_deployment(
+    services: &Services,
+    id: &DeploymentId,
+) -> Result<Deployment, AppError> {
+    let current = services
+        .store
+        .get(id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(id.clone()))?;
+    if !current.status.is_terminal() {
+        return abort_deployment(services, id).await;
+    }
+    services
+        .runtime
+        .stop(id)
+        .await
+        .map_err(|e| AppError::Unavailable(e.to_string()))?;
+    let now = Utc::now();
+    if let Some(d) = modify(services, id, |d| d.transition(Status::Stopped, now).is_ok()).await? {
+        services
+            .store
+            .append_event(
+                id,
+                NewEvent::status(Status::Stopped, "Stopped by its owner", d.progress),
+            )
+            .await?;
+        return Ok(d);
+    }
+    Ok(current)
+}
+
+/// Re-publishes the message of every unfinished deployment, so work interrupted by a restart
+/// goes on. Stage handlers make the duplicates harmless.
+pub async fn resume_unfinished(services: &Services) -> Result<usize, AppError> {
+    let all = services
+        .store
+        .list(&ListFilter {
+            owner: None,
+            limit: 1000,
+        })
+        .await?;
+    let mut resumed = 0;
+    for d in all.into_iter().filter(|d| !d.status.is_terminal()) {
+        if let Some(stage) = d.status.stage() {
+            services
+                .bus
+                .publish(&StageMessage::new(d.id.clone(), stage))
+                .await
+                .map_err(|e| AppError::Unavailable(e.to_string()))?;
+            resumed += 1;
+        }
+    }
+    Ok(resumed)
+}
+
+/// The user's environment variables with their values, for the runtime.
+pub async fn user_env(
+    services: &Services,
+    deployment: &Deployment,
+) -> Result<Vec<(String, SecretValue)>, AppError> {
+    let mut env = Vec::new();
+    for name in &deployment.env_names {
+        let value = services
+            .secrets
+            .get(&keys::env_secret(&deployment.id, name.as_str()))
+            .await
+            .map_err(|e| AppError::Unavailable(e.to_string()))?
+            .ok_or_else(|| AppError::Internal(format!("the value of {name} is missing")))?;
+        env.push((name.as_str().to_string(), value));
+    }
+    Ok(env)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_names_come_from_the_repository_or_folder() {
+        assert_eq!(
+            default_service_name("https://github.com/acme/Shop.git", None).as_str(),
+            "shop"
+        );
+        assert_eq!(
+            default_service_name("/home/me/my_app/", None).as_str(),
+            "my-app"
+        );
+        assert_eq!(
+            default_service_name("git@github.com:acme/mono.git", Some("apps/web")).as_str(),
+            "web"
+        );
+    }
+}
+
+/// A deployment's events after `after`: the stored ones, then live ones until the final
+/// event. For a finished deployment the stream ends with what is stored.
+pub async fn follow(
+    services: &Services,
+    id: &DeploymentId,
+    after: u64,
+) -> Result<devgem_ports::EventStream, AppError> {
+    let d = services
+        .store
+        .get(id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(id.clone()))?;
+    if d.status.is_terminal() {
+        let events = services.store.events(id, after).await?;
+        return Ok(Box::pin(futures::stream::iter(events.into_iter().map(Ok))));
+    }
+    Ok(services.store.subscribe(id, after).await?)
+}
