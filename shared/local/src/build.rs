@@ -241,6 +241,8 @@ fn build_env(plan: &BuildPlan, root: &Path, app: &Path) -> Vec<(String, String)>
         ("PYTHONUNBUFFERED", "1".into()),
         ("PIP_DISABLE_PIP_VERSION_CHECK", "1".into()),
         ("PIP_NO_INPUT", "1".into()),
+        // Progress bars are noise in a log that is not a terminal.
+        ("PIP_PROGRESS_BAR", "off".into()),
         ("npm_config_fund", "false".into()),
         ("npm_config_audit", "false".into()),
         ("npm_config_update_notifier", "false".into()),
