@@ -24,6 +24,9 @@ pub(crate) struct CopyReport {
 /// Copies the tree at `src` into the existing folder `dst`.
 pub(crate) fn copy_tree(src: &Path, dst: &Path, rules: &CopyRules<'_>) -> io::Result<CopyReport> {
     let root = src.canonicalize()?;
+    // A destination inside the source (a build folder under the checkout) must not be
+    // copied into itself.
+    let dst_real = dst.canonicalize()?;
     let skip: Vec<String> = rules.skip_names.iter().map(|s| s.to_string()).collect();
     let walk = ignore::WalkBuilder::new(&root)
         .standard_filters(false)
@@ -36,7 +39,7 @@ pub(crate) fn copy_tree(src: &Path, dst: &Path, rules: &CopyRules<'_>) -> io::Re
         .follow_links(false)
         .filter_entry(move |entry| {
             let name = entry.file_name().to_string_lossy();
-            name != ".git" && !skip.iter().any(|s| *s == name)
+            name != ".git" && !skip.iter().any(|s| *s == name) && entry.path() != dst_real
         })
         .build();
 
