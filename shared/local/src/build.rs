@@ -1,0 +1,436 @@
+//! The native builder: runs the build plan's install and build commands on this machine, in
+//! a fresh copy of the checkout, with the language's tools (a Python venv, `node_modules/.bin`)
+//! first on `PATH`. It renders the same plan the Dockerfile encodes, so a local run proves it.
+
+use async_trait::async_trait;
+use devgem_analyzer::BuildPlan;
+use devgem_ports::{Artifact, BuildError, BuildRequest, Builder, LogSink};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
+
+use crate::hint;
+use crate::process::{self, RunError};
+use crate::tree::{self, CopyRules};
+
+/// How the builder behaves.
+#[derive(Debug, Clone)]
+pub struct BuildConfig {
+    /// The longest one command (install, build) may run.
+    pub command_timeout: Duration,
+}
+
+impl Default for BuildConfig {
+    fn default() -> Self {
+        Self {
+            command_timeout: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// Builds in `<base_dir>/<deployment id>/`; the artifact is that folder.
+#[derive(Debug, Clone)]
+pub struct NativeBuilder {
+    base_dir: PathBuf,
+    config: BuildConfig,
+}
+
+impl NativeBuilder {
+    pub fn new(base_dir: impl Into<PathBuf>) -> Self {
+        Self::with_config(base_dir, BuildConfig::default())
+    }
+
+    pub fn with_config(base_dir: impl Into<PathBuf>, config: BuildConfig) -> Self {
+        Self {
+            base_dir: base_dir.into(),
+            config,
+        }
+    }
+}
+
+/// Machine-specific folders that are never copied from the checkout: they are rebuilt here
+/// (the Dockerfile's `.dockerignore` leaves `node_modules` out for the same reason).
+const NOT_COPIED: &[&str] = &["node_modules", ".venv"];
+
+fn failed(reason: impl Into<String>, hint: impl Into<String>) -> BuildError {
+    BuildError::Failed {
+        reason: reason.into(),
+        hint: hint.into(),
+    }
+}
+
+#[async_trait]
+impl Builder for NativeBuilder {
+    async fn build(
+        &self,
+        request: &BuildRequest,
+        log: &dyn LogSink,
+        cancel: &CancellationToken,
+    ) -> Result<Artifact, BuildError> {
+        let plan = &request.plan;
+        if !tree::is_contained(Path::new(&plan.app_dir)) {
+            return Err(failed(
+                format!(
+                    "the plan's app folder {:?} is outside the checkout",
+                    plan.app_dir
+                ),
+                "the app folder must be a relative path inside the repository",
+            ));
+        }
+        let root = self.base_dir.join(request.deployment_id.as_str());
+        prepare_copy(&request.source_dir, &root, log).await?;
+        let app = root.join(&plan.app_dir);
+        if !app.is_dir() {
+            return Err(failed(
+                format!(
+                    "the app folder {} does not exist in the checkout",
+                    plan.app_dir
+                ),
+                "check the folder (subdir) given for the app",
+            ));
+        }
+        if cancel.is_cancelled() {
+            return Err(BuildError::Cancelled);
+        }
+
+        let mut env = build_env(plan, &root, &app);
+        let mut steps: Vec<String> = Vec::new();
+        match plan.language.as_str() {
+            "python" => {
+                let python = pick_python(plan, &env, log)?;
+                steps.push(format!("{python} -m venv .venv"));
+                env.push((
+                    "VIRTUAL_ENV".into(),
+                    app.join(".venv").to_string_lossy().into_owned(),
+                ));
+                steps.extend(python_tools(plan));
+            }
+            "node" => {
+                require(
+                    &env,
+                    "node",
+                    "Node.js",
+                    "install Node.js (https://nodejs.org, or apt install nodejs npm)",
+                )?;
+                shim_package_managers(plan, &root, &env, log)?;
+            }
+            _ => {}
+        }
+        steps.extend(
+            plan.install_command
+                .iter()
+                .filter(|c| !c.trim().is_empty())
+                .cloned(),
+        );
+        steps.extend(
+            plan.build_command
+                .iter()
+                .filter(|c| !c.trim().is_empty())
+                .cloned(),
+        );
+        if steps.is_empty() {
+            log.line("Nothing to install or build");
+        }
+        for step in &steps {
+            self.run_step(step, &app, &env, log, cancel).await?;
+        }
+        log.line(&format!("Build ready in {}", root.display()));
+        Ok(Artifact(root.to_string_lossy().into_owned()))
+    }
+}
+
+impl NativeBuilder {
+    /// Runs one shell command of the build, streaming its output.
+    async fn run_step(
+        &self,
+        step: &str,
+        dir: &Path,
+        env: &[(String, String)],
+        log: &dyn LogSink,
+        cancel: &CancellationToken,
+    ) -> Result<(), BuildError> {
+        log.line(&format!("$ {step}"));
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(step)
+            .current_dir(dir)
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)));
+        let timeout = self.config.command_timeout;
+        let started = std::time::Instant::now();
+        match process::run(cmd, log, timeout, cancel, &|l: &str| l.to_string()).await {
+            Ok(done) if done.status.success() => {
+                log.line(&format!(
+                    "`{step}` done in {:.1} s",
+                    started.elapsed().as_secs_f64()
+                ));
+                Ok(())
+            }
+            Ok(done) => {
+                let code = done
+                    .status
+                    .code()
+                    .map_or_else(|| "a signal".to_string(), |c| format!("code {c}"));
+                let hint = hint::for_output(&done.tail.all()).unwrap_or_else(|| {
+                    "read the output above; the same command fails the same way on your machine"
+                        .into()
+                });
+                Err(failed(
+                    format!("`{step}` exited with {code}:\n{}", done.tail.last(20)),
+                    hint,
+                ))
+            }
+            Err(RunError::Cancelled) => Err(BuildError::Cancelled),
+            Err(RunError::TimedOut(tail)) => Err(failed(
+                format!(
+                    "`{step}` did not finish within {} s:\n{}",
+                    timeout.as_secs(),
+                    tail.last(20)
+                ),
+                "a command may be waiting for input or stuck on the network; make it non-interactive",
+            )),
+            Err(RunError::Spawn(e)) => Err(BuildError::Unavailable(format!(
+                "could not start sh for `{step}`: {e}"
+            ))),
+        }
+    }
+}
+
+/// Replaces any previous build of this deployment with a fresh copy of the checkout.
+async fn prepare_copy(source: &Path, root: &Path, log: &dyn LogSink) -> Result<(), BuildError> {
+    let (source, root) = (source.to_path_buf(), root.to_path_buf());
+    let shown = root.display().to_string();
+    log.line(&format!("Copying the checkout to {shown}"));
+    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        if root.exists() {
+            std::fs::remove_dir_all(&root)?;
+        }
+        std::fs::create_dir_all(&root)?;
+        let rules = CopyRules {
+            gitignore: false,
+            skip_names: NOT_COPIED,
+        };
+        tree::copy_tree(&source, &root, &rules).map(|_| ())
+    })
+    .await
+    .map_err(|e| BuildError::Unavailable(format!("copy task failed: {e}")))?
+    .map_err(|e| BuildError::Unavailable(format!("could not prepare {shown}: {e}")))
+}
+
+/// The environment every build command gets: the host's toolchain settings (no DevGem
+/// secrets), the app's tool folders first on `PATH`, the plan's settings and `PORT`.
+fn build_env(plan: &BuildPlan, root: &Path, app: &Path) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = process::inherited_env()
+        .into_iter()
+        .filter(|(k, _)| k != "PATH")
+        .collect();
+    env.push((
+        "PATH".into(),
+        process::path_with(&process::tool_dirs(root, app)),
+    ));
+    for (k, v) in &plan.env {
+        // NODE_ENV=production would make `npm install` skip the devDependencies a build step
+        // needs (TypeScript, bundlers); the Dockerfile's build stage leaves it unset too.
+        if k != "NODE_ENV" {
+            env.push((k.clone(), v.clone()));
+        }
+    }
+    for (k, v) in [
+        ("PORT", plan.deploy_port.to_string()),
+        ("PYTHONUNBUFFERED", "1".into()),
+        ("PIP_DISABLE_PIP_VERSION_CHECK", "1".into()),
+        ("PIP_NO_INPUT", "1".into()),
+        // Progress bars are noise in a log that is not a terminal.
+        ("PIP_PROGRESS_BAR", "off".into()),
+        ("npm_config_fund", "false".into()),
+        ("npm_config_audit", "false".into()),
+        ("npm_config_update_notifier", "false".into()),
+        ("COREPACK_ENABLE_DOWNLOAD_PROMPT", "0".into()),
+        // Poetry installs into the venv we made rather than one of its own.
+        ("POETRY_VIRTUALENVS_CREATE", "false".into()),
+    ] {
+        env.push((k.into(), v));
+    }
+    env
+}
+
+fn path_of(env: &[(String, String)]) -> std::ffi::OsString {
+    env.iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.into())
+        .unwrap_or_default()
+}
+
+/// Fails with an install hint when `program` is not on the build's `PATH`.
+fn require(
+    env: &[(String, String)],
+    program: &str,
+    what: &str,
+    hint: &str,
+) -> Result<PathBuf, BuildError> {
+    process::which(program, &path_of(env)).ok_or_else(|| {
+        failed(
+            format!("{what} is needed to build this app, but `{program}` is not installed on this machine"),
+            format!("{hint}; or deploy to Google Cloud, where the build runs in a container"),
+        )
+    })
+}
+
+/// The Python to make the venv with: `python3.X` when the plan asks for 3.X and this machine
+/// has it, else `python3`.
+fn pick_python(
+    plan: &BuildPlan,
+    env: &[(String, String)],
+    log: &dyn LogSink,
+) -> Result<String, BuildError> {
+    let path = path_of(env);
+    if let Some(version) = &plan.runtime_version {
+        let minor: String = version.split('.').take(2).collect::<Vec<_>>().join(".");
+        let wanted = format!("python{minor}");
+        if minor.contains('.') && process::which(&wanted, &path).is_some() {
+            return Ok(wanted);
+        }
+        log.line(&format!(
+            "The plan asks for Python {version}; {wanted} is not installed here, using python3"
+        ));
+    }
+    require(
+        env,
+        "python3",
+        "Python 3",
+        "install Python 3 with its venv module (apt install python3 python3-venv)",
+    )?;
+    Ok("python3".into())
+}
+
+/// Python project tools the plan's commands call that a fresh venv lacks.
+fn python_tools(plan: &BuildPlan) -> Vec<String> {
+    let commands = [
+        &plan.install_command,
+        &plan.build_command,
+        &Some(plan.start_command.clone()),
+    ]
+    .into_iter()
+    .flatten()
+    .cloned()
+    .collect::<Vec<_>>()
+    .join(" ");
+    let words: Vec<&str> = commands
+        .split(|c: char| c.is_whitespace() || c == ';' || c == '&')
+        .collect();
+    ["poetry", "pipenv", "uv"]
+        .into_iter()
+        .filter(|tool| words.contains(tool))
+        .map(|tool| format!("pip install --quiet {tool}"))
+        .collect()
+}
+
+/// yarn and pnpm are often not installed globally; corepack (shipped with Node) or npx can
+/// provide them. A small script in `<root>/.devgem/bin` (on `PATH` for the build and the app)
+/// makes the bare name work either way.
+fn shim_package_managers(
+    plan: &BuildPlan,
+    root: &Path,
+    env: &[(String, String)],
+    log: &dyn LogSink,
+) -> Result<(), BuildError> {
+    let path = path_of(env);
+    let mut wanted: Vec<&str> = Vec::new();
+    let commands = [
+        &plan.install_command,
+        &plan.build_command,
+        &Some(plan.start_command.clone()),
+    ]
+    .into_iter()
+    .flatten()
+    .cloned()
+    .collect::<Vec<_>>()
+    .join(" ");
+    for pm in ["yarn", "pnpm"] {
+        let named = plan.package_manager.as_deref() == Some(pm)
+            || commands.split_whitespace().any(|w| w == pm);
+        if named {
+            wanted.push(pm);
+        }
+    }
+    if plan.package_manager.as_deref().is_none_or(|pm| pm == "npm") || commands.contains("npm ") {
+        require(
+            env,
+            "npm",
+            "npm",
+            "install npm (it comes with Node.js: apt install npm)",
+        )?;
+    }
+    for pm in wanted {
+        if process::which(pm, &path).is_some() {
+            continue;
+        }
+        let (runner, how) = if process::which("corepack", &path).is_some() {
+            (format!("exec corepack {pm} \"$@\""), "corepack")
+        } else if process::which("npx", &path).is_some() {
+            (format!("exec npx --yes {pm} \"$@\""), "npx")
+        } else {
+            return Err(failed(
+                format!("the app uses {pm}, which is not installed on this machine"),
+                format!("install it (npm install -g {pm}), or enable corepack (corepack enable)"),
+            ));
+        };
+        log.line(&format!(
+            "{pm} is not installed here; running it through {how}"
+        ));
+        write_shim(&root.join(".devgem/bin"), pm, &runner)
+            .map_err(|e| BuildError::Unavailable(format!("could not write the {pm} shim: {e}")))?;
+    }
+    Ok(())
+}
+
+fn write_shim(dir: &Path, name: &str, body: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    let file = dir.join(name);
+    std::fs::write(&file, format!("#!/bin/sh\n{body}\n"))?;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn plan(install: &str, start: &str) -> BuildPlan {
+        BuildPlan {
+            language: "python".into(),
+            framework: None,
+            runtime_version: None,
+            package_manager: None,
+            app_dir: ".".into(),
+            install_command: Some(install.into()),
+            build_command: None,
+            start_command: start.into(),
+            deploy_port: 8080,
+            system_packages: vec![],
+            env: BTreeMap::new(),
+            base_image: "python:3.12-slim".into(),
+        }
+    }
+
+    #[test]
+    fn installs_python_project_tools_the_commands_use() {
+        assert_eq!(
+            python_tools(&plan(
+                "poetry install --no-root",
+                "poetry run gunicorn app:app"
+            )),
+            vec!["pip install --quiet poetry"]
+        );
+        assert!(
+            python_tools(&plan("pip install -r requirements.txt", "gunicorn app:app")).is_empty()
+        );
+        assert_eq!(
+            python_tools(&plan("uv sync", "uvicorn main:app")),
+            vec!["pip install --quiet uv"]
+        );
+    }
+}

@@ -1,0 +1,491 @@
+//! The source fetcher: a local folder (copied, honouring `.gitignore`) or any git URL
+//! (shallow clone with a timeout, never prompting for credentials).
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use devgem_domain::Source;
+use devgem_ports::{FetchedSource, LogSink, SecretValue, SourceError, SourceFetcher};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
+
+use crate::process::{self, RunError};
+use crate::tree::{self, CopyRules};
+
+/// How the fetcher behaves.
+#[derive(Debug, Clone)]
+pub struct FetchConfig {
+    /// The longest a clone (or a fetch of a commit) may take.
+    pub git_timeout: Duration,
+    /// Sent to github.com over https, so private repositories can be cloned.
+    pub github_token: Option<SecretValue>,
+}
+
+impl Default for FetchConfig {
+    fn default() -> Self {
+        Self {
+            git_timeout: Duration::from_secs(120),
+            github_token: None,
+        }
+    }
+}
+
+/// Fetches a [`Source`] whose location is a local path or a git URL.
+#[derive(Debug, Clone, Default)]
+pub struct LocalSourceFetcher {
+    config: FetchConfig,
+}
+
+impl LocalSourceFetcher {
+    pub fn new(config: FetchConfig) -> Self {
+        Self { config }
+    }
+}
+
+/// What a location string names.
+#[derive(Debug, PartialEq, Eq)]
+enum Location {
+    Path(PathBuf),
+    Git(String),
+}
+
+/// Hosts whose `host/owner/repo` shorthand means the https URL.
+const SHORTHAND_HOSTS: &[&str] = &["github.com/", "gitlab.com/", "bitbucket.org/"];
+
+fn classify(location: &str) -> Location {
+    let location = location.trim();
+    let schemes = [
+        "https://",
+        "http://",
+        "git://",
+        "ssh://",
+        "file://",
+        "git+ssh://",
+    ];
+    if schemes.iter().any(|s| location.starts_with(s)) {
+        return Location::Git(location.to_string());
+    }
+    // scp-like ssh: `git@github.com:owner/repo.git` (a colon before any slash, after an `@`).
+    if let Some((before, _)) = location.split_once(':')
+        && before.contains('@')
+        && !before.contains('/')
+    {
+        return Location::Git(location.to_string());
+    }
+    let path = expand_home(location);
+    let bare = location.strip_prefix("www.").unwrap_or(location);
+    if SHORTHAND_HOSTS.iter().any(|h| bare.starts_with(h)) && !path.exists() {
+        return Location::Git(format!("https://{bare}"));
+    }
+    Location::Path(path)
+}
+
+fn expand_home(location: &str) -> PathBuf {
+    match (location.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => PathBuf::from(location),
+    }
+}
+
+/// `url` with any user name or token replaced by `***`, for logs and messages.
+pub(crate) fn redact_url(url: &str) -> String {
+    let mut out = String::with_capacity(url.len());
+    let mut rest = url;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let authority_end = tail.find(['/', ' ', '\'', '"']).unwrap_or(tail.len());
+        match tail[..authority_end].rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                rest = &tail[at..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[async_trait]
+impl SourceFetcher for LocalSourceFetcher {
+    async fn fetch(
+        &self,
+        source: &Source,
+        dest: &Path,
+        log: &dyn LogSink,
+        cancel: &CancellationToken,
+    ) -> Result<FetchedSource, SourceError> {
+        match classify(&source.location) {
+            Location::Path(path) => self.copy_local(&path, source, dest, log, cancel).await,
+            Location::Git(url) => self.clone_git(&url, source, dest, log, cancel).await,
+        }
+    }
+}
+
+impl LocalSourceFetcher {
+    async fn copy_local(
+        &self,
+        path: &Path,
+        source: &Source,
+        dest: &Path,
+        log: &dyn LogSink,
+        cancel: &CancellationToken,
+    ) -> Result<FetchedSource, SourceError> {
+        let shown = path.display().to_string();
+        let meta = std::fs::metadata(path).map_err(|_| SourceError::Rejected {
+            reason: format!("the path {shown} does not exist"),
+            hint: "check the path, or give a git URL such as https://github.com/owner/repo".into(),
+        })?;
+        if !meta.is_dir() {
+            return Err(SourceError::Rejected {
+                reason: format!("{shown} is a file, not a folder"),
+                hint: "give the folder that holds the app (the one with package.json, requirements.txt, index.html...)".into(),
+            });
+        }
+        let empty = tree::is_empty_dir(path).map_err(|e| SourceError::Rejected {
+            reason: format!("the folder {shown} cannot be read: {e}"),
+            hint: "check its permissions".into(),
+        })?;
+        if empty {
+            return Err(SourceError::Rejected {
+                reason: format!("the folder {shown} is empty"),
+                hint: "point DevGem at the folder that holds your app's code".into(),
+            });
+        }
+        if cancel.is_cancelled() {
+            return Err(SourceError::Cancelled);
+        }
+        if let Some(subdir) = &source.subdir {
+            log.line(&format!("App folder inside the source: {subdir}"));
+        }
+        log.line(&format!(
+            "Copying {shown} (honouring .gitignore, without .git)"
+        ));
+        let (src, dst) = (path.to_path_buf(), dest.to_path_buf());
+        let report = tokio::task::spawn_blocking(move || {
+            let rules = CopyRules {
+                gitignore: true,
+                skip_names: &[],
+            };
+            tree::copy_tree(&src, &dst, &rules)
+        })
+        .await
+        .map_err(|e| SourceError::Unavailable(format!("copy task failed: {e}")))?
+        .map_err(|e| SourceError::Rejected {
+            reason: format!("copying {shown} failed: {e}"),
+            hint: "check that every file in the folder is readable".into(),
+        })?;
+        for link in &report.skipped_links {
+            log.line(&format!(
+                "Skipped the link {}: it points outside the folder or nowhere",
+                link.display()
+            ));
+        }
+        if report.files == 0 {
+            return Err(SourceError::Rejected {
+                reason: format!(
+                    "the folder {shown} has no files to deploy: .gitignore excludes them all"
+                ),
+                hint: "point DevGem at the folder that holds your app's code".into(),
+            });
+        }
+        log.line(&format!("Copied {} files", report.files));
+        Ok(FetchedSource {
+            commit: head_commit(path).await,
+        })
+    }
+
+    async fn clone_git(
+        &self,
+        url: &str,
+        source: &Source,
+        dest: &Path,
+        log: &dyn LogSink,
+        cancel: &CancellationToken,
+    ) -> Result<FetchedSource, SourceError> {
+        let shown = redact_url(url);
+        let token = self
+            .config
+            .github_token
+            .as_ref()
+            .filter(|_| url.starts_with("https://github.com/"))
+            .map(|t| t.expose().to_string());
+        let redact = {
+            let token = token.clone();
+            move |line: &str| {
+                let line = redact_url(line);
+                match &token {
+                    Some(t) if !t.is_empty() => line.replace(t.as_str(), "***"),
+                    _ => line,
+                }
+            }
+        };
+
+        let mut args = vec!["clone", "--depth", "1", "--no-tags"];
+        if let Some(branch) = &source.branch {
+            args.extend(["--branch", branch.as_str()]);
+            log.line(&format!("Cloning {shown} (branch {branch})"));
+        } else {
+            log.line(&format!("Cloning {shown}"));
+        }
+        let dest_str = dest.to_string_lossy();
+        args.extend(["--", url, &dest_str]);
+        let cmd = self.git(&args, None, token.as_deref());
+        self.run_git(cmd, &shown, source, log, cancel, &redact)
+            .await?;
+
+        if let Some(commit) = &source.commit {
+            let head = rev_parse(dest).await.unwrap_or_default();
+            if !head.starts_with(commit.as_str()) {
+                log.line(&format!("Fetching commit {commit}"));
+                let fetch = self.git(
+                    &["fetch", "--depth", "1", "--no-tags", "origin", commit],
+                    Some(dest),
+                    token.as_deref(),
+                );
+                self.run_git(fetch, &shown, source, log, cancel, &redact)
+                    .await
+                    .map_err(|e| match e {
+                        SourceError::Rejected { .. } => SourceError::Rejected {
+                            reason: format!("commit {commit} was not found in {shown}"),
+                            hint: "give the full 40-character sha of a commit that was pushed"
+                                .into(),
+                        },
+                        other => other,
+                    })?;
+                let checkout = self.git(&["checkout", "--detach", "FETCH_HEAD"], Some(dest), None);
+                self.run_git(checkout, &shown, source, log, cancel, &redact)
+                    .await?;
+            }
+        }
+        let commit = rev_parse(dest).await;
+        if let Some(sha) = &commit {
+            log.line(&format!("Checked out {sha}"));
+        }
+        // The checkout is the files only, as for a local folder: history is not deployed.
+        let _ = std::fs::remove_dir_all(dest.join(".git"));
+        Ok(FetchedSource { commit })
+    }
+
+    /// A git command that never prompts: no terminal prompt, no credential helper dialogs,
+    /// ssh in batch mode. A GitHub token travels in the environment, never on the command
+    /// line where `ps` would show it.
+    fn git(&self, args: &[&str], dir: Option<&Path>, token: Option<&str>) -> Command {
+        let mut cmd = Command::new("git");
+        if let Some(dir) = dir {
+            cmd.arg("-C").arg(dir);
+        }
+        cmd.args(args)
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GCM_INTERACTIVE", "never")
+            .env_remove("GIT_DIR")
+            .env_remove("GIT_WORK_TREE")
+            .env_remove("GIT_INDEX_FILE");
+        if std::env::var_os("GIT_SSH_COMMAND").is_none() {
+            cmd.env(
+                "GIT_SSH_COMMAND",
+                "ssh -o BatchMode=yes -o ConnectTimeout=30",
+            );
+        }
+        if let Some(token) = token {
+            let basic =
+                base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
+            cmd.env("GIT_CONFIG_COUNT", "1")
+                .env("GIT_CONFIG_KEY_0", "http.https://github.com/.extraheader")
+                .env(
+                    "GIT_CONFIG_VALUE_0",
+                    format!("Authorization: Basic {basic}"),
+                );
+        }
+        cmd
+    }
+
+    async fn run_git(
+        &self,
+        cmd: Command,
+        shown: &str,
+        source: &Source,
+        log: &dyn LogSink,
+        cancel: &CancellationToken,
+        redact: &(dyn Fn(&str) -> String + Sync),
+    ) -> Result<(), SourceError> {
+        let timeout = self.config.git_timeout;
+        match process::run(cmd, log, timeout, cancel, redact).await {
+            Ok(done) if done.status.success() => Ok(()),
+            Ok(done) => Err(classify_git_failure(&done.tail.all(), shown, source)),
+            Err(RunError::Cancelled) => Err(SourceError::Cancelled),
+            Err(RunError::TimedOut(_)) => Err(SourceError::Unavailable(format!(
+                "git did not finish fetching {shown} within {} s",
+                timeout.as_secs()
+            ))),
+            Err(RunError::Spawn(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(SourceError::Rejected {
+                    reason: "git is not installed on this machine".into(),
+                    hint: "install git (apt install git, or brew install git)".into(),
+                })
+            }
+            Err(RunError::Spawn(e)) => Err(SourceError::Unavailable(format!(
+                "git could not start: {e}"
+            ))),
+        }
+    }
+}
+
+/// Reads git's complaint: what the user must fix is `Rejected`, what may pass is
+/// `Unavailable`.
+fn classify_git_failure(output: &str, shown: &str, source: &Source) -> SourceError {
+    let lower = output.to_lowercase();
+    let has = |needles: &[&str]| needles.iter().any(|n| lower.contains(n));
+    let last = output
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    let rejected = |reason: String, hint: &str| SourceError::Rejected {
+        reason,
+        hint: hint.to_string(),
+    };
+    if has(&["could not resolve host", "name or service not known"]) {
+        return rejected(
+            format!("the host of {shown} could not be found ({last})"),
+            "check the URL, and that this machine is online",
+        );
+    }
+    if has(&["remote branch"]) && has(&["not found"]) {
+        let branch = source.branch.as_deref().unwrap_or("?");
+        return rejected(
+            format!("the branch {branch} does not exist in {shown}"),
+            "check the branch name (git ls-remote --heads URL lists them)",
+        );
+    }
+    if has(&[
+        "permission denied (publickey)",
+        "host key verification failed",
+    ]) {
+        return rejected(
+            format!("ssh access to {shown} was refused ({last})"),
+            "load an SSH key with access into ssh-agent, or use the https URL and set GITHUB_TOKEN",
+        );
+    }
+    if has(&[
+        "repository not found",
+        "could not read username",
+        "could not read password",
+        "authentication failed",
+        "terminal prompts disabled",
+        "error: 403",
+        "error: 401",
+        "error: 404",
+        "returned error: 403",
+        "returned error: 401",
+        "returned error: 404",
+    ]) {
+        return rejected(
+            format!("the repository {shown} was not found, or it is private"),
+            "check the URL; for a private repository set GITHUB_TOKEN to a token that can read it",
+        );
+    }
+    if has(&[
+        "does not appear to be a git repository",
+        "not a git repository",
+        "not found",
+    ]) {
+        return rejected(
+            format!("{shown} is not a git repository ({last})"),
+            "check the URL",
+        );
+    }
+    if has(&[
+        "timed out",
+        "connection refused",
+        "failed to connect",
+        "couldn't connect",
+        "network is unreachable",
+        "early eof",
+        "rpc failed",
+        "remote end hung up",
+        "returned error: 5",
+        "connection reset",
+        "tls",
+        "ssl",
+    ]) {
+        return SourceError::Unavailable(format!("fetching {shown} failed: {last}"));
+    }
+    rejected(
+        format!("git could not fetch {shown}: {last}"),
+        "check that `git clone` works for this URL on this machine",
+    )
+}
+
+/// The commit checked out in `dir`, if it is inside a git repository with commits.
+async fn head_commit(dir: &Path) -> Option<String> {
+    rev_parse(dir).await
+}
+
+async fn rev_parse(dir: &Path) -> Option<String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "--verify", "-q", "HEAD"])
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .ok()?;
+    let sha = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && sha.len() >= 40).then_some(sha)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_locations() {
+        let git = |s: &str| Location::Git(s.to_string());
+        assert_eq!(
+            classify("https://github.com/a/b"),
+            git("https://github.com/a/b")
+        );
+        assert_eq!(classify("github.com/a/b"), git("https://github.com/a/b"));
+        assert_eq!(
+            classify("www.github.com/a/b"),
+            git("https://github.com/a/b")
+        );
+        assert_eq!(
+            classify("git@github.com:a/b.git"),
+            git("git@github.com:a/b.git")
+        );
+        assert_eq!(classify("file:///tmp/repo"), git("file:///tmp/repo"));
+        assert_eq!(classify("./app"), Location::Path(PathBuf::from("./app")));
+        assert_eq!(
+            classify("/srv/app"),
+            Location::Path(PathBuf::from("/srv/app"))
+        );
+        assert_eq!(
+            classify("/srv/a:b@c"),
+            Location::Path(PathBuf::from("/srv/a:b@c"))
+        );
+    }
+
+    #[test]
+    fn redacts_credentials_in_urls() {
+        assert_eq!(
+            redact_url("https://user:ghp_secret@github.com/a/b.git"),
+            "https://***@github.com/a/b.git"
+        );
+        assert_eq!(
+            redact_url("fatal: repository 'https://tok@github.com/a/' not found"),
+            "fatal: repository 'https://***@github.com/a/' not found"
+        );
+        assert_eq!(
+            redact_url("https://github.com/a/b"),
+            "https://github.com/a/b"
+        );
+    }
+}

@@ -1,0 +1,661 @@
+//! The local runtime: starts a built app as a process of its own that listens on `$PORT`,
+//! outlives the DevGem process that started it, and is found again (to stop it, to read its
+//! logs) through `<base>/<deployment>/runtime.json`.
+//!
+//! A deployment is live once its port accepts connections and `GET /` answers without a 5xx,
+//! the local counterpart of Cloud Run's TCP startup probe followed by DevGem's URL probe.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use devgem_analyzer::BuildPlan;
+use devgem_domain::DeploymentId;
+use devgem_ports::{DeployRequest, LogSink, Release, Runtime, RuntimeError};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
+
+use crate::hint;
+use crate::port::{self, Listener};
+use crate::process::{self, Tail};
+use crate::tree;
+
+/// How the runtime behaves.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// How long the app may take to accept connections on `$PORT`.
+    pub ready_timeout: Duration,
+    /// How long `GET /` may take to answer once the port is open.
+    pub http_timeout: Duration,
+    /// How long a stopped app gets between SIGTERM and SIGKILL.
+    pub stop_grace: Duration,
+    /// How long the app may listen on other ports only before that counts as the port
+    /// mistake (some apps open a side port first and `$PORT` a moment later).
+    pub wrong_port_grace: Duration,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            ready_timeout: Duration::from_secs(60),
+            http_timeout: Duration::from_secs(10),
+            stop_grace: Duration::from_secs(5),
+            wrong_port_grace: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Runs each deployment as a process group of its own, with its state in
+/// `<base_dir>/<deployment id>/` (`runtime.json`, `app.log`).
+#[derive(Debug, Clone)]
+pub struct ProcessRuntime {
+    base_dir: PathBuf,
+    config: RunConfig,
+}
+
+/// A deployment's app as `devgem status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningApp {
+    pub pid: u32,
+    pub pgid: u32,
+    pub port: u16,
+    pub url: String,
+    pub started_at: DateTime<Utc>,
+    /// Whether its processes still run (false: it exited or crashed since it went live).
+    pub alive: bool,
+}
+
+/// What `runtime.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Record {
+    pid: i32,
+    pgid: i32,
+    port: u16,
+    url: String,
+    started_at: DateTime<Utc>,
+    /// The leader's start time, so a recycled pid is never taken for the app.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    start_ticks: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stopped_at: Option<DateTime<Utc>>,
+}
+
+/// How many lines of the app's output a failure quotes, and `logs` returns.
+const FAILURE_LINES: usize = 20;
+const LOG_LINES: usize = 500;
+
+fn failed(reason: impl Into<String>, hint: impl Into<String>) -> RuntimeError {
+    RuntimeError::Failed {
+        reason: reason.into(),
+        hint: hint.into(),
+    }
+}
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::Unavailable(format!("{what}: {e}"))
+}
+
+/// The command that starts the app on this machine.
+// When the plan gains a native start command (one that differs from the container's), prefer
+// it here: this is the only place the runtime reads the start command.
+fn start_command(plan: &BuildPlan) -> &str {
+    &plan.start_command
+}
+
+impl ProcessRuntime {
+    pub fn new(base_dir: impl Into<PathBuf>) -> Self {
+        Self::with_config(base_dir, RunConfig::default())
+    }
+
+    pub fn with_config(base_dir: impl Into<PathBuf>, config: RunConfig) -> Self {
+        Self {
+            base_dir: base_dir.into(),
+            config,
+        }
+    }
+
+    /// The deployment's app, if it was started and not stopped since.
+    pub fn status(&self, id: &DeploymentId) -> Option<RunningApp> {
+        let record = self.read_record(id)?;
+        if record.stopped_at.is_some() {
+            return None;
+        }
+        Some(RunningApp {
+            pid: record.pid as u32,
+            pgid: record.pgid as u32,
+            port: record.port,
+            url: record.url.clone(),
+            started_at: record.started_at,
+            alive: is_ours_and_alive(&record),
+        })
+    }
+
+    fn dir(&self, id: &DeploymentId) -> PathBuf {
+        self.base_dir.join(id.as_str())
+    }
+
+    fn record_path(&self, id: &DeploymentId) -> PathBuf {
+        self.dir(id).join("runtime.json")
+    }
+
+    fn log_path(&self, id: &DeploymentId) -> PathBuf {
+        self.dir(id).join("app.log")
+    }
+
+    fn read_record(&self, id: &DeploymentId) -> Option<Record> {
+        let text = std::fs::read_to_string(self.record_path(id)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    fn write_record(&self, id: &DeploymentId, record: &Record) -> Result<(), RuntimeError> {
+        let path = self.record_path(id);
+        let tmp = path.with_extension("json.tmp");
+        let text =
+            serde_json::to_string_pretty(record).map_err(|e| unavailable("runtime.json", e))?;
+        // Written then renamed, so a reader never sees half a record.
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| unavailable(&format!("could not write {}", path.display()), e))
+    }
+
+    /// Stops the group (SIGTERM, then SIGKILL after the grace period) and marks it stopped.
+    async fn stop_record(&self, id: &DeploymentId, mut record: Record, grace: Duration) {
+        if is_ours_and_alive(&record) {
+            let pgid = Pid::from_raw(record.pgid);
+            let _ = killpg(pgid, Signal::SIGTERM);
+            if !wait_gone(record.pgid, grace).await {
+                let _ = killpg(pgid, Signal::SIGKILL);
+                wait_gone(record.pgid, Duration::from_secs(2)).await;
+            }
+        }
+        record.stopped_at = Some(Utc::now());
+        let _ = self.write_record(id, &record);
+        append_line(
+            &self.log_path(id),
+            &format!("--- devgem: stopped at {} ---", Utc::now().to_rfc3339()),
+        );
+    }
+
+    /// Everything after the app has been spawned: wait for the port, probe, report.
+    #[allow(clippy::too_many_arguments)]
+    async fn wait_live(
+        &self,
+        child: &mut tokio::process::Child,
+        record: &Record,
+        follower: &mut LogFollower,
+        log: &dyn LogSink,
+        cancel: &CancellationToken,
+    ) -> Result<(), RuntimeError> {
+        let port = record.port;
+        let started = Instant::now();
+        let deadline = started + self.config.ready_timeout;
+        let mut leader_exit: Option<std::process::ExitStatus> = None;
+        let mut wrong_port_since: Option<Instant> = None;
+        let mut last_scan = Instant::now() - Duration::from_secs(1);
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                () = cancel.cancelled() => return Err(RuntimeError::Cancelled),
+                _ = tick.tick() => {}
+            }
+            follower.forward(log);
+            if connects(port).await {
+                break;
+            }
+            if leader_exit.is_none() {
+                leader_exit = child.try_wait().ok().flatten();
+            }
+            // The shell may exit while what it started runs on (`cmd &`): only a group with
+            // nobody left in it has really exited.
+            if let Some(status) = leader_exit
+                && !port::group_alive(record.pgid)
+            {
+                follower.forward(log);
+                let code = status
+                    .code()
+                    .map_or_else(|| "a signal".to_string(), |c| format!("code {c}"));
+                let lines = follower.tail.last(FAILURE_LINES);
+                return Err(failed(
+                    format!(
+                        "the app exited with {code} before listening on $PORT ({port}):\n{lines}"
+                    ),
+                    hint::for_output(&follower.tail.all()).unwrap_or_else(|| {
+                        "run the start command on your machine with PORT set and read its error"
+                            .into()
+                    }),
+                ));
+            }
+            if last_scan.elapsed() >= Duration::from_millis(500) {
+                last_scan = Instant::now();
+                let listeners = port::group_listeners(record.pgid);
+                if let Some(err) =
+                    self.port_mistake(&listeners, port, &mut wrong_port_since, follower)
+                {
+                    return Err(err);
+                }
+            }
+            if Instant::now() >= deadline {
+                follower.forward(log);
+                let lines = follower.tail.last(FAILURE_LINES);
+                return Err(failed(
+                    format!(
+                        "the app did not listen on $PORT ({port}) within {} s; its last output:\n{lines}",
+                        self.config.ready_timeout.as_secs()
+                    ),
+                    hint::for_output(&follower.tail.all()).unwrap_or_else(|| {
+                        "the app must listen on 0.0.0.0 at the port in the PORT environment variable".into()
+                    }),
+                ));
+            }
+        }
+        log.line(&format!(
+            "The app accepts connections on port {port} ({:.1} s after start)",
+            started.elapsed().as_secs_f64()
+        ));
+        let listeners = port::group_listeners(record.pgid);
+        let on_port: Vec<&Listener> = listeners.iter().filter(|l| l.port == port).collect();
+        if !on_port.is_empty() && on_port.iter().all(|l| l.is_loopback_only()) {
+            log.line(&format!(
+                "Warning: the app listens on {} only; on Cloud Run it must listen on 0.0.0.0",
+                on_port[0].addr
+            ));
+        }
+
+        match http_get(port, self.config.http_timeout).await {
+            Ok(status) if status >= 500 => {
+                follower.forward(log);
+                Err(failed(
+                    format!(
+                        "GET / answered {status}; the app's last output:\n{}",
+                        follower.tail.last(FAILURE_LINES)
+                    ),
+                    hint::for_output(&follower.tail.all()).unwrap_or_else(|| {
+                        "the app fails on its first request: read its log".into()
+                    }),
+                ))
+            }
+            Ok(status) => {
+                log.line(&format!("GET / answered {status}"));
+                follower.forward(log);
+                Ok(())
+            }
+            Err(why) => {
+                follower.forward(log);
+                Err(failed(
+                    format!(
+                        "the app accepted a connection on port {port} but {why}; its last output:\n{}",
+                        follower.tail.last(FAILURE_LINES)
+                    ),
+                    "the app must answer HTTP on $PORT",
+                ))
+            }
+        }
+    }
+
+    /// The failure for an app that listens, but not where it should, once that has lasted
+    /// the grace period.
+    fn port_mistake(
+        &self,
+        listeners: &[Listener],
+        port: u16,
+        since: &mut Option<Instant>,
+        follower: &LogFollower,
+    ) -> Option<RuntimeError> {
+        let on_port: Vec<&Listener> = listeners.iter().filter(|l| l.port == port).collect();
+        let mistake = if listeners.is_empty() {
+            None
+        } else if on_port.is_empty() {
+            let others: Vec<String> = listeners.iter().map(|l| l.port.to_string()).collect();
+            let others = others.join(", ");
+            Some(failed(
+                format!(
+                    "the app listens on port {others}, not $PORT ({port}); its last output:\n{}",
+                    follower.tail.last(FAILURE_LINES)
+                ),
+                "make it read the PORT environment variable (Cloud Run sets it, 8080 by default)",
+            ))
+        } else {
+            // It listens on $PORT but 127.0.0.1 could not connect: bound to ::1 only, as
+            // Node does for "localhost".
+            Some(failed(
+                format!(
+                    "the app listens on [{}]:{port} only, which 127.0.0.1 cannot reach",
+                    on_port[0].addr
+                ),
+                "listen on 0.0.0.0 (all interfaces), as Cloud Run requires",
+            ))
+        };
+        match mistake {
+            None => {
+                *since = None;
+                None
+            }
+            Some(err) => {
+                let first = *since.get_or_insert_with(Instant::now);
+                (first.elapsed() >= self.config.wrong_port_grace).then_some(err)
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Runtime for ProcessRuntime {
+    async fn deploy(
+        &self,
+        request: &DeployRequest,
+        log: &dyn LogSink,
+        cancel: &CancellationToken,
+    ) -> Result<Release, RuntimeError> {
+        let id = &request.deployment_id;
+        let plan = &request.plan;
+        let dir = self.dir(id);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| unavailable(&format!("could not create {}", dir.display()), e))?;
+        if let Some(old) = self.read_record(id).filter(|r| r.stopped_at.is_none()) {
+            log.line("Stopping the previous run of this deployment");
+            self.stop_record(id, old, self.config.stop_grace).await;
+        }
+
+        let root = PathBuf::from(&request.artifact.0);
+        if !tree::is_contained(Path::new(&plan.app_dir)) || !root.join(&plan.app_dir).is_dir() {
+            return Err(failed(
+                format!(
+                    "the build folder {} has no app folder {:?}",
+                    root.display(),
+                    plan.app_dir
+                ),
+                "build the deployment again",
+            ));
+        }
+        let app_dir = root.join(&plan.app_dir);
+        let port = port::free_port().map_err(|e| unavailable("no free port", e))?;
+        let command = start_command(plan);
+
+        let log_path = self.log_path(id);
+        append_line(
+            &log_path,
+            &format!(
+                "--- devgem: starting `{command}` on port {port} at {} ---",
+                Utc::now().to_rfc3339()
+            ),
+        );
+        let mut follower = LogFollower::at_end(&log_path);
+        let out = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| unavailable(&format!("could not open {}", log_path.display()), e))?;
+        let err = out.try_clone().map_err(|e| unavailable("app.log", e))?;
+
+        log.line(&format!("$ {command}   (PORT={port})"));
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(command)
+            .current_dir(&app_dir)
+            .env_clear()
+            .envs(run_env(request, &root, &app_dir, port))
+            // Its own group: Ctrl-C on DevGem does not reach it, and stopping it reaches
+            // every process it started.
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| unavailable("could not start sh", e))?;
+        let pid = child.id().map_or(0, |p| p as i32);
+        let url = format!("http://127.0.0.1:{port}");
+        let record = Record {
+            pid,
+            pgid: pid,
+            port,
+            url: url.clone(),
+            started_at: Utc::now(),
+            start_ticks: port::start_ticks(pid),
+            stopped_at: None,
+        };
+        if let Err(e) = self.write_record(id, &record) {
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+            return Err(e);
+        }
+
+        match self
+            .wait_live(&mut child, &record, &mut follower, log, cancel)
+            .await
+        {
+            Ok(()) => {
+                // Dropping the handle leaves the app running; tokio reaps it if it exits
+                // while this process lives.
+                drop(child);
+                Ok(Release { url })
+            }
+            Err(e) => {
+                // A failed or cancelled start leaves nothing running.
+                self.stop_record(id, record, Duration::from_millis(500))
+                    .await;
+                let _ = child.try_wait();
+                Err(e)
+            }
+        }
+    }
+
+    async fn stop(&self, id: &DeploymentId) -> Result<(), RuntimeError> {
+        if let Some(record) = self.read_record(id).filter(|r| r.stopped_at.is_none()) {
+            self.stop_record(id, record, self.config.stop_grace).await;
+        }
+        Ok(())
+    }
+
+    async fn logs(&self, id: &DeploymentId) -> Result<String, RuntimeError> {
+        let path = self.log_path(id);
+        match std::fs::File::open(&path) {
+            Ok(file) => tail_of_file(file, LOG_LINES)
+                .map_err(|e| unavailable(&format!("could not read {}", path.display()), e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+            Err(e) => Err(unavailable(
+                &format!("could not read {}", path.display()),
+                e,
+            )),
+        }
+    }
+}
+
+/// The app's environment, in increasing precedence: the host's toolchain settings (no DevGem
+/// secrets), the app's tool folders first on `PATH`, the plan's production settings, the
+/// user's variables, then what Cloud Run itself sets (`PORT`, `K_SERVICE`...).
+fn run_env(request: &DeployRequest, root: &Path, app: &Path, port: u16) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = process::inherited_env()
+        .into_iter()
+        .filter(|(k, _)| k != "PATH")
+        .collect();
+    env.push((
+        "PATH".into(),
+        process::path_with(&process::tool_dirs(root, app)),
+    ));
+    let venv = app.join(".venv");
+    if venv.is_dir() {
+        env.push(("VIRTUAL_ENV".into(), venv.to_string_lossy().into_owned()));
+    }
+    env.extend(request.plan.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env.extend(
+        request
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.expose().to_string())),
+    );
+    let service = request.service_name.as_str();
+    env.extend([
+        ("PORT".to_string(), port.to_string()),
+        ("K_SERVICE".to_string(), service.to_string()),
+        ("K_CONFIGURATION".to_string(), service.to_string()),
+        ("K_REVISION".to_string(), format!("{service}-local")),
+    ]);
+    env
+}
+
+/// Whether the recorded app still runs and is really ours (its leader's pid was not reused).
+fn is_ours_and_alive(record: &Record) -> bool {
+    match (record.start_ticks, port::start_ticks(record.pid)) {
+        // The leader's pid now names another process: ours is gone, and its group with it
+        // (a group id is not reused while any member lives).
+        (Some(ours), Some(now)) if ours != now => false,
+        _ => port::group_alive(record.pgid),
+    }
+}
+
+/// Waits until nobody in group `pgid` runs; false if `limit` passed first.
+async fn wait_gone(pgid: i32, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while port::group_alive(pgid) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    true
+}
+
+async fn connects(port: u16) -> bool {
+    let attempt = TcpStream::connect(("127.0.0.1", port));
+    matches!(
+        tokio::time::timeout(Duration::from_millis(500), attempt).await,
+        Ok(Ok(_))
+    )
+}
+
+/// `GET /` over a plain HTTP/1.1 connection; the status code, or why there was none.
+async fn http_get(port: u16, limit: Duration) -> Result<u16, String> {
+    let exchange = async {
+        let mut stream = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .map_err(|e| format!("a new connection failed ({e})"))?;
+        let request = format!(
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: devgem-probe\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+        );
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| format!("the request could not be sent ({e})"))?;
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 8192 {
+            let n = stream
+                .read(&mut buf)
+                .await
+                .map_err(|e| format!("reading the answer failed ({e})"))?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        parse_status(&head).ok_or_else(|| {
+            if head.is_empty() {
+                "closed the connection without answering GET /".to_string()
+            } else {
+                "did not answer GET / with HTTP".to_string()
+            }
+        })
+    };
+    tokio::time::timeout(limit, exchange)
+        .await
+        .unwrap_or_else(|_| Err(format!("did not answer GET / within {} s", limit.as_secs())))
+}
+
+/// The status code of an HTTP/1.x status line.
+fn parse_status(head: &[u8]) -> Option<u16> {
+    let line = String::from_utf8_lossy(head);
+    let mut parts = line.lines().next()?.split_whitespace();
+    parts.next().filter(|v| v.starts_with("HTTP/"))?;
+    parts.next()?.parse().ok()
+}
+
+/// Follows `app.log` from where this run began, passing new lines to the sink and keeping
+/// the last ones for error messages.
+struct LogFollower {
+    path: PathBuf,
+    offset: u64,
+    partial: String,
+    tail: Tail,
+}
+
+impl LogFollower {
+    fn at_end(path: &Path) -> Self {
+        let offset = std::fs::metadata(path).map_or(0, |m| m.len());
+        Self {
+            path: path.to_path_buf(),
+            offset,
+            partial: String::new(),
+            tail: Tail::default(),
+        }
+    }
+
+    fn forward(&mut self, log: &dyn LogSink) {
+        let Ok(mut file) = File::open(&self.path) else {
+            return;
+        };
+        if file.seek(SeekFrom::Start(self.offset)).is_err() {
+            return;
+        }
+        let mut bytes = Vec::new();
+        let Ok(n) = file.read_to_end(&mut bytes) else {
+            return;
+        };
+        self.offset += n as u64;
+        self.partial.push_str(&String::from_utf8_lossy(&bytes));
+        while let Some(end) = self.partial.find('\n') {
+            let line: String = self.partial.drain(..=end).collect();
+            let line = line.trim_end_matches(['\r', '\n']);
+            if !line.is_empty() {
+                log.line(line);
+                self.tail.push(line.to_string());
+            }
+        }
+    }
+}
+
+/// Appends one line to a file, creating it; a failure only costs a line of log.
+fn append_line(path: &Path, line: &str) {
+    if let Ok(mut file) = OpenOptions::new().create(true).append(true).open(path) {
+        let _ = writeln!(file, "{line}");
+    }
+}
+
+/// The last `n` lines of a file, reading at most its last 1 MiB.
+fn tail_of_file(mut file: File, n: usize) -> std::io::Result<String> {
+    const WINDOW: u64 = 1 << 20;
+    let len = file.metadata()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(WINDOW)))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = lines[lines.len().saturating_sub(n)..].join("\n");
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_status_lines() {
+        assert_eq!(parse_status(b"HTTP/1.1 200 OK\r\n"), Some(200));
+        assert_eq!(
+            parse_status(b"HTTP/1.0 503 Service Unavailable\r\n"),
+            Some(503)
+        );
+        assert_eq!(parse_status(b"SSH-2.0-OpenSSH\r\n"), None);
+        assert_eq!(parse_status(b""), None);
+    }
+}

@@ -1,0 +1,167 @@
+//! The fixtures, end to end through the ports: fetched by path, built natively, started as a
+//! local process, answered over HTTP, logged, and stopped.
+
+mod common;
+
+use common::{Lines, fixture, get, plan, refuses, wait_until};
+use devgem_analyzer::BuildPlan;
+use devgem_domain::{DeploymentId, ServiceName, Source};
+use devgem_local::{LocalSourceFetcher, NativeBuilder, ProcessRuntime};
+use devgem_ports::{
+    BuildRequest, Builder, CancellationToken, DeployRequest, Runtime, SecretValue, SourceFetcher,
+};
+use std::time::{Duration, Instant};
+
+/// Fetches, builds, deploys and checks one fixture; prints the timings.
+async fn deploy_fixture(name: &str, plan: BuildPlan, expected: &str) {
+    let work = tempfile::tempdir().unwrap();
+    let checkout = work.path().join("checkout");
+    std::fs::create_dir_all(&checkout).unwrap();
+    let cancel = CancellationToken::new();
+    let lines = Lines::default();
+    let id = DeploymentId::generate();
+
+    let source = Source {
+        location: fixture(name).to_string_lossy().into_owned(),
+        branch: None,
+        commit: None,
+        subdir: None,
+    };
+    LocalSourceFetcher::default()
+        .fetch(&source, &checkout, &lines, &cancel)
+        .await
+        .unwrap();
+
+    let started = Instant::now();
+    let builder = NativeBuilder::new(work.path().join("builds"));
+    let artifact = builder
+        .build(
+            &BuildRequest {
+                deployment_id: id.clone(),
+                service_name: ServiceName::derive_from(name),
+                source_dir: checkout,
+                plan: plan.clone(),
+                dockerfile: String::new(),
+            },
+            &lines,
+            &cancel,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{name} build failed: {e:?}"));
+    let build_time = started.elapsed();
+
+    let started = Instant::now();
+    let runtime = ProcessRuntime::new(work.path().join("run"));
+    let release = runtime
+        .deploy(
+            &DeployRequest {
+                deployment_id: id.clone(),
+                service_name: ServiceName::derive_from(name),
+                artifact,
+                plan,
+                env: vec![("GREETING".into(), SecretValue::new("s3cret-value"))],
+            },
+            &lines,
+            &cancel,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{name} deploy failed: {e:?}"));
+    let start_time = started.elapsed();
+    eprintln!(
+        "TIMING {name}: build {:.1} s, start {:.1} s",
+        build_time.as_secs_f64(),
+        start_time.as_secs_f64()
+    );
+
+    assert!(
+        release.url.starts_with("http://127.0.0.1:"),
+        "{}",
+        release.url
+    );
+    let (status, body) = get(&release.url).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(expected), "{body}");
+
+    let app = runtime.status(&id).expect("a status for a live app");
+    assert!(app.alive);
+    assert_eq!(app.url, release.url);
+    let record = std::fs::read_to_string(
+        work.path()
+            .join("run")
+            .join(id.as_str())
+            .join("runtime.json"),
+    )
+    .unwrap();
+    assert!(record.contains("\"pgid\""), "{record}");
+
+    let logs = runtime.logs(&id).await.unwrap();
+    assert!(!logs.trim().is_empty());
+    assert!(
+        !lines.text().contains("s3cret-value"),
+        "a secret reached the log"
+    );
+
+    runtime.stop(&id).await.unwrap();
+    wait_until(
+        "the port refuses connections",
+        Duration::from_secs(10),
+        || refuses(&release.url),
+    )
+    .await;
+    assert!(runtime.status(&id).is_none());
+    // Stopping again is not an error.
+    runtime.stop(&id).await.unwrap();
+    let logs = runtime.logs(&id).await.unwrap();
+    assert!(logs.contains("devgem: stopped"), "{logs}");
+    println!("--- logs of {name} ---\n{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flask_basic() {
+    deploy_fixture(
+        "flask-basic",
+        plan(
+            "python",
+            Some("pip install -r requirements.txt"),
+            "gunicorn -b 0.0.0.0:$PORT app:app",
+        ),
+        "Hello from flask-basic",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fastapi_basic() {
+    deploy_fixture(
+        "fastapi-basic",
+        plan(
+            "python",
+            Some("pip install -r requirements.txt"),
+            "uvicorn main:app --host 0.0.0.0 --port $PORT",
+        ),
+        "Hello from fastapi-basic",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn express_basic() {
+    let mut p = plan("node", Some("npm install"), "npm start");
+    p.package_manager = Some("npm".into());
+    p.env.insert("NODE_ENV".into(), "production".into());
+    deploy_fixture("express-basic", p, "Hello from express-basic").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_site() {
+    deploy_fixture(
+        "static-site",
+        plan(
+            "static",
+            None,
+            "python3 -m http.server $PORT --bind 0.0.0.0",
+        ),
+        "Hello from static-site",
+    )
+    .await;
+}

@@ -1,0 +1,340 @@
+//! What a user sees when things go wrong: apps that crash, never listen, or listen on the
+//! wrong port; builds that fail or are cancelled. Each app is a small script in a tempdir.
+
+mod common;
+
+use common::{Lines, plan, process_alive, wait_until};
+use devgem_analyzer::BuildPlan;
+use devgem_domain::{DeploymentId, ServiceName};
+use devgem_local::{BuildConfig, NativeBuilder, ProcessRuntime, RunConfig};
+use devgem_ports::{
+    Artifact, BuildError, BuildRequest, Builder, CancellationToken, DeployRequest, Runtime,
+    RuntimeError,
+};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+fn quick_runtime(base: &Path) -> ProcessRuntime {
+    ProcessRuntime::with_config(
+        base,
+        RunConfig {
+            ready_timeout: Duration::from_secs(3),
+            http_timeout: Duration::from_secs(5),
+            stop_grace: Duration::from_secs(2),
+            wrong_port_grace: Duration::from_secs(1),
+        },
+    )
+}
+
+/// Deploys `app.py` (written into a fresh folder) started by `start`.
+async fn deploy_script(script: &str, start: &str) -> (Result<String, RuntimeError>, String) {
+    let work = tempfile::tempdir().unwrap();
+    let app = work.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("app.py"), script).unwrap();
+    let runtime = quick_runtime(&work.path().join("run"));
+    let id = DeploymentId::generate();
+    let lines = Lines::default();
+    let result = runtime
+        .deploy(
+            &DeployRequest {
+                deployment_id: id.clone(),
+                service_name: ServiceName::derive_from("script"),
+                artifact: Artifact(app.to_string_lossy().into_owned()),
+                plan: plan("static", None, start),
+                env: vec![],
+            },
+            &lines,
+            &CancellationToken::new(),
+        )
+        .await;
+    // A failed start leaves nothing running.
+    if result.is_err() {
+        assert!(runtime.status(&id).is_none());
+    }
+    let _ = runtime.stop(&id).await;
+    (result.map(|r| r.url), lines.text())
+}
+
+fn failure(result: Result<String, RuntimeError>) -> (String, String) {
+    match result {
+        Err(RuntimeError::Failed { reason, hint }) => (reason, hint),
+        other => panic!("expected Failed, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_app_that_crashes_at_start_fails_with_its_traceback() {
+    let (result, log) = deploy_script(
+        "import sys\nprint('starting up', flush=True)\nraise RuntimeError('database URL missing')\n",
+        "python3 app.py",
+    )
+    .await;
+    let (reason, _) = failure(result);
+    assert!(
+        reason.contains("exited with code 1 before listening on $PORT"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("RuntimeError: database URL missing"),
+        "{reason}"
+    );
+    assert!(
+        log.contains("starting up"),
+        "the app's output was not streamed: {log}"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_module_at_start_gets_a_hint() {
+    let (result, _) = deploy_script("import devgem_no_such_module\n", "python3 app.py").await;
+    let (reason, hint) = failure(result);
+    assert!(
+        reason.contains("No module named 'devgem_no_such_module'"),
+        "{reason}"
+    );
+    assert!(hint.contains("requirements.txt"), "{hint}");
+}
+
+#[tokio::test]
+async fn an_app_that_never_listens_fails_after_the_deadline() {
+    let started = Instant::now();
+    let (result, _) = deploy_script(
+        "import time\nprint('warming up forever', flush=True)\ntime.sleep(600)\n",
+        "python3 app.py",
+    )
+    .await;
+    let (reason, _) = failure(result);
+    assert!(reason.contains("did not listen on $PORT"), "{reason}");
+    assert!(reason.contains("warming up forever"), "{reason}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn an_app_on_a_hard_coded_port_gets_the_port_hint() {
+    let other = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = other.local_addr().unwrap().port();
+    drop(other);
+    let script = format!(
+        "import http.server\nhttp.server.HTTPServer(('0.0.0.0', {port}), http.server.SimpleHTTPRequestHandler).serve_forever()\n"
+    );
+    let (result, _) = deploy_script(&script, "python3 app.py").await;
+    let (reason, hint) = failure(result);
+    assert!(
+        reason.contains(&format!("listens on port {port}, not $PORT")),
+        "{reason}"
+    );
+    assert!(hint.contains("PORT environment variable"), "{hint}");
+}
+
+#[tokio::test]
+async fn an_app_answering_500_fails() {
+    let script = "import http.server, os\nclass H(http.server.BaseHTTPRequestHandler):\n    def do_GET(self):\n        print('boom on GET', flush=True)\n        self.send_response(500)\n        self.end_headers()\nhttp.server.HTTPServer(('0.0.0.0', int(os.environ['PORT'])), H).serve_forever()\n";
+    let (result, _) = deploy_script(script, "python3 -u app.py").await;
+    let (reason, _) = failure(result);
+    assert!(reason.contains("GET / answered 500"), "{reason}");
+}
+
+#[tokio::test]
+async fn the_user_env_reaches_the_app_and_a_redeploy_replaces_the_old_process() {
+    let work = tempfile::tempdir().unwrap();
+    let app = work.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    let script = "import http.server, os\nclass H(http.server.BaseHTTPRequestHandler):\n    def do_GET(self):\n        body = ('greeting=' + os.environ.get('GREETING', '') + ' service=' + os.environ.get('K_SERVICE', '')).encode()\n        self.send_response(200)\n        self.end_headers()\n        self.wfile.write(body)\nhttp.server.HTTPServer(('0.0.0.0', int(os.environ['PORT'])), H).serve_forever()\n";
+    std::fs::write(app.join("app.py"), script).unwrap();
+    let runtime = quick_runtime(&work.path().join("run"));
+    let id = DeploymentId::generate();
+    let request = DeployRequest {
+        deployment_id: id.clone(),
+        service_name: ServiceName::derive_from("envy"),
+        artifact: Artifact(app.to_string_lossy().into_owned()),
+        plan: plan("static", None, "python3 app.py"),
+        env: vec![("GREETING".into(), devgem_ports::SecretValue::new("bonjour"))],
+    };
+    let lines = Lines::default();
+    let cancel = CancellationToken::new();
+    let first = runtime.deploy(&request, &lines, &cancel).await.unwrap();
+    let (_, body) = common::get(&first.url).unwrap();
+    assert!(body.contains("greeting=bonjour service=envy"), "{body}");
+    assert!(!lines.text().contains("bonjour"));
+    let first_pid = runtime.status(&id).unwrap().pid as i32;
+
+    let second = runtime.deploy(&request, &lines, &cancel).await.unwrap();
+    assert!(!process_alive(first_pid), "the first run still runs");
+    assert!(common::refuses(&first.url) || first.url == second.url);
+    assert_eq!(common::get(&second.url).unwrap().0, 200);
+    runtime.stop(&id).await.unwrap();
+    wait_until("the port refuses", Duration::from_secs(5), || {
+        common::refuses(&second.url)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn cancelling_a_deploy_kills_the_app() {
+    let work = tempfile::tempdir().unwrap();
+    let app = work.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    let runtime = quick_runtime(&work.path().join("run"));
+    let id = DeploymentId::generate();
+    let cancel = CancellationToken::new();
+    let request = DeployRequest {
+        deployment_id: id.clone(),
+        service_name: ServiceName::derive_from("slow"),
+        artifact: Artifact(app.to_string_lossy().into_owned()),
+        plan: plan("static", None, "echo $$ > pid; exec sleep 60"),
+        env: vec![],
+    };
+    let lines = Lines::default();
+    let canceller = cancel.clone();
+    let pid_file = app.join("pid");
+    tokio::spawn(async move {
+        wait_until("the app started", Duration::from_secs(5), || {
+            pid_file.exists()
+        })
+        .await;
+        canceller.cancel();
+    });
+    let started = Instant::now();
+    let result = runtime.deploy(&request, &lines, &cancel).await;
+    assert!(matches!(result, Err(RuntimeError::Cancelled)), "{result:?}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let pid: i32 = std::fs::read_to_string(app.join("pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(!process_alive(pid));
+}
+
+fn build_request(source: &Path, plan: BuildPlan) -> BuildRequest {
+    BuildRequest {
+        deployment_id: DeploymentId::generate(),
+        service_name: ServiceName::derive_from("b"),
+        source_dir: source.to_path_buf(),
+        plan,
+        dockerfile: String::new(),
+    }
+}
+
+#[tokio::test]
+async fn a_failing_build_command_reports_its_exit_code_output_and_hint() {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("index.html"), "hi").unwrap();
+    let builder = NativeBuilder::new(work.path().join("builds"));
+    let mut p = plan(
+        "static",
+        Some("echo compiling; echo 'Error: pg_config executable not found.' >&2; exit 3"),
+        "true",
+    );
+    p.build_command = Some("echo never runs".into());
+    let lines = Lines::default();
+    let result = builder
+        .build(
+            &build_request(work.path(), p),
+            &lines,
+            &CancellationToken::new(),
+        )
+        .await;
+    match result {
+        Err(BuildError::Failed { reason, hint }) => {
+            assert!(reason.contains("exited with code 3"), "{reason}");
+            assert!(
+                reason.contains("pg_config executable not found"),
+                "{reason}"
+            );
+            assert!(hint.contains("libpq-dev"), "{hint}");
+        }
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    assert!(lines.text().contains("compiling"));
+    assert!(!lines.text().contains("never runs"));
+}
+
+#[tokio::test]
+async fn a_build_command_that_overruns_its_timeout_fails() {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("index.html"), "hi").unwrap();
+    let builder = NativeBuilder::with_config(
+        work.path().join("builds"),
+        BuildConfig {
+            command_timeout: Duration::from_secs(1),
+        },
+    );
+    let started = Instant::now();
+    let result = builder
+        .build(
+            &build_request(work.path(), plan("static", Some("sleep 30"), "true")),
+            &Lines::default(),
+            &CancellationToken::new(),
+        )
+        .await;
+    match result {
+        Err(BuildError::Failed { reason, .. }) => {
+            assert!(reason.contains("did not finish within 1 s"), "{reason}")
+        }
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn cancelling_a_long_install_is_quick_and_leaves_no_process() {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("index.html"), "hi").unwrap();
+    let builds = work.path().join("builds");
+    let builder = NativeBuilder::new(&builds);
+    let request = build_request(
+        work.path(),
+        plan(
+            "static",
+            Some("sleep 30 & echo $! > sleep.pid; wait"),
+            "true",
+        ),
+    );
+    let pid_file = builds
+        .join(request.deployment_id.as_str())
+        .join("sleep.pid");
+    let cancel = CancellationToken::new();
+    let canceller = cancel.clone();
+    let watched = pid_file.clone();
+    tokio::spawn(async move {
+        wait_until("the install started", Duration::from_secs(10), || {
+            std::fs::read_to_string(&watched).is_ok_and(|s| s.ends_with('\n'))
+        })
+        .await;
+        canceller.cancel();
+    });
+    let result = builder.build(&request, &Lines::default(), &cancel).await;
+    let cancelled_at = Instant::now();
+    assert!(matches!(result, Err(BuildError::Cancelled)), "{result:?}");
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    wait_until("the sleep is gone", Duration::from_secs(2), || {
+        !process_alive(pid)
+    })
+    .await;
+    assert!(cancelled_at.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn a_missing_app_folder_fails_the_build() {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("index.html"), "hi").unwrap();
+    let mut p = plan("static", None, "true");
+    p.app_dir = "web".into();
+    let result = NativeBuilder::new(work.path().join("builds"))
+        .build(
+            &build_request(work.path(), p),
+            &Lines::default(),
+            &CancellationToken::new(),
+        )
+        .await;
+    assert!(
+        matches!(result, Err(BuildError::Failed { ref reason, .. }) if reason.contains("web")),
+        "{result:?}"
+    );
+}
