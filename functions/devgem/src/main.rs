@@ -1,1 +1,101 @@
-fn main() {}
+//! `devgem`: one binary that hosts any DevGem function (`FUNCTION_TARGET`) or all of them
+//! (`devgem serve`), and the command line that deploys, inspects and stops deployments.
+
+mod cli;
+mod config;
+mod render;
+mod wiring;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "devgem",
+    version,
+    about = "Deploy any Git repository, from a sentence or a push."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Deploy a local folder or a git URL and print its URL once it answers.
+    Deploy(cli::deploy::DeployArgs),
+    /// Serve the HTTP API and run every stage in this process (or one, with FUNCTION_TARGET).
+    Serve,
+    /// Show deployments, or one deployment.
+    Status {
+        id: Option<String>,
+        #[command(flatten)]
+        remote: cli::Remote,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a deployment's build and app logs.
+    Logs {
+        id: String,
+        #[command(flatten)]
+        remote: cli::Remote,
+    },
+    /// Stop a deployment: abort it if it is running, stop its app if it is live.
+    Stop {
+        id: String,
+        #[command(flatten)]
+        remote: cli::Remote,
+    },
+    /// Say what the app in PATH is and how DevGem would build and run it.
+    Analyze {
+        path: PathBuf,
+        /// Print the analysis as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the Dockerfile DevGem writes for the app in PATH.
+    Dockerfile {
+        path: PathBuf,
+        /// Write Dockerfile and .dockerignore into PATH instead of printing.
+        #[arg(long)]
+        write: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let serving = matches!(cli.command, Command::Serve);
+    cli::init_tracing(serving);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Deploy(args) => cli::deploy::run(args).await,
+            Command::Serve => cli::serve::run().await,
+            Command::Status { id, remote, json } => cli::inspect::status(id, remote, json).await,
+            Command::Logs { id, remote } => cli::inspect::logs(id, remote).await,
+            Command::Stop { id, remote } => cli::inspect::stop(id, remote).await,
+            Command::Analyze { path, json } => cli::analyze::analyze(path, json),
+            Command::Dockerfile { path, write } => cli::analyze::dockerfile(path, write),
+        }
+    });
+    // Background tasks (stream readers, tickers) must not keep a finished command alive.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -210,3 +210,10 @@ impl ScanReport {
 pub fn scan(_dir: &Path, _plan: &BuildPlan, _dockerfile: &str) -> ScanReport {
     ScanReport::default()
 }
+
+impl Analysis {
+    /// A readable summary (stub; the analyzer issue writes the real one).
+    pub fn summary(&self) -> String {
+        format!("{} {:?}", self.language, self.framework)
+    }
+}

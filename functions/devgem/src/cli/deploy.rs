@@ -1,0 +1,173 @@
+//! `devgem deploy PATH|GIT_URL`: starts a deployment (here, or on a server with --server),
+//! shows its progress, and returns once it is live — the app keeps running.
+
+use super::Remote;
+use super::remote::Client;
+use crate::config::Config;
+use crate::render::Renderer;
+use crate::wiring;
+use anyhow::{Context, bail};
+use devgem_app::CreateDeployment;
+use devgem_domain::{Deployment, Status};
+use futures::StreamExt;
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+#[derive(clap::Args, Debug)]
+pub struct DeployArgs {
+    /// A folder on this machine or a git URL (https://github.com/owner/repo, github.com/owner/repo).
+    pub source: String,
+    /// The branch to deploy (default: the repository's default branch).
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// The folder inside the repository to deploy (for monorepos).
+    #[arg(long)]
+    pub subdir: Option<String>,
+    /// The service name (default: from the repository or folder name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// An environment variable for the app, NAME=VALUE; repeatable. Values are kept secret.
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+    /// Print one JSON event per line.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+fn parse_env(pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut env = BTreeMap::new();
+    for pair in pairs {
+        let Some((name, value)) = pair.split_once('=') else {
+            bail!("--env {pair:?} has no '=': write --env NAME=VALUE");
+        };
+        env.insert(name.trim().to_string(), value.to_string());
+    }
+    Ok(env)
+}
+
+/// A local path is made absolute, so a server in another folder finds it too.
+fn absolute_source(source: &str) -> String {
+    let path = std::path::Path::new(source);
+    let looks_like_url = source.contains("://") || source.starts_with("git@");
+    if !looks_like_url && path.exists() {
+        if let Ok(abs) = std::fs::canonicalize(path) {
+            return abs.display().to_string();
+        }
+    }
+    source.to_string()
+}
+
+pub async fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
+    let env = parse_env(&args.env)?;
+    let request = CreateDeployment {
+        owner: devgem_fn_chat::LOCAL_OWNER.to_string(),
+        source: absolute_source(&args.source),
+        branch: args.branch.clone(),
+        subdir: args.subdir.clone(),
+        service_name: args.name.clone(),
+        env,
+    };
+    let mut renderer = Renderer::new(args.json);
+    let deployment = match &args.remote.server {
+        Some(server) => {
+            deploy_remote(server, args.remote.token.clone(), request, &mut renderer).await?
+        }
+        None => deploy_here(request, &mut renderer).await?,
+    };
+    renderer.finish();
+    Ok(report(&deployment, renderer.is_json()))
+}
+
+async fn deploy_here(
+    request: CreateDeployment,
+    renderer: &mut Renderer,
+) -> anyhow::Result<Deployment> {
+    let config = Config::from_env()?;
+    let (services, bus) = wiring::embedded(&config)?;
+    wiring::connect_stages(&services, &bus);
+    let deployment = devgem_app::create_deployment(&services, request)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let id = deployment.id.clone();
+    let mut events = devgem_app::follow(&services, &id, 0)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut interrupted = false;
+    loop {
+        tokio::select! {
+            next = events.next() => match next {
+                Some(Ok(event)) => renderer.show(&event),
+                Some(Err(e)) => return Err(anyhow::anyhow!("lost the progress stream: {e}")),
+                None => break,
+            },
+            _ = tokio::signal::ctrl_c(), if !interrupted => {
+                interrupted = true;
+                eprintln!("interrupted: aborting deployment {id} (press Ctrl-C again to leave it running)");
+                let _ = devgem_app::abort_deployment(&services, &id).await;
+            }
+        }
+    }
+    bus.drain().await;
+    services
+        .store
+        .get(&id)
+        .await?
+        .context("the deployment disappeared from the store")
+}
+
+async fn deploy_remote(
+    server: &str,
+    token: Option<String>,
+    request: CreateDeployment,
+    renderer: &mut Renderer,
+) -> anyhow::Result<Deployment> {
+    let client = Client::new(server, token)?;
+    let body = serde_json::json!({
+        "source": request.source,
+        "branch": request.branch,
+        "subdir": request.subdir,
+        "service_name": request.service_name,
+        "env": request.env,
+    });
+    let created: Deployment = client
+        .call(reqwest::Method::POST, "/api/deployments", Some(body))
+        .await?;
+    client
+        .follow(created.id.as_str(), |event| renderer.show(event))
+        .await?;
+    client
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/deployments/{}", created.id),
+            None,
+        )
+        .await
+}
+
+/// Prints the outcome; its last line names the deployment, its status and its URL.
+fn report(d: &Deployment, json: bool) -> ExitCode {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "deployment_id": d.id,
+                "status": d.status,
+                "url": d.url,
+                "error": d.error,
+            })
+        );
+    } else {
+        if let Some(error) = &d.error {
+            eprintln!("error: {error}");
+        }
+        let url = d.url.as_deref().unwrap_or("-");
+        println!("deployment {} {} {url}", d.id, d.status);
+    }
+    match d.status {
+        Status::Live => ExitCode::SUCCESS,
+        Status::Aborted => ExitCode::from(130),
+        _ => ExitCode::from(1),
+    }
+}
