@@ -160,7 +160,17 @@ fn report(d: &Deployment, json: bool) -> ExitCode {
         );
     } else {
         if let Some(error) = &d.error {
-            eprintln!("error: {error}");
+            // One line with the step, the cause and the fix; then any quoted output.
+            let (first, rest) = error.reason.split_once('\n').unwrap_or((&error.reason, ""));
+            let fix = error
+                .hint
+                .as_deref()
+                .map(|h| format!(" (fix: {h})"))
+                .unwrap_or_default();
+            eprintln!("error: {} failed: {first}{fix}", error.step.title());
+            for line in rest.lines() {
+                eprintln!("  {line}");
+            }
         }
         let url = d.url.as_deref().unwrap_or("-");
         println!("deployment {} {} {url}", d.id, d.status);

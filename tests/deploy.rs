@@ -1,0 +1,183 @@
+//! `devgem deploy` end to end on the embedded defaults: real fixture apps are fetched,
+//! analyzed, built natively, started as processes and answer HTTP at the printed URL; bad
+//! input ends in one clear line, a non-zero exit and a failed deployment that keeps the reason.
+
+mod support;
+
+use std::time::Duration;
+use support::{Home, fixture, get, outcome};
+
+/// Deploys a fixture, checks the URL answers with the fixture's own content, stops it.
+fn deploys_and_answers(name: &str) {
+    let home = Home::new();
+    let path = fixture(name);
+    let out = outcome(&home.run(&["deploy", path.to_str().unwrap()]));
+    assert_eq!(out.code, Some(0), "deploy of {name} failed:\n{}\n{}", out.stdout, out.stderr);
+    assert_eq!(out.status, "live");
+    let (status, body) = get(&out.url).expect("the app answers");
+    assert_eq!(status, 200);
+    assert!(
+        body.contains(&format!("Hello from {name}")),
+        "unexpected body from {name}: {body}"
+    );
+    // Every one of the seven steps reported its progress.
+    for step in [
+        "Repository access",
+        "Code analysis",
+        "Dockerfile generation",
+        "Environment config",
+        "Security scan",
+        "Container build",
+        "Deploy",
+    ] {
+        assert!(out.stdout.contains(step), "{step} missing from the output");
+    }
+    // The command returned; the app keeps running until stopped.
+    let stopped = home.run(&["stop", &out.id]);
+    assert!(stopped.status.success());
+    assert!(String::from_utf8_lossy(&stopped.stdout).contains("stopped"));
+    support::wait_for("the app to stop answering", Duration::from_secs(15), || {
+        get(&out.url).is_none().then_some(())
+    });
+}
+
+#[test]
+fn flask_app_is_deployed_and_answers() {
+    deploys_and_answers("flask-basic");
+}
+
+#[test]
+fn fastapi_app_is_deployed_and_answers() {
+    deploys_and_answers("fastapi-basic");
+}
+
+#[test]
+fn express_app_is_deployed_and_answers() {
+    deploys_and_answers("express-basic");
+}
+
+#[test]
+fn static_site_is_deployed_and_answers() {
+    deploys_and_answers("static-site");
+}
+
+#[test]
+fn json_mode_prints_one_event_per_line_and_a_final_summary() {
+    let home = Home::new();
+    let output = home.run(&["deploy", "--json", fixture("static-site").to_str().unwrap()]);
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every line is JSON"))
+        .collect();
+    let last = lines.last().unwrap();
+    assert_eq!(last["status"], "live");
+    assert!(last["url"].as_str().unwrap().starts_with("http://127.0.0.1:"));
+    let seqs: Vec<u64> = lines[..lines.len() - 1]
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    let percents: Vec<u64> = lines[..lines.len() - 1]
+        .iter()
+        .map(|e| e["percent"].as_u64().unwrap())
+        .collect();
+    assert!(percents.windows(2).all(|w| w[0] <= w[1]), "progress went backward: {percents:?}");
+    assert_eq!(*percents.last().unwrap(), 100);
+}
+
+/// Runs a deploy that must fail, and checks the user-facing contract of failures.
+fn fails_clearly(home: &Home, source: &str, step: &str, cause: &str) -> support::Outcome {
+    let out = outcome(&home.run(&["deploy", source]));
+    assert_ne!(out.code, Some(0), "expected a failure:\n{}", out.stdout);
+    assert_eq!(out.status, "failed");
+    let error = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line in stderr: {}", out.stderr))
+        .to_string();
+    assert!(error.contains(step), "{error:?} should name the step {step:?}");
+    assert!(error.contains(cause), "{error:?} should name the cause {cause:?}");
+    assert!(error.contains("(fix: "), "{error:?} should say how to fix it");
+    // The deployment is stored as failed, with the reason.
+    let status = home.run(&["status", &out.id, "--json"]);
+    let stored: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(stored["status"], "failed");
+    assert!(stored["error"]["reason"].as_str().unwrap().contains(cause));
+    out
+}
+
+#[test]
+fn a_path_that_does_not_exist_fails_at_repository_access() {
+    let home = Home::new();
+    fails_clearly(&home, "/definitely/not/here", "Repository access", "does not exist");
+}
+
+#[test]
+fn an_empty_folder_fails_at_repository_access() {
+    let home = Home::new();
+    let empty = tempfile::tempdir().unwrap();
+    fails_clearly(&home, empty.path().to_str().unwrap(), "Repository access", "empty");
+}
+
+#[test]
+fn a_folder_with_no_app_fails_at_code_analysis() {
+    let home = Home::new();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "just some notes\n").unwrap();
+    fails_clearly(&home, dir.path().to_str().unwrap(), "Code analysis", "no web app");
+}
+
+#[test]
+fn a_git_url_that_does_not_resolve_fails_at_repository_access() {
+    let home = Home::new();
+    fails_clearly(
+        &home,
+        "https://nonexistent.invalid/acme/shop.git",
+        "Repository access",
+        "nonexistent.invalid",
+    );
+}
+
+#[test]
+fn an_app_that_crashes_fails_at_deploy_with_its_logs() {
+    let home = Home::new();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("requirements.txt"), "flask==3.1.*\ngunicorn==23.*\n").unwrap();
+    std::fs::write(
+        dir.path().join("app.py"),
+        "raise RuntimeError('boom: missing configuration')\n",
+    )
+    .unwrap();
+    let out = fails_clearly(&home, dir.path().to_str().unwrap(), "Deploy", "the app");
+    let logs = String::from_utf8_lossy(&home.run(&["logs", &out.id]).stdout).into_owned();
+    assert!(logs.contains("boom: missing configuration"), "logs lack the crash: {logs}");
+}
+
+#[test]
+fn an_app_that_never_listens_fails_at_deploy_after_the_deadline() {
+    let home = Home::new();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("package.json"),
+        r#"{"name":"sleeper","version":"1.0.0","scripts":{"start":"node sleeper.js"}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("sleeper.js"),
+        "console.log('sleeping instead of listening'); setInterval(() => {}, 1000);\n",
+    )
+    .unwrap();
+    let output = home
+        .devgem()
+        .args(["deploy", dir.path().to_str().unwrap()])
+        .env("DEVGEM_READY_TIMEOUT_SECS", "3")
+        .output()
+        .unwrap();
+    let out = outcome(&output);
+    assert_eq!(out.status, "failed");
+    assert!(out.stderr.contains("Deploy failed"), "{}", out.stderr);
+    assert!(out.stderr.contains("sleeping instead of listening"), "{}", out.stderr);
+}
