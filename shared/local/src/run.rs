@@ -107,7 +107,7 @@ fn unavailable(what: &str, e: impl std::fmt::Display) -> RuntimeError {
 // When the plan gains a native start command (one that differs from the container's), prefer
 // it here: this is the only place the runtime reads the start command.
 fn start_command(plan: &BuildPlan) -> &str {
-    &plan.start_command
+    plan.native_start()
 }
 
 impl ProcessRuntime {

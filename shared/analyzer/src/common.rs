@@ -1,0 +1,470 @@
+//! Helpers every detector shares: the detection result, version constraints, environment
+//! variables, ports, Procfiles.
+
+use crate::repo::App;
+use crate::{Analysis, EnvVarUse, PortIssue};
+use regex::Regex;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::LazyLock;
+
+/// One detector's verdict: a score in 0..=1 and the analysis it would report.
+#[derive(Debug, Clone)]
+pub struct Detected {
+    pub score: f64,
+    pub analysis: Analysis,
+}
+
+impl Detected {
+    pub fn new(language: &str, score: f64) -> Detected {
+        let mut analysis = Analysis::unknown();
+        analysis.language = language.to_string();
+        Detected { score, analysis }
+    }
+
+    pub fn evidence(&mut self, s: impl Into<String>) {
+        self.analysis.evidence.push(s.into());
+    }
+
+    pub fn set_version(&mut self, v: Versioned) {
+        self.evidence(format!("runtime version {} (from {})", v.version, v.source));
+        self.analysis.runtime_version = Some(v.version);
+        self.analysis.details.runtime_version_source = Some(v.source);
+    }
+}
+
+/// A version and where it came from.
+#[derive(Debug, Clone)]
+pub struct Versioned {
+    pub version: String,
+    pub source: String,
+}
+
+impl Versioned {
+    pub fn new(version: impl Into<String>, source: impl Into<String>) -> Self {
+        Versioned {
+            version: version.into(),
+            source: source.into(),
+        }
+    }
+}
+
+/// The 1-based line of a byte offset.
+pub fn line_of(text: &str, offset: usize) -> u32 {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count() as u32
+        + 1
+}
+
+/// The `web:` command of a Procfile.
+pub fn procfile_web(app: &App) -> Option<String> {
+    let text = app.text("Procfile")?;
+    text.lines().find_map(|l| {
+        l.trim()
+            .strip_prefix("web:")
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+    })
+}
+
+/// A tool's version from `.tool-versions` (asdf / mise).
+pub fn tool_versions(app: &App, tool: &str) -> Option<Versioned> {
+    let text = app.text(".tool-versions")?;
+    text.lines().find_map(|l| {
+        let mut parts = l.split_whitespace();
+        (parts.next() == Some(tool))
+            .then(|| parts.next())
+            .flatten()
+            .map(|v| Versioned::new(v.trim_start_matches('v'), ".tool-versions"))
+    })
+}
+
+/// The first non-empty, non-comment line of a pin file.
+pub fn pin_file(app: &App, name: &str) -> Option<String> {
+    app.text(name)?
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.trim_start_matches('v').to_string())
+}
+
+fn parse_num(s: &str) -> Option<Vec<u32>> {
+    let s = s.trim().trim_start_matches('v');
+    let parts: Vec<u32> = s
+        .split('.')
+        .take_while(|p| !p.is_empty() && *p != "*" && *p != "x" && *p != "X")
+        .map(|p| {
+            p.chars()
+                .take_while(|c| c.is_ascii_digit())
+                .collect::<String>()
+                .parse()
+                .ok()
+        })
+        .collect::<Option<Vec<u32>>>()?;
+    (!parts.is_empty()).then_some(parts)
+}
+
+/// Picks a version from `known` (oldest first, "major" or "major.minor" strings) that satisfies
+/// a constraint such as `>=3.9,<3.12`, `^20`, `18.x`, `~=3.11`, `20 || 22`, `==3.11.*`.
+/// Prefers `default` when it satisfies, else the newest one that does. Granularity is the
+/// number of components of the `known` entries.
+pub fn pick_version(constraint: &str, default: &str, known: &[&str]) -> Option<String> {
+    let alternatives: Vec<&str> = constraint.split("||").collect();
+    let sat = |cand: &[u32]| alternatives.iter().any(|alt| satisfies(alt, cand));
+    let d = parse_num(default)?;
+    if sat(&d) {
+        return Some(default.to_string());
+    }
+    known
+        .iter()
+        .rev()
+        .find(|k| parse_num(k).is_some_and(|v| sat(&v)))
+        .map(|k| k.to_string())
+}
+
+fn cmp_prefix(cand: &[u32], bound: &[u32]) -> std::cmp::Ordering {
+    for (i, b) in bound.iter().enumerate() {
+        let c = cand.get(i).copied().unwrap_or(0);
+        match c.cmp(b) {
+            std::cmp::Ordering::Equal => continue,
+            o => return o,
+        }
+    }
+    std::cmp::Ordering::Equal
+}
+
+fn satisfies(alt: &str, cand: &[u32]) -> bool {
+    use std::cmp::Ordering::*;
+    let alt = alt.trim();
+    if alt.is_empty() || alt == "*" {
+        return true;
+    }
+    // Split on commas and spaces between operators (">=18 <21" or ">=3.9,<3.12").
+    let mut ok = true;
+    let normalized = alt.replace(", ", ",").replace(' ', ",");
+    let mut tokens: Vec<String> = vec![];
+    for t in normalized.split(',').filter(|t| !t.is_empty()) {
+        // Join a bare operator with the next number (">= 18").
+        if t.chars().all(|c| "<>=!~^".contains(c)) {
+            tokens.push(t.to_string());
+        } else if let Some(last) = tokens.last_mut() {
+            if last.chars().all(|c| "<>=!~^".contains(c)) {
+                last.push_str(t);
+            } else {
+                tokens.push(t.to_string());
+            }
+        } else {
+            tokens.push(t.to_string());
+        }
+    }
+    for t in tokens {
+        let t = t.trim();
+        let (op, rest) = ["===", "==", ">=", "<=", "~=", "!=", ">", "<", "^", "~", "="]
+            .iter()
+            .find_map(|op| t.strip_prefix(op).map(|r| (*op, r)))
+            .unwrap_or(("=", t));
+        let Some(v) = parse_num(rest) else { continue };
+        let c = cmp_prefix(cand, &v);
+        let good = match op {
+            ">=" => c != Less,
+            ">" => {
+                // ">3.9" with granularity major.minor: 3.10 and up.
+                c == Greater
+            }
+            "<=" => c != Greater,
+            "<" => c == Less,
+            "!=" => c != Equal,
+            "~=" => {
+                // Compatible release: >= v, and same prefix without the last component.
+                c != Less && cmp_prefix(cand, &v[..v.len().saturating_sub(1).max(1)]) == Equal
+            }
+            "^" => c != Less && cand.first() == v.first(),
+            "~" => {
+                c != Less && cmp_prefix(cand, &v[..v.len().min(2).max(1)]) == Equal
+                    || (v.len() == 1 && cand.first() == v.first())
+            }
+            _ => {
+                // Exact or wildcard ("3.11", "18.x", "==3.11.*"): compare known components.
+                let n = v.len().min(cand.len());
+                cmp_prefix(&cand[..n], &v[..n]) == Equal
+            }
+        };
+        ok &= good;
+    }
+    ok
+}
+
+/// Names that look like credentials.
+pub fn is_secret(name: &str) -> bool {
+    let n = name.to_ascii_uppercase();
+    const MARKERS: &[&str] = &[
+        "KEY",
+        "TOKEN",
+        "SECRET",
+        "PASSWORD",
+        "PASSWD",
+        "PWD",
+        "CREDENTIAL",
+        "PRIVATE",
+        "DATABASE_URL",
+        "DB_URL",
+        "_DSN",
+        "CONNECTION_STRING",
+        "AUTH",
+        "SALT",
+        "WEBHOOK",
+        "REDIS_URL",
+        "MONGO",
+        "SESSION",
+        "COOKIE",
+    ];
+    MARKERS.iter().any(|m| n.contains(m)) && !n.ends_with("_PATH") && !n.ends_with("_FILE")
+}
+
+/// Variables the platform sets: never reported.
+const PLATFORM_VARS: &[&str] = &[
+    "PORT",
+    "HOST",
+    "NODE_ENV",
+    "HOME",
+    "PATH",
+    "PWD",
+    "K_SERVICE",
+    "K_REVISION",
+    "K_CONFIGURATION",
+    "DEBUG",
+    "PYTHONUNBUFFERED",
+    "RAILS_ENV",
+    "RACK_ENV",
+    "MIX_ENV",
+    "APP_ENV",
+];
+
+/// One way a language reads an environment variable: the regex captures the name in group 1;
+/// `required` tells whether that form has no default; `default_after` is a regex that, when it
+/// matches right after the read, means a default is given.
+pub struct EnvPattern {
+    pub re: &'static LazyLock<Regex>,
+    pub required: bool,
+}
+
+static DEFAULT_AFTER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"^\s*(\|\||\?\?|\.unwrap_or|\.or_else|\.unwrap_or_else|,\s*["'\w]|\bor\b)"#)
+        .expect("static regex")
+});
+
+/// Environment variables read by the app's sources with extensions `exts`, plus the ones
+/// listed in `.env.example` and friends.
+pub fn env_vars(
+    app: &App,
+    exts: &'static [&'static str],
+    patterns: &[EnvPattern],
+) -> Vec<EnvVarUse> {
+    let mut found: BTreeMap<String, bool> = BTreeMap::new();
+    for (_, text) in app.sources(exts, 4) {
+        for p in patterns {
+            for c in p.re.captures_iter(text) {
+                let (Some(m), Some(name)) = (c.get(0), c.get(1)) else {
+                    continue;
+                };
+                let name = name.as_str();
+                if PLATFORM_VARS.contains(&name) || name.len() < 2 {
+                    continue;
+                }
+                let rest = &text[m.end()..text.len().min(m.end() + 40)];
+                let required = p.required && !DEFAULT_AFTER.is_match(rest);
+                let e = found.entry(name.to_string()).or_insert(required);
+                *e |= required;
+            }
+        }
+    }
+    for f in [".env.example", ".env.sample", ".env.template"] {
+        if let Some(text) = app.text(f) {
+            for l in text.lines() {
+                let l = l.trim().trim_start_matches("export ").trim();
+                if l.starts_with('#') {
+                    continue;
+                }
+                if let Some((k, v)) = l.split_once('=') {
+                    let k = k.trim();
+                    if k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        && !k.is_empty()
+                        && !PLATFORM_VARS.contains(&k)
+                    {
+                        let required = v.trim().is_empty();
+                        let e = found.entry(k.to_string()).or_insert(required);
+                        *e |= required;
+                    }
+                }
+            }
+        }
+    }
+    found
+        .into_iter()
+        .map(|(name, required)| EnvVarUse {
+            secret: is_secret(&name),
+            name,
+            required,
+        })
+        .collect()
+}
+
+/// A hardcoded port number found in code, with its place.
+#[derive(Debug, Clone)]
+pub struct PortHit {
+    pub file: String,
+    pub line: u32,
+    pub port: u16,
+    pub text: String,
+}
+
+/// The first match of `re` (group 1 = port) in the app's sources with `exts`.
+pub fn find_port(
+    app: &App,
+    exts: &'static [&'static str],
+    re: &Regex,
+    depth: usize,
+) -> Option<PortHit> {
+    for (path, text) in app.sources(exts, depth) {
+        if let Some(c) = re.captures(text)
+            && let Some(p) = c.get(1)
+            && let Ok(port) = p.as_str().parse::<u16>()
+        {
+            let m = c.get(0).map(|m| m.as_str()).unwrap_or_default();
+            return Some(PortHit {
+                file: app.full(path),
+                line: line_of(text, p.start()),
+                port,
+                text: m.trim().to_string(),
+            });
+        }
+    }
+    None
+}
+
+/// Whether any source with `exts` matches `re`.
+pub fn any_source(
+    app: &App,
+    exts: &'static [&'static str],
+    re: &Regex,
+    depth: usize,
+) -> Option<String> {
+    app.sources(exts, depth)
+        .find(|(_, t)| re.is_match(t))
+        .map(|(p, _)| p.to_string())
+}
+
+/// PORT from `.env`, when set.
+pub fn dotenv_port(app: &App) -> Option<u16> {
+    app.text(".env")?.lines().find_map(|l| {
+        l.trim()
+            .strip_prefix("PORT=")
+            .and_then(|v| v.trim().trim_matches('"').parse().ok())
+    })
+}
+
+/// The issue to report when code hardcodes a port other than 8080 and does not read $PORT.
+pub fn hardcoded_port_issue(hit: &PortHit, fix: &str) -> PortIssue {
+    PortIssue {
+        file: hit.file.clone(),
+        line: hit.line,
+        message: format!(
+            "the app listens on port {} ({}) and does not read $PORT; Cloud Run sends traffic to $PORT (8080)",
+            hit.port, hit.text
+        ),
+        fix: fix.to_string(),
+    }
+}
+
+/// Production settings per language (the plan adds PORT).
+pub fn production_env(language: &str) -> BTreeMap<String, String> {
+    let pairs: &[(&str, &str)] = match language {
+        "python" => &[
+            ("PYTHONUNBUFFERED", "1"),
+            ("PYTHONDONTWRITEBYTECODE", "1"),
+            ("PIP_NO_CACHE_DIR", "1"),
+            ("PIP_DISABLE_PIP_VERSION_CHECK", "1"),
+        ],
+        "node" | "bun" => &[("NODE_ENV", "production"), ("HOSTNAME", "0.0.0.0")],
+        "ruby" => &[
+            ("RAILS_ENV", "production"),
+            ("RACK_ENV", "production"),
+            ("BUNDLE_WITHOUT", "development:test"),
+            ("RAILS_LOG_TO_STDOUT", "1"),
+            ("RAILS_SERVE_STATIC_FILES", "1"),
+        ],
+        "php" => &[("APP_ENV", "production")],
+        "elixir" => &[("MIX_ENV", "prod"), ("PHX_SERVER", "true")],
+        "dotnet" => &[
+            ("ASPNETCORE_ENVIRONMENT", "Production"),
+            ("DOTNET_RUNNING_IN_CONTAINER", "true"),
+        ],
+        "java" => &[("JAVA_TOOL_OPTIONS", "-XX:MaxRAMPercentage=75")],
+        "go" => &[("GIN_MODE", "release")],
+        "rust" => &[("RUST_LOG", "info")],
+        "deno" => &[("DENO_ENV", "production")],
+        _ => &[],
+    };
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// What to tell a user whose app has no start command.
+pub fn start_hint(language: &str) -> String {
+    match language {
+        "python" => "add a Procfile with `web: gunicorn -b 0.0.0.0:$PORT module:app`, or an app.py/main.py that creates the app".into(),
+        "node" | "bun" => "add a \"start\" script to package.json (e.g. \"node server.js\")".into(),
+        "go" => "add a main package (main.go or cmd/<name>/main.go)".into(),
+        "rust" => "add a binary target (src/main.rs)".into(),
+        "static" => "add an index.html at the app root".into(),
+        _ => "add a Procfile with a `web:` line".into(),
+    }
+}
+
+/// Sorted, de-duplicated strings.
+pub fn dedup(v: impl IntoIterator<Item = String>) -> Vec<String> {
+    v.into_iter().collect::<BTreeSet<_>>().into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        let py = ["3.9", "3.10", "3.11", "3.12", "3.13"];
+        let check = |c: &str, want: &str| {
+            assert_eq!(pick_version(c, "3.13", &py).as_deref(), Some(want), "{c}");
+        };
+        check(">=3.9", "3.13");
+        check(">=3.9,<3.12", "3.11");
+        check("==3.11.*", "3.11");
+        check("~=3.10", "3.13");
+        check("^3.10", "3.13");
+        check("3.10", "3.10");
+        check(">=3.8, <3.11", "3.10");
+        let node = ["18", "20", "22", "24"];
+        let check = |c: &str, want: &str| {
+            assert_eq!(pick_version(c, "22", &node).as_deref(), Some(want), "{c}");
+        };
+        check(">=18", "22");
+        check("18.x", "18");
+        check("^20.10.0", "20");
+        check("20 || 22", "22");
+        check(">=16 <21", "20");
+        check("~18.17.0", "18");
+        check(">= 20", "22");
+    }
+
+    #[test]
+    fn secrets() {
+        assert!(is_secret("STRIPE_API_KEY"));
+        assert!(is_secret("DATABASE_URL"));
+        assert!(!is_secret("LOG_LEVEL"));
+        assert!(!is_secret("GOOGLE_APPLICATION_CREDENTIALS_FILE"));
+    }
+}

@@ -1,0 +1,199 @@
+//! Go modules: Gin, Echo, Fiber, Chi, Gorilla mux and plain net/http; the main package at the
+//! root or in cmd/*.
+
+use crate::common::*;
+use crate::native;
+use crate::repo::App;
+use regex::Regex;
+use std::sync::LazyLock;
+
+const GO: &[&str] = &["go"];
+
+fn re(s: &str) -> Regex {
+    Regex::new(s).expect("static regex")
+}
+
+static ENV: LazyLock<Regex> =
+    LazyLock::new(|| re(r#"os\.(?:Getenv|LookupEnv)\(\s*"([A-Za-z_][A-Za-z0-9_]*)"\s*\)"#));
+static READS_PORT: LazyLock<Regex> =
+    LazyLock::new(|| re(r#"os\.(?:Getenv|LookupEnv)\(\s*"PORT"\s*\)"#));
+static LISTEN: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r#"(?:ListenAndServe|\.Run|\.Start|\.Listen)\(\s*"(?:0\.0\.0\.0|localhost|127\.0\.0\.1)?:(\d{2,5})""#,
+    )
+});
+static PKG_MAIN: LazyLock<Regex> = LazyLock::new(|| re(r"(?m)^package main\b"));
+static NET_HTTP: LazyLock<Regex> = LazyLock::new(|| re(r"http\.ListenAndServe|http\.Server\{"));
+static GIN_RUN_DEFAULT: LazyLock<Regex> = LazyLock::new(|| re(r"\.Run\(\s*\)"));
+
+pub fn detect(app: &App) -> Option<Detected> {
+    if !app.has("go.mod") {
+        return None;
+    }
+    let gomod = app.text("go.mod").unwrap_or("");
+    let mut det = Detected::new("go", 0.6);
+    det.evidence("go.mod at the app root");
+    let module = gomod
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("module "))
+        .map(|m| m.trim().to_string())
+        .unwrap_or_default();
+    let requires: Vec<&str> = gomod
+        .lines()
+        .map(str::trim)
+        .filter_map(|l| {
+            let l = l.strip_prefix("require ").unwrap_or(l);
+            let first = l.split_whitespace().next()?;
+            first.contains('.').then_some(first)
+        })
+        .collect();
+    // Version: toolchain directive, then go directive.
+    let v = gomod
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("toolchain go")
+                .map(|v| Versioned::new(v.trim(), "go.mod toolchain"))
+        })
+        .or_else(|| {
+            gomod.lines().find_map(|l| {
+                l.trim().strip_prefix("go ").map(|v| {
+                    Versioned::new(
+                        v.trim().split('.').take(2).collect::<Vec<_>>().join("."),
+                        "go.mod go directive",
+                    )
+                })
+            })
+        })
+        .or_else(|| tool_versions(app, "golang"))
+        .unwrap_or_else(|| Versioned::new("1.23", "default (no pin found)"));
+    det.set_version(v);
+    det.analysis.package_manager = Some("go modules".into());
+    const FW: &[(&str, &str)] = &[
+        ("gin", "github.com/gin-gonic/gin"),
+        ("echo", "github.com/labstack/echo"),
+        ("fiber", "github.com/gofiber/fiber"),
+        ("chi", "github.com/go-chi/chi"),
+        ("gorilla", "github.com/gorilla/mux"),
+    ];
+    let mut framework = FW
+        .iter()
+        .find(|(_, m)| requires.iter().any(|r| r.starts_with(m)))
+        .map(|(f, m)| {
+            det.evidence(format!("framework {f}: {m} is required in go.mod"));
+            *f
+        });
+    if framework.is_none()
+        && let Some(f) = any_source(app, GO, &NET_HTTP, 3)
+    {
+        det.evidence(format!("plain net/http server in {f}"));
+        framework = Some("net/http");
+    }
+    if framework.is_some() {
+        det.score += 0.3;
+    }
+    det.analysis.framework = framework.map(str::to_string);
+
+    // Main package: the root, else cmd/<name>.
+    let root_main = app
+        .files_in("")
+        .iter()
+        .any(|f| f.ends_with(".go") && app.text(f).is_some_and(|t| PKG_MAIN.is_match(t)));
+    let name_hint = module.rsplit('/').next().unwrap_or("").to_string();
+    let target = if root_main {
+        Some(".".to_string())
+    } else {
+        let mut cmds: Vec<String> = app
+            .subdirs("cmd")
+            .into_iter()
+            .filter(|d| {
+                app.files_in(&format!("cmd/{d}")).iter().any(|f| {
+                    f.ends_with(".go") && app.text(f).is_some_and(|t| PKG_MAIN.is_match(t))
+                })
+            })
+            .collect();
+        cmds.sort_by_key(|d| {
+            if *d == name_hint {
+                0
+            } else if ["server", "api", "web", "app", "http"].contains(&d.as_str()) {
+                1
+            } else {
+                2
+            }
+        });
+        if cmds.len() > 1 {
+            det.evidence(format!(
+                "several main packages in cmd/ ({}); picked cmd/{}",
+                cmds.join(", "),
+                cmds[0]
+            ));
+        }
+        cmds.first().map(|c| format!("./cmd/{c}"))
+    };
+    let (bpk, rpk, ev) = native::lookup("go", requires.iter().copied());
+    let cgo = !bpk.is_empty();
+    for e in ev {
+        det.evidence(e);
+    }
+    det.analysis.details.build_system_packages = bpk;
+    det.analysis.system_packages = rpk;
+    if let Some(t) = &target {
+        det.score += 0.1;
+        det.evidence(format!("main package {t}"));
+        det.analysis.entrypoint = Some(t.clone());
+        det.analysis.build_command = Some(format!(
+            "CGO_ENABLED={} go build -trimpath -ldflags=\"-s -w\" -o ./server {t}",
+            u8::from(cgo)
+        ));
+        det.analysis.start_command = Some(procfile_web(app).unwrap_or_else(|| "./server".into()));
+        det.analysis.details.artifact = Some("server".into());
+    }
+    det.analysis.install_command = Some("go mod download".into());
+    let reads = any_source(app, GO, &READS_PORT, 4);
+    det.analysis.reads_port_env = reads.is_some()
+        || (framework == Some("gin") && any_source(app, GO, &GIN_RUN_DEFAULT, 4).is_some());
+    let hit = find_port(app, GO, &LISTEN, 4);
+    det.analysis.dev_port = hit
+        .as_ref()
+        .map(|h| h.port)
+        .or(if framework == Some("gin") {
+            Some(8080)
+        } else {
+            None
+        });
+    if let Some(h) = &hit
+        && !det.analysis.reads_port_env
+        && h.port != 8080
+    {
+        det.analysis.details.port_issue = Some(hardcoded_port_issue(
+            h,
+            "read the port: port := os.Getenv(\"PORT\"); if port == \"\" { port = \"8080\" } and listen on \":\"+port",
+        ));
+    }
+    det.analysis.env_vars = env_vars(
+        app,
+        GO,
+        &[EnvPattern {
+            re: &ENV,
+            required: false,
+        }],
+    );
+    let v = det.analysis.runtime_version.clone().unwrap_or_default();
+    let d = &mut det.analysis.details;
+    d.template = "go".into();
+    d.build_image = Some(format!("golang:{v}-bookworm"));
+    d.base_image = Some(
+        if cgo {
+            "gcr.io/distroless/base-debian12:nonroot"
+        } else {
+            "gcr.io/distroless/static-debian12:nonroot"
+        }
+        .into(),
+    );
+    d.manifests = ["go.mod", "go.sum"]
+        .iter()
+        .filter(|f| app.has(f))
+        .map(|s| s.to_string())
+        .collect();
+    Some(det)
+}

@@ -1,0 +1,367 @@
+//! Runs every language detector over an app folder, ranks them by score, and finds the
+//! services of a monorepo. All detectors run: the best score wins and the others are the
+//! runners-up, so the order below decides nothing but ties.
+
+mod go;
+mod jvm;
+mod node;
+mod others;
+mod python;
+mod rust;
+
+use crate::common::Detected;
+use crate::repo::{App, Repo};
+use crate::{Analysis, Candidate, PortIssue, Service};
+
+type Detector = fn(&App) -> Option<Detected>;
+
+/// Every detector. Ties are broken by this order.
+const DETECTORS: &[Detector] = &[
+    node::detect_node,
+    node::detect_bun,
+    node::detect_deno,
+    python::detect,
+    go::detect,
+    rust::detect,
+    jvm::detect_maven,
+    jvm::detect_gradle,
+    others::detect_php,
+    others::detect_ruby,
+    others::detect_dotnet,
+    others::detect_elixir,
+    others::detect_static,
+];
+
+/// Analyses the app in folder `app` (no monorepo discovery).
+pub fn analyze_app(app: &App) -> Analysis {
+    let mut results: Vec<Detected> = DETECTORS.iter().filter_map(|d| d(app)).collect();
+    // Stable sort: highest score first, ties in detector order.
+    results.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let dockerfile = existing_dockerfile(app);
+    let mut analysis = if results.is_empty() {
+        let mut a = Analysis::unknown();
+        if dockerfile.is_some() {
+            a.language = "docker".into();
+            a.confidence = 0.5;
+            a.evidence
+                .push("no language manifest, but the repository has its own Dockerfile".into());
+        } else {
+            a.evidence.push(format!(
+                "no manifest recognised in {} (looked for package.json, requirements.txt, pyproject.toml, go.mod, Cargo.toml, pom.xml, build.gradle, composer.json, Gemfile, *.csproj, mix.exs, deno.json, index.html)",
+                app.dir()
+            ));
+        }
+        a
+    } else {
+        let winner = results.remove(0);
+        let mut a = winner.analysis;
+        let runner_up = results.first().map(|r| r.score).unwrap_or(0.0);
+        // Confidence: the winner's score, reduced when a runner-up is close.
+        let margin = (winner.score - runner_up).clamp(0.0, 1.0);
+        a.confidence = round2((winner.score * (0.6 + 0.4 * margin.min(0.5) * 2.0)).min(1.0));
+        a.candidates = results
+            .into_iter()
+            .map(|r| Candidate {
+                language: r.analysis.language,
+                framework: r.analysis.framework,
+                score: round2(r.score),
+            })
+            .collect();
+        a.evidence.insert(
+            0,
+            format!(
+                "detected {}{} with score {:.2}",
+                a.language,
+                a.framework
+                    .as_deref()
+                    .map(|f| format!(" ({f})"))
+                    .unwrap_or_default(),
+                winner.score
+            ),
+        );
+        a
+    };
+    analysis.details.app_dir = app.dir().to_string();
+    if let Some((path, content)) = dockerfile {
+        apply_existing_dockerfile(&mut analysis, &path, content);
+    }
+    if let Some(issue) = &analysis.details.port_issue {
+        analysis.evidence.push(format!(
+            "port problem at {}:{}: {} — fix: {}",
+            issue.file, issue.line, issue.message, issue.fix
+        ));
+    }
+    analysis
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+fn existing_dockerfile<'a>(app: &App<'a>) -> Option<(String, &'a str)> {
+    let path = app.first_of(&["Dockerfile", "dockerfile"])?;
+    match app.text(path) {
+        Some(t) => Some((app.full(path), t)),
+        None => None,
+    }
+}
+
+/// The repository's own Dockerfile is used as is; its CMD, EXPOSE and USER are checked.
+fn apply_existing_dockerfile(a: &mut Analysis, path: &str, content: &str) {
+    a.details.existing_dockerfile = Some(path.to_string());
+    a.details.existing_dockerfile_content = Some(content.to_string());
+    a.details.template = "dockerfile".into();
+    a.evidence.push(format!(
+        "{path} exists: it is used as is (the detected plan is kept for native runs)"
+    ));
+    let mut expose = None;
+    let mut cmd = None;
+    for (i, line) in content.lines().enumerate() {
+        let l = line.trim();
+        let upper = l.to_ascii_uppercase();
+        if upper.starts_with("EXPOSE ") {
+            expose = l[7..]
+                .split_whitespace()
+                .next()
+                .and_then(|p| p.split('/').next())
+                .and_then(|p| p.parse::<u16>().ok())
+                .map(|p| (p, i as u32 + 1));
+        }
+        if upper.starts_with("CMD ") || upper.starts_with("ENTRYPOINT ") {
+            cmd = Some(
+                l.split_once(' ')
+                    .map(|x| x.1)
+                    .unwrap_or("")
+                    .trim()
+                    .to_string(),
+            );
+        }
+    }
+    if let Some((port, line)) = expose {
+        a.dev_port.get_or_insert(port);
+        if port != 8080 && !content.contains("$PORT") && !content.contains("${PORT") {
+            a.details.port_issue.get_or_insert(PortIssue {
+                file: path.to_string(),
+                line,
+                message: format!(
+                    "the Dockerfile exposes port {port}; Cloud Run sends traffic to $PORT (8080)"
+                ),
+                fix: format!(
+                    "make the server listen on ${{PORT:-8080}} (or deploy with --port {port})"
+                ),
+            });
+        }
+    }
+    if a.start_command.is_none()
+        && let Some(c) = cmd
+    {
+        a.start_command = Some(exec_form_to_shell(&c));
+    }
+}
+
+fn exec_form_to_shell(c: &str) -> String {
+    match serde_json::from_str::<Vec<String>>(c) {
+        Ok(parts) => parts.join(" "),
+        Err(_) => c.to_string(),
+    }
+}
+
+/// Folders that may hold a deployable service of a monorepo, from declared workspaces and
+/// conventional layouts.
+fn service_dirs(repo: &Repo) -> Vec<(String, String)> {
+    let root = repo.app("");
+    let mut out: Vec<(String, String)> = vec![];
+    let mut push = |dir: String, why: String| {
+        let dir = dir
+            .trim_start_matches("./")
+            .trim_end_matches('/')
+            .to_string();
+        if !dir.is_empty() && dir != "." && !out.iter().any(|(d, _)| *d == dir) {
+            out.push((dir, why));
+        }
+    };
+    let expand = |pattern: &str| -> Vec<String> {
+        let p = pattern.trim_start_matches("./").trim_end_matches('/');
+        if let Some(prefix) = p.strip_suffix("/*").or_else(|| p.strip_suffix("/**")) {
+            root.subdirs(prefix)
+                .into_iter()
+                .map(|d| format!("{prefix}/{d}"))
+                .collect()
+        } else if p.contains('*') {
+            vec![]
+        } else {
+            vec![p.to_string()]
+        }
+    };
+    // npm / yarn / bun workspaces.
+    if let Some(pkg) = root
+        .text("package.json")
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+    {
+        let ws = pkg.get("workspaces").and_then(|w| {
+            w.as_array()
+                .or_else(|| w.get("packages").and_then(|p| p.as_array()))
+        });
+        for p in ws.into_iter().flatten().filter_map(|v| v.as_str()) {
+            for d in expand(p) {
+                push(d, format!("package.json workspaces \"{p}\""));
+            }
+        }
+    }
+    // pnpm workspaces.
+    if let Some(t) = root.text("pnpm-workspace.yaml") {
+        for l in t.lines() {
+            let l = l.trim();
+            if let Some(p) = l.strip_prefix("- ") {
+                let p = p.trim().trim_matches(|c| c == '\'' || c == '"');
+                if !p.starts_with('!') {
+                    for d in expand(p) {
+                        push(d, format!("pnpm-workspace.yaml \"{p}\""));
+                    }
+                }
+            }
+        }
+    }
+    // go.work
+    if let Some(t) = root.text("go.work") {
+        for l in t.lines() {
+            let l = l.trim().trim_start_matches("use").trim();
+            let l = l.trim_matches(|c| c == '(' || c == ')').trim();
+            if l.starts_with("./") || (l.starts_with('.') && l.len() > 1) {
+                push(l.to_string(), "go.work".into());
+            }
+        }
+    }
+    // Cargo workspace.
+    if let Some(t) = root.text("Cargo.toml")
+        && let Ok(v) = t.parse::<toml::Table>()
+        && let Some(members) = v
+            .get("workspace")
+            .and_then(|w| w.get("members"))
+            .and_then(|m| m.as_array())
+    {
+        for p in members.iter().filter_map(|m| m.as_str()) {
+            for d in expand(p) {
+                push(d, format!("Cargo workspace member \"{p}\""));
+            }
+        }
+    }
+    // Conventional layouts.
+    for parent in ["apps", "services", "packages"] {
+        for d in root.subdirs(parent) {
+            push(format!("{parent}/{d}"), format!("{parent}/* layout"));
+        }
+    }
+    for d in [
+        "frontend", "backend", "web", "api", "server", "client", "app",
+    ] {
+        if root.has_dir(d) {
+            push(d.to_string(), "frontend/backend layout".into());
+        }
+    }
+    out
+}
+
+/// Analyses the checkout root and lists monorepo services.
+pub fn analyze_root(repo: &Repo) -> Analysis {
+    let root_app = repo.app("");
+    let mut root = analyze_app(&root_app);
+    let workspace_root = is_workspace_root(&root_app);
+    let mut services: Vec<Service> = vec![];
+    for (dir, why) in service_dirs(repo) {
+        let app = repo.app(&dir);
+        // Only folders with their own manifest count (a stray index.html does not make a service).
+        let a = analyze_app(&app);
+        if a.is_recognized()
+            && a.start_command.is_some()
+            && !(a.language == "static" && !is_service_dir(&dir))
+        {
+            let mut a = a;
+            a.evidence.push(format!("service found through {why}"));
+            services.push(Service {
+                path: dir,
+                analysis: a,
+            });
+        }
+    }
+    let root_deployable = root.is_recognized() && root.start_command.is_some() && !workspace_root;
+    if !root_deployable && !services.is_empty() {
+        // A monorepo whose root is not itself an app: report the most confident service and
+        // list them all; deploying picks one by path.
+        let best = services
+            .iter()
+            .enumerate()
+            .max_by(|(ia, a), (ib, b)| {
+                a.analysis
+                    .confidence
+                    .total_cmp(&b.analysis.confidence)
+                    .then(ib.cmp(ia))
+            })
+            .map(|(i, _)| i)
+            .unwrap_or(0);
+        let chosen = services[best].clone();
+        let mut top = chosen.analysis;
+        top.evidence.insert(
+            0,
+            format!(
+                "monorepo with {} deployable services ({}); the default is {} — pick another with its path",
+                services.len(),
+                services
+                    .iter()
+                    .map(|s| s.path.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                chosen.path
+            ),
+        );
+        if root.is_recognized() {
+            top.candidates.insert(
+                0,
+                Candidate {
+                    language: root.language.clone(),
+                    framework: root.framework.clone(),
+                    score: root.confidence,
+                },
+            );
+        }
+        root = top;
+    }
+    root.services = services;
+    for w in &repo.warnings {
+        root.evidence.push(format!("warning: {w}"));
+    }
+    if repo.truncated {
+        root.evidence.push(
+            "warning: the walk stopped at a size limit; the analysis used what it read".into(),
+        );
+    }
+    root
+}
+
+fn is_service_dir(dir: &str) -> bool {
+    ["frontend", "web", "client", "app"].contains(&dir) || dir.starts_with("apps/")
+}
+
+fn is_workspace_root(app: &App) -> bool {
+    if app.has("go.work")
+        || app.has("pnpm-workspace.yaml")
+        || app.has("turbo.json")
+        || app.has("nx.json")
+    {
+        return true;
+    }
+    if let Some(t) = app.text("package.json")
+        && let Ok(v) = serde_json::from_str::<serde_json::Value>(t)
+        && v.get("workspaces").is_some()
+    {
+        return true;
+    }
+    if let Some(t) = app.text("Cargo.toml")
+        && let Ok(v) = t.parse::<toml::Table>()
+        && v.contains_key("workspace")
+        && !v.contains_key("package")
+    {
+        return true;
+    }
+    false
+}

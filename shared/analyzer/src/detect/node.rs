@@ -1,0 +1,795 @@
+//! JavaScript runtimes: Node.js (npm, Yarn, pnpm), Bun and Deno; server frameworks (Express,
+//! Fastify, Koa, NestJS, Hapi, Hono, Elysia, Oak, Fresh), full-stack frameworks (Next.js, Nuxt,
+//! SvelteKit, Remix, Astro) and single-page apps (Angular, Vite, Create React App, Vue CLI,
+//! Gatsby).
+
+use crate::common::*;
+use crate::native;
+use crate::repo::App;
+use regex::Regex;
+use serde_json::Value;
+use std::sync::LazyLock;
+
+const JS: &[&str] = &["js", "mjs", "cjs", "ts", "mts", "tsx", "jsx"];
+const NODE_KNOWN: &[&str] = &["18", "20", "22", "24"];
+const NODE_DEFAULT: &str = "22";
+
+fn re(s: &str) -> Regex {
+    Regex::new(s).expect("static regex")
+}
+
+static ENV_DOT: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?:process\.env|Bun\.env|import\.meta\.env)\.([A-Za-z_][A-Za-z0-9_]*)"));
+static ENV_IDX: LazyLock<Regex> =
+    LazyLock::new(|| re(r#"process\.env\[\s*["']([A-Za-z_][A-Za-z0-9_]*)["']\s*\]"#));
+static ENV_DENO: LazyLock<Regex> =
+    LazyLock::new(|| re(r#"Deno\.env\.get\(\s*["']([A-Za-z_][A-Za-z0-9_]*)["']\s*\)"#));
+static READS_PORT: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r#"(?:process\.env|Bun\.env)(?:\.PORT|\[\s*["']PORT["']\s*\])|Deno\.env\.get\(\s*["']PORT["']"#,
+    )
+});
+static LISTEN_PORT: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"(?:\.listen\(\s*\{?\s*(?:port\s*:\s*)?|\bport\s*[:=]\s*|PORT\s*(?:\|\||\?\?)\s*)(\d{2,5})\b",
+    )
+});
+static LOCALHOST: LazyLock<Regex> =
+    LazyLock::new(|| re(r#"listen\([^)]*["'](127\.0\.0\.1|localhost)["']"#));
+static FASTIFY_LISTEN: LazyLock<Regex> = LazyLock::new(|| re(r"\.listen\(\s*\{([^}]*)\}"));
+static STANDALONE: LazyLock<Regex> = LazyLock::new(|| re(r#"output\s*:\s*["']standalone["']"#));
+static EXPORT: LazyLock<Regex> = LazyLock::new(|| re(r#"output\s*:\s*["']export["']"#));
+
+/// A parsed package.json.
+pub struct Pkg {
+    pub json: Value,
+}
+
+impl Pkg {
+    fn deps(&self) -> Vec<String> {
+        let mut out = vec![];
+        for k in ["dependencies", "devDependencies", "peerDependencies"] {
+            if let Some(o) = self.json.get(k).and_then(Value::as_object) {
+                out.extend(o.keys().cloned());
+            }
+        }
+        out
+    }
+    fn runtime_deps(&self) -> Vec<String> {
+        self.json
+            .get("dependencies")
+            .and_then(Value::as_object)
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+    fn has(&self, dep: &str) -> bool {
+        ["dependencies", "devDependencies"]
+            .iter()
+            .any(|k| self.json.get(k).and_then(|o| o.get(dep)).is_some())
+    }
+    fn script(&self, name: &str) -> Option<&str> {
+        self.json
+            .get("scripts")
+            .and_then(|s| s.get(name))
+            .and_then(Value::as_str)
+    }
+    fn str(&self, key: &str) -> Option<&str> {
+        self.json.get(key).and_then(Value::as_str)
+    }
+}
+
+/// The package.json, with a warning when it is malformed.
+fn package_json(app: &App) -> Option<Result<Pkg, String>> {
+    let t = app.text("package.json")?;
+    Some(match serde_json::from_str::<Value>(t) {
+        Ok(v) if v.is_object() => Ok(Pkg { json: v }),
+        Ok(_) => Err("warning: package.json is not a JSON object; ignored".into()),
+        Err(e) => Err(format!(
+            "warning: package.json is not valid JSON ({e}); ignored"
+        )),
+    })
+}
+
+struct Pm {
+    name: &'static str,
+    lock: Option<&'static str>,
+}
+
+fn package_manager(app: &App, pkg: Option<&Pkg>) -> Pm {
+    let field = pkg.and_then(|p| p.str("packageManager")).unwrap_or("");
+    for (lock, name) in [
+        ("bun.lockb", "bun"),
+        ("bun.lock", "bun"),
+        ("pnpm-lock.yaml", "pnpm"),
+        ("yarn.lock", "yarn"),
+        ("package-lock.json", "npm"),
+        ("npm-shrinkwrap.json", "npm"),
+    ] {
+        if app.has(lock) {
+            return Pm {
+                name,
+                lock: Some(lock),
+            };
+        }
+    }
+    for name in ["pnpm", "yarn", "bun"] {
+        if field.starts_with(name) {
+            return Pm { name, lock: None };
+        }
+    }
+    Pm {
+        name: "npm",
+        lock: None,
+    }
+}
+
+/// Install (all dependencies when there is a build, else production only), and a script runner.
+fn install_cmd(pm: &Pm, with_dev: bool) -> String {
+    match (pm.name, pm.lock.is_some(), with_dev) {
+        ("npm", true, true) => "npm ci --include=dev".into(),
+        ("npm", true, false) => "npm ci --omit=dev".into(),
+        ("npm", false, true) => "npm install --include=dev".into(),
+        ("npm", false, false) => "npm install --omit=dev".into(),
+        ("yarn", lock, dev) => format!(
+            "yarn install{}{}",
+            if lock { " --frozen-lockfile" } else { "" },
+            if dev {
+                " --production=false"
+            } else {
+                " --production=true"
+            }
+        ),
+        ("pnpm", lock, dev) => format!(
+            "pnpm install{}{}",
+            if lock { " --frozen-lockfile" } else { "" },
+            if dev { " --prod=false" } else { " --prod" }
+        ),
+        ("bun", lock, dev) => format!(
+            "bun install{}{}",
+            if lock { " --frozen-lockfile" } else { "" },
+            if dev { "" } else { " --production" }
+        ),
+        _ => "npm install".into(),
+    }
+}
+
+fn run_script(pm: &Pm, script: &str) -> String {
+    match pm.name {
+        "npm" => format!("npm run {script}"),
+        other => format!("{other} run {script}"),
+    }
+}
+
+fn node_version(app: &App, pkg: Option<&Pkg>) -> Versioned {
+    for f in [".nvmrc", ".node-version"] {
+        if let Some(v) = pin_file(app, f) {
+            let v = if v.starts_with("lts") {
+                NODE_DEFAULT.to_string()
+            } else {
+                v
+            };
+            return Versioned::new(v, f);
+        }
+    }
+    if let Some(v) = tool_versions(app, "nodejs").or_else(|| tool_versions(app, "node")) {
+        return v;
+    }
+    if let Some(e) = pkg
+        .and_then(|p| p.json.get("engines"))
+        .and_then(|e| e.get("node"))
+        .and_then(Value::as_str)
+        && let Some(v) = pick_version(e, NODE_DEFAULT, NODE_KNOWN)
+    {
+        return Versioned::new(v, format!("package.json engines.node \"{e}\""));
+    }
+    if let Some(v) = pkg
+        .and_then(|p| p.json.get("volta"))
+        .and_then(|e| e.get("node"))
+        .and_then(Value::as_str)
+    {
+        return Versioned::new(v, "package.json volta.node");
+    }
+    Versioned::new(NODE_DEFAULT, "default (no pin found)")
+}
+
+/// Which framework, from the manifest: meta-frameworks first, then servers, then SPA builders.
+const FRAMEWORKS: &[(&str, &[&str])] = &[
+    ("nextjs", &["next"]),
+    ("nuxt", &["nuxt", "nuxt3"]),
+    ("sveltekit", &["@sveltejs/kit"]),
+    (
+        "remix",
+        &[
+            "@remix-run/node",
+            "@remix-run/serve",
+            "@remix-run/react",
+            "@remix-run/dev",
+        ],
+    ),
+    ("astro", &["astro"]),
+    ("nestjs", &["@nestjs/core"]),
+    ("angular", &["@angular/core"]),
+    ("gatsby", &["gatsby"]),
+    ("express", &["express"]),
+    ("fastify", &["fastify"]),
+    ("koa", &["koa"]),
+    ("hapi", &["@hapi/hapi", "hapi"]),
+    ("elysia", &["elysia"]),
+    ("hono", &["hono"]),
+    ("vue-cli", &["@vue/cli-service"]),
+    ("cra", &["react-scripts"]),
+    ("vite", &["vite"]),
+];
+
+const SPA: &[&str] = &["angular", "vite", "cra", "vue-cli", "gatsby"];
+
+/// The Node.js detector (also used by Bun with another runtime).
+fn detect_js(app: &App, runtime: &'static str) -> Option<Detected> {
+    let parsed = package_json(app)?;
+    let (pkg, warn) = match parsed {
+        Ok(p) => (Some(p), None),
+        Err(w) => (None, Some(w)),
+    };
+    let pm = package_manager(app, pkg.as_ref());
+    let is_bun = pm.name == "bun"
+        || app.has("bunfig.toml")
+        || pkg.as_ref().is_some_and(|p| {
+            p.has("@types/bun")
+                || p.has("bun-types")
+                || p.script("start").is_some_and(|s| s.starts_with("bun "))
+        });
+    if (runtime == "bun") != is_bun && runtime == "bun" {
+        return None;
+    }
+    let mut det = Detected::new(
+        runtime,
+        if runtime == "bun" {
+            0.65
+        } else if is_bun {
+            0.45
+        } else {
+            0.6
+        },
+    );
+    if let Some(w) = warn {
+        det.evidence(w);
+        det.score = 0.35;
+    }
+    det.evidence(if runtime == "bun" {
+        "package.json with Bun markers (bun lockfile, bunfig.toml or bun types)".to_string()
+    } else {
+        "package.json at the app root".to_string()
+    });
+    let empty = Pkg {
+        json: Value::Object(Default::default()),
+    };
+    let p = pkg.as_ref().unwrap_or(&empty);
+    det.analysis.package_manager = Some(pm.name.to_string());
+    det.evidence(format!(
+        "package manager {}{}",
+        pm.name,
+        pm.lock.map(|l| format!(" (from {l})")).unwrap_or_default()
+    ));
+    if pm.lock.is_some() {
+        det.score += 0.05;
+    }
+    if runtime == "bun" {
+        let v = p
+            .str("packageManager")
+            .and_then(|s| s.strip_prefix("bun@"))
+            .map(|v| Versioned::new(v, "package.json packageManager"))
+            .or_else(|| tool_versions(app, "bun"))
+            .unwrap_or_else(|| Versioned::new("1", "default (no pin found)"));
+        det.set_version(v);
+    } else {
+        det.set_version(node_version(app, pkg.as_ref()));
+    }
+
+    let framework = FRAMEWORKS
+        .iter()
+        .find(|(_, deps)| deps.iter().any(|d| p.has(d)))
+        .map(|(f, deps)| (*f, deps.iter().find(|d| p.has(d)).copied().unwrap_or("")));
+    if let Some((f, dep)) = framework {
+        det.score += 0.3;
+        det.evidence(format!("framework {f}: \"{dep}\" is a dependency"));
+    }
+    let framework = framework.map(|f| f.0);
+    det.analysis.framework = framework.map(str::to_string);
+
+    let mut manifests = vec!["package.json".to_string()];
+    if let Some(l) = pm.lock {
+        manifests.push(l.to_string());
+    }
+    for extra in [".npmrc", ".yarnrc.yml", "pnpm-workspace.yaml"] {
+        if app.has(extra) {
+            manifests.push(extra.to_string());
+        }
+    }
+    det.analysis.details.manifests = manifests;
+
+    let build_script = p.script("build").map(|_| run_script(&pm, "build"));
+    let mut start: Option<String> = procfile_web(app);
+    if let Some(s) = &start {
+        det.evidence(format!("start command from Procfile: {s}"));
+    }
+    let mut template = if runtime == "bun" { "bun" } else { "node" };
+    let mut static_dir: Option<String> = None;
+    let mut has_build = false;
+    let mut framework_default_port: Option<u16> = None;
+    let mut env = std::collections::BTreeMap::new();
+    let config = |prefix: &str| {
+        app.files_in("")
+            .into_iter()
+            .find(|f| f.starts_with(prefix))
+            .and_then(|f| app.text(&f).map(|t| (f.clone(), t)))
+    };
+    match framework {
+        Some("nextjs") => {
+            has_build = true;
+            framework_default_port = Some(3000);
+            let cfg = config("next.config");
+            let standalone = cfg.as_ref().is_some_and(|(_, t)| STANDALONE.is_match(t));
+            let export = cfg.as_ref().is_some_and(|(_, t)| EXPORT.is_match(t));
+            if export {
+                det.evidence("next.config sets output: 'export': served as static files from out/");
+                template = "spa";
+                static_dir = Some("out".into());
+            } else {
+                if standalone {
+                    det.evidence(format!(
+                        "{} sets output: 'standalone': the image keeps only .next/standalone",
+                        cfg.as_ref().map(|c| c.0.as_str()).unwrap_or("next.config")
+                    ));
+                    template = "nextjs-standalone";
+                } else {
+                    template = "nextjs";
+                }
+                if start.is_none() {
+                    start = Some("next start -H 0.0.0.0 -p $PORT".into());
+                }
+            }
+        }
+        Some("nuxt") => {
+            has_build = true;
+            framework_default_port = Some(3000);
+            template = "nuxt";
+            if start.is_none() {
+                start = Some("HOST=0.0.0.0 node .output/server/index.mjs".into());
+            }
+            det.evidence("Nuxt builds a Nitro server in .output/ that reads HOST and PORT");
+        }
+        Some("sveltekit") => {
+            has_build = true;
+            framework_default_port = Some(3000);
+            if p.has("@sveltejs/adapter-static") {
+                template = "spa";
+                static_dir = Some("build".into());
+                det.evidence("@sveltejs/adapter-static: served as static files from build/");
+            } else {
+                template = "node-build";
+                if !p.has("@sveltejs/adapter-node") {
+                    det.evidence("warning: SvelteKit without @sveltejs/adapter-node; add it so `node build` serves the app (adapter-auto does not target containers)");
+                } else {
+                    det.evidence("@sveltejs/adapter-node builds a Node server in build/ that reads HOST and PORT");
+                }
+                if start.is_none() {
+                    start = Some("HOST=0.0.0.0 node build".into());
+                }
+            }
+        }
+        Some("remix") => {
+            has_build = true;
+            framework_default_port = Some(3000);
+            template = "node-build";
+            if start.is_none() {
+                let s = p.script("start").map(str::to_string).unwrap_or_else(|| {
+                    if app.has("vite.config.ts") || app.has("vite.config.js") {
+                        "remix-serve ./build/server/index.js".into()
+                    } else {
+                        "remix-serve ./build/index.js".into()
+                    }
+                });
+                det.evidence(format!(
+                    "Remix production server: {s} (remix-serve reads PORT)"
+                ));
+                start = Some(s);
+            }
+        }
+        Some("astro") => {
+            has_build = true;
+            if p.has("@astrojs/node") {
+                template = "node-build";
+                framework_default_port = Some(4321);
+                if start.is_none() {
+                    start = Some("HOST=0.0.0.0 node ./dist/server/entry.mjs".into());
+                }
+                det.evidence("@astrojs/node adapter: a Node server in dist/server/entry.mjs");
+            } else {
+                template = "spa";
+                static_dir = Some("dist".into());
+                det.evidence("Astro without a server adapter builds a static site in dist/");
+            }
+        }
+        Some("nestjs") => {
+            has_build = true;
+            framework_default_port = Some(3000);
+            template = "node-build";
+            if start.is_none() {
+                let s = p
+                    .script("start:prod")
+                    .filter(|s| s.starts_with("node "))
+                    .map(str::to_string)
+                    .unwrap_or_else(|| "node dist/main".into());
+                det.evidence(format!("NestJS compiles to dist/; production start: {s}"));
+                start = Some(s);
+            }
+        }
+        Some(f) if SPA.contains(&f) => {
+            has_build = true;
+            template = "spa";
+            let dir = match f {
+                "angular" => angular_output(app).unwrap_or_else(|| "dist".into()),
+                "cra" => "build".into(),
+                "gatsby" => "public".into(),
+                _ => "dist".into(),
+            };
+            det.evidence(format!(
+                "single-page app: `{}` writes static files to {dir}/, served by a static server",
+                build_script.clone().unwrap_or_default()
+            ));
+            static_dir = Some(dir);
+        }
+        _ => {}
+    }
+
+    // Plain servers: start script, then main, then a conventional file.
+    if start.is_none() && static_dir.is_none() {
+        if let Some(s) = p.script("start") {
+            let s = s.trim();
+            if let Some(rest) = s.strip_prefix("nodemon ") {
+                det.evidence(format!("warning: the start script uses nodemon (a dev tool); running `node {rest}` instead"));
+                start = Some(format!("node {rest}"));
+            } else if s.starts_with("node ")
+                || s.starts_with("bun ")
+                || s.starts_with("tsx ")
+                || s.starts_with("ts-node ")
+            {
+                det.evidence(format!("start script: {s}"));
+                start = Some(s.to_string());
+            } else {
+                det.evidence(format!("start script: {s} (run through {})", pm.name));
+                start = Some(run_script(&pm, "start"));
+            }
+            if p.script("build").is_some() && !s.contains("vite") {
+                has_build = true;
+            }
+        } else if let Some(m) = p
+            .str("main")
+            .filter(|m| app.has(m.trim_start_matches("./")))
+        {
+            det.evidence(format!("package.json main: {m}"));
+            start = Some(format!(
+                "{} {m}",
+                if runtime == "bun" { "bun" } else { "node" }
+            ));
+        } else if let Some(f) = [
+            "server.js",
+            "index.js",
+            "app.js",
+            "main.js",
+            "server.mjs",
+            "index.mjs",
+            "src/index.js",
+            "src/server.js",
+            "index.ts",
+            "src/index.ts",
+            "server.ts",
+        ]
+        .iter()
+        .find(|f| app.has(f))
+        {
+            if runtime == "bun" {
+                start = Some(format!("bun {f}"));
+            } else if f.ends_with(".ts") {
+                start = Some(format!("npx tsx {f}"));
+            } else {
+                start = Some(format!("node {f}"));
+            }
+            det.evidence(format!("no start script; entry file {f}"));
+        }
+        if start.is_some() {
+            det.score += 0.1;
+        }
+    } else if start.is_some() || static_dir.is_some() {
+        det.score += 0.1;
+    }
+    if runtime == "bun" && template == "node" {
+        template = "bun";
+    }
+    if let Some(dir) = &static_dir {
+        start = Some(format!(
+            "python3 -m http.server \"$PORT\" --bind 0.0.0.0 --directory {dir}"
+        ));
+        det.analysis.details.native_start_command = start.clone();
+        env.insert("STATIC_DIR".to_string(), dir.clone());
+    }
+    det.analysis.details.static_dir = static_dir.clone();
+    det.analysis.details.template = template.to_string();
+
+    let entry = start.as_deref().and_then(|s| {
+        s.split_whitespace()
+            .find(|w| JS.iter().any(|e| w.ends_with(&format!(".{e}"))))
+            .map(|w| w.trim_start_matches("./").to_string())
+    });
+    det.analysis.entrypoint = entry.clone().or_else(|| p.str("main").map(str::to_string));
+
+    // Port.
+    let reads = any_source(app, JS, &READS_PORT, 3);
+    det.analysis.reads_port_env = reads.is_some()
+        || framework
+            .is_some_and(|f| ["nextjs", "nuxt", "sveltekit", "remix", "astro"].contains(&f));
+    let hit = entry
+        .as_deref()
+        .and_then(|e| app.text(e).map(|t| (e, t)))
+        .and_then(|(e, t)| {
+            LISTEN_PORT.captures(t).and_then(|c| {
+                let m = c.get(1)?;
+                Some(PortHit {
+                    file: app.full(e),
+                    line: line_of(t, m.start()),
+                    port: m.as_str().parse().ok()?,
+                    text: c.get(0)?.as_str().to_string(),
+                })
+            })
+        })
+        .or_else(|| find_port(app, JS, &LISTEN_PORT, 2));
+    det.analysis.dev_port = hit
+        .as_ref()
+        .map(|h| h.port)
+        .or(dotenv_port(app))
+        .or(framework_default_port);
+    let own_server = static_dir.is_none()
+        && !framework
+            .is_some_and(|f| ["nextjs", "nuxt", "sveltekit", "remix", "astro"].contains(&f));
+    if own_server {
+        if let Some(h) = &hit
+            && reads.is_none()
+            && h.port != 8080
+        {
+            det.analysis.details.port_issue = Some(hardcoded_port_issue(
+                h,
+                "read the port from the environment: const port = process.env.PORT || 8080; and listen on \"0.0.0.0\"",
+            ));
+        } else if let Some(h) = find_port(app, JS, &LOCALHOST, 3).map(|mut h| {
+            h.port = 0;
+            h
+        }) {
+            det.analysis.details.port_issue = Some(crate::PortIssue {
+                file: h.file,
+                line: h.line,
+                message: "the server binds to localhost, unreachable inside a container".into(),
+                fix: "listen on \"0.0.0.0\"".into(),
+            });
+        } else if framework == Some("fastify") {
+            for (path, text) in app.sources(JS, 2) {
+                if let Some(c) = FASTIFY_LISTEN.captures(text)
+                    && let Some(m) = c.get(1)
+                    && !m.as_str().contains("host")
+                {
+                    det.analysis.details.port_issue = Some(crate::PortIssue {
+                        file: app.full(path),
+                        line: line_of(text, m.start()),
+                        message: "Fastify listens on localhost unless a host is given: unreachable inside a container".into(),
+                        fix: "pass host: \"0.0.0.0\" to listen(), e.g. app.listen({ port: Number(process.env.PORT) || 8080, host: \"0.0.0.0\" })".into(),
+                    });
+                    break;
+                }
+            }
+        }
+    }
+
+    // Native modules.
+    let (bpk, rpk, ev) = native::lookup("node", p.runtime_deps().iter().map(String::as_str));
+    for e in ev {
+        det.evidence(e);
+    }
+    det.analysis.details.build_system_packages = bpk;
+    det.analysis.system_packages = rpk;
+    if p.has("puppeteer") {
+        env.insert("PUPPETEER_CACHE_DIR".into(), "/app/.cache/puppeteer".into());
+    }
+    let _ = p.deps();
+
+    det.analysis.install_command = Some(install_cmd(&pm, has_build));
+    det.analysis.build_command = if has_build {
+        build_script.clone()
+    } else {
+        None
+    };
+    if has_build && build_script.is_none() {
+        let b = match framework {
+            Some("nextjs") => Some("next build"),
+            Some("nuxt") => Some("nuxt build"),
+            Some("astro") => Some("astro build"),
+            Some("vite") | Some("sveltekit") | Some("remix") => Some("vite build"),
+            Some("angular") => Some("ng build"),
+            Some("cra") => Some("react-scripts build"),
+            Some("nestjs") => Some("nest build"),
+            _ => None,
+        };
+        det.analysis.build_command = b.map(str::to_string);
+    }
+    det.analysis.start_command = start;
+    det.analysis.env_vars = env_vars(
+        app,
+        JS,
+        &[
+            EnvPattern {
+                re: &ENV_DOT,
+                required: true,
+            },
+            EnvPattern {
+                re: &ENV_IDX,
+                required: true,
+            },
+        ],
+    )
+    .into_iter()
+    .filter(|v| !v.name.starts_with("VITE_") || framework == Some("vite"))
+    .collect();
+    let v = det.analysis.runtime_version.clone().unwrap_or_default();
+    let d = &mut det.analysis.details;
+    d.env.extend(env);
+    if runtime == "bun" {
+        d.base_image = Some(format!("oven/bun:{v}-slim"));
+        d.build_image = d.base_image.clone();
+    } else {
+        d.build_image = Some(format!("node:{v}-bookworm-slim"));
+        d.base_image = if static_dir.is_some() {
+            Some("nginxinc/nginx-unprivileged:1.27-bookworm".into())
+        } else {
+            Some(format!("node:{v}-bookworm-slim"))
+        };
+    }
+    det.score = det.score.min(1.0);
+    Some(det)
+}
+
+fn angular_output(app: &App) -> Option<String> {
+    let v: Value = serde_json::from_str(app.text("angular.json")?).ok()?;
+    let projects = v.get("projects")?.as_object()?;
+    let (name, proj) = projects.iter().next()?;
+    let build = proj
+        .get("architect")
+        .or_else(|| proj.get("targets"))?
+        .get("build")?;
+    let builder = build.get("builder").and_then(Value::as_str).unwrap_or("");
+    let out = build.get("options").and_then(|o| o.get("outputPath"));
+    let base = match out {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Object(o)) => o
+            .get("base")
+            .and_then(Value::as_str)
+            .unwrap_or("dist")
+            .to_string(),
+        _ => format!("dist/{name}"),
+    };
+    if builder.ends_with(":application") {
+        Some(format!("{base}/browser"))
+    } else {
+        Some(base)
+    }
+}
+
+pub fn detect_node(app: &App) -> Option<Detected> {
+    detect_js(app, "node")
+}
+
+pub fn detect_bun(app: &App) -> Option<Detected> {
+    detect_js(app, "bun")
+}
+
+/// Deno: deno.json(c) or Deno.serve in a main module.
+pub fn detect_deno(app: &App) -> Option<Detected> {
+    let cfg_name = app.first_of(&["deno.json", "deno.jsonc"]);
+    let main = ["main.ts", "server.ts", "mod.ts", "main.js", "src/main.ts"]
+        .iter()
+        .find(|f| {
+            app.text(f)
+                .is_some_and(|t| t.contains("Deno.serve") || t.contains("Deno."))
+        })
+        .copied();
+    if cfg_name.is_none() && main.is_none() {
+        return None;
+    }
+    let mut det = Detected::new("deno", if cfg_name.is_some() { 0.7 } else { 0.4 });
+    let cfg: Option<Value> = cfg_name.and_then(|n| {
+        let t = app.text(n)?;
+        // deno.jsonc may hold comments: strip full-line ones.
+        let cleaned: String = t
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        match serde_json::from_str(&cleaned) {
+            Ok(v) => Some(v),
+            Err(_) => {
+                det.evidence(format!("warning: {n} could not be parsed; ignored"));
+                None
+            }
+        }
+    });
+    if let Some(n) = cfg_name {
+        det.evidence(format!("{n} at the app root"));
+    }
+    let imports = cfg
+        .as_ref()
+        .and_then(|c| c.get("imports"))
+        .map(|i| i.to_string())
+        .unwrap_or_default();
+    let src: String = main.and_then(|m| app.text(m)).unwrap_or("").to_string();
+    let framework = if imports.contains("$fresh") || imports.contains("@fresh/") {
+        Some("fresh")
+    } else if imports.contains("oak") || src.contains("/oak") || src.contains("@oak/") {
+        Some("oak")
+    } else if imports.contains("hono") || src.contains("hono") {
+        Some("hono")
+    } else {
+        None
+    };
+    if let Some(f) = framework {
+        det.score += 0.2;
+        det.evidence(format!("framework {f}: imported"));
+    }
+    det.analysis.framework = framework.map(str::to_string);
+    det.set_version(
+        tool_versions(app, "deno")
+            .unwrap_or_else(|| Versioned::new("2.1.4", "default (no pin found)")),
+    );
+    det.analysis.package_manager = Some("deno".into());
+    let task = cfg
+        .as_ref()
+        .and_then(|c| c.get("tasks"))
+        .and_then(|t| t.get("start"))
+        .and_then(Value::as_str);
+    let start = if let Some(p) = procfile_web(app) {
+        Some(p)
+    } else if let Some(t) = task {
+        det.evidence(format!("deno task start: {t}"));
+        Some("deno task start".to_string())
+    } else {
+        main.map(|m| format!("deno run --allow-net --allow-env --allow-read {m}"))
+    };
+    det.analysis.entrypoint = main.map(str::to_string);
+    det.analysis.install_command = main.map(|m| format!("deno cache {m}"));
+    det.analysis.start_command = start;
+    det.analysis.reads_port_env = src.contains("PORT");
+    det.analysis.dev_port = Some(8000);
+    if !det.analysis.reads_port_env
+        && let Some(m) = main
+    {
+        det.analysis.details.port_issue = Some(crate::PortIssue {
+            file: app.full(m),
+            line: 1,
+            message: "Deno.serve listens on 8000 by default and the code does not read $PORT".into(),
+            fix: "Deno.serve({ port: Number(Deno.env.get(\"PORT\") ?? 8080), hostname: \"0.0.0.0\" }, handler)".into(),
+        });
+    }
+    det.analysis.env_vars = env_vars(
+        app,
+        JS,
+        &[EnvPattern {
+            re: &ENV_DENO,
+            required: true,
+        }],
+    );
+    let v = det.analysis.runtime_version.clone().unwrap_or_default();
+    det.analysis.details.template = "deno".into();
+    det.analysis.details.base_image = Some(format!("denoland/deno:debian-{v}"));
+    det.analysis.details.manifests = cfg_name
+        .into_iter()
+        .map(str::to_string)
+        .chain(app.has("deno.lock").then(|| "deno.lock".to_string()))
+        .collect();
+    Some(det)
+}

@@ -1,0 +1,695 @@
+//! Python: pip, Poetry, uv, Pipenv, PDM; Flask, FastAPI, Django, Streamlit, Gradio, Starlette,
+//! aiohttp, Sanic, Tornado, Bottle, Falcon.
+
+use crate::common::*;
+use crate::native;
+use crate::repo::App;
+use regex::Regex;
+use std::sync::LazyLock;
+
+const PY: &[&str] = &["py"];
+const KNOWN: &[&str] = &["3.8", "3.9", "3.10", "3.11", "3.12", "3.13"];
+const DEFAULT: &str = "3.13";
+
+fn re(s: &str) -> Regex {
+    Regex::new(s).expect("static regex")
+}
+
+static ENV_INDEX: LazyLock<Regex> =
+    LazyLock::new(|| re(r#"os\.environ\[\s*["']([A-Za-z_][A-Za-z0-9_]*)["']\s*\]"#));
+static ENV_GET: LazyLock<Regex> = LazyLock::new(|| {
+    re(r#"(?:os\.environ\.get|os\.getenv|getenv)\(\s*["']([A-Za-z_][A-Za-z0-9_]*)["']"#)
+});
+static ENV_CFG: LazyLock<Regex> =
+    LazyLock::new(|| re(r#"(?:env|config)\(\s*["']([A-Z][A-Z0-9_]*)["']\s*\)"#));
+static READS_PORT: LazyLock<Regex> =
+    LazyLock::new(|| re(r#"(?:environ(?:\.get)?|getenv)[\[(]\s*["']PORT["']"#));
+static RUN_PORT: LazyLock<Regex> = LazyLock::new(|| {
+    re(r#"(?:\.run|\.launch|run_app|\.listen)\([^)]*?port\s*=\s*(?:int\([^)]*?["']?)?(\d{2,5})"#)
+});
+static DEFAULT_PORT: LazyLock<Regex> = LazyLock::new(|| re(r#"["']PORT["']\s*,\s*["']?(\d{2,5})"#));
+static LOCALHOST_RUN: LazyLock<Regex> =
+    LazyLock::new(|| re(r#"\.run\([^)]*host\s*=\s*["'](127\.0\.0\.1|localhost)["']"#));
+
+static FLASK_APP: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?m)^(\w+)\s*(?::\s*\w+\s*)?=\s*(?:flask\.)?Flask\("));
+static FASTAPI_APP: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?m)^(\w+)\s*(?::\s*\w+\s*)?=\s*(?:fastapi\.)?FastAPI\("));
+static STARLETTE_APP: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?m)^(\w+)\s*(?::\s*\w+\s*)?=\s*Starlette\("));
+static SANIC_APP: LazyLock<Regex> = LazyLock::new(|| re(r"(?m)^(\w+)\s*=\s*Sanic\("));
+static AIOHTTP_APP: LazyLock<Regex> = LazyLock::new(|| re(r"(?m)^(\w+)\s*=\s*web\.Application\("));
+static BOTTLE_APP: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?m)^(\w+)\s*=\s*(?:bottle\.)?Bottle\("));
+static FALCON_APP: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?m)^(\w+)\s*=\s*falcon\.(?:asgi\.)?(?:App|API)\("));
+static FACTORY: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?m)^def (create_app|make_app|app_factory)\("));
+static WSGI_APP: LazyLock<Regex> =
+    LazyLock::new(|| re(r#"WSGI_APPLICATION\s*=\s*["']([\w.]+)["']"#));
+static STATIC_ROOT: LazyLock<Regex> = LazyLock::new(|| re(r"(?m)^STATIC_ROOT\s*="));
+
+/// Normalised requirement name ("Flask[async]>=2" -> "flask").
+fn req_name(line: &str) -> Option<String> {
+    let l = line.split('#').next()?.trim();
+    if l.is_empty() || l.starts_with('-') || l.contains("://") {
+        return None;
+    }
+    let end = l
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'))
+        .unwrap_or(l.len());
+    let name = l[..end].to_ascii_lowercase().replace('_', "-");
+    (!name.is_empty()).then_some(name)
+}
+
+/// Dependencies and the manifests they came from.
+struct Deps {
+    names: Vec<String>,
+    manifests: Vec<String>,
+    pyproject: Option<toml::Table>,
+    warnings: Vec<String>,
+}
+
+fn deps(app: &App) -> Deps {
+    let mut d = Deps {
+        names: vec![],
+        manifests: vec![],
+        pyproject: None,
+        warnings: vec![],
+    };
+    for f in [
+        "requirements.txt",
+        "requirements/prod.txt",
+        "requirements/production.txt",
+        "requirements/base.txt",
+    ] {
+        if let Some(t) = app.text(f) {
+            d.names.extend(t.lines().filter_map(req_name));
+            d.manifests.push(f.to_string());
+        }
+    }
+    if let Some(t) = app.text("pyproject.toml") {
+        d.manifests.push("pyproject.toml".into());
+        match t.parse::<toml::Table>() {
+            Ok(v) => {
+                if let Some(arr) = v
+                    .get("project")
+                    .and_then(|p| p.get("dependencies"))
+                    .and_then(|x| x.as_array())
+                {
+                    d.names
+                        .extend(arr.iter().filter_map(|x| x.as_str()).filter_map(req_name));
+                }
+                if let Some(tbl) = v
+                    .get("tool")
+                    .and_then(|t| t.get("poetry"))
+                    .and_then(|p| p.get("dependencies"))
+                    .and_then(|x| x.as_table())
+                {
+                    d.names.extend(
+                        tbl.keys()
+                            .filter(|k| *k != "python")
+                            .map(|k| k.to_ascii_lowercase().replace('_', "-")),
+                    );
+                }
+                d.pyproject = Some(v);
+            }
+            Err(e) => d.warnings.push(format!(
+                "warning: pyproject.toml is not valid TOML ({}); ignored",
+                first_line(&e.to_string())
+            )),
+        }
+    }
+    if let Some(t) = app.text("Pipfile") {
+        d.manifests.push("Pipfile".into());
+        match t.parse::<toml::Table>() {
+            Ok(v) => {
+                if let Some(tbl) = v.get("packages").and_then(|x| x.as_table()) {
+                    d.names
+                        .extend(tbl.keys().map(|k| k.to_ascii_lowercase().replace('_', "-")));
+                }
+            }
+            Err(_) => d
+                .warnings
+                .push("warning: Pipfile is not valid TOML; ignored".into()),
+        }
+    }
+    if let Some(t) = app.text("setup.py") {
+        d.manifests.push("setup.py".into());
+        static INSTALL_REQ: LazyLock<Regex> =
+            LazyLock::new(|| re(r#"["']([A-Za-z0-9_.\-\[\]]+)\s*(?:[<>=!~][^"']*)?["']"#));
+        if let Some(start) = t.find("install_requires") {
+            let rest = &t[start..];
+            let end = rest.find(']').unwrap_or(rest.len());
+            d.names.extend(
+                INSTALL_REQ
+                    .captures_iter(&rest[..end])
+                    .filter_map(|c| req_name(c.get(1)?.as_str())),
+            );
+        }
+    }
+    d.names.sort();
+    d.names.dedup();
+    d
+}
+
+pub fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").to_string()
+}
+
+/// Where the Python version comes from, in order of precedence.
+fn version(app: &App, d: &Deps) -> Versioned {
+    if let Some(v) = pin_file(app, ".python-version") {
+        return Versioned::new(v, ".python-version");
+    }
+    if let Some(v) = app
+        .text("runtime.txt")
+        .and_then(|t| t.trim().strip_prefix("python-").map(str::to_string))
+    {
+        return Versioned::new(v, "runtime.txt");
+    }
+    if let Some(v) = tool_versions(app, "python") {
+        return v;
+    }
+    if let Some(py) = &d.pyproject {
+        let req = py
+            .get("project")
+            .and_then(|p| p.get("requires-python"))
+            .and_then(|x| x.as_str())
+            .map(|r| (r, "pyproject.toml requires-python"))
+            .or_else(|| {
+                py.get("tool")
+                    .and_then(|t| t.get("poetry"))
+                    .and_then(|p| p.get("dependencies"))
+                    .and_then(|x| x.get("python"))
+                    .and_then(|x| x.as_str())
+                    .map(|r| (r, "pyproject.toml [tool.poetry.dependencies] python"))
+            });
+        if let Some((r, src)) = req
+            && let Some(v) = pick_version(r, DEFAULT, KNOWN)
+        {
+            return Versioned::new(v, format!("{src} \"{r}\""));
+        }
+    }
+    if let Some(t) = app.text("Pipfile")
+        && let Ok(v) = t.parse::<toml::Table>()
+        && let Some(pv) = v
+            .get("requires")
+            .and_then(|r| r.get("python_version"))
+            .and_then(|x| x.as_str())
+    {
+        return Versioned::new(pv, "Pipfile [requires] python_version");
+    }
+    Versioned::new(DEFAULT, "default (no pin found)")
+}
+
+fn module_of(path: &str) -> String {
+    path.trim_end_matches(".py").replace('/', ".")
+}
+
+/// An ASGI/WSGI app object: (file, module, variable), with `--chdir`-style folder if the file
+/// sits in a folder that is not a package.
+struct AppRef {
+    file: String,
+    target: String,
+    chdir: Option<String>,
+}
+
+const ENTRY_PREFERENCE: &[&str] = &[
+    "app.py",
+    "main.py",
+    "wsgi.py",
+    "asgi.py",
+    "server.py",
+    "application.py",
+    "run.py",
+    "api.py",
+    "bot.py",
+];
+
+fn rank(path: &str) -> usize {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let depth = path.matches('/').count();
+    ENTRY_PREFERENCE
+        .iter()
+        .position(|p| *p == name)
+        .unwrap_or(20)
+        + depth * 30
+}
+
+fn find_app(app: &App, pattern: &Regex) -> Option<AppRef> {
+    let mut hits: Vec<(&str, &str)> = app
+        .sources(PY, 3)
+        .filter(|(p, t)| !p.contains("test") && pattern.is_match(t))
+        .collect();
+    hits.sort_by_key(|(p, _)| rank(p));
+    let (path, text) = hits.first()?;
+    let var = pattern.captures(text)?.get(1)?.as_str().to_string();
+    Some(app_ref(app, path, &var, text))
+}
+
+fn app_ref(app: &App, path: &str, var: &str, text: &str) -> AppRef {
+    let var = if FACTORY.is_match(text)
+        && !text.contains(&format!("\n{var} ="))
+        && !text.starts_with(&format!("{var} ="))
+    {
+        FACTORY
+            .captures(text)
+            .and_then(|c| c.get(1))
+            .map(|m| format!("{}()", m.as_str()))
+            .unwrap_or(var.to_string())
+    } else {
+        var.to_string()
+    };
+    // A file in a folder without __init__.py is run from that folder.
+    let (dir, file) = path.rsplit_once('/').unwrap_or(("", path));
+    if !dir.is_empty() && !app.has(&format!("{dir}/__init__.py")) {
+        AppRef {
+            file: path.to_string(),
+            target: format!("{}:{var}", module_of(file)),
+            chdir: Some(dir.to_string()),
+        }
+    } else {
+        AppRef {
+            file: path.to_string(),
+            target: format!("{}:{var}", module_of(path)),
+            chdir: None,
+        }
+    }
+}
+
+fn entry_with(app: &App, needle: &Regex) -> Option<String> {
+    let mut hits: Vec<&str> = app
+        .sources(PY, 2)
+        .filter(|(p, t)| !p.contains("test") && needle.is_match(t))
+        .map(|(p, _)| p)
+        .collect();
+    hits.sort_by_key(|p| {
+        let name = p.rsplit('/').next().unwrap_or(p);
+        if name == "streamlit_app.py" {
+            0
+        } else {
+            rank(p) + 1
+        }
+    });
+    hits.first().map(|s| s.to_string())
+}
+
+pub fn detect(app: &App) -> Option<Detected> {
+    let d = deps(app);
+    let has_lock = |f: &str| app.has(f);
+    let py_files = app.sources(PY, 1).count();
+    if d.manifests.is_empty()
+        && !(py_files > 0 && (app.has("app.py") || app.has("main.py") || app.has("manage.py")))
+    {
+        return None;
+    }
+    let mut det = Detected::new("python", if d.manifests.is_empty() { 0.3 } else { 0.55 });
+    for w in &d.warnings {
+        det.evidence(w.clone());
+    }
+    if d.manifests.is_empty() {
+        det.evidence("Python sources without a manifest (no requirements.txt or pyproject.toml)");
+    } else {
+        det.evidence(format!("Python manifests: {}", d.manifests.join(", ")));
+    }
+    let has = |n: &str| d.names.iter().any(|x| x == n);
+
+    // Package manager, from lockfiles first.
+    let tool = |name: &str| {
+        d.pyproject
+            .as_ref()
+            .and_then(|p| p.get("tool"))
+            .and_then(|t| t.get(name))
+            .is_some()
+    };
+    let (pm, install, lock) = if has_lock("uv.lock") || (tool("uv") && !app.has("requirements.txt"))
+    {
+        let cmd = if has_lock("uv.lock") {
+            "pip install uv && uv export --frozen --no-dev --no-emit-project --no-hashes -o requirements.uv.txt && uv pip install --python \"$(command -v python)\" -r requirements.uv.txt"
+        } else {
+            "pip install uv && uv pip install --python \"$(command -v python)\" -r pyproject.toml"
+        };
+        (
+            "uv",
+            cmd.to_string(),
+            has_lock("uv.lock").then_some("uv.lock"),
+        )
+    } else if has_lock("poetry.lock") || (tool("poetry") && !app.has("requirements.txt")) {
+        (
+            "poetry",
+            "pip install poetry && poetry config virtualenvs.create false && poetry install --no-root --only main --no-interaction".to_string(),
+            has_lock("poetry.lock").then_some("poetry.lock"),
+        )
+    } else if has_lock("pdm.lock") || (tool("pdm") && !app.has("requirements.txt")) {
+        (
+            "pdm",
+            "pip install pdm && pdm export --prod --without-hashes -o requirements.pdm.txt && pip install -r requirements.pdm.txt".to_string(),
+            has_lock("pdm.lock").then_some("pdm.lock"),
+        )
+    } else if app.has("Pipfile") {
+        let cmd = if has_lock("Pipfile.lock") {
+            "pip install pipenv && pipenv requirements > requirements.pipenv.txt && pip install -r requirements.pipenv.txt"
+        } else {
+            "pip install pipenv && pipenv install --system --skip-lock"
+        };
+        (
+            "pipenv",
+            cmd.to_string(),
+            has_lock("Pipfile.lock").then_some("Pipfile.lock"),
+        )
+    } else if let Some(req) = d.manifests.iter().find(|m| m.starts_with("requirements")) {
+        ("pip", format!("pip install -r {req}"), None)
+    } else if app.has("pyproject.toml") || app.has("setup.py") {
+        ("pip", "pip install .".to_string(), None)
+    } else {
+        ("pip", String::new(), None)
+    };
+    det.evidence(format!(
+        "package manager {pm}{}",
+        lock.map(|l| format!(" (from {l})")).unwrap_or_default()
+    ));
+    let mut manifests = d.manifests.clone();
+    if let Some(l) = lock {
+        manifests.push(l.to_string());
+        det.score += 0.05;
+    }
+    let needs_sources = install.contains("pip install .");
+    det.analysis.package_manager = Some(pm.to_string());
+    det.set_version(version(app, &d));
+
+    // Framework: dependency first, then imports.
+    const ORDER: &[(&str, &str, &str)] = &[
+        ("django", "django", r"(?m)^\s*(?:from|import) django"),
+        ("fastapi", "fastapi", r"(?m)^\s*(?:from|import) fastapi"),
+        ("flask", "flask", r"(?m)^\s*(?:from|import) flask"),
+        ("streamlit", "streamlit", r"(?m)^\s*import streamlit"),
+        ("gradio", "gradio", r"(?m)^\s*import gradio"),
+        ("sanic", "sanic", r"(?m)^\s*(?:from|import) sanic"),
+        ("aiohttp", "aiohttp", r"(?m)^\s*from aiohttp import web"),
+        (
+            "starlette",
+            "starlette",
+            r"(?m)^\s*(?:from|import) starlette",
+        ),
+        ("tornado", "tornado", r"(?m)^\s*(?:from|import) tornado"),
+        ("bottle", "bottle", r"(?m)^\s*(?:from|import) bottle"),
+        ("falcon", "falcon", r"(?m)^\s*import falcon"),
+    ];
+    let in_deps: Vec<&(&str, &str, &str)> = ORDER.iter().filter(|(_, dep, _)| has(dep)).collect();
+    let imported = |imp: &str| {
+        let r = re(imp);
+        app.sources(PY, 2).any(|(_, t)| r.is_match(t))
+    };
+    let framework = if in_deps.len() > 1 {
+        // Several frameworks in the manifest: the one an entry file imports wins.
+        in_deps
+            .iter()
+            .find(|(_, _, imp)| imported(imp))
+            .or(in_deps.first())
+            .map(|f| f.0)
+    } else if let Some(f) = in_deps.first() {
+        Some(f.0)
+    } else {
+        ORDER.iter().find(|(_, _, imp)| imported(imp)).map(|f| f.0)
+    };
+    if let Some(f) = framework {
+        det.score += 0.3;
+        det.evidence(if has(f) {
+            format!("framework {f}: \"{f}\" is a dependency")
+        } else {
+            format!("framework {f}: imported in the sources")
+        });
+    }
+    det.analysis.framework = framework.map(str::to_string);
+
+    // Start command.
+    let mut extra_pkgs: Vec<&str> = vec![];
+    let mut start: Option<String> = None;
+    let mut entry: Option<String> = None;
+    let mut dev_port_default: Option<u16> = None;
+    let mut build: Option<String> = None;
+    let gunicorn = |r: &AppRef, extra: &str| {
+        format!(
+            "gunicorn --bind 0.0.0.0:$PORT --workers ${{WEB_CONCURRENCY:-2}} --threads 4 --timeout 0 --access-logfile -{}{extra} {}",
+            r.chdir
+                .as_ref()
+                .map(|c| format!(" --chdir {c}"))
+                .unwrap_or_default(),
+            r.target
+        )
+    };
+    if let Some(p) = procfile_web(app) {
+        det.evidence(format!("start command from Procfile: {p}"));
+        start = Some(p);
+    }
+    match framework {
+        Some("flask") | Some("bottle") | Some("falcon") => {
+            dev_port_default = Some(if framework == Some("flask") {
+                5000
+            } else {
+                8000
+            });
+            let pat: &Regex = match framework {
+                Some("flask") => &FLASK_APP,
+                Some("bottle") => &BOTTLE_APP,
+                _ => &FALCON_APP,
+            };
+            if let Some(r) = find_app(app, pat) {
+                det.evidence(format!("WSGI app `{}` found in {}", r.target, r.file));
+                det.score += 0.1;
+                entry = Some(r.file.clone());
+                if start.is_none() {
+                    start = Some(gunicorn(&r, ""));
+                }
+                if !has("gunicorn") {
+                    extra_pkgs.push("gunicorn");
+                }
+            }
+        }
+        Some("fastapi") | Some("starlette") => {
+            dev_port_default = Some(8000);
+            let pat: &Regex = if framework == Some("fastapi") {
+                &FASTAPI_APP
+            } else {
+                &STARLETTE_APP
+            };
+            if let Some(r) = find_app(app, pat) {
+                det.evidence(format!("ASGI app `{}` found in {}", r.target, r.file));
+                det.score += 0.1;
+                entry = Some(r.file.clone());
+                if start.is_none() {
+                    start = Some(format!(
+                        "uvicorn {} --host 0.0.0.0 --port $PORT --proxy-headers --forwarded-allow-ips '*'{}",
+                        r.target,
+                        r.chdir
+                            .as_ref()
+                            .map(|c| format!(" --app-dir {c}"))
+                            .unwrap_or_default()
+                    ));
+                }
+                if !has("uvicorn") {
+                    extra_pkgs.push("uvicorn");
+                }
+            }
+        }
+        Some("sanic") => {
+            dev_port_default = Some(8000);
+            if let Some(r) = find_app(app, &SANIC_APP) {
+                det.evidence(format!("Sanic app `{}` found in {}", r.target, r.file));
+                det.score += 0.1;
+                entry = Some(r.file.clone());
+                if start.is_none() {
+                    start = Some(format!(
+                        "sanic {} --host 0.0.0.0 --port $PORT --single-process",
+                        r.target
+                    ));
+                }
+            }
+        }
+        Some("aiohttp") => {
+            dev_port_default = Some(8080);
+            if let Some(r) = find_app(app, &AIOHTTP_APP) {
+                det.evidence(format!(
+                    "aiohttp application `{}` found in {}",
+                    r.target, r.file
+                ));
+                det.score += 0.1;
+                entry = Some(r.file.clone());
+                if start.is_none() {
+                    start = Some(gunicorn(&r, " --worker-class aiohttp.GunicornWebWorker"));
+                }
+                if !has("gunicorn") {
+                    extra_pkgs.push("gunicorn");
+                }
+            }
+        }
+        Some("django") => {
+            dev_port_default = Some(8000);
+            let settings = app
+                .sources(PY, 3)
+                .find(|(p, t)| p.contains("settings") && WSGI_APP.is_match(t));
+            if let Some((path, text)) = settings {
+                let wsgi = WSGI_APP
+                    .captures(text)
+                    .and_then(|c| c.get(1))
+                    .map(|m| m.as_str())
+                    .unwrap_or("");
+                let target = match wsgi.rsplit_once('.') {
+                    Some((module, obj)) => format!("{module}:{obj}"),
+                    None => wsgi.to_string(),
+                };
+                det.evidence(format!("Django WSGI_APPLICATION = \"{wsgi}\" in {path}"));
+                det.score += 0.1;
+                entry = Some("manage.py".into());
+                if start.is_none() {
+                    start = Some(format!(
+                        "gunicorn --bind 0.0.0.0:$PORT --workers ${{WEB_CONCURRENCY:-2}} --threads 4 --timeout 0 --access-logfile - {target}"
+                    ));
+                }
+                if STATIC_ROOT.is_match(text) {
+                    build = Some("python manage.py collectstatic --noinput".into());
+                    det.evidence(format!(
+                        "STATIC_ROOT is set in {path}: static files are collected at build time"
+                    ));
+                }
+                if !has("gunicorn") {
+                    extra_pkgs.push("gunicorn");
+                }
+            }
+        }
+        Some("streamlit") => {
+            dev_port_default = Some(8501);
+            if let Some(f) = entry_with(app, &re(r"(?m)^\s*import streamlit")) {
+                det.evidence(format!("Streamlit script {f}"));
+                det.score += 0.1;
+                if start.is_none() {
+                    start = Some(format!(
+                        "streamlit run {f} --server.port $PORT --server.address 0.0.0.0 --server.headless true --browser.gatherUsageStats false"
+                    ));
+                }
+                entry = Some(f);
+            }
+        }
+        Some("gradio") => {
+            dev_port_default = Some(7860);
+            if let Some(f) = entry_with(app, &re(r"\.launch\(")) {
+                det.evidence(format!("Gradio app launched in {f}; Gradio reads GRADIO_SERVER_NAME and GRADIO_SERVER_PORT"));
+                det.score += 0.1;
+                if start.is_none() {
+                    start = Some(format!(
+                        "GRADIO_SERVER_NAME=0.0.0.0 GRADIO_SERVER_PORT=$PORT python {f}"
+                    ));
+                }
+                entry = Some(f);
+            }
+        }
+        _ => {}
+    }
+    if start.is_none() {
+        // Plain script: python main.py / app.py.
+        let f = ENTRY_PREFERENCE
+            .iter()
+            .find(|f| app.has(f))
+            .map(|s| s.to_string());
+        if let Some(f) = f {
+            det.evidence(format!("no server framework entry found; running {f}"));
+            start = Some(format!("python {f}"));
+            entry = Some(f);
+        }
+    }
+
+    // Port: what the code listens on, and whether it reads $PORT.
+    let reads = any_source(app, PY, &READS_PORT, 3);
+    det.analysis.reads_port_env = reads.is_some();
+    let hit = find_port(app, PY, &RUN_PORT, 3).or_else(|| find_port(app, PY, &DEFAULT_PORT, 3));
+    det.analysis.dev_port = hit
+        .as_ref()
+        .map(|h| h.port)
+        .or(dotenv_port(app))
+        .or(dev_port_default);
+    if let Some(f) = &reads {
+        det.evidence(format!("{f} reads $PORT"));
+    }
+    let runs_own_server = start.as_deref().is_some_and(|s| s.starts_with("python "));
+    if runs_own_server {
+        if let Some(h) = &hit
+            && reads.is_none()
+            && h.port != 8080
+        {
+            det.analysis.details.port_issue = Some(hardcoded_port_issue(
+                h,
+                "read the port from the environment: port=int(os.environ.get(\"PORT\", \"8080\")) and host=\"0.0.0.0\"",
+            ));
+        } else if let Some(h) = find_port(app, PY, &LOCALHOST_RUN, 3).map(|mut h| {
+            h.port = 0;
+            h
+        }) {
+            det.analysis.details.port_issue = Some(crate::PortIssue {
+                file: h.file,
+                line: h.line,
+                message: "the app binds to localhost, unreachable inside a container".into(),
+                fix: "bind to all interfaces: host=\"0.0.0.0\"".into(),
+            });
+        }
+    }
+
+    // Native libraries.
+    let (bpk, rpk, ev) = native::lookup("python", d.names.iter().map(String::as_str));
+    for e in ev {
+        det.evidence(e);
+    }
+    det.analysis.details.build_system_packages = bpk;
+    det.analysis.system_packages = rpk;
+
+    let mut install = install;
+    if !extra_pkgs.is_empty() {
+        let extra = extra_pkgs.join(" ");
+        det.evidence(format!(
+            "{extra} is not a dependency: the plan installs it to serve the app"
+        ));
+        install = if install.is_empty() {
+            format!("pip install {extra}")
+        } else {
+            format!("{install} && pip install {extra}")
+        };
+    }
+    det.analysis.install_command = (!install.is_empty()).then_some(install);
+    det.analysis.build_command = build;
+    det.analysis.start_command = start;
+    det.analysis.entrypoint = entry;
+    det.analysis.env_vars = env_vars(
+        app,
+        PY,
+        &[
+            EnvPattern {
+                re: &ENV_INDEX,
+                required: true,
+            },
+            EnvPattern {
+                re: &ENV_GET,
+                required: false,
+            },
+            EnvPattern {
+                re: &ENV_CFG,
+                required: false,
+            },
+        ],
+    );
+    let v = det
+        .analysis
+        .runtime_version
+        .clone()
+        .unwrap_or(DEFAULT.into());
+    let dd = &mut det.analysis.details;
+    dd.template = if needs_sources {
+        "python-source-install".into()
+    } else {
+        "python".into()
+    };
+    dd.base_image = Some(format!("python:{v}-slim-bookworm"));
+    dd.build_image = Some(format!("python:{v}-slim-bookworm"));
+    dd.manifests = manifests;
+    det.score = det.score.min(1.0);
+    Some(det)
+}

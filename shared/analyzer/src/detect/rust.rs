@@ -1,0 +1,188 @@
+//! Rust (Cargo): Axum, Actix Web, Rocket, Warp, Poem, Salvo, Tide; the binary target from
+//! Cargo.toml.
+
+use crate::common::*;
+use crate::native;
+use crate::repo::App;
+use regex::Regex;
+use std::sync::LazyLock;
+
+const RS: &[&str] = &["rs"];
+
+fn re(s: &str) -> Regex {
+    Regex::new(s).expect("static regex")
+}
+
+static ENV: LazyLock<Regex> = LazyLock::new(|| {
+    re(r#"(?:env::var|env::var_os|std::env::var|dotenvy::var)\(\s*"([A-Za-z_][A-Za-z0-9_]*)"\s*\)"#)
+});
+static READS_PORT: LazyLock<Regex> = LazyLock::new(|| re(r#"env::var(?:_os)?\(\s*"PORT"\s*\)"#));
+static ADDR: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r#""(?:0\.0\.0\.0|127\.0\.0\.1|localhost|\[::\])?:(\d{2,5})"|\(\[\d+,\s*\d+,\s*\d+,\s*\d+\],\s*(\d{2,5})\)"#,
+    )
+});
+
+pub fn detect(app: &App) -> Option<Detected> {
+    let text = app.text("Cargo.toml")?;
+    let mut det = Detected::new("rust", 0.6);
+    det.evidence("Cargo.toml at the app root");
+    let cargo = match text.parse::<toml::Table>() {
+        Ok(t) => t,
+        Err(e) => {
+            det.score = 0.3;
+            det.evidence(format!(
+                "warning: Cargo.toml is not valid TOML ({}); ignored",
+                e.to_string().lines().next().unwrap_or("")
+            ));
+            toml::Table::new()
+        }
+    };
+    let package = cargo.get("package");
+    if package.is_none() && cargo.contains_key("workspace") {
+        det.evidence("a Cargo workspace root without its own package");
+        det.score = 0.35;
+    }
+    let deps: Vec<String> = ["dependencies"]
+        .iter()
+        .filter_map(|k| cargo.get(*k).and_then(|d| d.as_table()))
+        .flat_map(|t| t.keys().cloned())
+        .collect();
+    const FW: &[(&str, &str)] = &[
+        ("axum", "axum"),
+        ("actix-web", "actix-web"),
+        ("rocket", "rocket"),
+        ("warp", "warp"),
+        ("poem", "poem"),
+        ("salvo", "salvo"),
+        ("tide", "tide"),
+        ("hyper", "hyper"),
+    ];
+    let framework = FW
+        .iter()
+        .find(|(_, d)| deps.iter().any(|x| x == d))
+        .map(|f| f.0);
+    if let Some(f) = framework {
+        det.score += 0.3;
+        det.evidence(format!("framework {f}: \"{f}\" is a dependency"));
+    }
+    det.analysis.framework = framework.map(str::to_string);
+    det.analysis.package_manager = Some("cargo".into());
+    // Version: rust-toolchain, then package.rust-version.
+    let v = app
+        .text("rust-toolchain.toml")
+        .and_then(|t| t.parse::<toml::Table>().ok())
+        .and_then(|t| {
+            t.get("toolchain")?
+                .get("channel")?
+                .as_str()
+                .map(str::to_string)
+        })
+        .map(|c| Versioned::new(c, "rust-toolchain.toml"))
+        .or_else(|| pin_file(app, "rust-toolchain").map(|c| Versioned::new(c, "rust-toolchain")))
+        .or_else(|| {
+            package
+                .and_then(|p| p.get("rust-version"))
+                .and_then(|v| v.as_str())
+                .map(|v| Versioned::new(v, "Cargo.toml rust-version"))
+        })
+        .or_else(|| tool_versions(app, "rust"))
+        .unwrap_or_else(|| Versioned::new("1", "default (no pin found)"));
+    let v = if ["stable", "nightly", "beta"].contains(&v.version.as_str()) {
+        Versioned::new("1", format!("{} ({})", v.source, v.version))
+    } else {
+        v
+    };
+    det.set_version(v);
+    let bins: Vec<String> = cargo
+        .get("bin")
+        .and_then(|b| b.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|b| b.get("name")?.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let name = package
+        .and_then(|p| p.get("name"))
+        .and_then(|n| n.as_str())
+        .map(str::to_string);
+    let bin = if let Some(b) = bins.first() {
+        Some(b.clone())
+    } else if app.has("src/main.rs") {
+        name.clone()
+    } else {
+        None
+    };
+    if let Some(b) = &bin {
+        det.score += 0.1;
+        det.evidence(format!("binary target {b}"));
+        let locked = if app.has("Cargo.lock") {
+            " --locked"
+        } else {
+            ""
+        };
+        det.analysis.build_command = Some(format!(
+            "cargo build --release{locked} --target-dir target --bin {b}"
+        ));
+        let start = if framework == Some("rocket") {
+            format!("ROCKET_ADDRESS=0.0.0.0 ROCKET_PORT=$PORT ./target/release/{b}")
+        } else {
+            format!("./target/release/{b}")
+        };
+        det.analysis.start_command = Some(procfile_web(app).unwrap_or(start));
+        det.analysis.entrypoint = Some(if bins.is_empty() {
+            "src/main.rs".into()
+        } else {
+            format!("bin {b}")
+        });
+        det.analysis.details.artifact = Some(b.clone());
+    }
+    let (bpk, rpk, ev) = native::lookup("rust", deps.iter().map(String::as_str));
+    for e in ev {
+        det.evidence(e);
+    }
+    det.analysis.details.build_system_packages = bpk;
+    let mut rpk = rpk;
+    rpk.push("ca-certificates".into());
+    det.analysis.system_packages = dedup(rpk);
+    det.analysis.reads_port_env =
+        any_source(app, RS, &READS_PORT, 4).is_some() || framework == Some("rocket");
+    let hit = find_port(app, RS, &ADDR, 4);
+    det.analysis.dev_port = hit
+        .as_ref()
+        .map(|h| h.port)
+        .or(if framework == Some("rocket") {
+            Some(8000)
+        } else {
+            None
+        });
+    if let Some(h) = &hit
+        && !det.analysis.reads_port_env
+        && h.port != 8080
+    {
+        det.analysis.details.port_issue = Some(hardcoded_port_issue(
+            h,
+            "read the port: let port = std::env::var(\"PORT\").unwrap_or_else(|_| \"8080\".into()); and bind (\"0.0.0.0\", port)",
+        ));
+    }
+    det.analysis.env_vars = env_vars(
+        app,
+        RS,
+        &[EnvPattern {
+            re: &ENV,
+            required: true,
+        }],
+    );
+    let v = det.analysis.runtime_version.clone().unwrap_or_default();
+    let d = &mut det.analysis.details;
+    d.template = "rust".into();
+    d.build_image = Some(format!("rust:{v}-slim-bookworm"));
+    d.base_image = Some("debian:bookworm-slim".into());
+    d.manifests = ["Cargo.toml", "Cargo.lock"]
+        .iter()
+        .filter(|f| app.has(f))
+        .map(|s| s.to_string())
+        .collect();
+    Some(det)
+}
