@@ -289,7 +289,18 @@ fn pick_python(
     if let Some(version) = &plan.runtime_version {
         let minor: String = version.split('.').take(2).collect::<Vec<_>>().join(".");
         let wanted = format!("python{minor}");
-        if minor.contains('.') && process::which(&wanted, &path).is_some() {
+        // A pyenv shim exists for versions that are installed but not active, and fails when
+        // run: only a Python that answers `--version` counts.
+        let runs = process::which(&wanted, &path).is_some_and(|bin| {
+            std::process::Command::new(bin)
+                .arg("--version")
+                .env("PATH", &path)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+        if minor.contains('.') && runs {
             return Ok(wanted);
         }
         log.line(&format!(
