@@ -12,7 +12,13 @@ fn deploys_and_answers(name: &str) {
     let home = Home::new();
     let path = fixture(name);
     let out = outcome(&home.run(&["deploy", path.to_str().unwrap()]));
-    assert_eq!(out.code, Some(0), "deploy of {name} failed:\n{}\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.code,
+        Some(0),
+        "deploy of {name} failed:\n{}\n{}",
+        out.stdout,
+        out.stderr
+    );
     assert_eq!(out.status, "live");
     let (status, body) = get(&out.url).expect("the app answers");
     assert_eq!(status, 200);
@@ -73,7 +79,12 @@ fn json_mode_prints_one_event_per_line_and_a_final_summary() {
         .collect();
     let last = lines.last().unwrap();
     assert_eq!(last["status"], "live");
-    assert!(last["url"].as_str().unwrap().starts_with("http://127.0.0.1:"));
+    assert!(
+        last["url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:")
+    );
     let seqs: Vec<u64> = lines[..lines.len() - 1]
         .iter()
         .map(|e| e["seq"].as_u64().unwrap())
@@ -83,7 +94,10 @@ fn json_mode_prints_one_event_per_line_and_a_final_summary() {
         .iter()
         .map(|e| e["percent"].as_u64().unwrap())
         .collect();
-    assert!(percents.windows(2).all(|w| w[0] <= w[1]), "progress went backward: {percents:?}");
+    assert!(
+        percents.windows(2).all(|w| w[0] <= w[1]),
+        "progress went backward: {percents:?}"
+    );
     assert_eq!(*percents.last().unwrap(), 100);
 }
 
@@ -98,9 +112,18 @@ fn fails_clearly(home: &Home, source: &str, step: &str, cause: &str) -> support:
         .find(|l| l.starts_with("error: "))
         .unwrap_or_else(|| panic!("no error line in stderr: {}", out.stderr))
         .to_string();
-    assert!(error.contains(step), "{error:?} should name the step {step:?}");
-    assert!(error.contains(cause), "{error:?} should name the cause {cause:?}");
-    assert!(error.contains("(fix: "), "{error:?} should say how to fix it");
+    assert!(
+        error.contains(step),
+        "{error:?} should name the step {step:?}"
+    );
+    assert!(
+        error.contains(cause),
+        "{error:?} should name the cause {cause:?}"
+    );
+    assert!(
+        error.contains("(fix: "),
+        "{error:?} should say how to fix it"
+    );
     // The deployment is stored as failed, with the reason.
     let status = home.run(&["status", &out.id, "--json"]);
     let stored: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
@@ -112,14 +135,24 @@ fn fails_clearly(home: &Home, source: &str, step: &str, cause: &str) -> support:
 #[test]
 fn a_path_that_does_not_exist_fails_at_repository_access() {
     let home = Home::new();
-    fails_clearly(&home, "/definitely/not/here", "Repository access", "does not exist");
+    fails_clearly(
+        &home,
+        "/definitely/not/here",
+        "Repository access",
+        "does not exist",
+    );
 }
 
 #[test]
 fn an_empty_folder_fails_at_repository_access() {
     let home = Home::new();
     let empty = tempfile::tempdir().unwrap();
-    fails_clearly(&home, empty.path().to_str().unwrap(), "Repository access", "empty");
+    fails_clearly(
+        &home,
+        empty.path().to_str().unwrap(),
+        "Repository access",
+        "empty",
+    );
 }
 
 #[test]
@@ -127,7 +160,12 @@ fn a_folder_with_no_app_fails_at_code_analysis() {
     let home = Home::new();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("notes.txt"), "just some notes\n").unwrap();
-    fails_clearly(&home, dir.path().to_str().unwrap(), "Code analysis", "no web app");
+    fails_clearly(
+        &home,
+        dir.path().to_str().unwrap(),
+        "Code analysis",
+        "no web app",
+    );
 }
 
 #[test]
@@ -145,7 +183,11 @@ fn a_git_url_that_does_not_resolve_fails_at_repository_access() {
 fn an_app_that_crashes_fails_at_deploy_with_its_logs() {
     let home = Home::new();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("requirements.txt"), "flask==3.1.*\ngunicorn==23.*\n").unwrap();
+    std::fs::write(
+        dir.path().join("requirements.txt"),
+        "flask==3.1.*\ngunicorn==23.*\n",
+    )
+    .unwrap();
     std::fs::write(
         dir.path().join("app.py"),
         "raise RuntimeError('boom: missing configuration')\n",
@@ -153,7 +195,10 @@ fn an_app_that_crashes_fails_at_deploy_with_its_logs() {
     .unwrap();
     let out = fails_clearly(&home, dir.path().to_str().unwrap(), "Deploy", "the app");
     let logs = String::from_utf8_lossy(&home.run(&["logs", &out.id]).stdout).into_owned();
-    assert!(logs.contains("boom: missing configuration"), "logs lack the crash: {logs}");
+    assert!(
+        logs.contains("boom: missing configuration"),
+        "logs lack the crash: {logs}"
+    );
 }
 
 #[test]
@@ -179,5 +224,9 @@ fn an_app_that_never_listens_fails_at_deploy_after_the_deadline() {
     let out = outcome(&output);
     assert_eq!(out.status, "failed");
     assert!(out.stderr.contains("Deploy failed"), "{}", out.stderr);
-    assert!(out.stderr.contains("sleeping instead of listening"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("sleeping instead of listening"),
+        "{}",
+        out.stderr
+    );
 }

@@ -21,14 +21,19 @@ fn create(base: &str, source: &str) -> String {
 }
 
 fn deployment(base: &str, id: &str) -> Option<Value> {
-    let res = http().get(format!("{base}/api/deployments/{id}")).send().ok()?;
+    let res = http()
+        .get(format!("{base}/api/deployments/{id}"))
+        .send()
+        .ok()?;
     (res.status().as_u16() == 200).then(|| res.json().unwrap())
 }
 
 fn wait_status(base: &str, id: &str, wanted: &[&str], limit: Duration) -> Value {
-    wait_for(&format!("deployment {id} to be one of {wanted:?}"), limit, || {
-        deployment(base, id).filter(|d| wanted.contains(&d["status"].as_str().unwrap_or("")))
-    })
+    wait_for(
+        &format!("deployment {id} to be one of {wanted:?}"),
+        limit,
+        || deployment(base, id).filter(|d| wanted.contains(&d["status"].as_str().unwrap_or(""))),
+    )
 }
 
 fn all_events(base: &str, id: &str) -> Vec<Value> {
@@ -40,7 +45,12 @@ fn every_message_delivered_twice_still_runs_each_stage_once() {
     let home = Home::new();
     let server = home.serve(&[("DEVGEM_BUS_DELIVER_TWICE", "1")]);
     let id = create(&server.url, fixture("static-site").to_str().unwrap());
-    let d = wait_status(&server.url, &id, &["live", "failed"], Duration::from_secs(120));
+    let d = wait_status(
+        &server.url,
+        &id,
+        &["live", "failed"],
+        Duration::from_secs(120),
+    );
     assert_eq!(d["status"], "live", "{d}");
     let events = all_events(&server.url, &id);
     for stage in ["analyze", "build", "deploy"] {
@@ -75,7 +85,12 @@ fn abort_during_the_build_stops_everything() {
         .send()
         .unwrap();
     assert_eq!(res.status().as_u16(), 202);
-    let d = wait_status(&server.url, &id, &["aborted", "failed", "live"], Duration::from_secs(15));
+    let d = wait_status(
+        &server.url,
+        &id,
+        &["aborted", "failed", "live"],
+        Duration::from_secs(15),
+    );
     assert_eq!(d["status"], "aborted");
     assert!(d["url"].is_null(), "an aborted deployment has no URL");
     let events = all_events(&server.url, &id);
@@ -102,16 +117,22 @@ fn a_killed_server_resumes_the_deployment_when_restarted() {
     wait_status(&server.url, &id, &["building"], Duration::from_secs(60));
     server.kill(); // SIGKILL, mid-build
     let server = home.serve(&[]);
-    let d = wait_status(&server.url, &id, &["live", "failed", "aborted"], Duration::from_secs(120));
+    let d = wait_status(
+        &server.url,
+        &id,
+        &["live", "failed", "aborted"],
+        Duration::from_secs(120),
+    );
     assert_eq!(d["status"], "live", "{d}");
     let (status, body) = get(d["url"].as_str().unwrap()).expect("the app answers");
     assert_eq!(status, 200);
     assert!(body.contains("Hello from slow-build"));
     let events = all_events(&server.url, &id);
     assert!(
-        events
-            .iter()
-            .any(|e| e["message"].as_str().unwrap_or("").contains("Resuming the build stage")),
+        events.iter().any(|e| e["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Resuming the build stage")),
         "the restarted server should say it resumed"
     );
 }
@@ -133,7 +154,11 @@ fn the_progress_stream_resumes_from_last_event_id_without_loss_or_repeats() {
         .chain(rest.iter())
         .map(|e| e["seq"].as_u64().unwrap())
         .collect();
-    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "gaps or repeats");
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "gaps or repeats"
+    );
     let final_event = rest.last().expect("the stream ends with the final event");
     assert_eq!(final_event["status"], "live");
     // A fresh read of the finished deployment gives exactly the same events.

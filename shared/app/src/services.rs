@@ -37,14 +37,25 @@ impl InstanceId {
         &self.0
     }
 
+    /// A claim holder name for one attempt at a stage by this process.
+    pub fn attempt(&self) -> String {
+        let nonce = uuid::Uuid::new_v4().simple().to_string();
+        format!("{}#{}", self.0, &nonce[..8])
+    }
+
     /// Whether `holder` was a process on this host that no longer runs, so its claims can be
     /// taken over at once instead of after the lease. Other hosts' claims simply expire.
     pub fn is_gone(&self, holder: &str) -> bool {
-        let mut parts = holder.split('/');
+        // A holder is `instance#attempt`: one process may run several attempts at once.
+        let instance = holder.split('#').next().unwrap_or(holder);
+        if instance == self.0 {
+            return false;
+        }
+        let mut parts = instance.split('/');
         let (Some(host), Some(pid)) = (parts.next(), parts.next()) else {
             return false;
         };
-        if host != hostname() || holder == self.0 {
+        if host != hostname() {
             return false;
         }
         match pid.parse::<u32>() {
@@ -62,4 +73,23 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "localhost".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_dead_local_processes_are_gone() {
+        let me = InstanceId::current();
+        // Another attempt of this very process is alive.
+        assert!(!me.is_gone(&me.attempt()));
+        // An earlier life of this pid (another nonce) is gone.
+        let earlier = format!("{}/{}/deadbeef#1234", hostname(), std::process::id());
+        assert!(me.is_gone(&earlier));
+        // A pid that does not run on this host is gone; another host's claim is never.
+        let dead = format!("{}/{}/00000000#1", hostname(), u32::MAX - 7);
+        assert!(me.is_gone(&dead));
+        assert!(!me.is_gone("some-other-host/1/abc#1"));
+    }
 }

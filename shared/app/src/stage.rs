@@ -248,7 +248,7 @@ impl<W: StageWork> MessageHandler for StageHandler<W> {
             )));
         }
         let now = Utc::now();
-        let me = services.instance.as_str().to_string();
+        let me = services.instance.attempt();
         if !d.claimable_by(&me, now) {
             let holder = d
                 .claim
