@@ -4,6 +4,10 @@
 //!
 //! Every answer is JSON, and every error has the shape of [`devgem_http::error`].
 
+// Handlers return `Result<_, Response>` so `?` answers the client early; the error is the
+// response itself, so its size is not worth boxing.
+#![allow(clippy::result_large_err)]
+
 use devgem_app::{AppError, CreateDeployment, Services, keys};
 use devgem_domain::DeploymentId;
 use devgem_http::{Request, Response, SseEvent, error, json, read_json};

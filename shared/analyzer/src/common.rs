@@ -182,7 +182,7 @@ fn satisfies(alt: &str, cand: &[u32]) -> bool {
             }
             "^" => c != Less && cand.first() == v.first(),
             "~" => {
-                c != Less && cmp_prefix(cand, &v[..v.len().min(2).max(1)]) == Equal
+                c != Less && cmp_prefix(cand, &v[..v.len().clamp(1, 2)]) == Equal
                     || (v.len() == 1 && cand.first() == v.first())
             }
             _ => {

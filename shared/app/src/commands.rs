@@ -193,11 +193,11 @@ pub async fn abort_deployment(
     if unclaimed {
         finish_aborted(services, id).await?;
     }
-    Ok(services
+    services
         .store
         .get(id)
         .await?
-        .ok_or_else(|| AppError::NotFound(id.clone()))?)
+        .ok_or_else(|| AppError::NotFound(id.clone()))
 }
 
 /// Stops a live deployment's app.
@@ -274,6 +274,25 @@ pub async fn user_env(
     Ok(env)
 }
 
+/// A deployment's events after `after`: the stored ones, then live ones until the final
+/// event. For a finished deployment the stream ends with what is stored.
+pub async fn follow(
+    services: &Services,
+    id: &DeploymentId,
+    after: u64,
+) -> Result<devgem_ports::EventStream, AppError> {
+    let d = services
+        .store
+        .get(id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(id.clone()))?;
+    if d.status.is_terminal() {
+        let events = services.store.events(id, after).await?;
+        return Ok(Box::pin(futures::stream::iter(events.into_iter().map(Ok))));
+    }
+    Ok(services.store.subscribe(id, after).await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,23 +312,4 @@ mod tests {
             "web"
         );
     }
-}
-
-/// A deployment's events after `after`: the stored ones, then live ones until the final
-/// event. For a finished deployment the stream ends with what is stored.
-pub async fn follow(
-    services: &Services,
-    id: &DeploymentId,
-    after: u64,
-) -> Result<devgem_ports::EventStream, AppError> {
-    let d = services
-        .store
-        .get(id)
-        .await?
-        .ok_or_else(|| AppError::NotFound(id.clone()))?;
-    if d.status.is_terminal() {
-        let events = services.store.events(id, after).await?;
-        return Ok(Box::pin(futures::stream::iter(events.into_iter().map(Ok))));
-    }
-    Ok(services.store.subscribe(id, after).await?)
 }

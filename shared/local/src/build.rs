@@ -424,6 +424,7 @@ mod tests {
             system_packages: vec![],
             env: BTreeMap::new(),
             base_image: "python:3.12-slim".into(),
+            ..BuildPlan::default()
         }
     }
 

@@ -51,10 +51,11 @@ fn parse_env(pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
 fn absolute_source(source: &str) -> String {
     let path = std::path::Path::new(source);
     let looks_like_url = source.contains("://") || source.starts_with("git@");
-    if !looks_like_url && path.exists() {
-        if let Ok(abs) = std::fs::canonicalize(path) {
-            return abs.display().to_string();
-        }
+    if !looks_like_url
+        && path.exists()
+        && let Ok(abs) = std::fs::canonicalize(path)
+    {
+        return abs.display().to_string();
     }
     source.to_string()
 }

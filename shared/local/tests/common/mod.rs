@@ -49,6 +49,7 @@ pub fn plan(language: &str, install: Option<&str>, start: &str) -> BuildPlan {
         system_packages: vec![],
         env: BTreeMap::new(),
         base_image: "debian:bookworm-slim".into(),
+        ..BuildPlan::default()
     }
 }
 
