@@ -230,3 +230,47 @@ fn an_app_that_never_listens_fails_at_deploy_after_the_deadline() {
         out.stderr
     );
 }
+
+#[test]
+fn env_values_reach_the_app_but_never_the_store_events_or_output() {
+    let home = Home::new();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("package.json"),
+        r#"{"name":"env-echo","version":"1.0.0","scripts":{"start":"node server.js"}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("server.js"),
+        r#"require("http").createServer((q, s) => s.end("key=" + process.env.STRIPE_KEY))
+  .listen(process.env.PORT, "0.0.0.0");
+"#,
+    )
+    .unwrap();
+    let secret = "sk_live_d3vg3m_n0t_f0r_l0gs";
+    let output = home.run(&[
+        "deploy",
+        "--json",
+        "--env",
+        &format!("STRIPE_KEY={secret}"),
+        dir.path().to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{stdout}");
+    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let (_, body) = get(last["url"].as_str().unwrap()).unwrap();
+    assert_eq!(body, format!("key={secret}"));
+    assert!(!stdout.contains(secret), "the secret was printed");
+    assert!(!String::from_utf8_lossy(&output.stderr).contains(secret));
+    let db = std::fs::read(home.path().join("devgem.db")).unwrap();
+    let wal = std::fs::read(home.path().join("devgem.db-wal")).unwrap_or_default();
+    for bytes in [db, wal] {
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "the secret is in the state store"
+        );
+    }
+    let status = home.run(&["status", last["deployment_id"].as_str().unwrap(), "--json"]);
+    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(status.contains("STRIPE_KEY") && !status.contains(secret));
+}

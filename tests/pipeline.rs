@@ -206,3 +206,69 @@ fn api_errors_have_one_shape_and_the_right_status() {
         .unwrap();
     assert_eq!(health["status"], "ok");
 }
+
+#[test]
+fn the_cli_can_deploy_through_a_running_server() {
+    let home = Home::new();
+    let server = home.serve(&[]);
+    // A second, empty home shows the CLI keeps nothing locally in this mode.
+    let client_home = Home::new();
+    let output = client_home
+        .devgem()
+        .args(["deploy", fixture("static-site").to_str().unwrap()])
+        .env("DEVGEM_SERVER", &server.url)
+        .output()
+        .unwrap();
+    let out = support::outcome(&output);
+    assert_eq!(out.status, "live", "{}\n{}", out.stdout, out.stderr);
+    let (status, body) = get(&out.url).expect("the app answers");
+    assert_eq!(status, 200);
+    assert!(body.contains("Hello from static-site"));
+    // The server knows it; the client's own store does not.
+    assert!(deployment(&server.url, &out.id).is_some());
+    let local = client_home.run(&["status", &out.id]);
+    assert!(!local.status.success());
+    // Status, logs and stop through the server.
+    let remote_status = client_home
+        .devgem()
+        .args(["status", &out.id, "--server", &server.url])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&remote_status.stdout).contains("live"));
+    let stop = client_home
+        .devgem()
+        .args(["stop", &out.id, "--server", &server.url])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&stop.stdout).contains("stopped"));
+}
+
+#[test]
+fn the_server_shuts_down_gracefully_on_sigterm() {
+    let home = Home::new();
+    let mut server = home.serve(&[]);
+    let (status, _) = get(&format!("{}/health", server.url)).unwrap();
+    assert_eq!(status, 200);
+    let pid = server.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let exit = wait_for("the server to exit", Duration::from_secs(15), || {
+        server.child.try_wait().unwrap()
+    });
+    assert!(exit.success(), "exit status {exit:?}");
+    assert!(get(&format!("{}/health", server.url)).is_none());
+}
+
+#[test]
+fn an_api_token_is_required_when_configured() {
+    let home = Home::new();
+    let server = home.serve(&[("DEVGEM_API_TOKEN", "s3cret-token")]);
+    let url = format!("{}/api/deployments", server.url);
+    let anonymous = http().get(&url).send().unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401);
+    let wrong = http().get(&url).bearer_auth("nope").send().unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+    let right = http().get(&url).bearer_auth("s3cret-token").send().unwrap();
+    assert_eq!(right.status().as_u16(), 200);
+    // Health stays open for load balancers.
+    assert_eq!(get(&format!("{}/health", server.url)).unwrap().0, 200);
+}
