@@ -250,7 +250,13 @@ fn the_server_shuts_down_gracefully_on_sigterm() {
     let (status, _) = get(&format!("{}/health", server.url)).unwrap();
     assert_eq!(status, 200);
     let pid = server.child.id().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let exit = wait_for("the server to exit", Duration::from_secs(15), || {
         server.child.try_wait().unwrap()
     });

@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod logging;
 mod render;
 mod wiring;
 
@@ -67,7 +68,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let serving = matches!(cli.command, Command::Serve);
-    cli::init_tracing(serving);
+    logging::init(serving);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

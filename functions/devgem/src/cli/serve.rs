@@ -40,7 +40,19 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     tracing::info!(port, home = %config.home.display(), "serving");
     let handler: devgem_http::Handler = Arc::new(move |req| {
         let api = api.clone();
-        Box::pin(async move { api.handle(req).await })
+        Box::pin(async move {
+            let started = std::time::Instant::now();
+            let (method, path) = (req.method().clone(), req.uri().path().to_string());
+            let res = api.handle(req).await;
+            tracing::info!(
+                method = %method,
+                path = %path,
+                status = res.status().as_u16(),
+                latency_ms = started.elapsed().as_millis() as u64,
+                "request"
+            );
+            res
+        })
     });
     devgem_http::serve(
         listener,
