@@ -73,7 +73,7 @@ impl StageWork for Analyze {
             .unwrap_or_default();
         r.step_completed(
             step,
-            format!("Fetched the source{at} ({} KiB packed)", size / 1024),
+            format!("Fetched the source{at} ({} packed)", human_size(size)),
         );
 
         // 2. Code analysis.
@@ -214,6 +214,14 @@ impl StageWork for Analyze {
             commit: fetched.commit,
             ..Default::default()
         })
+    }
+}
+
+fn human_size(bytes: usize) -> String {
+    match bytes {
+        b if b < 1024 => format!("{b} B"),
+        b if b < 1024 * 1024 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0)),
     }
 }
 
