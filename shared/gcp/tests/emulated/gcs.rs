@@ -1,0 +1,1 @@
+//! GcsObjectStore against fake-gcs-server.

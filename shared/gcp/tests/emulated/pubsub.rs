@@ -1,0 +1,1 @@
+//! PubSubBus, push delivery and bootstrap against the Pub/Sub emulator.
