@@ -5,7 +5,13 @@ use crate::config::{CALL_TIMEOUT, GcpConfig, anonymous_if};
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
 use devgem_ports::{ObjectError, ObjectStore};
+use google_cloud_gax::retry_policy::RetryPolicyExt;
 use google_cloud_storage::client::Storage;
+use google_cloud_storage::retry_policy::RetryableErrors;
+use std::time::Duration;
+
+/// How long one put or get keeps retrying transient errors.
+const RETRY_TIME_LIMIT: Duration = Duration::from_secs(10);
 
 /// Stores objects as `gs://BUCKET/KEY`.
 #[derive(Clone, Debug)]
@@ -20,7 +26,10 @@ impl GcsObjectStore {
         let bucket = config
             .require_bucket()
             .map_err(|e| ObjectError::Unavailable(e.to_string()))?;
-        let mut builder = Storage::builder();
+        // The default policy retries a refused connection for minutes; a stage would rather
+        // fail over to Pub/Sub's redelivery sooner.
+        let mut builder =
+            Storage::builder().with_retry_policy(RetryableErrors.with_time_limit(RETRY_TIME_LIMIT));
         if let Some(endpoint) = &config.storage_emulator {
             // fake-gcs-server builds resumable-upload URLs from the Host header, which the
             // client sends without the port, so resumable uploads hang there: upload every

@@ -80,6 +80,33 @@ impl PushEnvelope {
     }
 }
 
+/// Where a dead-lettered message came from, from the attributes Pub/Sub adds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterInfo {
+    /// The subscription id (not the full path) the message failed on.
+    pub source_subscription: Option<String>,
+    /// How many times it was delivered there.
+    pub delivery_count: Option<u32>,
+}
+
+impl PushEnvelope {
+    /// `Some` when this message was forwarded to a dead letter topic (it carries the
+    /// `CloudPubSubDeadLetterSource*` attributes; seen on the emulator too).
+    pub fn dead_letter_info(&self) -> Option<DeadLetterInfo> {
+        let attrs = &self.message.attributes;
+        let source = attrs
+            .get("CloudPubSubDeadLetterSourceSubscription")
+            .cloned();
+        let count = attrs
+            .get("CloudPubSubDeadLetterSourceDeliveryCount")
+            .and_then(|c| c.parse().ok());
+        (source.is_some() || count.is_some()).then_some(DeadLetterInfo {
+            source_subscription: source,
+            delivery_count: count,
+        })
+    }
+}
+
 /// Decodes a push request body into a delivery of a stage message.
 pub fn decode_push(body: &[u8]) -> Result<Delivery, PushError> {
     PushEnvelope::parse(body)?.delivery()
@@ -201,6 +228,26 @@ mod tests {
             decode_push(other.as_bytes()),
             Err(PushError::NotAStageMessage(..))
         ));
+    }
+
+    #[test]
+    fn dead_letter_attributes_are_read() {
+        let body = r#"{"message":{"messageId":"9","data":"eyJkZXBsb3ltZW50X2lkIjoiZC0xMjM0Iiwic3RhZ2UiOiJidWlsZCJ9",
+            "attributes":{"CloudPubSubDeadLetterSourceSubscription":"devgem-build-push",
+            "CloudPubSubDeadLetterSourceDeliveryCount":"5"}}}"#;
+        let env = PushEnvelope::parse(body.as_bytes()).unwrap();
+        let info = env.dead_letter_info().unwrap();
+        assert_eq!(info.delivery_count, Some(5));
+        assert_eq!(
+            info.source_subscription.as_deref(),
+            Some("devgem-build-push")
+        );
+        assert_eq!(
+            PushEnvelope::parse(EMULATOR_BODY.as_bytes())
+                .unwrap()
+                .dead_letter_info(),
+            None
+        );
     }
 
     #[test]

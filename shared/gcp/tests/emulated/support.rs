@@ -128,3 +128,105 @@ macro_rules! require_emulators {
         }
     };
 }
+
+/// One push request as the local endpoint received it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub authorization: Option<String>,
+    pub body: bytes::Bytes,
+    pub at: std::time::Instant,
+}
+
+/// A local HTTP endpoint standing in for the stage functions: records every push and
+/// answers 500 to the first `fail` deliveries of chosen deployments, 204 otherwise.
+pub struct PushServer {
+    pub url: String,
+    pub rx: tokio::sync::mpsc::UnboundedReceiver<Received>,
+    pub fail: std::sync::Arc<std::sync::Mutex<HashMap<String, u32>>>,
+}
+
+impl PushServer {
+    pub async fn start() -> Self {
+        use http_body_util::BodyExt;
+        use hyper_util::rt::TokioIo;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let fail: std::sync::Arc<std::sync::Mutex<HashMap<String, u32>>> = Default::default();
+        let fail_in = fail.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let tx = tx.clone();
+                let fail = fail_in.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(
+                        move |req: hyper::Request<hyper::body::Incoming>| {
+                            let tx = tx.clone();
+                            let fail = fail.clone();
+                            async move {
+                                let path = req.uri().path().to_string();
+                                let authorization = req
+                                    .headers()
+                                    .get("authorization")
+                                    .and_then(|v| v.to_str().ok())
+                                    .map(String::from);
+                                let body = req
+                                    .into_body()
+                                    .collect()
+                                    .await
+                                    .map(|b| b.to_bytes())
+                                    .unwrap_or_default();
+                                let received = Received {
+                                    path,
+                                    authorization,
+                                    body: body.clone(),
+                                    at: std::time::Instant::now(),
+                                };
+                                let _ = tx.send(received);
+                                let mut status = 204;
+                                if let Ok(d) = devgem_gcp::decode_push(&body) {
+                                    let mut fail = fail.lock().unwrap();
+                                    if let Some(n) = fail.get_mut(d.message.deployment_id.as_str())
+                                        && *n > 0
+                                    {
+                                        *n -= 1;
+                                        status = 500;
+                                    }
+                                }
+                                Ok::<_, std::convert::Infallible>(
+                                    hyper::Response::builder()
+                                        .status(status)
+                                        .body(http_body_util::Full::new(bytes::Bytes::new()))
+                                        .unwrap(),
+                                )
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Self { url, rx, fail }
+    }
+
+    /// The next push, or `None` after `secs` seconds without one.
+    pub async fn next(&mut self, secs: u64) -> Option<Received> {
+        tokio::time::timeout(std::time::Duration::from_secs(secs), self.rx.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    pub fn fail_first(&self, deployment: &DeploymentId, times: u32) {
+        self.fail
+            .lock()
+            .unwrap()
+            .insert(deployment.to_string(), times);
+    }
+}
