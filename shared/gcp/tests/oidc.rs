@@ -90,7 +90,8 @@ async fn a_valid_google_token_is_accepted_with_either_issuer_spelling() {
 #[tokio::test]
 async fn tokens_that_are_not_exactly_right_are_rejected() {
     let auth = static_auth();
-    let cases: Vec<(&str, String, fn(&OidcError) -> bool)> = vec![
+    type Case = (&'static str, String, fn(&OidcError) -> bool);
+    let cases: Vec<Case> = vec![
         (
             "wrong audience",
             sign(
