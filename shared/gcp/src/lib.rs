@@ -26,8 +26,23 @@
 //! * `list` with an owner filter orders by creation time: it needs the composite index
 //!   `deployments(owner ASC, created_ts DESC)`. Without it the store falls back to sorting
 //!   in memory (and logs a warning).
-//! * The Pub/Sub emulator delivers push messages without an OIDC token and without
-//!   `deliveryAttempt`; see [`AttemptCounter`] for counting attempts yourself.
+//!
+//! # What the emulators do
+//!
+//! Measured with Cloud SDK 528, pubsub-emulator 0.8.20, cloud-firestore-emulator 1.19.9 and
+//! fake-gcs-server from PyPI (see `tests/emulated`):
+//!
+//! * Pub/Sub push: no `Authorization` header even with an OIDC token configured, no
+//!   `deliveryAttempt`, no `orderingKey` in the envelope (ordering itself is accepted and
+//!   honoured). Use [`AttemptCounter`] to count attempts per message id yourself.
+//! * A non-2xx answer is redelivered after the retry policy's backoff (about 1 s, then 3 s).
+//! * Dead letter policies are honoured: after `max_delivery_attempts` (5) failed pushes the
+//!   message is pushed to the dead letter subscription, payload unchanged, with the attributes
+//!   `CloudPubSubDeadLetterSourceSubscription`, `CloudPubSubDeadLetterSourceDeliveryCount`,
+//!   `CloudPubSubDeadLetterSourceSubscriptionProject` and
+//!   `CloudPubSubDeadLetterSourceTopicPublishTime` (see [`PushEnvelope::dead_letter_info`]).
+//! * Firestore Listen on a query resets its target after every change and resends every
+//!   matching document; [`FirestoreStore::subscribe`] drops the repeats by seq.
 
 mod bootstrap;
 mod config;
@@ -44,3 +59,26 @@ pub use gcs::GcsObjectStore;
 pub use oidc::{KeySource, OidcClaims, OidcError, PushAuth};
 pub use pubsub::PubSubBus;
 pub use push::{AttemptCounter, PushEnvelope, PushError, PushMessage, decode_push};
+
+use devgem_ports::{BusError, MessageBus, ObjectError, ObjectStore, StateStore, StoreError};
+use std::sync::Arc;
+
+/// Builders of every adapter from one configuration, as the functions hold them.
+impl GcpConfig {
+    pub async fn state_store(&self) -> Result<Arc<dyn StateStore>, StoreError> {
+        Ok(Arc::new(FirestoreStore::new(self).await?))
+    }
+
+    pub async fn message_bus(&self) -> Result<Arc<dyn MessageBus>, BusError> {
+        Ok(Arc::new(PubSubBus::new(self).await?))
+    }
+
+    pub async fn object_store(&self) -> Result<Arc<dyn ObjectStore>, ObjectError> {
+        Ok(Arc::new(GcsObjectStore::new(self).await?))
+    }
+
+    /// The push verifier, when `DEVGEM_PUSH_AUDIENCE` and `DEVGEM_PUSH_SERVICE_ACCOUNT` are set.
+    pub fn push_auth(&self) -> Option<PushAuth> {
+        self.push_auth.as_ref().map(PushAuth::from_config)
+    }
+}

@@ -57,7 +57,12 @@ fn start() -> Option<Emulators> {
     let started = std::time::Instant::now();
     let out = Command::new("bash")
         .arg(script())
-        .args(["start", "--owner-pid", &std::process::id().to_string()])
+        .args([
+            "start",
+            "--owner-pid",
+            &std::process::id().to_string(),
+            "--cleanup",
+        ])
         .env("DEVGEM_EMULATOR_DIR", &dir)
         .output()
         .expect("run scripts/emulators.sh");
