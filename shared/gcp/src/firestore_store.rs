@@ -151,6 +151,22 @@ impl FirestoreStore {
         Ok(last.first().map_or(0, |e| e.seq))
     }
 
+    /// Whether the event numbered `seq` exists and is the deployment's final one.
+    async fn is_final_seq(&self, id: &DeploymentId, seq: u64) -> Result<bool, StoreError> {
+        let parent = self.events_parent(id)?;
+        let event: Option<ProgressEvent> = self
+            .db
+            .fluent()
+            .select()
+            .by_id_in(EVENTS)
+            .parent(parent)
+            .obj()
+            .one(seq_doc_id(seq))
+            .await
+            .map_err(unavailable)?;
+        Ok(event.is_some_and(|e| e.is_final()))
+    }
+
     fn remember_seq(&self, id: &DeploymentId, seq: u64) {
         let mut map = self.last_seq.lock().unwrap_or_else(|p| p.into_inner());
         // Only a hint: forgetting it costs one query, so keep the map from growing forever.
@@ -402,7 +418,13 @@ impl StateStore for FirestoreStore {
             .await
             .map_err(unavailable)?;
 
-        for event in self.events(id, after).await? {
+        let stored = self.events(id, after).await?;
+        if stored.is_empty() && after > 0 && self.is_final_seq(id, after).await? {
+            // A client resuming right after the final event: nothing will ever follow.
+            let _ = listener.shutdown().await;
+            return Ok(futures::stream::empty().boxed());
+        }
+        for event in stored {
             let _ = tx.send(Ok(event));
         }
         drop(tx);

@@ -289,6 +289,18 @@ async fn subscribe_sees_events_from_another_process_in_order_and_resumes() {
         .collect()
         .await;
     assert_eq!(resumed, vec![22, 23, 24, 25]);
+
+    // Resuming after the final event ends at once instead of waiting forever.
+    let after_end = tokio::time::timeout(Duration::from_secs(10), async {
+        s.subscribe(&d.id, total)
+            .await
+            .unwrap()
+            .collect::<Vec<_>>()
+            .await
+    })
+    .await
+    .expect("ends at once");
+    assert!(after_end.is_empty());
 }
 
 #[tokio::test]

@@ -248,3 +248,25 @@ async fn a_message_failing_every_attempt_is_dead_lettered() {
         "the payload is unchanged"
     );
 }
+
+/// The emulator accepts OIDC push settings but sends no token (so production verification
+/// is tested with self-signed tokens in tests/oidc.rs).
+#[tokio::test]
+async fn oidc_push_settings_are_accepted_but_no_token_is_sent() {
+    let Some(emu) = require_emulators!() else {
+        return;
+    };
+    let mut config = unique_config(emu, "oidc");
+    config.push_auth = Some(devgem_gcp::PushAuthConfig {
+        audience: "https://devgem.example/pubsub".into(),
+        service_account: "pubsub-push@devgem-local.iam.gserviceaccount.com".into(),
+        jwks_url: "http://127.0.0.1:9/certs".into(),
+    });
+    let mut server = PushServer::start().await;
+    let bus = setup(&config, &server).await;
+    let message = StageMessage::new(DeploymentId::generate(), Stage::Analyze);
+    bus.publish(&message).await.unwrap();
+    let got = server.next(20).await.expect("a push delivery");
+    assert_eq!(decode_push(&got.body).unwrap().message, message);
+    assert_eq!(got.authorization, None);
+}
