@@ -80,14 +80,20 @@ async fn publish_to_push_handler_latency() {
     let mut server = PushServer::start().await;
     let bus = setup(&config, &server).await;
     let mut times = Vec::new();
+    let mut publish_times = Vec::new();
     for _ in 0..50 {
         let message = StageMessage::new(DeploymentId::generate(), Stage::Analyze);
         let t = Instant::now();
         bus.publish(&message).await.unwrap();
+        publish_times.push(t.elapsed());
         let got = server.next(20).await.expect("a push delivery");
         times.push(got.at - t);
         assert_eq!(decode_push(&got.body).unwrap().message, message);
     }
+    eprintln!(
+        "MEASURE publish() until the emulator accepted it: median {:?} (n=50)",
+        median(publish_times)
+    );
     eprintln!(
         "MEASURE publish -> push handler: median {:?}, min {:?}, max {:?} (n=50)",
         median(times.clone()),
@@ -269,4 +275,25 @@ async fn oidc_push_settings_are_accepted_but_no_token_is_sent() {
     let got = server.next(20).await.expect("a push delivery");
     assert_eq!(decode_push(&got.body).unwrap().message, message);
     assert_eq!(got.authorization, None);
+}
+
+#[tokio::test]
+async fn publishing_to_a_missing_topic_fails_quickly() {
+    let Some(emu) = require_emulators!() else {
+        return;
+    };
+    let config = unique_config(emu, "missing");
+    let bus = PubSubBus::new(&config).await.unwrap();
+    let t = Instant::now();
+    let result = bus
+        .publish(&StageMessage::new(DeploymentId::generate(), Stage::Build))
+        .await;
+    assert!(
+        matches!(result, Err(devgem_ports::BusError::Unavailable(_))),
+        "{result:?}"
+    );
+    eprintln!(
+        "OBSERVED publish to a missing topic failed after {:?}: {result:?}",
+        t.elapsed()
+    );
 }
