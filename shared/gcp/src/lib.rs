@@ -24,7 +24,7 @@
 //! # Production notes
 //!
 //! * `list` with an owner filter orders by creation time: it needs the composite index
-//!   `deployments(owner ASC, created_ts DESC)`. Without it the store falls back to sorting
+//!   `deployments(owner ASC, created_us DESC)`. Without it the store falls back to sorting
 //!   in memory (and logs a warning).
 //!
 //! # What the emulators do
