@@ -1,0 +1,490 @@
+//! The state store on Firestore: deployments with compare-and-set updates, gapless numbered
+//! progress events per deployment, and a live event stream through Firestore's Listen API.
+//!
+//! Layout:
+//! * `deployments/{id}`: the `Deployment` fields, plus `created_us` (creation time in
+//!   microseconds, an integer so it sorts correctly; chrono's RFC 3339 strings do not).
+//! * `deployments/{id}/events/{seq:010}`: one `ProgressEvent` per document.
+//!
+//! **Event numbering.** An appender creates `events/{n}` with a must-not-exist precondition,
+//! where `n` is one more than the highest seq it knows; when the create fails because `n`
+//! exists, it reads the current highest seq and tries the next one. A seq is therefore
+//! only ever created once all lower ones exist: numbering is gapless, unique across
+//! processes, and events become visible in seq order. There is no counter document, so no
+//! single document takes a write per event beyond the event itself.
+
+use crate::config::GcpConfig;
+use async_trait::async_trait;
+use chrono::Utc;
+use devgem_domain::{Deployment, DeploymentId, NewEvent, ProgressEvent};
+use devgem_ports::{EventStream, ListFilter, StateStore, StoreError};
+use firestore::errors::FirestoreError;
+use firestore::{
+    FirestoreDb, FirestoreDbOptions, FirestoreListenEvent, FirestoreListener,
+    FirestoreListenerTarget, FirestoreMemListenStateStorage, FirestoreTimestamp,
+    FirestoreWritePrecondition,
+};
+use futures::StreamExt;
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+const DEPLOYMENTS: &str = "deployments";
+const EVENTS: &str = "events";
+const DEFAULT_LIST_LIMIT: usize = 100;
+/// Creates of an event seq that may lose to other appenders before giving up. Each loss
+/// means another appender won, so this bounds the contention, not the progress.
+const MAX_APPEND_ATTEMPTS: usize = 200;
+/// Deployments whose last seq this process remembers.
+const MAX_REMEMBERED: usize = 10_000;
+/// Per-request deadline, so an unreachable Firestore turns into `Unavailable` instead of a hang.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The deployment document: the deployment, the sort key, and (read-only) Firestore's update
+/// time for the CAS precondition.
+#[derive(Serialize, Deserialize)]
+struct DeploymentDoc {
+    #[serde(flatten)]
+    deployment: Deployment,
+    #[serde(default)]
+    created_us: i64,
+    #[serde(default, skip_serializing, rename = "_firestore_updated")]
+    updated: Option<FirestoreTimestamp>,
+}
+
+impl DeploymentDoc {
+    fn new(deployment: Deployment) -> Self {
+        Self {
+            created_us: deployment.created_at.timestamp_micros(),
+            deployment,
+            updated: None,
+        }
+    }
+}
+
+/// `StateStore` on Firestore (or its emulator).
+#[derive(Clone)]
+pub struct FirestoreStore {
+    db: FirestoreDb,
+    /// The highest seq this process has seen per deployment: the first guess for the next
+    /// append, which saves a query when one process writes a deployment's events.
+    last_seq: Arc<Mutex<HashMap<DeploymentId, u64>>>,
+}
+
+impl std::fmt::Debug for FirestoreStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FirestoreStore").finish_non_exhaustive()
+    }
+}
+
+impl FirestoreStore {
+    /// Connects to the emulator when `config.firestore_emulator` is set, otherwise to
+    /// Firestore with Application Default Credentials.
+    pub async fn new(config: &GcpConfig) -> Result<Self, StoreError> {
+        let options =
+            FirestoreDbOptions::new(config.project.clone()).with_request_timeout(REQUEST_TIMEOUT);
+        let db = match &config.firestore_emulator {
+            // Explicit URL + anonymous credentials: works whether or not the process
+            // environment has FIRESTORE_EMULATOR_HOST (which the crate would read itself).
+            Some(host) => {
+                let url = if host.starts_with("http") {
+                    host.clone()
+                } else {
+                    format!("http://{host}")
+                };
+                FirestoreDb::with_options_auth(
+                    options.with_firebase_api_url(url),
+                    google_cloud_auth::credentials::anonymous::Builder::new().build(),
+                )
+                .await
+            }
+            None => FirestoreDb::with_options(options).await,
+        }
+        .map_err(|e| StoreError::Unavailable(format!("cannot connect to Firestore: {e}")))?;
+        Ok(Self::from_db(db))
+    }
+
+    /// Wraps an existing client.
+    pub fn from_db(db: FirestoreDb) -> Self {
+        Self {
+            db,
+            last_seq: Arc::default(),
+        }
+    }
+
+    async fn read(&self, id: &DeploymentId) -> Result<Option<DeploymentDoc>, StoreError> {
+        self.db
+            .fluent()
+            .select()
+            .by_id_in(DEPLOYMENTS)
+            .obj::<DeploymentDoc>()
+            .one(id.as_str())
+            .await
+            .map_err(unavailable)
+    }
+
+    fn events_parent(&self, id: &DeploymentId) -> Result<String, StoreError> {
+        self.db
+            .parent_path(DEPLOYMENTS, id.as_str())
+            .map(String::from)
+            .map_err(unavailable)
+    }
+
+    /// The highest stored seq of a deployment's events (0 when there are none).
+    async fn max_seq(&self, id: &DeploymentId) -> Result<u64, StoreError> {
+        let parent = self.events_parent(id)?;
+        let last: Vec<ProgressEvent> = self
+            .db
+            .fluent()
+            .select()
+            .from(EVENTS)
+            .parent(parent)
+            .order(|o| o.fields([o.field("seq").descending()]))
+            .limit(1)
+            .obj()
+            .query()
+            .await
+            .map_err(unavailable)?;
+        Ok(last.first().map_or(0, |e| e.seq))
+    }
+
+    /// Whether the event numbered `seq` exists and is the deployment's final one.
+    async fn is_final_seq(&self, id: &DeploymentId, seq: u64) -> Result<bool, StoreError> {
+        let parent = self.events_parent(id)?;
+        let event: Option<ProgressEvent> = self
+            .db
+            .fluent()
+            .select()
+            .by_id_in(EVENTS)
+            .parent(parent)
+            .obj()
+            .one(seq_doc_id(seq))
+            .await
+            .map_err(unavailable)?;
+        Ok(event.is_some_and(|e| e.is_final()))
+    }
+
+    fn remember_seq(&self, id: &DeploymentId, seq: u64) {
+        let mut map = self.last_seq.lock().unwrap_or_else(|p| p.into_inner());
+        // Only a hint: forgetting it costs one query, so keep the map from growing forever.
+        if map.len() >= MAX_REMEMBERED && !map.contains_key(id) {
+            map.clear();
+        }
+        let entry = map.entry(id.clone()).or_insert(0);
+        *entry = (*entry).max(seq);
+    }
+
+    fn known_seq(&self, id: &DeploymentId) -> Option<u64> {
+        let map = self.last_seq.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(id).copied()
+    }
+
+    async fn query_list(
+        &self,
+        filter: &ListFilter,
+        limit: u32,
+        ordered: bool,
+    ) -> Result<Vec<Deployment>, FirestoreError> {
+        let owner = filter.owner.clone();
+        let mut q = self
+            .db
+            .fluent()
+            .select()
+            .from(DEPLOYMENTS)
+            .filter(move |q| {
+                q.for_all([owner.as_ref().and_then(|o| q.field("owner").eq(o.as_str()))])
+            });
+        if ordered {
+            q = q
+                .order(|o| o.fields([o.field("created_us").descending()]))
+                .limit(limit);
+        }
+        let found: Vec<DeploymentDoc> = q.obj().query().await?;
+        Ok(found.into_iter().map(|s| s.deployment).collect())
+    }
+}
+
+/// Every Firestore failure that is not a domain outcome: the store is unavailable.
+fn unavailable(e: FirestoreError) -> StoreError {
+    StoreError::Unavailable(format!("Firestore: {e}"))
+}
+
+fn is_failed_precondition(e: &FirestoreError) -> bool {
+    matches!(e, FirestoreError::DatabaseError(d) if d.public.code == "FailedPrecondition")
+}
+
+fn seq_doc_id(seq: u64) -> String {
+    format!("{seq:010}")
+}
+
+#[async_trait]
+impl StateStore for FirestoreStore {
+    async fn create(&self, deployment: &Deployment) -> Result<(), StoreError> {
+        let result = self
+            .db
+            .fluent()
+            .insert()
+            .into(DEPLOYMENTS)
+            .document_id(deployment.id.as_str())
+            .object(&DeploymentDoc::new(deployment.clone()))
+            .execute::<IgnoredAny>()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(FirestoreError::DataConflictError(_)) => {
+                Err(StoreError::AlreadyExists(deployment.id.clone()))
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn get(&self, id: &DeploymentId) -> Result<Option<Deployment>, StoreError> {
+        Ok(self.read(id).await?.map(|s| s.deployment))
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<Deployment>, StoreError> {
+        let limit = if filter.limit == 0 {
+            DEFAULT_LIST_LIMIT
+        } else {
+            filter.limit
+        };
+        let limit_u32 = u32::try_from(limit).unwrap_or(u32::MAX);
+        match self.query_list(filter, limit_u32, true).await {
+            Ok(found) => Ok(found),
+            // Owner filter + order needs a composite index in production; until it is
+            // created, answer correctly (if more slowly) by sorting here.
+            Err(e) if filter.owner.is_some() && is_failed_precondition(&e) => {
+                tracing::warn!(error = %e, "Firestore index deployments(owner, created_us desc) missing; sorting in memory");
+                let mut all = self
+                    .query_list(filter, limit_u32, false)
+                    .await
+                    .map_err(unavailable)?;
+                all.sort_by(|a, b| {
+                    b.created_at
+                        .cmp(&a.created_at)
+                        .then_with(|| b.id.cmp(&a.id))
+                });
+                all.truncate(limit);
+                Ok(all)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn update(&self, next: &Deployment) -> Result<Deployment, StoreError> {
+        let id = &next.id;
+        let current = self
+            .read(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+        if current.deployment.version != next.version {
+            return Err(StoreError::Conflict(id.clone()));
+        }
+        let updated_at = current
+            .updated
+            .ok_or_else(|| StoreError::Unavailable("Firestore returned no update time".into()))?;
+        let mut stored = next.clone();
+        stored.version = next.version + 1;
+        // The write happens only if nobody wrote the document since we read it, so the
+        // version we compared is still the stored one.
+        let result = self
+            .db
+            .fluent()
+            .update()
+            .in_col(DEPLOYMENTS)
+            .precondition(FirestoreWritePrecondition::UpdateTime(updated_at.into()))
+            .document_id(id.as_str())
+            .object(&DeploymentDoc::new(stored.clone()))
+            .execute::<IgnoredAny>()
+            .await;
+        match result {
+            Ok(_) => Ok(stored),
+            Err(e) if is_failed_precondition(&e) => Err(StoreError::Conflict(id.clone())),
+            Err(FirestoreError::DataNotFoundError(_)) => Err(StoreError::NotFound(id.clone())),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn append_event(
+        &self,
+        id: &DeploymentId,
+        event: NewEvent,
+    ) -> Result<ProgressEvent, StoreError> {
+        let parent = self.events_parent(id)?;
+        let mut seq = match self.known_seq(id) {
+            Some(s) => s + 1,
+            None => self.max_seq(id).await? + 1,
+        };
+        for _ in 0..MAX_APPEND_ATTEMPTS {
+            let numbered = event.clone().numbered(seq, Utc::now());
+            let result = self
+                .db
+                .fluent()
+                .insert()
+                .into(EVENTS)
+                .document_id(seq_doc_id(seq))
+                .parent(parent.as_str())
+                .object(&numbered)
+                .execute::<IgnoredAny>()
+                .await;
+            match result {
+                Ok(_) => {
+                    self.remember_seq(id, seq);
+                    return Ok(numbered);
+                }
+                Err(FirestoreError::DataConflictError(_)) => {
+                    // Taken: all seqs up to the stored maximum exist, so the next free one
+                    // is right after it (and never below what we just tried).
+                    seq = (self.max_seq(id).await? + 1).max(seq + 1);
+                }
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "could not number an event of {id}: {MAX_APPEND_ATTEMPTS} attempts lost to concurrent appenders"
+        )))
+    }
+
+    async fn events(
+        &self,
+        id: &DeploymentId,
+        after: u64,
+    ) -> Result<Vec<ProgressEvent>, StoreError> {
+        let parent = self.events_parent(id)?;
+        let after_i = i64::try_from(after).unwrap_or(i64::MAX);
+        let events: Vec<ProgressEvent> = self
+            .db
+            .fluent()
+            .select()
+            .from(EVENTS)
+            .parent(parent)
+            .filter(move |q| q.field("seq").greater_than(after_i))
+            .order(|o| o.fields([o.field("seq").ascending()]))
+            .obj()
+            .query()
+            .await
+            .map_err(unavailable)?;
+        if let Some(last) = events.last() {
+            self.remember_seq(id, last.seq);
+        }
+        Ok(events)
+    }
+
+    async fn subscribe(&self, id: &DeploymentId, after: u64) -> Result<EventStream, StoreError> {
+        let (tx, rx) = mpsc::unbounded_channel::<Result<ProgressEvent, StoreError>>();
+
+        // Listen first, then read what is stored: an event written in between arrives through
+        // both, and the ordering below drops the second copy.
+        let mut listener = self
+            .db
+            .create_listener(FirestoreMemListenStateStorage::new())
+            .await
+            .map_err(unavailable)?;
+        let parent = self.events_parent(id)?;
+        let after_i = i64::try_from(after).unwrap_or(i64::MAX);
+        self.db
+            .fluent()
+            .select()
+            .from(EVENTS)
+            .parent(parent)
+            .filter(move |q| q.field("seq").greater_than(after_i))
+            .listen()
+            .add_target(FirestoreListenerTarget::new(1), &mut listener)
+            .map_err(unavailable)?;
+        let listen_tx = tx.clone();
+        listener
+            .start(move |event| {
+                let tx = listen_tx.clone();
+                async move {
+                    if let FirestoreListenEvent::DocumentChange(change) = &event
+                        && let Some(doc) = &change.document
+                    {
+                        let parsed =
+                            FirestoreDb::deserialize_doc_to::<ProgressEvent>(doc).map_err(|e| {
+                                StoreError::Unavailable(format!(
+                                    "unreadable event {}: {e}",
+                                    doc.name
+                                ))
+                            });
+                        // The subscriber may be gone; the listener is shut down with the stream.
+                        let _ = tx.send(parsed);
+                    }
+                    Ok(())
+                }
+            })
+            .await
+            .map_err(unavailable)?;
+
+        let stored = self.events(id, after).await?;
+        if stored.is_empty() && after > 0 && self.is_final_seq(id, after).await? {
+            // A client resuming right after the final event: nothing will ever follow.
+            let _ = listener.shutdown().await;
+            return Ok(futures::stream::empty().boxed());
+        }
+        for event in stored {
+            let _ = tx.send(Ok(event));
+        }
+        drop(tx);
+
+        Ok(ordered_events(rx, after, listener).boxed())
+    }
+}
+
+/// Turns the raw feed (stored events and Listen changes, with duplicates and, after a
+/// listener reset, repeats) into each event once in seq order, ending after the final one.
+/// The listener lives as long as the stream and is shut down with it.
+fn ordered_events(
+    rx: mpsc::UnboundedReceiver<Result<ProgressEvent, StoreError>>,
+    after: u64,
+    listener: FirestoreListener<FirestoreDb, FirestoreMemListenStateStorage>,
+) -> impl futures::Stream<Item = Result<ProgressEvent, StoreError>> + Send + 'static {
+    struct State {
+        rx: mpsc::UnboundedReceiver<Result<ProgressEvent, StoreError>>,
+        next: u64,
+        pending: BTreeMap<u64, ProgressEvent>,
+        done: bool,
+        listener: Option<FirestoreListener<FirestoreDb, FirestoreMemListenStateStorage>>,
+    }
+    let state = State {
+        rx,
+        next: after + 1,
+        pending: BTreeMap::new(),
+        done: false,
+        listener: Some(listener),
+    };
+    futures::stream::unfold(state, |mut st| async move {
+        loop {
+            if st.done {
+                if let Some(mut l) = st.listener.take() {
+                    let _ = l.shutdown().await;
+                }
+                return None;
+            }
+            if let Some(event) = st.pending.remove(&st.next) {
+                st.next += 1;
+                st.done = event.is_final();
+                return Some((Ok(event), st));
+            }
+            match st.rx.recv().await {
+                Some(Ok(event)) => {
+                    if event.seq >= st.next {
+                        st.pending.insert(event.seq, event);
+                    }
+                }
+                Some(Err(e)) => return Some((Err(e), st)),
+                None => {
+                    // The listener stopped for good (it reconnects by itself on transient
+                    // errors, so this is a shutdown): say so instead of ending quietly.
+                    st.done = true;
+                    return Some((
+                        Err(StoreError::Unavailable("Firestore listener stopped".into())),
+                        st,
+                    ));
+                }
+            }
+        }
+    })
+}

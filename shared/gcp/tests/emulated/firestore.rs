@@ -1,0 +1,346 @@
+//! FirestoreStore against the Firestore emulator: the StateStore contract.
+
+use crate::require_emulators;
+use crate::support::{deployment, median};
+use devgem_domain::{DeploymentId, EventKind, NewEvent, Status, Step};
+use devgem_gcp::{FirestoreStore, GcpConfig};
+use devgem_ports::{ListFilter, StateStore, StoreError};
+use futures::StreamExt;
+use std::time::{Duration, Instant};
+
+async fn store(config: &GcpConfig) -> FirestoreStore {
+    FirestoreStore::new(config).await.expect("firestore store")
+}
+
+fn log(i: u64) -> NewEvent {
+    NewEvent::new(
+        EventKind::Log,
+        Some(Step::ContainerBuild),
+        format!("line {i}"),
+        50,
+    )
+}
+
+#[tokio::test]
+async fn create_get_and_list_newest_first() {
+    let Some(emu) = require_emulators!() else {
+        return;
+    };
+    let s = store(&emu.config()).await;
+    let owner = format!("owner-{}", crate::support::short_uid());
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let mut d = deployment(&owner);
+        d.created_at += chrono::Duration::seconds(i);
+        s.create(&d).await.unwrap();
+        assert_eq!(s.get(&d.id).await.unwrap().as_ref(), Some(&d));
+        ids.push(d.id.clone());
+    }
+    let again = s.get(&ids[0]).await.unwrap().unwrap();
+    assert!(matches!(
+        s.create(&again).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert_eq!(s.get(&DeploymentId::generate()).await.unwrap(), None);
+
+    let listed = s
+        .list(&ListFilter {
+            owner: Some(owner.clone()),
+            limit: 0,
+        })
+        .await
+        .unwrap();
+    let listed_ids: Vec<_> = listed.iter().map(|d| d.id.clone()).collect();
+    assert_eq!(listed_ids, ids.iter().rev().cloned().collect::<Vec<_>>());
+    let two = s
+        .list(&ListFilter {
+            owner: Some(owner),
+            limit: 2,
+        })
+        .await
+        .unwrap();
+    assert_eq!(two.len(), 2);
+    assert_eq!(two[0].id, ids[2]);
+
+    let all = s.list(&ListFilter::default()).await.unwrap();
+    assert!(
+        all.windows(2).all(|w| w[0].created_at >= w[1].created_at),
+        "newest first"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_updates_from_one_version_have_exactly_one_winner() {
+    let Some(emu) = require_emulators!() else {
+        return;
+    };
+    let a = store(&emu.config()).await;
+    let b = store(&emu.config()).await; // an independent client, as another instance would be
+    let d = deployment("cas");
+    a.create(&d).await.unwrap();
+
+    let mut to_building = d.clone();
+    to_building
+        .transition(Status::Analyzing, chrono::Utc::now())
+        .unwrap();
+    let mut to_aborted = d.clone();
+    to_aborted
+        .transition(Status::Aborted, chrono::Utc::now())
+        .unwrap();
+    let (ra, rb) = tokio::join!(a.update(&to_building), b.update(&to_aborted));
+    let wins = [&ra, &rb].iter().filter(|r| r.is_ok()).count();
+    assert_eq!(wins, 1, "exactly one winner: {ra:?} / {rb:?}");
+    let loser = if ra.is_ok() { &rb } else { &ra };
+    assert!(matches!(loser, Err(StoreError::Conflict(_))), "{loser:?}");
+    let winner = ra.as_ref().or(rb.as_ref()).unwrap().clone();
+    assert_eq!(winner.version, 1);
+    assert_eq!(a.get(&d.id).await.unwrap().unwrap(), winner);
+
+    // A stale write never overwrites.
+    assert!(matches!(
+        a.update(&to_building).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // Fields the new version drops are really gone (the document is replaced).
+    let mut next = winner.clone();
+    next.summary = None;
+    next.url = Some("https://x".into());
+    let stored = a.update(&next).await.unwrap();
+    assert_eq!(stored.version, 2);
+    let mut cleared = stored.clone();
+    cleared.url = None;
+    a.update(&cleared).await.unwrap();
+    assert_eq!(a.get(&d.id).await.unwrap().unwrap().url, None);
+
+    let missing = deployment("cas");
+    assert!(matches!(
+        a.update(&missing).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn cas_update_latency() {
+    let Some(emu) = require_emulators!() else {
+        return;
+    };
+    let s = store(&emu.config()).await;
+    let mut d = deployment("latency");
+    s.create(&d).await.unwrap();
+    let mut times = Vec::new();
+    for i in 0..30u8 {
+        d.progress = i;
+        let t = Instant::now();
+        d = s.update(&d).await.unwrap();
+        times.push(t.elapsed());
+    }
+    eprintln!(
+        "MEASURE firestore CAS update: median {:?}, max {:?} (n=30)",
+        median(times.clone()),
+        times.iter().max().unwrap()
+    );
+}
+
+#[tokio::test]
+async fn concurrent_appenders_get_gapless_unique_seqs() {
+    let Some(emu) = require_emulators!() else {
+        return;
+    };
+    let a = store(&emu.config()).await;
+    let b = store(&emu.config()).await;
+    let d = deployment("append");
+    a.create(&d).await.unwrap();
+
+    let run = |s: FirestoreStore, id: DeploymentId| async move {
+        let mut seqs = Vec::new();
+        let mut times = Vec::new();
+        for i in 0..50 {
+            let t = Instant::now();
+            seqs.push(s.append_event(&id, log(i)).await.unwrap().seq);
+            times.push(t.elapsed());
+        }
+        (seqs, times)
+    };
+    let started = Instant::now();
+    let ((sa, ta), (sb, tb)) =
+        tokio::join!(run(a.clone(), d.id.clone()), run(b.clone(), d.id.clone()));
+    let wall = started.elapsed();
+    let mut all: Vec<u64> = sa.iter().chain(&sb).copied().collect();
+    all.sort_unstable();
+    assert_eq!(all, (1..=100).collect::<Vec<_>>());
+    assert!(sa.windows(2).all(|w| w[0] < w[1]) && sb.windows(2).all(|w| w[0] < w[1]));
+
+    let stored = a.events(&d.id, 0).await.unwrap();
+    assert_eq!(
+        stored.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=100).collect::<Vec<_>>()
+    );
+    assert_eq!(a.events(&d.id, 95).await.unwrap().len(), 5);
+    let contended: Vec<_> = ta.into_iter().chain(tb).collect();
+    eprintln!(
+        "MEASURE firestore append_event, 2 concurrent appenders: median {:?}, max {:?}, 100 events in {:?}",
+        median(contended.clone()),
+        contended.iter().max().unwrap(),
+        wall
+    );
+
+    // Uncontended, one appender (the common case: one stage writes a deployment's events).
+    let solo = deployment("append-solo");
+    a.create(&solo).await.unwrap();
+    let mut times = Vec::new();
+    for i in 0..30 {
+        let t = Instant::now();
+        a.append_event(&solo.id, log(i)).await.unwrap();
+        times.push(t.elapsed());
+    }
+    eprintln!(
+        "MEASURE firestore append_event, one appender: median {:?} (n=30)",
+        median(times)
+    );
+}
+
+/// Appends events from ANOTHER OS process: this same test binary, started with
+/// DEVGEM_TEST_CHILD_APPEND=<deployment id>:<count> and the emulator variables.
+#[tokio::test]
+#[ignore = "helper run as a child process by subscribe_sees_events_from_another_process"]
+async fn child_appender() {
+    let Ok(spec) = std::env::var("DEVGEM_TEST_CHILD_APPEND") else {
+        return;
+    };
+    let (id, count) = spec.split_once(':').unwrap();
+    let id = DeploymentId::parse(id).unwrap();
+    let count: u64 = count.parse().unwrap();
+    let config = GcpConfig::from_env().unwrap();
+    let s = FirestoreStore::new(&config).await.unwrap();
+    let start = s.events(&id, 0).await.unwrap().len() as u64;
+    for i in start + 1..=count {
+        let event = if i == count {
+            NewEvent::status(Status::Live, "live at https://shop.example", 100)
+        } else {
+            log(i)
+        };
+        s.append_event(&id, event).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn subscribe_sees_events_from_another_process_in_order_and_resumes() {
+    let Some(emu) = require_emulators!() else {
+        return;
+    };
+    let s = store(&emu.config()).await;
+    let d = deployment("subscribe");
+    s.create(&d).await.unwrap();
+    // Some events exist before the subscription; the rest come from the child.
+    for i in 1..=3 {
+        s.append_event(&d.id, log(i)).await.unwrap();
+    }
+    let total = 25u64;
+    let mut stream = s.subscribe(&d.id, 0).await.unwrap();
+
+    let exe = std::env::current_exe().unwrap();
+    let mut child = tokio::process::Command::new(exe)
+        .args([
+            "firestore::child_appender",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .envs(&emu.vars)
+        .env("DEVGEM_TEST_CHILD_APPEND", format!("{}:{total}", d.id))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let collect = async {
+        let mut seqs = Vec::new();
+        while let Some(event) = stream.next().await {
+            let event = event.unwrap();
+            seqs.push(event.seq);
+            if event.is_final() {
+                // The stream must end by itself after the final event.
+                assert!(stream.next().await.is_none());
+                break;
+            }
+        }
+        seqs
+    };
+    let seqs = tokio::time::timeout(Duration::from_secs(60), collect)
+        .await
+        .expect("stream finished");
+    assert!(
+        child.wait().await.unwrap().success(),
+        "child appender failed"
+    );
+    assert_eq!(
+        seqs,
+        (1..=total).collect::<Vec<_>>(),
+        "each event once, in order"
+    );
+
+    // Resume after seq 21: the stored tail, then the end.
+    let resumed: Vec<u64> = s
+        .subscribe(&d.id, 21)
+        .await
+        .unwrap()
+        .map(|e| e.unwrap().seq)
+        .collect()
+        .await;
+    assert_eq!(resumed, vec![22, 23, 24, 25]);
+
+    // Resuming after the final event ends at once instead of waiting forever.
+    let after_end = tokio::time::timeout(Duration::from_secs(10), async {
+        s.subscribe(&d.id, total)
+            .await
+            .unwrap()
+            .collect::<Vec<_>>()
+            .await
+    })
+    .await
+    .expect("ends at once");
+    assert!(after_end.is_empty());
+}
+
+#[tokio::test]
+async fn live_events_reach_a_subscriber_quickly() {
+    let Some(emu) = require_emulators!() else {
+        return;
+    };
+    let writer = store(&emu.config()).await;
+    let reader = store(&emu.config()).await;
+    let d = deployment("listen-latency");
+    writer.create(&d).await.unwrap();
+    let mut stream = reader.subscribe(&d.id, 0).await.unwrap();
+    let mut times = Vec::new();
+    for i in 1..=20u64 {
+        let t = Instant::now();
+        writer.append_event(&d.id, log(i)).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.seq, i);
+        times.push(t.elapsed());
+    }
+    eprintln!(
+        "MEASURE firestore append -> subscriber (other client): median {:?} (n=20)",
+        median(times)
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_firestore_is_unavailable() {
+    let mut config = GcpConfig::new("devgem-local");
+    config.firestore_emulator = Some("127.0.0.1:9".into());
+    let result = match FirestoreStore::new(&config).await {
+        Ok(s) => s.get(&DeploymentId::generate()).await.map(drop),
+        Err(e) => Err(e),
+    };
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
+}
