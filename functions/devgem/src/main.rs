@@ -4,6 +4,7 @@
 mod cli;
 mod config;
 mod logging;
+mod push;
 mod render;
 mod wiring;
 
@@ -49,6 +50,8 @@ enum Command {
         #[command(flatten)]
         remote: cli::Remote,
     },
+    /// Create the Pub/Sub topics and push subscriptions (emulator or Google Cloud).
+    Bootstrap(cli::bootstrap::BootstrapArgs),
     /// Say what the app in PATH is and how DevGem would build and run it.
     Analyze {
         path: PathBuf,
@@ -83,6 +86,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Deploy(args) => cli::deploy::run(args).await,
             Command::Serve => cli::serve::run().await,
+            Command::Bootstrap(args) => cli::bootstrap::run(args).await,
             Command::Status { id, remote, json } => cli::inspect::status(id, remote, json).await,
             Command::Logs { id, remote } => cli::inspect::logs(id, remote).await,
             Command::Stop { id, remote } => cli::inspect::stop(id, remote).await,

@@ -86,8 +86,8 @@ async fn deploy_here(
     renderer: &mut Renderer,
 ) -> anyhow::Result<Deployment> {
     let config = Config::from_env()?;
-    let (services, bus) = wiring::embedded(&config)?;
-    wiring::connect_stages(&services, &bus);
+    let wiring = wiring::from_config(&config).await?;
+    let services = wiring.services;
     let deployment = devgem_app::create_deployment(&services, request)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -110,7 +110,9 @@ async fn deploy_here(
             }
         }
     }
-    bus.drain().await;
+    if let Some(bus) = &wiring.local_bus {
+        bus.drain().await;
+    }
     services
         .store
         .get(&id)

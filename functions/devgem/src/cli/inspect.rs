@@ -14,8 +14,8 @@ fn parse_id(raw: &str) -> anyhow::Result<DeploymentId> {
     DeploymentId::parse(raw).map_err(|e| anyhow::anyhow!("{e}: `devgem status` lists the ids"))
 }
 
-fn local() -> anyhow::Result<Services> {
-    Ok(wiring::embedded(&Config::from_env()?)?.0)
+async fn local() -> anyhow::Result<Services> {
+    Ok(wiring::from_config(&Config::from_env()?).await?.services)
 }
 
 async fn get_local(services: &Services, id: &DeploymentId) -> anyhow::Result<Deployment> {
@@ -88,9 +88,10 @@ pub async fn status(id: Option<String>, remote: Remote, json: bool) -> anyhow::R
             .call::<serde_json::Value>(reqwest::Method::GET, "/api/deployments", None)
             .await?["deployments"]
             .take(),
-        (None, Some(id)) => serde_json::to_value(get_local(&local()?, id).await?)?,
+        (None, Some(id)) => serde_json::to_value(get_local(&local().await?, id).await?)?,
         (None, None) => serde_json::to_value(
-            local()?
+            local()
+                .await?
                 .store
                 .list(&ListFilter {
                     owner: None,
@@ -126,7 +127,7 @@ pub async fn logs(id: String, remote: Remote) -> anyhow::Result<ExitCode> {
             )
         }
         None => {
-            let services = local()?;
+            let services = local().await?;
             get_local(&services, &id).await?;
             let build = services
                 .objects
@@ -162,7 +163,7 @@ pub async fn stop(id: String, remote: Remote) -> anyhow::Result<ExitCode> {
                 .await?
         }
         None => {
-            let services = local()?;
+            let services = local().await?;
             devgem_app::stop_deployment(&services, &id)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?

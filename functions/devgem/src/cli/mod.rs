@@ -1,6 +1,7 @@
 //! The command line: each subcommand in its own module.
 
 pub mod analyze;
+pub mod bootstrap;
 pub mod deploy;
 pub mod inspect;
 pub mod remote;

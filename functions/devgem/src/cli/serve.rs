@@ -1,31 +1,103 @@
-//! `devgem serve`: the HTTP API and every stage in one process, on the embedded defaults.
+//! `devgem serve`: hosts one function (`FUNCTION_TARGET`) or all of them. Embedded, every stage
+//! runs in this process; distributed, stages arrive as Pub/Sub pushes at `/pubsub/{topic}`.
 
 use crate::config::Config;
+use crate::push::PushRoutes;
 use crate::wiring;
-use anyhow::Context;
+use anyhow::{Context, bail};
+use devgem_gcp::DEAD_LETTER_TOPIC;
+use devgem_http::{Request, Response, error, json};
+use http::{Method, StatusCode};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The functions one process can host, and the topics each consumes.
+const FUNCTIONS: &[(&str, &[&str])] = &[
+    ("chat", &[DEAD_LETTER_TOPIC]),
+    ("analyze", &["analyze"]),
+    ("build-trigger", &["build"]),
+    ("deploy", &["deploy"]),
+];
+
+struct App {
+    api: Option<devgem_fn_chat::Api>,
+    push: Option<PushRoutes>,
+    function: String,
+}
+
+impl App {
+    async fn handle(&self, req: Request) -> Response {
+        let path = req.uri().path().to_string();
+        if let (Some(push), Some(topic)) = (&self.push, path.strip_prefix("/pubsub/"))
+            && req.method() == Method::POST
+            && push.serves(topic)
+        {
+            let topic = topic.to_string();
+            return push.handle(&topic, req).await;
+        }
+        match &self.api {
+            Some(api) => api.handle(req).await,
+            None if path == "/health" => json(
+                StatusCode::OK,
+                &serde_json::json!({"status": "ok", "function": self.function}),
+            ),
+            None => error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("the {} function does not serve {path}", self.function),
+                None,
+            ),
+        }
+    }
+}
+
 pub async fn run() -> anyhow::Result<ExitCode> {
     let config = Config::from_env()?;
-    if let Some(target) = &config.function_target
-        && target != "all"
-    {
-        anyhow::bail!(
-            "FUNCTION_TARGET={target} needs the distributed mode (Pub/Sub), which this build does not \
-             configure yet; unset FUNCTION_TARGET to serve every function in this process"
+    let target = config
+        .function_target
+        .clone()
+        .unwrap_or_else(|| "all".into());
+    let known: Vec<&str> = FUNCTIONS.iter().map(|(name, _)| *name).collect();
+    if target != "all" && !known.contains(&target.as_str()) {
+        bail!(
+            "FUNCTION_TARGET={target} is not a DevGem function: use one of {}, or all",
+            known.join(", ")
         );
     }
-    let (services, bus) = wiring::embedded(&config)?;
-    wiring::connect_stages(&services, &bus);
-    let resumed = devgem_app::resume_unfinished(&services)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    if resumed > 0 {
-        tracing::info!(resumed, "resuming unfinished deployments");
+    let wiring = wiring::from_config(&config).await?;
+    let services = wiring.services.clone();
+    if wiring.local_bus.is_some() {
+        if target != "all" {
+            bail!(
+                "FUNCTION_TARGET={target} needs the distributed mode: set GOOGLE_CLOUD_PROJECT \
+                 (and the emulator hosts), or unset FUNCTION_TARGET"
+            );
+        }
+        let resumed = devgem_app::resume_unfinished(&services)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if resumed > 0 {
+            tracing::info!(resumed, "resuming unfinished deployments");
+        }
     }
-    let api = Arc::new(devgem_fn_chat::Api::new(services, config.api_token.clone()));
+    let push = wiring.gcp.as_ref().map(|gcp| {
+        let mut handlers = wiring::handlers(&services);
+        let wanted: Vec<&str> = FUNCTIONS
+            .iter()
+            .filter(|(name, _)| target == "all" || *name == target)
+            .flat_map(|(_, topics)| topics.iter().copied())
+            .collect();
+        handlers.retain(|topic, _| wanted.contains(topic));
+        PushRoutes::new(handlers, gcp.push_auth())
+    });
+    let api = (target == "all" || target == "chat")
+        .then(|| devgem_fn_chat::Api::new(services, config.api_token.clone()));
+    let app = Arc::new(App {
+        api,
+        push,
+        function: target.clone(),
+    });
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", config.port))
         .await
         .with_context(|| {
@@ -37,13 +109,13 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     let port = listener.local_addr()?.port();
     // Tests and scripts read this line to find the port when PORT=0.
     println!("DevGem listening on http://127.0.0.1:{port}");
-    tracing::info!(port, home = %config.home.display(), "serving");
+    tracing::info!(port, function = %target, home = %config.home.display(), "serving");
     let handler: devgem_http::Handler = Arc::new(move |req| {
-        let api = api.clone();
+        let app = app.clone();
         Box::pin(async move {
             let started = std::time::Instant::now();
             let (method, path) = (req.method().clone(), req.uri().path().to_string());
-            let res = api.handle(req).await;
+            let res = app.handle(req).await;
             tracing::info!(
                 method = %method,
                 path = %path,
