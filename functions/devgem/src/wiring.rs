@@ -36,42 +36,16 @@ pub async fn from_config(config: &Config) -> anyhow::Result<Wiring> {
     let home = &config.home;
     std::fs::create_dir_all(home)
         .with_context(|| format!("cannot create DEVGEM_HOME {}", home.display()))?;
-    let (store, bus, objects, local_bus, gcp): (
-        Arc<dyn StateStore>,
-        Arc<dyn MessageBus>,
-        Arc<dyn ObjectStore>,
-        _,
-        _,
-    ) = if distributed_requested() {
-        let gcp = GcpConfig::from_env().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
-        let store = gcp
-            .state_store()
-            .await
-            .map_err(|e| anyhow::anyhow!("Firestore: {e}"))?;
-        let bus = gcp
-            .message_bus()
-            .await
-            .map_err(|e| anyhow::anyhow!("Pub/Sub: {e}"))?;
-        let objects = gcp
-            .object_store()
-            .await
-            .map_err(|e| anyhow::anyhow!("Cloud Storage: {e}"))?;
-        (store, bus, objects, None, Some(gcp))
+    let Backbone {
+        store,
+        bus,
+        objects,
+        local_bus,
+        gcp,
+    } = if distributed_requested() {
+        google_backbone().await?
     } else {
-        let store = SqliteStore::open(&home.join("devgem.db")).map_err(|e| {
-            anyhow::anyhow!("cannot open the state store in {}: {e}", home.display())
-        })?;
-        let bus = InProcessBus::new(BusOptions {
-            deliver_twice: config.deliver_twice,
-            ..BusOptions::default()
-        });
-        (
-            Arc::new(store),
-            Arc::new(bus.clone()),
-            Arc::new(FolderObjectStore::new(home.join("objects"))),
-            Some(bus),
-            None,
-        )
+        embedded_backbone(config)?
     };
     let runtime = ProcessRuntime::with_config(
         home.join("apps"),
@@ -106,6 +80,55 @@ pub async fn from_config(config: &Config) -> anyhow::Result<Wiring> {
         services,
         local_bus,
         gcp,
+    })
+}
+
+/// The ports that differ between the two modes.
+struct Backbone {
+    store: Arc<dyn StateStore>,
+    bus: Arc<dyn MessageBus>,
+    objects: Arc<dyn ObjectStore>,
+    local_bus: Option<InProcessBus>,
+    gcp: Option<GcpConfig>,
+}
+
+async fn google_backbone() -> anyhow::Result<Backbone> {
+    let gcp = GcpConfig::from_env().map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    let store = gcp
+        .state_store()
+        .await
+        .map_err(|e| anyhow::anyhow!("Firestore: {e}"))?;
+    let bus = gcp
+        .message_bus()
+        .await
+        .map_err(|e| anyhow::anyhow!("Pub/Sub: {e}"))?;
+    let objects = gcp
+        .object_store()
+        .await
+        .map_err(|e| anyhow::anyhow!("Cloud Storage: {e}"))?;
+    Ok(Backbone {
+        store,
+        bus,
+        objects,
+        local_bus: None,
+        gcp: Some(gcp),
+    })
+}
+
+fn embedded_backbone(config: &Config) -> anyhow::Result<Backbone> {
+    let home = &config.home;
+    let store = SqliteStore::open(&home.join("devgem.db"))
+        .map_err(|e| anyhow::anyhow!("cannot open the state store in {}: {e}", home.display()))?;
+    let bus = InProcessBus::new(BusOptions {
+        deliver_twice: config.deliver_twice,
+        ..BusOptions::default()
+    });
+    Ok(Backbone {
+        store: Arc::new(store),
+        bus: Arc::new(bus.clone()),
+        objects: Arc::new(FolderObjectStore::new(home.join("objects"))),
+        local_bus: Some(bus),
+        gcp: None,
     })
 }
 
