@@ -185,7 +185,6 @@ impl ProcessRuntime {
     }
 
     /// Everything after the app has been spawned: wait for the port, probe, report.
-    #[allow(clippy::too_many_arguments)]
     async fn wait_live(
         &self,
         child: &mut tokio::process::Child,

@@ -338,3 +338,44 @@ async fn a_missing_app_folder_fails_the_build() {
         "{result:?}"
     );
 }
+
+#[tokio::test]
+async fn an_app_bound_to_ipv6_loopback_only_gets_the_bind_hint() {
+    let script = "import http.server, os, socket\nclass S(http.server.HTTPServer):\n    address_family = socket.AF_INET6\nS(('::1', int(os.environ['PORT'])), http.server.SimpleHTTPRequestHandler).serve_forever()\n";
+    let (result, _) = deploy_script(script, "python3 app.py").await;
+    let (reason, hint) = failure(result);
+    assert!(reason.contains("listens on [::1]"), "{reason}");
+    assert!(hint.contains("0.0.0.0"), "{hint}");
+}
+
+#[tokio::test]
+async fn stop_kills_an_app_that_ignores_sigterm() {
+    let work = tempfile::tempdir().unwrap();
+    let app = work.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("index.html"), "stubborn").unwrap();
+    let runtime = quick_runtime(&work.path().join("run"));
+    let id = DeploymentId::generate();
+    let request = DeployRequest {
+        deployment_id: id.clone(),
+        service_name: ServiceName::derive_from("stubborn"),
+        artifact: Artifact(app.to_string_lossy().into_owned()),
+        // An ignored signal stays ignored across exec, so Python never sees the SIGTERM.
+        plan: plan(
+            "static",
+            None,
+            "trap '' TERM; exec python3 -m http.server $PORT",
+        ),
+        env: vec![],
+    };
+    let release = runtime
+        .deploy(&request, &Lines::default(), &CancellationToken::new())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    runtime.stop(&id).await.unwrap();
+    assert!(common::refuses(&release.url));
+    // The grace period (2 s here) passed, then SIGKILL.
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    assert!(started.elapsed() < Duration::from_secs(6));
+}
