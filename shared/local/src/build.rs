@@ -113,7 +113,10 @@ impl Builder for NativeBuilder {
                     "Node.js",
                     "install Node.js (https://nodejs.org, or apt install nodejs npm)",
                 )?;
-                shim_package_managers(plan, &root, &env, log)?;
+                shim_package_managers(plan, &root, &app, &env, log, cancel).await?;
+                if cancel.is_cancelled() {
+                    return Err(BuildError::Cancelled);
+                }
             }
             _ => {}
         }
@@ -307,16 +310,7 @@ fn pick_python(
 
 /// Python project tools the plan's commands call that a fresh venv lacks.
 fn python_tools(plan: &BuildPlan) -> Vec<String> {
-    let commands = [
-        &plan.install_command,
-        &plan.build_command,
-        &Some(plan.start_command.clone()),
-    ]
-    .into_iter()
-    .flatten()
-    .cloned()
-    .collect::<Vec<_>>()
-    .join(" ");
+    let commands = all_commands(plan);
     let words: Vec<&str> = commands
         .split(|c: char| c.is_whitespace() || c == ';' || c == '&')
         .collect();
@@ -327,35 +321,24 @@ fn python_tools(plan: &BuildPlan) -> Vec<String> {
         .collect()
 }
 
-/// yarn and pnpm are often not installed globally; corepack (shipped with Node) or npx can
-/// provide them. A small script in `<root>/.devgem/bin` (on `PATH` for the build and the app)
-/// makes the bare name work either way.
-fn shim_package_managers(
+/// yarn and pnpm are often not installed globally. Corepack (shipped with Node) provides
+/// the version `packageManager` in package.json names, but old corepacks fail to verify new
+/// releases; npx, which only needs the npm registry, is the fallback. A small script in
+/// `<root>/.devgem/bin` (on `PATH` for the build and the app) makes the bare name work.
+async fn shim_package_managers(
     plan: &BuildPlan,
     root: &Path,
+    app: &Path,
     env: &[(String, String)],
     log: &dyn LogSink,
+    cancel: &CancellationToken,
 ) -> Result<(), BuildError> {
     let path = path_of(env);
-    let mut wanted: Vec<&str> = Vec::new();
-    let commands = [
-        &plan.install_command,
-        &plan.build_command,
-        &Some(plan.start_command.clone()),
-    ]
-    .into_iter()
-    .flatten()
-    .cloned()
-    .collect::<Vec<_>>()
-    .join(" ");
-    for pm in ["yarn", "pnpm"] {
-        let named = plan.package_manager.as_deref() == Some(pm)
-            || commands.split_whitespace().any(|w| w == pm);
-        if named {
-            wanted.push(pm);
-        }
-    }
-    if plan.package_manager.as_deref().is_none_or(|pm| pm == "npm") || commands.contains("npm ") {
+    let commands = all_commands(plan);
+    let uses = |pm: &str| {
+        plan.package_manager.as_deref() == Some(pm) || commands.split_whitespace().any(|w| w == pm)
+    };
+    if uses("npm") || plan.package_manager.is_none() {
         require(
             env,
             "npm",
@@ -363,27 +346,97 @@ fn shim_package_managers(
             "install npm (it comes with Node.js: apt install npm)",
         )?;
     }
-    for pm in wanted {
-        if process::which(pm, &path).is_some() {
+    let declared = declared_package_manager(app);
+    for pm in ["yarn", "pnpm"] {
+        if !uses(pm) || process::which(pm, &path).is_some() {
             continue;
         }
-        let (runner, how) = if process::which("corepack", &path).is_some() {
-            (format!("exec corepack {pm} \"$@\""), "corepack")
+        let version = declared
+            .as_ref()
+            .filter(|(name, _)| name == pm)
+            .map(|(_, version)| version.clone());
+        let body = if process::which("corepack", &path).is_some()
+            && corepack_works(pm, app, env, cancel).await
+        {
+            log.line(&format!(
+                "{pm} is not installed here; running it through corepack"
+            ));
+            format!("exec corepack {pm} \"$@\"")
         } else if process::which("npx", &path).is_some() {
-            (format!("exec npx --yes {pm} \"$@\""), "npx")
+            let package = npx_package(pm, version.as_deref());
+            log.line(&format!(
+                "{pm} is not installed here; running it through npx ({package})"
+            ));
+            match package.strip_prefix("@yarnpkg/cli-dist") {
+                Some(_) => format!("exec npx --yes --package={package} yarn \"$@\""),
+                None => format!("exec npx --yes {package} \"$@\""),
+            }
         } else {
             return Err(failed(
                 format!("the app uses {pm}, which is not installed on this machine"),
                 format!("install it (npm install -g {pm}), or enable corepack (corepack enable)"),
             ));
         };
-        log.line(&format!(
-            "{pm} is not installed here; running it through {how}"
-        ));
-        write_shim(&root.join(".devgem/bin"), pm, &runner)
+        write_shim(&root.join(".devgem/bin"), pm, &body)
             .map_err(|e| BuildError::Unavailable(format!("could not write the {pm} shim: {e}")))?;
     }
     Ok(())
+}
+
+/// All of the plan's commands, as one string to look for tool names in.
+fn all_commands(plan: &BuildPlan) -> String {
+    [
+        plan.install_command.as_deref(),
+        plan.build_command.as_deref(),
+        Some(plan.start_command.as_str()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" ")
+}
+
+/// The `packageManager` field of package.json (`pnpm@8.15.4+sha512...`) as (name, version).
+fn declared_package_manager(app: &Path) -> Option<(String, String)> {
+    let text = std::fs::read_to_string(app.join("package.json")).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let field = json.get("packageManager")?.as_str()?;
+    let (name, version) = field.split_once('@')?;
+    let version = version.split('+').next().unwrap_or(version);
+    Some((name.to_string(), version.to_string()))
+}
+
+/// What npx should run for `pm` at `version`: Yarn 2 and later are published as
+/// `@yarnpkg/cli-dist`, the `yarn` package holds only Yarn 1.
+fn npx_package(pm: &str, version: Option<&str>) -> String {
+    match (pm, version) {
+        ("yarn", Some(v)) if !v.starts_with("1.") => format!("@yarnpkg/cli-dist@{v}"),
+        (pm, Some(v)) => format!("{pm}@{v}"),
+        (pm, None) => pm.to_string(),
+    }
+}
+
+/// Whether `corepack <pm> --version` works here (it downloads the package manager once).
+async fn corepack_works(
+    pm: &str,
+    app: &Path,
+    env: &[(String, String)],
+    cancel: &CancellationToken,
+) -> bool {
+    struct Quiet;
+    impl LogSink for Quiet {
+        fn line(&self, _: &str) {}
+    }
+    let mut cmd = Command::new("corepack");
+    cmd.args([pm, "--version"])
+        .current_dir(app)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    let done = process::run(cmd, &Quiet, Duration::from_secs(60), cancel, &|l| {
+        l.to_string()
+    })
+    .await;
+    matches!(done, Ok(d) if d.status.success())
 }
 
 fn write_shim(dir: &Path, name: &str, body: &str) -> std::io::Result<()> {
@@ -414,6 +467,17 @@ mod tests {
             env: BTreeMap::new(),
             base_image: "python:3.12-slim".into(),
         }
+    }
+
+    #[test]
+    fn npx_runs_the_declared_package_manager_version() {
+        assert_eq!(npx_package("yarn", None), "yarn");
+        assert_eq!(npx_package("yarn", Some("1.22.22")), "yarn@1.22.22");
+        assert_eq!(
+            npx_package("yarn", Some("4.1.0")),
+            "@yarnpkg/cli-dist@4.1.0"
+        );
+        assert_eq!(npx_package("pnpm", Some("9.0.0")), "pnpm@9.0.0");
     }
 
     #[test]

@@ -165,3 +165,18 @@ async fn static_site() {
     )
     .await;
 }
+
+/// yarn is not installed on most machines: the builder provides it (corepack, else npx).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn express_basic_with_yarn() {
+    let mut p = plan("node", Some("yarn install"), "yarn start");
+    p.package_manager = Some("yarn".into());
+    deploy_fixture("express-basic", p, "Hello from express-basic").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn express_basic_with_pnpm() {
+    let mut p = plan("node", Some("pnpm install"), "pnpm start");
+    p.package_manager = Some("pnpm".into());
+    deploy_fixture("express-basic", p, "Hello from express-basic").await;
+}
