@@ -31,6 +31,19 @@ impl Default for FetchConfig {
     }
 }
 
+impl FetchConfig {
+    /// The defaults, with the GitHub token from `GITHUB_TOKEN` (or `GH_TOKEN`) when set.
+    pub fn from_env() -> Self {
+        let token = ["GITHUB_TOKEN", "GH_TOKEN"]
+            .iter()
+            .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()));
+        Self {
+            github_token: token.map(SecretValue::new),
+            ..Self::default()
+        }
+    }
+}
+
 /// Fetches a [`Source`] whose location is a local path or a git URL.
 #[derive(Debug, Clone, Default)]
 pub struct LocalSourceFetcher {
@@ -192,9 +205,25 @@ impl LocalSourceFetcher {
             });
         }
         log.line(&format!("Copied {} files", report.files));
-        Ok(FetchedSource {
-            commit: head_commit(path).await,
-        })
+        let commit = head_commit(path).await;
+        // A folder is deployed as it is on disk: a branch or commit cannot be checked out
+        // without touching the user's working copy, so say what was deployed instead.
+        if let Some(branch) = &source.branch {
+            log.line(&format!(
+                "Note: {shown} is a folder; deploying it as it is, not branch {branch}"
+            ));
+        }
+        if let Some(wanted) = &source.commit
+            && !commit
+                .as_deref()
+                .is_some_and(|c| c.starts_with(wanted.as_str()))
+        {
+            log.line(&format!(
+                "Note: {shown} is at commit {}, not {wanted}; deploying it as it is",
+                commit.as_deref().unwrap_or("(none)")
+            ));
+        }
+        Ok(FetchedSource { commit })
     }
 
     async fn clone_git(
@@ -471,6 +500,32 @@ mod tests {
             classify("/srv/a:b@c"),
             Location::Path(PathBuf::from("/srv/a:b@c"))
         );
+    }
+
+    #[test]
+    fn a_token_travels_in_the_environment_not_the_arguments() {
+        let fetcher = LocalSourceFetcher::default();
+        let cmd = fetcher.git(
+            &["clone", "https://github.com/a/b"],
+            None,
+            Some("ghp_TOKEN"),
+        );
+        let cmd = cmd.as_std();
+        assert!(
+            cmd.get_args()
+                .all(|a| !a.to_string_lossy().contains("ghp_TOKEN"))
+        );
+        let header = cmd
+            .get_envs()
+            .find(|(k, _)| *k == "GIT_CONFIG_VALUE_0")
+            .and_then(|(_, v)| v)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let basic = base64::engine::general_purpose::STANDARD.encode("x-access-token:ghp_TOKEN");
+        assert_eq!(header, format!("Authorization: Basic {basic}"));
+        let prompt = cmd.get_envs().find(|(k, _)| *k == "GIT_TERMINAL_PROMPT");
+        assert_eq!(prompt.and_then(|(_, v)| v), Some(std::ffi::OsStr::new("0")));
     }
 
     #[test]

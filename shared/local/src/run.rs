@@ -62,7 +62,7 @@ pub struct ProcessRuntime {
 }
 
 /// A deployment's app as `devgem status` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RunningApp {
     pub pid: u32,
     pub pgid: u32,
@@ -379,6 +379,7 @@ impl Runtime for ProcessRuntime {
         let command = start_command(plan);
 
         let log_path = self.log_path(id);
+        rotate_if_large(&log_path);
         append_line(
             &log_path,
             &format!(
@@ -617,6 +618,15 @@ impl LogFollower {
                 self.tail.push(line.to_string());
             }
         }
+    }
+}
+
+/// Keeps `app.log` from growing without end across runs: past 10 MiB it becomes
+/// `app.log.1` (replacing the one before).
+fn rotate_if_large(path: &Path) {
+    const LIMIT: u64 = 10 << 20;
+    if std::fs::metadata(path).is_ok_and(|m| m.len() > LIMIT) {
+        let _ = std::fs::rename(path, path.with_extension("log.1"));
     }
 }
 
