@@ -268,34 +268,42 @@ impl ProcessRuntime {
             ));
         }
 
-        match http_get(port, self.config.http_timeout).await {
-            Ok(status) if status >= 500 => {
-                follower.forward(log);
-                Err(failed(
-                    format!(
-                        "GET / answered {status}; the app's last output:\n{}",
-                        follower.tail.last(FAILURE_LINES)
-                    ),
-                    hint::for_output(&follower.tail.all()).unwrap_or_else(|| {
-                        "the app fails on its first request: read its log".into()
-                    }),
-                ))
+        // A server may accept connections a moment before it can answer them well: a 5xx
+        // or no answer is retried until the HTTP timeout, then it is the app's failure.
+        let probe_deadline = Instant::now() + self.config.http_timeout;
+        let outcome = loop {
+            let left = probe_deadline.saturating_duration_since(Instant::now());
+            let outcome = tokio::select! {
+                () = cancel.cancelled() => return Err(RuntimeError::Cancelled),
+                outcome = http_get(port, left.max(Duration::from_millis(100))) => outcome,
+            };
+            let retry = !matches!(outcome, Ok(status) if status < 500);
+            if !retry || Instant::now() + Duration::from_millis(300) >= probe_deadline {
+                break outcome;
             }
-            Ok(status) => {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        };
+        follower.forward(log);
+        match outcome {
+            Ok(status) if status < 500 => {
                 log.line(&format!("GET / answered {status}"));
-                follower.forward(log);
                 Ok(())
             }
-            Err(why) => {
-                follower.forward(log);
-                Err(failed(
-                    format!(
-                        "the app accepted a connection on port {port} but {why}; its last output:\n{}",
-                        follower.tail.last(FAILURE_LINES)
-                    ),
-                    "the app must answer HTTP on $PORT",
-                ))
-            }
+            Ok(status) => Err(failed(
+                format!(
+                    "GET / answered {status}; the app's last output:\n{}",
+                    follower.tail.last(FAILURE_LINES)
+                ),
+                hint::for_output(&follower.tail.all())
+                    .unwrap_or_else(|| "the app fails on its first request: read its log".into()),
+            )),
+            Err(why) => Err(failed(
+                format!(
+                    "the app accepted a connection on port {port} but {why}; its last output:\n{}",
+                    follower.tail.last(FAILURE_LINES)
+                ),
+                "the app must answer HTTP on $PORT",
+            )),
         }
     }
 
@@ -566,7 +574,7 @@ async fn http_get(port: u16, limit: Duration) -> Result<u16, String> {
     };
     tokio::time::timeout(limit, exchange)
         .await
-        .unwrap_or_else(|_| Err(format!("did not answer GET / within {} s", limit.as_secs())))
+        .unwrap_or_else(|_| Err("did not answer GET / in time".to_string()))
 }
 
 /// The status code of an HTTP/1.x status line.

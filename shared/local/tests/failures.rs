@@ -19,7 +19,7 @@ fn quick_runtime(base: &Path) -> ProcessRuntime {
         base,
         RunConfig {
             ready_timeout: Duration::from_secs(3),
-            http_timeout: Duration::from_secs(5),
+            http_timeout: Duration::from_secs(2),
             stop_grace: Duration::from_secs(2),
             wrong_port_grace: Duration::from_secs(1),
         },
@@ -133,6 +133,17 @@ async fn an_app_answering_500_fails() {
     let (result, _) = deploy_script(script, "python3 -u app.py").await;
     let (reason, _) = failure(result);
     assert!(reason.contains("GET / answered 500"), "{reason}");
+    assert!(reason.contains("boom on GET"), "{reason}");
+}
+
+#[tokio::test]
+async fn an_app_that_accepts_but_never_answers_fails() {
+    let script = "import os, socket, time\ns = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(('0.0.0.0', int(os.environ['PORT'])))\ns.listen(16)\nprint('listening, never answering', flush=True)\ntime.sleep(600)\n";
+    let (result, _) = deploy_script(script, "python3 app.py").await;
+    let (reason, hint) = failure(result);
+    assert!(reason.contains("did not answer GET / in time"), "{reason}");
+    assert!(reason.contains("never answering"), "{reason}");
+    assert!(hint.contains("answer HTTP"), "{hint}");
 }
 
 #[tokio::test]
