@@ -19,12 +19,16 @@ use crate::tree::{self, CopyRules};
 pub struct BuildConfig {
     /// The longest one command (install, build) may run.
     pub command_timeout: Duration,
+    /// Where toolchains (python3, node, npm...) are looked for, behind the app's own tool
+    /// folders; `None` is this process's `PATH`.
+    pub tool_path: Option<std::ffi::OsString>,
 }
 
 impl Default for BuildConfig {
     fn default() -> Self {
         Self {
             command_timeout: Duration::from_secs(15 * 60),
+            tool_path: None,
         }
     }
 }
@@ -94,7 +98,7 @@ impl Builder for NativeBuilder {
             return Err(BuildError::Cancelled);
         }
 
-        let mut env = build_env(plan, &root, &app);
+        let mut env = build_env(plan, &root, &app, self.config.tool_path.as_deref());
         let mut steps: Vec<String> = Vec::new();
         match plan.language.as_str() {
             "python" => {
@@ -154,7 +158,7 @@ impl NativeBuilder {
         cancel: &CancellationToken,
     ) -> Result<(), BuildError> {
         log.line(&format!("$ {step}"));
-        let mut cmd = Command::new("sh");
+        let mut cmd = Command::new(process::SHELL);
         cmd.arg("-c")
             .arg(step)
             .current_dir(dir)
@@ -223,14 +227,19 @@ async fn prepare_copy(source: &Path, root: &Path, log: &dyn LogSink) -> Result<(
 
 /// The environment every build command gets: the host's toolchain settings (no DevGem
 /// secrets), the app's tool folders first on `PATH`, the plan's settings and `PORT`.
-fn build_env(plan: &BuildPlan, root: &Path, app: &Path) -> Vec<(String, String)> {
+fn build_env(
+    plan: &BuildPlan,
+    root: &Path,
+    app: &Path,
+    tool_path: Option<&std::ffi::OsStr>,
+) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = process::inherited_env()
         .into_iter()
         .filter(|(k, _)| k != "PATH")
         .collect();
     env.push((
         "PATH".into(),
-        process::path_with(&process::tool_dirs(root, app)),
+        process::path_with(&process::tool_dirs(root, app), tool_path),
     ));
     for (k, v) in &plan.env {
         // NODE_ENV=production would make `npm install` skip the devDependencies a build step

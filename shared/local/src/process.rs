@@ -245,19 +245,24 @@ pub(crate) fn inherited_env() -> Vec<(String, String)> {
         .collect()
 }
 
-/// `dirs` in front of the host's `PATH` (a folder that does not exist yet, such as
-/// `node_modules/.bin` before the install, costs nothing).
-pub(crate) fn path_with(dirs: &[PathBuf]) -> String {
+/// `dirs` in front of `base` (the host's `PATH` when `None`). A folder that does not exist
+/// yet, such as `node_modules/.bin` before the install, costs nothing.
+pub(crate) fn path_with(dirs: &[PathBuf], base: Option<&std::ffi::OsStr>) -> String {
     let host = std::env::var_os("PATH").unwrap_or_default();
+    let base = base.unwrap_or(&host);
     let all = dirs
         .iter()
         .cloned()
-        .chain(std::env::split_paths(&host))
+        .chain(std::env::split_paths(base))
         .collect::<Vec<_>>();
     std::env::join_paths(all)
         .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| host.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| base.to_string_lossy().into_owned())
 }
+
+/// The shell that runs plan commands, by absolute path so that a `PATH` without the system
+/// folders cannot hide it.
+pub(crate) const SHELL: &str = "/bin/sh";
 
 /// The folders of an app's own tools, in the order they win on `PATH`.
 pub(crate) fn tool_dirs(root: &Path, app: &Path) -> Vec<PathBuf> {

@@ -404,7 +404,7 @@ impl Runtime for ProcessRuntime {
         let err = out.try_clone().map_err(|e| unavailable("app.log", e))?;
 
         log.line(&format!("$ {command}   (PORT={port})"));
-        let mut cmd = Command::new("sh");
+        let mut cmd = Command::new(process::SHELL);
         cmd.arg("-c")
             .arg(command)
             .current_dir(&app_dir)
@@ -486,7 +486,7 @@ fn run_env(request: &DeployRequest, root: &Path, app: &Path, port: u16) -> Vec<(
         .collect();
     env.push((
         "PATH".into(),
-        process::path_with(&process::tool_dirs(root, app)),
+        process::path_with(&process::tool_dirs(root, app), None),
     ));
     let venv = app.join(".venv");
     if venv.is_dir() {

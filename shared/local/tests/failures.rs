@@ -270,6 +270,7 @@ async fn a_build_command_that_overruns_its_timeout_fails() {
         work.path().join("builds"),
         BuildConfig {
             command_timeout: Duration::from_secs(1),
+            tool_path: None,
         },
     );
     let started = Instant::now();
@@ -389,4 +390,39 @@ async fn stop_kills_an_app_that_ignores_sigterm() {
     // The grace period (2 s here) passed, then SIGKILL.
     assert!(started.elapsed() >= Duration::from_secs(2));
     assert!(started.elapsed() < Duration::from_secs(6));
+}
+
+#[tokio::test]
+async fn a_missing_toolchain_fails_with_an_install_hint() {
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("requirements.txt"), "flask\n").unwrap();
+    std::fs::write(src.join("package.json"), "{}").unwrap();
+    let builder = NativeBuilder::with_config(
+        work.path().join("builds"),
+        BuildConfig {
+            tool_path: Some(work.path().join("empty-bin").into_os_string()),
+            ..BuildConfig::default()
+        },
+    );
+    for (language, program) in [("python", "python3"), ("node", "node")] {
+        let result = builder
+            .build(
+                &build_request(&src, plan(language, Some("true"), "true")),
+                &Lines::default(),
+                &CancellationToken::new(),
+            )
+            .await;
+        match result {
+            Err(BuildError::Failed { reason, hint }) => {
+                assert!(
+                    reason.contains(&format!("`{program}` is not installed")),
+                    "{reason}"
+                );
+                assert!(hint.contains("install"), "{hint}");
+            }
+            other => panic!("expected Failed for {language}, got {other:?}"),
+        }
+    }
 }
