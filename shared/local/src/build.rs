@@ -99,6 +99,13 @@ impl Builder for NativeBuilder {
         }
 
         let mut env = build_env(plan, &root, &app, self.config.tool_path.as_deref());
+        if !plan.system_packages.is_empty() {
+            // The native build cannot install system packages; the container build does.
+            log.line(&format!(
+                "The plan needs system packages ({}); this build uses what this machine has installed",
+                plan.system_packages.join(", ")
+            ));
+        }
         let mut steps: Vec<String> = Vec::new();
         match plan.language.as_str() {
             "python" => {
@@ -117,6 +124,7 @@ impl Builder for NativeBuilder {
                     "Node.js",
                     "install Node.js (https://nodejs.org, or apt install nodejs npm)",
                 )?;
+                note_node_version(plan, &env, log).await;
                 shim_package_managers(plan, &root, &app, &env, log, cancel).await?;
                 if cancel.is_cancelled() {
                     return Err(BuildError::Cancelled);
@@ -315,6 +323,33 @@ fn pick_python(
         "install Python 3 with its venv module (apt install python3 python3-venv)",
     )?;
     Ok("python3".into())
+}
+
+/// Says so when this machine's Node.js major version differs from the plan's: the build
+/// goes on, but a difference explains failures that the container build would not have.
+async fn note_node_version(plan: &BuildPlan, env: &[(String, String)], log: &dyn LogSink) {
+    let Some(wanted) = &plan.runtime_version else {
+        return;
+    };
+    let probe = Command::new("node")
+        .arg("--version")
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::null())
+        .output();
+    let Ok(Ok(out)) = tokio::time::timeout(Duration::from_secs(10), probe).await else {
+        return;
+    };
+    let have = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .trim_start_matches('v')
+        .to_string();
+    let major = |v: &str| v.split('.').next().unwrap_or("").to_string();
+    if !have.is_empty() && major(&have) != major(wanted.trim_start_matches('v')) {
+        log.line(&format!(
+            "The plan asks for Node.js {wanted}; this machine has {have}, which the build uses"
+        ));
+    }
 }
 
 /// Python project tools the plan's commands call that a fresh venv lacks.

@@ -293,6 +293,34 @@ impl LocalSourceFetcher {
         if let Some(sha) = &commit {
             log.line(&format!("Checked out {sha}"));
         }
+        if dest.join(".gitmodules").is_file() {
+            log.line("Fetching submodules");
+            let update = self.git(
+                &[
+                    "submodule",
+                    "update",
+                    "--init",
+                    "--recursive",
+                    "--depth",
+                    "1",
+                ],
+                Some(dest),
+                token.as_deref(),
+            );
+            // An unreachable submodule is often optional (docs, examples): say so and go on;
+            // the build will fail on it if the app really needs it.
+            if let Err(e) = self
+                .run_git(update, &shown, source, log, cancel, &redact)
+                .await
+            {
+                if matches!(e, SourceError::Cancelled) {
+                    return Err(e);
+                }
+                log.line(&format!(
+                    "Warning: some submodules could not be fetched ({e})"
+                ));
+            }
+        }
         // The checkout is the files only, as for a local folder: history is not deployed.
         let _ = std::fs::remove_dir_all(dest.join(".git"));
         Ok(FetchedSource { commit })

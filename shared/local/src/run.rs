@@ -371,6 +371,12 @@ impl Runtime for ProcessRuntime {
             self.stop_record(id, old, self.config.stop_grace).await;
         }
 
+        if start_command(plan).trim().is_empty() {
+            return Err(failed(
+                "the plan has no start command",
+                "add a Procfile with a `web:` line, or a start script",
+            ));
+        }
         let root = PathBuf::from(&request.artifact.0);
         if !tree::is_contained(Path::new(&plan.app_dir)) || !root.join(&plan.app_dir).is_dir() {
             return Err(failed(
