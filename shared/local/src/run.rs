@@ -625,11 +625,11 @@ impl LogFollower {
         self.offset += n as u64;
         self.partial.push_str(&String::from_utf8_lossy(&bytes));
         while let Some(end) = self.partial.find('\n') {
-            let line: String = self.partial.drain(..=end).collect();
-            let line = line.trim_end_matches(['\r', '\n']);
-            if !line.is_empty() {
-                log.line(line);
-                self.tail.push(line.to_string());
+            let raw: String = self.partial.drain(..=end).collect();
+            let line = process::clean_line(raw.trim_end_matches(['\r', '\n']));
+            if !line.trim().is_empty() {
+                log.line(&line);
+                self.tail.push(line);
             }
         }
     }
