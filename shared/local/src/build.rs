@@ -107,7 +107,7 @@ impl Builder for NativeBuilder {
             ));
         }
         let mut steps: Vec<String> = Vec::new();
-        match plan.language.as_str() {
+        match plan.language.to_ascii_lowercase().as_str() {
             "python" => {
                 let python = pick_python(plan, &env, log)?;
                 steps.push(format!("{python} -m venv .venv"));
@@ -117,7 +117,7 @@ impl Builder for NativeBuilder {
                 ));
                 steps.extend(python_tools(plan));
             }
-            "node" => {
+            "node" | "nodejs" | "javascript" | "typescript" => {
                 require(
                     &env,
                     "node",

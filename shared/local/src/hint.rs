@@ -56,7 +56,7 @@ const RULES: &[(&str, &str)] = &[
         "Python's venv module is missing: install it (apt install python3-venv)",
     ),
     (
-        "requires a different python",
+        "a different python",
         "a package does not support this Python version: pin a compatible version, or install the Python version the project needs",
     ),
     (
@@ -147,6 +147,10 @@ mod tests {
         check("sh: 1: gunicorn: not found", "`gunicorn` is not installed");
         check("bash: line 1: uvicorn: command not found", "`uvicorn`");
         check("npm ERR! code ERESOLVE", "legacy-peer-deps");
+        check(
+            "ERROR: Ignored the following versions that require a different python version: 2.0 Requires-Python >=3.12\nERROR: No matching distribution found for foo==2.0",
+            "Python version",
+        );
         check("npm error Missing script: \"build\"", "scripts");
         assert_eq!(for_output("all good"), None);
     }
