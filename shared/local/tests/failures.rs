@@ -426,3 +426,35 @@ async fn a_missing_toolchain_fails_with_an_install_hint() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_pip_install_that_finds_no_distribution_names_it_and_hints() {
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("requirements.txt"), "flask==0.0.1\n").unwrap();
+    let builder = NativeBuilder::new(work.path().join("builds"));
+    // --no-index keeps the test off the network: pip looks nowhere and finds nothing.
+    let p = plan(
+        "python",
+        Some("pip install --no-index -r requirements.txt"),
+        "true",
+    );
+    let lines = Lines::default();
+    let result = builder
+        .build(&build_request(&src, p), &lines, &CancellationToken::new())
+        .await;
+    match result {
+        Err(BuildError::Failed { reason, hint }) => {
+            assert!(
+                reason
+                    .starts_with("`pip install --no-index -r requirements.txt` exited with code 1"),
+                "{reason}"
+            );
+            assert!(reason.contains("flask==0.0.1"), "{reason}");
+            assert!(hint.contains("requirements.txt"), "{hint}");
+        }
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    assert!(lines.text().contains("$ python3 -m venv .venv"));
+}
