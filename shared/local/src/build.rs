@@ -110,7 +110,7 @@ impl Builder for NativeBuilder {
         match plan.language.to_ascii_lowercase().as_str() {
             "python" => {
                 let python = pick_python(plan, &env, log)?;
-                steps.push(format!("{python} -m venv .venv"));
+                self.make_venv(&python, &app, &env, log, cancel).await?;
                 env.push((
                     "VIRTUAL_ENV".into(),
                     app.join(".venv").to_string_lossy().into_owned(),
@@ -155,7 +155,67 @@ impl Builder for NativeBuilder {
     }
 }
 
+/// Puts pip into a venv made `--without-pip` by unpacking the wheel Python bundles for
+/// `ensurepip`, and writing the `pip` scripts. `python -m venv` does the same through pip
+/// itself, compiling every module: 5 to 10 s on a busy machine instead of half a second.
+const SEED_PIP: &str = r##"
+import ensurepip, glob, os, sys, sysconfig, zipfile
+wheel = glob.glob(os.path.join(os.path.dirname(ensurepip.__file__), "_bundled", "pip-*.whl"))[0]
+zipfile.ZipFile(wheel).extractall(sysconfig.get_paths()["purelib"])
+scripts = sysconfig.get_paths()["scripts"]
+for name in ("pip", "pip3", "pip3.%d" % sys.version_info.minor):
+    path = os.path.join(scripts, name)
+    with open(path, "w") as f:
+        f.write("#!%s\nimport sys\nfrom pip._internal.cli.main import main\nsys.exit(main())\n" % sys.executable)
+    os.chmod(path, 0o755)
+print("pip", os.path.basename(wheel).split("-")[1], "seeded from", os.path.basename(wheel))
+"##;
+
 impl NativeBuilder {
+    /// Makes `<app>/.venv` with pip in it, the fast way when this Python bundles a pip wheel
+    /// and through `ensurepip` otherwise (Debian's Python keeps its wheels elsewhere).
+    async fn make_venv(
+        &self,
+        python: &str,
+        app: &Path,
+        env: &[(String, String)],
+        log: &dyn LogSink,
+        cancel: &CancellationToken,
+    ) -> Result<(), BuildError> {
+        self.run_step(
+            &format!("{python} -m venv --without-pip .venv"),
+            app,
+            env,
+            log,
+            cancel,
+        )
+        .await?;
+        let mut seed = Command::new(app.join(".venv/bin/python"));
+        seed.args(["-c", SEED_PIP])
+            .current_dir(app)
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)));
+        let seeded = process::run(seed, log, Duration::from_secs(60), cancel, &|l| {
+            l.to_string()
+        })
+        .await;
+        match seeded {
+            Ok(done) if done.status.success() => Ok(()),
+            Err(RunError::Cancelled) => Err(BuildError::Cancelled),
+            _ => {
+                log.line("No bundled pip wheel to unpack; installing pip with ensurepip");
+                self.run_step(
+                    ".venv/bin/python -m ensurepip --default-pip",
+                    app,
+                    env,
+                    log,
+                    cancel,
+                )
+                .await
+            }
+        }
+    }
+
     /// Runs one shell command of the build, streaming its output.
     async fn run_step(
         &self,

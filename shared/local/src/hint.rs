@@ -52,6 +52,10 @@ const RULES: &[(&str, &str)] = &[
         "a package compiles a C extension: install the Python headers (apt install python3-dev build-essential)",
     ),
     (
+        "no module named ensurepip",
+        "Python's venv support is missing: install it (apt install python3-venv)",
+    ),
+    (
         "ensurepip is not available",
         "Python's venv module is missing: install it (apt install python3-venv)",
     ),

@@ -456,5 +456,9 @@ async fn a_pip_install_that_finds_no_distribution_names_it_and_hints() {
         }
         other => panic!("expected Failed, got {other:?}"),
     }
-    assert!(lines.text().contains("$ python3 -m venv .venv"));
+    assert!(
+        lines
+            .text()
+            .contains("$ python3 -m venv --without-pip .venv")
+    );
 }
