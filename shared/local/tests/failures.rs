@@ -18,7 +18,7 @@ fn quick_runtime(base: &Path) -> ProcessRuntime {
     ProcessRuntime::with_config(
         base,
         RunConfig {
-            ready_timeout: Duration::from_secs(3),
+            ready_timeout: Duration::from_secs(5),
             http_timeout: Duration::from_secs(2),
             stop_grace: Duration::from_secs(2),
             wrong_port_grace: Duration::from_secs(1),
