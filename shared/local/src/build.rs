@@ -236,6 +236,11 @@ impl NativeBuilder {
         let started = std::time::Instant::now();
         match process::run(cmd, log, timeout, cancel, &|l: &str| l.to_string()).await {
             Ok(done) if done.status.success() => {
+                tracing::debug!(
+                    step,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "build step done"
+                );
                 log.line(&format!(
                     "`{step}` done in {:.1} s",
                     started.elapsed().as_secs_f64()

@@ -171,10 +171,12 @@ impl ProcessRuntime {
         if is_ours_and_alive(&record) {
             let pgid = Pid::from_raw(record.pgid);
             let _ = killpg(pgid, Signal::SIGTERM);
-            if !wait_gone(record.pgid, grace).await {
+            let forced = !wait_gone(record.pgid, grace).await;
+            if forced {
                 let _ = killpg(pgid, Signal::SIGKILL);
                 wait_gone(record.pgid, Duration::from_secs(2)).await;
             }
+            tracing::info!(deployment = %id, pgid = record.pgid, forced, "stopped the app");
         }
         record.stopped_at = Some(Utc::now());
         let _ = self.write_record(id, &record);
@@ -441,6 +443,7 @@ impl Runtime for ProcessRuntime {
             return Err(e);
         }
 
+        tracing::info!(deployment = %id, pid, port, "started the app");
         match self
             .wait_live(&mut child, &record, &mut follower, log, cancel)
             .await
