@@ -130,10 +130,24 @@ impl SourceFetcher for LocalSourceFetcher {
         log: &dyn LogSink,
         cancel: &CancellationToken,
     ) -> Result<FetchedSource, SourceError> {
-        match classify(&source.location) {
+        let fetched = match classify(&source.location) {
             Location::Path(path) => self.copy_local(&path, source, dest, log, cancel).await,
             Location::Git(url) => self.clone_git(&url, source, dest, log, cancel).await,
+        }?;
+        // The checkout stays whole (the app may use files beside its folder); the folder is
+        // only checked, so a typo fails here with a clear reason rather than in analysis.
+        if let Some(subdir) = source.subdir.as_deref().filter(|s| !s.is_empty()) {
+            let path = Path::new(subdir);
+            if !tree::is_contained(path) || !dest.join(path).is_dir() {
+                return Err(SourceError::Rejected {
+                    reason: format!("the folder {subdir} does not exist in the source"),
+                    hint: "give the app's folder relative to the repository root, e.g. apps/web"
+                        .into(),
+                });
+            }
+            log.line(&format!("The app is in {subdir}"));
         }
+        Ok(fetched)
     }
 }
 
@@ -169,9 +183,6 @@ impl LocalSourceFetcher {
         }
         if cancel.is_cancelled() {
             return Err(SourceError::Cancelled);
-        }
-        if let Some(subdir) = &source.subdir {
-            log.line(&format!("App folder inside the source: {subdir}"));
         }
         log.line(&format!(
             "Copying {shown} (honouring .gitignore, without .git)"

@@ -260,3 +260,20 @@ async fn a_clone_can_be_cancelled() {
     assert!(matches!(result, Err(SourceError::Cancelled)), "{result:?}");
     assert!(started.elapsed() < Duration::from_secs(3));
 }
+
+#[tokio::test]
+async fn a_subdir_is_checked_but_the_checkout_stays_whole() {
+    let repo = tempfile::tempdir().unwrap();
+    make_repo(repo.path());
+    let mut s = source(repo.path().to_str().unwrap());
+    s.subdir = Some("sub".into());
+    let dest = tempfile::tempdir().unwrap();
+    fetch(&s, dest.path()).await.unwrap();
+    assert!(dest.path().join("app.py").is_file());
+    assert!(dest.path().join("sub/util.py").is_file());
+
+    s.subdir = Some("nope".into());
+    let dest = tempfile::tempdir().unwrap();
+    let reason = rejected_reason(fetch(&s, dest.path()).await);
+    assert!(reason.contains("nope does not exist"), "{reason}");
+}
