@@ -31,6 +31,19 @@ impl Default for FetchConfig {
     }
 }
 
+impl FetchConfig {
+    /// The defaults, with the GitHub token from `GITHUB_TOKEN` (or `GH_TOKEN`) when set.
+    pub fn from_env() -> Self {
+        let token = ["GITHUB_TOKEN", "GH_TOKEN"]
+            .iter()
+            .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()));
+        Self {
+            github_token: token.map(SecretValue::new),
+            ..Self::default()
+        }
+    }
+}
+
 /// Fetches a [`Source`] whose location is a local path or a git URL.
 #[derive(Debug, Clone, Default)]
 pub struct LocalSourceFetcher {
@@ -117,10 +130,24 @@ impl SourceFetcher for LocalSourceFetcher {
         log: &dyn LogSink,
         cancel: &CancellationToken,
     ) -> Result<FetchedSource, SourceError> {
-        match classify(&source.location) {
+        let fetched = match classify(&source.location) {
             Location::Path(path) => self.copy_local(&path, source, dest, log, cancel).await,
             Location::Git(url) => self.clone_git(&url, source, dest, log, cancel).await,
+        }?;
+        // The checkout stays whole (the app may use files beside its folder); the folder is
+        // only checked, so a typo fails here with a clear reason rather than in analysis.
+        if let Some(subdir) = source.subdir.as_deref().filter(|s| !s.is_empty()) {
+            let path = Path::new(subdir);
+            if !tree::is_contained(path) || !dest.join(path).is_dir() {
+                return Err(SourceError::Rejected {
+                    reason: format!("the folder {subdir} does not exist in the source"),
+                    hint: "give the app's folder relative to the repository root, e.g. apps/web"
+                        .into(),
+                });
+            }
+            log.line(&format!("The app is in {subdir}"));
         }
+        Ok(fetched)
     }
 }
 
@@ -157,9 +184,6 @@ impl LocalSourceFetcher {
         if cancel.is_cancelled() {
             return Err(SourceError::Cancelled);
         }
-        if let Some(subdir) = &source.subdir {
-            log.line(&format!("App folder inside the source: {subdir}"));
-        }
         log.line(&format!(
             "Copying {shown} (honouring .gitignore, without .git)"
         ));
@@ -192,9 +216,25 @@ impl LocalSourceFetcher {
             });
         }
         log.line(&format!("Copied {} files", report.files));
-        Ok(FetchedSource {
-            commit: head_commit(path).await,
-        })
+        let commit = head_commit(path).await;
+        // A folder is deployed as it is on disk: a branch or commit cannot be checked out
+        // without touching the user's working copy, so say what was deployed instead.
+        if let Some(branch) = &source.branch {
+            log.line(&format!(
+                "Note: {shown} is a folder; deploying it as it is, not branch {branch}"
+            ));
+        }
+        if let Some(wanted) = &source.commit
+            && !commit
+                .as_deref()
+                .is_some_and(|c| c.starts_with(wanted.as_str()))
+        {
+            log.line(&format!(
+                "Note: {shown} is at commit {}, not {wanted}; deploying it as it is",
+                commit.as_deref().unwrap_or("(none)")
+            ));
+        }
+        Ok(FetchedSource { commit })
     }
 
     async fn clone_git(
@@ -263,6 +303,34 @@ impl LocalSourceFetcher {
         let commit = rev_parse(dest).await;
         if let Some(sha) = &commit {
             log.line(&format!("Checked out {sha}"));
+        }
+        if dest.join(".gitmodules").is_file() {
+            log.line("Fetching submodules");
+            let update = self.git(
+                &[
+                    "submodule",
+                    "update",
+                    "--init",
+                    "--recursive",
+                    "--depth",
+                    "1",
+                ],
+                Some(dest),
+                token.as_deref(),
+            );
+            // An unreachable submodule is often optional (docs, examples): say so and go on;
+            // the build will fail on it if the app really needs it.
+            if let Err(e) = self
+                .run_git(update, &shown, source, log, cancel, &redact)
+                .await
+            {
+                if matches!(e, SourceError::Cancelled) {
+                    return Err(e);
+                }
+                log.line(&format!(
+                    "Warning: some submodules could not be fetched ({e})"
+                ));
+            }
         }
         // The checkout is the files only, as for a local folder: history is not deployed.
         let _ = std::fs::remove_dir_all(dest.join(".git"));
@@ -471,6 +539,32 @@ mod tests {
             classify("/srv/a:b@c"),
             Location::Path(PathBuf::from("/srv/a:b@c"))
         );
+    }
+
+    #[test]
+    fn a_token_travels_in_the_environment_not_the_arguments() {
+        let fetcher = LocalSourceFetcher::default();
+        let cmd = fetcher.git(
+            &["clone", "https://github.com/a/b"],
+            None,
+            Some("ghp_TOKEN"),
+        );
+        let cmd = cmd.as_std();
+        assert!(
+            cmd.get_args()
+                .all(|a| !a.to_string_lossy().contains("ghp_TOKEN"))
+        );
+        let header = cmd
+            .get_envs()
+            .find(|(k, _)| *k == "GIT_CONFIG_VALUE_0")
+            .and_then(|(_, v)| v)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let basic = base64::engine::general_purpose::STANDARD.encode("x-access-token:ghp_TOKEN");
+        assert_eq!(header, format!("Authorization: Basic {basic}"));
+        let prompt = cmd.get_envs().find(|(k, _)| *k == "GIT_TERMINAL_PROMPT");
+        assert_eq!(prompt.and_then(|(_, v)| v), Some(std::ffi::OsStr::new("0")));
     }
 
     #[test]

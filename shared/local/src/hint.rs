@@ -52,11 +52,15 @@ const RULES: &[(&str, &str)] = &[
         "a package compiles a C extension: install the Python headers (apt install python3-dev build-essential)",
     ),
     (
+        "no module named ensurepip",
+        "Python's venv support is missing: install it (apt install python3-venv)",
+    ),
+    (
         "ensurepip is not available",
         "Python's venv module is missing: install it (apt install python3-venv)",
     ),
     (
-        "requires a different python",
+        "a different python",
         "a package does not support this Python version: pin a compatible version, or install the Python version the project needs",
     ),
     (
@@ -147,6 +151,10 @@ mod tests {
         check("sh: 1: gunicorn: not found", "`gunicorn` is not installed");
         check("bash: line 1: uvicorn: command not found", "`uvicorn`");
         check("npm ERR! code ERESOLVE", "legacy-peer-deps");
+        check(
+            "ERROR: Ignored the following versions that require a different python version: 2.0 Requires-Python >=3.12\nERROR: No matching distribution found for foo==2.0",
+            "Python version",
+        );
         check("npm error Missing script: \"build\"", "scripts");
         assert_eq!(for_output("all good"), None);
     }

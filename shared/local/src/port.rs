@@ -7,16 +7,32 @@
 
 use nix::sys::signal::killpg;
 use nix::unistd::Pid;
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpListener};
 use std::path::Path;
+use std::sync::Mutex;
 
-/// A port nobody listens on right now. The app binds it a moment later; the tiny race with
-/// another program taking it in between is accepted (the start then fails with EADDRINUSE).
+/// A port nobody listens on right now, and not one this process handed out recently (two
+/// deploys starting at once must not both get it). The app binds it a moment later; the tiny
+/// race with another program taking it in between is accepted (the start then fails with
+/// EADDRINUSE and says so).
 pub(crate) fn free_port() -> std::io::Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0))?;
-    Ok(listener.local_addr()?.port())
+    static RECENT: Mutex<VecDeque<u16>> = Mutex::new(VecDeque::new());
+    const REMEMBERED: usize = 64;
+    let mut recent = RECENT.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..16 {
+        let listener = TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+        let port = listener.local_addr()?.port();
+        if !recent.contains(&port) {
+            if recent.len() == REMEMBERED {
+                recent.pop_front();
+            }
+            recent.push_back(port);
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::other("no free port found"))
 }
 
 /// A listening TCP socket.

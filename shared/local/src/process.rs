@@ -149,13 +149,46 @@ async fn forward_lines(reader: impl AsyncRead + Unpin, tx: mpsc::Sender<String>)
             Ok(_) => {
                 let text = String::from_utf8_lossy(&buf);
                 for part in text.split(['\r', '\n']) {
-                    if !part.trim().is_empty() && tx.send(part.to_string()).await.is_err() {
+                    let line = clean_line(part);
+                    if !line.trim().is_empty() && tx.send(line).await.is_err() {
                         return;
                     }
                 }
             }
         }
     }
+}
+
+/// The longest line kept: a minified bundle printed by a failing build must not flood the log
+/// or the error message.
+const MAX_LINE: usize = 4000;
+
+/// A line as a log should hold it: colour and cursor escape codes removed (some tools force
+/// them even without a terminal), and cut at [`MAX_LINE`] bytes.
+pub(crate) fn clean_line(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len().min(MAX_LINE));
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters, ending with a byte in @..~; other escapes: ESC and one char.
+            if chars.next_if_eq(&'[').is_some() {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            } else {
+                chars.next();
+            }
+            continue;
+        }
+        if out.len() + c.len_utf8() > MAX_LINE {
+            out.push_str(" [...]");
+            break;
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Kills a process group when asked or when dropped.
@@ -245,19 +278,24 @@ pub(crate) fn inherited_env() -> Vec<(String, String)> {
         .collect()
 }
 
-/// `dirs` in front of the host's `PATH` (a folder that does not exist yet, such as
-/// `node_modules/.bin` before the install, costs nothing).
-pub(crate) fn path_with(dirs: &[PathBuf]) -> String {
+/// `dirs` in front of `base` (the host's `PATH` when `None`). A folder that does not exist
+/// yet, such as `node_modules/.bin` before the install, costs nothing.
+pub(crate) fn path_with(dirs: &[PathBuf], base: Option<&std::ffi::OsStr>) -> String {
     let host = std::env::var_os("PATH").unwrap_or_default();
+    let base = base.unwrap_or(&host);
     let all = dirs
         .iter()
         .cloned()
-        .chain(std::env::split_paths(&host))
+        .chain(std::env::split_paths(base))
         .collect::<Vec<_>>();
     std::env::join_paths(all)
         .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| host.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| base.to_string_lossy().into_owned())
 }
+
+/// The shell that runs plan commands, by absolute path so that a `PATH` without the system
+/// folders cannot hide it.
+pub(crate) const SHELL: &str = "/bin/sh";
 
 /// The folders of an app's own tools, in the order they win on `PATH`.
 pub(crate) fn tool_dirs(root: &Path, app: &Path) -> Vec<PathBuf> {
@@ -268,4 +306,18 @@ pub(crate) fn tool_dirs(root: &Path, app: &Path) -> Vec<PathBuf> {
     ]
     .into_iter()
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_lose_escape_codes_and_excess_length() {
+        assert_eq!(clean_line("\u{1b}[32mINFO\u{1b}[0m: ready"), "INFO: ready");
+        assert_eq!(clean_line("plain"), "plain");
+        let long = "é".repeat(5000);
+        let cleaned = clean_line(&long);
+        assert!(cleaned.len() <= MAX_LINE + 10 && cleaned.ends_with("[...]"));
+    }
 }

@@ -62,7 +62,7 @@ pub struct ProcessRuntime {
 }
 
 /// A deployment's app as `devgem status` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RunningApp {
     pub pid: u32,
     pub pgid: u32,
@@ -171,10 +171,12 @@ impl ProcessRuntime {
         if is_ours_and_alive(&record) {
             let pgid = Pid::from_raw(record.pgid);
             let _ = killpg(pgid, Signal::SIGTERM);
-            if !wait_gone(record.pgid, grace).await {
+            let forced = !wait_gone(record.pgid, grace).await;
+            if forced {
                 let _ = killpg(pgid, Signal::SIGKILL);
                 wait_gone(record.pgid, Duration::from_secs(2)).await;
             }
+            tracing::info!(deployment = %id, pgid = record.pgid, forced, "stopped the app");
         }
         record.stopped_at = Some(Utc::now());
         let _ = self.write_record(id, &record);
@@ -185,7 +187,6 @@ impl ProcessRuntime {
     }
 
     /// Everything after the app has been spawned: wait for the port, probe, report.
-    #[allow(clippy::too_many_arguments)]
     async fn wait_live(
         &self,
         child: &mut tokio::process::Child,
@@ -269,34 +270,42 @@ impl ProcessRuntime {
             ));
         }
 
-        match http_get(port, self.config.http_timeout).await {
-            Ok(status) if status >= 500 => {
-                follower.forward(log);
-                Err(failed(
-                    format!(
-                        "GET / answered {status}; the app's last output:\n{}",
-                        follower.tail.last(FAILURE_LINES)
-                    ),
-                    hint::for_output(&follower.tail.all()).unwrap_or_else(|| {
-                        "the app fails on its first request: read its log".into()
-                    }),
-                ))
+        // A server may accept connections a moment before it can answer them well: a 5xx
+        // or no answer is retried until the HTTP timeout, then it is the app's failure.
+        let probe_deadline = Instant::now() + self.config.http_timeout;
+        let outcome = loop {
+            let left = probe_deadline.saturating_duration_since(Instant::now());
+            let outcome = tokio::select! {
+                () = cancel.cancelled() => return Err(RuntimeError::Cancelled),
+                outcome = http_get(port, left.max(Duration::from_millis(100))) => outcome,
+            };
+            let retry = !matches!(outcome, Ok(status) if status < 500);
+            if !retry || Instant::now() + Duration::from_millis(300) >= probe_deadline {
+                break outcome;
             }
-            Ok(status) => {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        };
+        follower.forward(log);
+        match outcome {
+            Ok(status) if status < 500 => {
                 log.line(&format!("GET / answered {status}"));
-                follower.forward(log);
                 Ok(())
             }
-            Err(why) => {
-                follower.forward(log);
-                Err(failed(
-                    format!(
-                        "the app accepted a connection on port {port} but {why}; its last output:\n{}",
-                        follower.tail.last(FAILURE_LINES)
-                    ),
-                    "the app must answer HTTP on $PORT",
-                ))
-            }
+            Ok(status) => Err(failed(
+                format!(
+                    "GET / answered {status}; the app's last output:\n{}",
+                    follower.tail.last(FAILURE_LINES)
+                ),
+                hint::for_output(&follower.tail.all())
+                    .unwrap_or_else(|| "the app fails on its first request: read its log".into()),
+            )),
+            Err(why) => Err(failed(
+                format!(
+                    "the app accepted a connection on port {port} but {why}; its last output:\n{}",
+                    follower.tail.last(FAILURE_LINES)
+                ),
+                "the app must answer HTTP on $PORT",
+            )),
         }
     }
 
@@ -364,6 +373,12 @@ impl Runtime for ProcessRuntime {
             self.stop_record(id, old, self.config.stop_grace).await;
         }
 
+        if start_command(plan).trim().is_empty() {
+            return Err(failed(
+                "the plan has no start command",
+                "add a Procfile with a `web:` line, or a start script",
+            ));
+        }
         let root = PathBuf::from(&request.artifact.0);
         if !tree::is_contained(Path::new(&plan.app_dir)) || !root.join(&plan.app_dir).is_dir() {
             return Err(failed(
@@ -380,6 +395,7 @@ impl Runtime for ProcessRuntime {
         let command = start_command(plan);
 
         let log_path = self.log_path(id);
+        rotate_if_large(&log_path);
         append_line(
             &log_path,
             &format!(
@@ -396,7 +412,7 @@ impl Runtime for ProcessRuntime {
         let err = out.try_clone().map_err(|e| unavailable("app.log", e))?;
 
         log.line(&format!("$ {command}   (PORT={port})"));
-        let mut cmd = Command::new("sh");
+        let mut cmd = Command::new(process::SHELL);
         cmd.arg("-c")
             .arg(command)
             .current_dir(&app_dir)
@@ -427,6 +443,7 @@ impl Runtime for ProcessRuntime {
             return Err(e);
         }
 
+        tracing::info!(deployment = %id, pid, port, "started the app");
         match self
             .wait_live(&mut child, &record, &mut follower, log, cancel)
             .await
@@ -478,7 +495,7 @@ fn run_env(request: &DeployRequest, root: &Path, app: &Path, port: u16) -> Vec<(
         .collect();
     env.push((
         "PATH".into(),
-        process::path_with(&process::tool_dirs(root, app)),
+        process::path_with(&process::tool_dirs(root, app), None),
     ));
     let venv = app.join(".venv");
     if venv.is_dir() {
@@ -566,7 +583,7 @@ async fn http_get(port: u16, limit: Duration) -> Result<u16, String> {
     };
     tokio::time::timeout(limit, exchange)
         .await
-        .unwrap_or_else(|_| Err(format!("did not answer GET / within {} s", limit.as_secs())))
+        .unwrap_or_else(|_| Err("did not answer GET / in time".to_string()))
 }
 
 /// The status code of an HTTP/1.x status line.
@@ -611,13 +628,22 @@ impl LogFollower {
         self.offset += n as u64;
         self.partial.push_str(&String::from_utf8_lossy(&bytes));
         while let Some(end) = self.partial.find('\n') {
-            let line: String = self.partial.drain(..=end).collect();
-            let line = line.trim_end_matches(['\r', '\n']);
-            if !line.is_empty() {
-                log.line(line);
-                self.tail.push(line.to_string());
+            let raw: String = self.partial.drain(..=end).collect();
+            let line = process::clean_line(raw.trim_end_matches(['\r', '\n']));
+            if !line.trim().is_empty() {
+                log.line(&line);
+                self.tail.push(line);
             }
         }
+    }
+}
+
+/// Keeps `app.log` from growing without end across runs: past 10 MiB it becomes
+/// `app.log.1` (replacing the one before).
+fn rotate_if_large(path: &Path) {
+    const LIMIT: u64 = 10 << 20;
+    if std::fs::metadata(path).is_ok_and(|m| m.len() > LIMIT) {
+        let _ = std::fs::rename(path, path.with_extension("log.1"));
     }
 }
 

@@ -13,7 +13,7 @@ use devgem_ports::{
 use std::time::{Duration, Instant};
 
 /// Fetches, builds, deploys and checks one fixture; prints the timings.
-async fn deploy_fixture(name: &str, plan: BuildPlan, expected: &str) {
+async fn deploy_fixture(name: &str, plan: BuildPlan, expected: &str, in_log: &str) {
     let work = tempfile::tempdir().unwrap();
     let checkout = work.path().join("checkout");
     std::fs::create_dir_all(&checkout).unwrap();
@@ -95,7 +95,10 @@ async fn deploy_fixture(name: &str, plan: BuildPlan, expected: &str) {
     assert!(record.contains("\"pgid\""), "{record}");
 
     let logs = runtime.logs(&id).await.unwrap();
-    assert!(!logs.trim().is_empty());
+    assert!(
+        logs.contains(in_log),
+        "{in_log:?} is not in the app's log:\n{logs}"
+    );
     assert!(
         !lines.text().contains("s3cret-value"),
         "a secret reached the log"
@@ -126,6 +129,7 @@ async fn flask_basic() {
             "gunicorn -b 0.0.0.0:$PORT app:app",
         ),
         "Hello from flask-basic",
+        "Listening at: http://0.0.0.0:",
     )
     .await;
 }
@@ -140,6 +144,7 @@ async fn fastapi_basic() {
             "uvicorn main:app --host 0.0.0.0 --port $PORT",
         ),
         "Hello from fastapi-basic",
+        "Uvicorn running on http://0.0.0.0:",
     )
     .await;
 }
@@ -149,7 +154,13 @@ async fn express_basic() {
     let mut p = plan("node", Some("npm install"), "npm start");
     p.package_manager = Some("npm".into());
     p.env.insert("NODE_ENV".into(), "production".into());
-    deploy_fixture("express-basic", p, "Hello from express-basic").await;
+    deploy_fixture(
+        "express-basic",
+        p,
+        "Hello from express-basic",
+        "express-basic listening on",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,6 +173,34 @@ async fn static_site() {
             "python3 -m http.server $PORT --bind 0.0.0.0",
         ),
         "Hello from static-site",
+        "\"GET / HTTP/1.1\" 200",
+    )
+    .await;
+}
+
+/// yarn is not installed on most machines: the builder provides it (corepack, else npx).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn express_basic_with_yarn() {
+    let mut p = plan("node", Some("yarn install"), "yarn start");
+    p.package_manager = Some("yarn".into());
+    deploy_fixture(
+        "express-basic",
+        p,
+        "Hello from express-basic",
+        "express-basic listening on",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn express_basic_with_pnpm() {
+    let mut p = plan("node", Some("pnpm install"), "pnpm start");
+    p.package_manager = Some("pnpm".into());
+    deploy_fixture(
+        "express-basic",
+        p,
+        "Hello from express-basic",
+        "express-basic listening on",
     )
     .await;
 }

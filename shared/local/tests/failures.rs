@@ -18,8 +18,8 @@ fn quick_runtime(base: &Path) -> ProcessRuntime {
     ProcessRuntime::with_config(
         base,
         RunConfig {
-            ready_timeout: Duration::from_secs(3),
-            http_timeout: Duration::from_secs(5),
+            ready_timeout: Duration::from_secs(5),
+            http_timeout: Duration::from_secs(2),
             stop_grace: Duration::from_secs(2),
             wrong_port_grace: Duration::from_secs(1),
         },
@@ -133,6 +133,17 @@ async fn an_app_answering_500_fails() {
     let (result, _) = deploy_script(script, "python3 -u app.py").await;
     let (reason, _) = failure(result);
     assert!(reason.contains("GET / answered 500"), "{reason}");
+    assert!(reason.contains("boom on GET"), "{reason}");
+}
+
+#[tokio::test]
+async fn an_app_that_accepts_but_never_answers_fails() {
+    let script = "import os, socket, time\ns = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(('0.0.0.0', int(os.environ['PORT'])))\ns.listen(16)\nprint('listening, never answering', flush=True)\ntime.sleep(600)\n";
+    let (result, _) = deploy_script(script, "python3 app.py").await;
+    let (reason, hint) = failure(result);
+    assert!(reason.contains("did not answer GET / in time"), "{reason}");
+    assert!(reason.contains("never answering"), "{reason}");
+    assert!(hint.contains("answer HTTP"), "{hint}");
 }
 
 #[tokio::test]
@@ -259,6 +270,7 @@ async fn a_build_command_that_overruns_its_timeout_fails() {
         work.path().join("builds"),
         BuildConfig {
             command_timeout: Duration::from_secs(1),
+            tool_path: None,
         },
     );
     let started = Instant::now();
@@ -336,5 +348,117 @@ async fn a_missing_app_folder_fails_the_build() {
     assert!(
         matches!(result, Err(BuildError::Failed { ref reason, .. }) if reason.contains("web")),
         "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_app_bound_to_ipv6_loopback_only_gets_the_bind_hint() {
+    let script = "import http.server, os, socket\nclass S(http.server.HTTPServer):\n    address_family = socket.AF_INET6\nS(('::1', int(os.environ['PORT'])), http.server.SimpleHTTPRequestHandler).serve_forever()\n";
+    let (result, _) = deploy_script(script, "python3 app.py").await;
+    let (reason, hint) = failure(result);
+    assert!(reason.contains("listens on [::1]"), "{reason}");
+    assert!(hint.contains("0.0.0.0"), "{hint}");
+}
+
+#[tokio::test]
+async fn stop_kills_an_app_that_ignores_sigterm() {
+    let work = tempfile::tempdir().unwrap();
+    let app = work.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("index.html"), "stubborn").unwrap();
+    let runtime = quick_runtime(&work.path().join("run"));
+    let id = DeploymentId::generate();
+    let request = DeployRequest {
+        deployment_id: id.clone(),
+        service_name: ServiceName::derive_from("stubborn"),
+        artifact: Artifact(app.to_string_lossy().into_owned()),
+        // An ignored signal stays ignored across exec, so Python never sees the SIGTERM.
+        plan: plan(
+            "static",
+            None,
+            "trap '' TERM; exec python3 -m http.server $PORT",
+        ),
+        env: vec![],
+    };
+    let release = runtime
+        .deploy(&request, &Lines::default(), &CancellationToken::new())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    runtime.stop(&id).await.unwrap();
+    assert!(common::refuses(&release.url));
+    // The grace period (2 s here) passed, then SIGKILL.
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    assert!(started.elapsed() < Duration::from_secs(6));
+}
+
+#[tokio::test]
+async fn a_missing_toolchain_fails_with_an_install_hint() {
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("requirements.txt"), "flask\n").unwrap();
+    std::fs::write(src.join("package.json"), "{}").unwrap();
+    let builder = NativeBuilder::with_config(
+        work.path().join("builds"),
+        BuildConfig {
+            tool_path: Some(work.path().join("empty-bin").into_os_string()),
+            ..BuildConfig::default()
+        },
+    );
+    for (language, program) in [("python", "python3"), ("node", "node")] {
+        let result = builder
+            .build(
+                &build_request(&src, plan(language, Some("true"), "true")),
+                &Lines::default(),
+                &CancellationToken::new(),
+            )
+            .await;
+        match result {
+            Err(BuildError::Failed { reason, hint }) => {
+                assert!(
+                    reason.contains(&format!("`{program}` is not installed")),
+                    "{reason}"
+                );
+                assert!(hint.contains("install"), "{hint}");
+            }
+            other => panic!("expected Failed for {language}, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_pip_install_that_finds_no_distribution_names_it_and_hints() {
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("requirements.txt"), "flask==0.0.1\n").unwrap();
+    let builder = NativeBuilder::new(work.path().join("builds"));
+    // --no-index keeps the test off the network: pip looks nowhere and finds nothing.
+    let p = plan(
+        "python",
+        Some("pip install --no-index -r requirements.txt"),
+        "true",
+    );
+    let lines = Lines::default();
+    let result = builder
+        .build(&build_request(&src, p), &lines, &CancellationToken::new())
+        .await;
+    match result {
+        Err(BuildError::Failed { reason, hint }) => {
+            assert!(
+                reason
+                    .starts_with("`pip install --no-index -r requirements.txt` exited with code 1"),
+                "{reason}"
+            );
+            assert!(reason.contains("flask==0.0.1"), "{reason}");
+            assert!(hint.contains("requirements.txt"), "{hint}");
+        }
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    assert!(
+        lines
+            .text()
+            .contains("$ python3 -m venv --without-pip .venv")
     );
 }

@@ -205,3 +205,75 @@ async fn credentials_in_a_url_never_reach_the_log_or_the_reason() {
     assert!(!reason.contains("tok_SECRET123"), "{reason}");
     assert!(!lines.text().contains("tok_SECRET123"), "{}", lines.text());
 }
+
+/// A loopback server that accepts connections and never answers, like a network that hangs.
+fn hanging_server() -> (String, std::thread::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/owner/repo.git", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().take(4) {
+            held.push(stream);
+        }
+    });
+    (url, handle)
+}
+
+#[tokio::test]
+async fn a_clone_that_hangs_is_unavailable_after_the_timeout() {
+    let (url, _server) = hanging_server();
+    let fetcher = LocalSourceFetcher::new(FetchConfig {
+        git_timeout: Duration::from_secs(2),
+        github_token: None,
+    });
+    let dest = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let result = fetcher
+        .fetch(
+            &source(&url),
+            dest.path(),
+            &Lines::default(),
+            &CancellationToken::new(),
+        )
+        .await;
+    assert!(
+        matches!(result, Err(SourceError::Unavailable(ref m)) if m.contains("within 2 s")),
+        "{result:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(6));
+}
+
+#[tokio::test]
+async fn a_clone_can_be_cancelled() {
+    let (url, _server) = hanging_server();
+    let dest = tempfile::tempdir().unwrap();
+    let cancel = CancellationToken::new();
+    let canceller = cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        canceller.cancel();
+    });
+    let started = Instant::now();
+    let result = LocalSourceFetcher::default()
+        .fetch(&source(&url), dest.path(), &Lines::default(), &cancel)
+        .await;
+    assert!(matches!(result, Err(SourceError::Cancelled)), "{result:?}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn a_subdir_is_checked_but_the_checkout_stays_whole() {
+    let repo = tempfile::tempdir().unwrap();
+    make_repo(repo.path());
+    let mut s = source(repo.path().to_str().unwrap());
+    s.subdir = Some("sub".into());
+    let dest = tempfile::tempdir().unwrap();
+    fetch(&s, dest.path()).await.unwrap();
+    assert!(dest.path().join("app.py").is_file());
+    assert!(dest.path().join("sub/util.py").is_file());
+
+    s.subdir = Some("nope".into());
+    let dest = tempfile::tempdir().unwrap();
+    let reason = rejected_reason(fetch(&s, dest.path()).await);
+    assert!(reason.contains("nope does not exist"), "{reason}");
+}
