@@ -287,7 +287,15 @@ pub async fn follow(
         .await?
         .ok_or_else(|| AppError::NotFound(id.clone()))?;
     if d.status.is_terminal() {
-        let events = services.store.events(id, after).await?;
+        // Stores answer in pages; read until a page comes back empty.
+        let mut events = Vec::new();
+        let mut last = after;
+        loop {
+            let page = services.store.events(id, last).await?;
+            let Some(end) = page.last() else { break };
+            last = end.seq;
+            events.extend(page);
+        }
         return Ok(Box::pin(futures::stream::iter(events.into_iter().map(Ok))));
     }
     Ok(services.store.subscribe(id, after).await?)

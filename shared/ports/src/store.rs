@@ -52,7 +52,8 @@ pub trait StateStore: Send + Sync {
         event: NewEvent,
     ) -> Result<ProgressEvent, StoreError>;
 
-    /// Events with `seq > after`, in order.
+    /// Events with `seq > after`, in order; a store may return them a page at a time, so read
+    /// again after the last one until nothing comes back.
     async fn events(&self, id: &DeploymentId, after: u64)
     -> Result<Vec<ProgressEvent>, StoreError>;
 
