@@ -240,6 +240,8 @@ const PLATFORM_VARS: &[&str] = &[
     "RACK_ENV",
     "MIX_ENV",
     "APP_ENV",
+    "BUNDLE_GEMFILE",
+    "CI",
 ];
 
 /// One way a language reads an environment variable: the regex captures the name in group 1;

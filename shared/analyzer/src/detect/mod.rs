@@ -272,8 +272,14 @@ pub fn analyze_root(repo: &Repo) -> Analysis {
         let app = repo.app(&dir);
         // Only folders with their own manifest count (a stray index.html does not make a service).
         let a = analyze_app(&app);
+        // A package whose only start is its `main` is a library, not a service.
+        let library = a.framework.is_none()
+            && a.evidence
+                .iter()
+                .any(|e| e.starts_with(node::MAIN_EVIDENCE));
         if a.is_recognized()
             && a.start_command.is_some()
+            && !library
             && !(a.language == "static" && !is_service_dir(&dir))
         {
             let mut a = a;

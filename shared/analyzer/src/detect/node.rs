@@ -10,6 +10,10 @@ use regex::Regex;
 use serde_json::Value;
 use std::sync::LazyLock;
 
+/// Evidence prefix when the start command only comes from package.json `main` (a library in
+/// a monorepo looks like this, so monorepo discovery skips it).
+pub const MAIN_EVIDENCE: &str = "no start script; package.json main: ";
+
 const JS: &[&str] = &["js", "mjs", "cjs", "ts", "mts", "tsx", "jsx"];
 const NODE_KNOWN: &[&str] = &["18", "20", "22", "24"];
 const NODE_DEFAULT: &str = "22";
@@ -31,7 +35,7 @@ static READS_PORT: LazyLock<Regex> = LazyLock::new(|| {
 });
 static LISTEN_PORT: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?:\.listen\(\s*\{?\s*(?:port\s*:\s*)?|\bport\s*[:=]\s*|PORT\s*(?:\|\||\?\?)\s*)(\d{2,5})\b",
+        r"(?:\.listen\(\s*\{?\s*(?:port\s*:\s*)?|\bport\s*[:=]\s*|PORT\)?\s*(?:\|\||\?\?)\s*)(\d{2,5})\b",
     )
 });
 static LOCALHOST: LazyLock<Regex> =
@@ -341,6 +345,9 @@ fn detect_js(app: &App, runtime: &'static str) -> Option<Detected> {
                         cfg.as_ref().map(|c| c.0.as_str()).unwrap_or("next.config")
                     ));
                     template = "nextjs-standalone";
+                    if app.has_dir("public") {
+                        det.analysis.details.artifact = Some("public".into());
+                    }
                 } else {
                     template = "nextjs";
                 }
@@ -421,6 +428,9 @@ fn detect_js(app: &App, runtime: &'static str) -> Option<Detected> {
                     .map(str::to_string)
                     .unwrap_or_else(|| "node dist/main".into());
                 det.evidence(format!("NestJS compiles to dist/; production start: {s}"));
+                if app.has("src/main.ts") {
+                    det.analysis.entrypoint = Some("src/main.ts".into());
+                }
                 start = Some(s);
             }
         }
@@ -467,7 +477,7 @@ fn detect_js(app: &App, runtime: &'static str) -> Option<Detected> {
             .str("main")
             .filter(|m| app.has(m.trim_start_matches("./")))
         {
-            det.evidence(format!("package.json main: {m}"));
+            det.evidence(format!("{MAIN_EVIDENCE}{m}"));
             start = Some(format!(
                 "{} {m}",
                 if runtime == "bun" { "bun" } else { "node" }
@@ -521,7 +531,9 @@ fn detect_js(app: &App, runtime: &'static str) -> Option<Detected> {
             .find(|w| JS.iter().any(|e| w.ends_with(&format!(".{e}"))))
             .map(|w| w.trim_start_matches("./").to_string())
     });
-    det.analysis.entrypoint = entry.clone().or_else(|| p.str("main").map(str::to_string));
+    if det.analysis.entrypoint.is_none() {
+        det.analysis.entrypoint = entry.clone().or_else(|| p.str("main").map(str::to_string));
+    }
 
     // Port.
     let reads = any_source(app, JS, &READS_PORT, 3);

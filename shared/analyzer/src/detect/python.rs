@@ -204,7 +204,11 @@ fn version(app: &App, d: &Deps) -> Versioned {
 }
 
 fn module_of(path: &str) -> String {
-    path.trim_end_matches(".py").replace('/', ".")
+    let m = path.trim_end_matches(".py").replace('/', ".");
+    match m.strip_suffix(".__init__") {
+        Some(pkg) => pkg.to_string(),
+        None => m,
+    }
 }
 
 /// An ASGI/WSGI app object: (file, module, variable), with `--chdir`-style folder if the file
@@ -243,9 +247,19 @@ fn find_app(app: &App, pattern: &Regex) -> Option<AppRef> {
         .filter(|(p, t)| !p.contains("test") && pattern.is_match(t))
         .collect();
     hits.sort_by_key(|(p, _)| rank(p));
-    let (path, text) = hits.first()?;
-    let var = pattern.captures(text)?.get(1)?.as_str().to_string();
-    Some(app_ref(app, path, &var, text))
+    if let Some((path, text)) = hits.first() {
+        let var = pattern.captures(text)?.get(1)?.as_str().to_string();
+        return Some(app_ref(app, path, &var, text));
+    }
+    // Application factory: `def create_app():` building the app inside a function.
+    let mut factories: Vec<(&str, &str)> = app
+        .sources(PY, 3)
+        .filter(|(p, t)| !p.contains("test") && FACTORY.is_match(t))
+        .collect();
+    factories.sort_by_key(|(p, _)| rank(p));
+    let (path, text) = factories.first()?;
+    let f = FACTORY.captures(text)?.get(1)?.as_str().to_string();
+    Some(app_ref(app, path, &format!("{f}()"), ""))
 }
 
 fn app_ref(app: &App, path: &str, var: &str, text: &str) -> AppRef {
