@@ -135,6 +135,11 @@ fn cmp_prefix(cand: &[u32], bound: &[u32]) -> std::cmp::Ordering {
     std::cmp::Ordering::Equal
 }
 
+/// Whether the components both versions have are equal.
+fn eq_prefix(cand: &[u32], bound: &[u32]) -> bool {
+    cand.iter().zip(bound).all(|(a, b)| a == b)
+}
+
 fn satisfies(alt: &str, cand: &[u32]) -> bool {
     use std::cmp::Ordering::*;
     let alt = alt.trim();
@@ -166,7 +171,14 @@ fn satisfies(alt: &str, cand: &[u32]) -> bool {
             .find_map(|op| t.strip_prefix(op).map(|r| (*op, r)))
             .unwrap_or(("=", t));
         let Some(v) = parse_num(rest) else { continue };
-        let c = cmp_prefix(cand, &v);
+        // A candidate line ("20", "3.12") satisfies a lower bound when some release of it
+        // does: compare only the components the candidate has.
+        let lower = matches!(op, ">=" | "^" | "~" | "~=");
+        let c = if lower {
+            cmp_prefix(cand, &v[..v.len().min(cand.len())])
+        } else {
+            cmp_prefix(cand, &v)
+        };
         let good = match op {
             ">=" => c != Less,
             ">" => {
@@ -178,11 +190,11 @@ fn satisfies(alt: &str, cand: &[u32]) -> bool {
             "!=" => c != Equal,
             "~=" => {
                 // Compatible release: >= v, and same prefix without the last component.
-                c != Less && cmp_prefix(cand, &v[..v.len().saturating_sub(1).max(1)]) == Equal
+                c != Less && eq_prefix(cand, &v[..v.len().saturating_sub(1).max(1)])
             }
             "^" => c != Less && cand.first() == v.first(),
             "~" => {
-                c != Less && cmp_prefix(cand, &v[..v.len().min(2).max(1)]) == Equal
+                c != Less && eq_prefix(cand, &v[..v.len().min(2).max(1)])
                     || (v.len() == 1 && cand.first() == v.first())
             }
             _ => {

@@ -19,7 +19,7 @@ static ENV: LazyLock<Regex> = LazyLock::new(|| {
 static READS_PORT: LazyLock<Regex> = LazyLock::new(|| re(r#"env::var(?:_os)?\(\s*"PORT"\s*\)"#));
 static ADDR: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r#""(?:0\.0\.0\.0|127\.0\.0\.1|localhost|\[::\])?:(\d{2,5})"|\(\[\d+,\s*\d+,\s*\d+,\s*\d+\],\s*(\d{2,5})\)"#,
+        r#"(?:"(?:0\.0\.0\.0|127\.0\.0\.1|localhost|\[::\])?:|\(\[\d+,\s*\d+,\s*\d+,\s*\d+\],\s*)(\d{2,5})\b"#,
     )
 });
 
