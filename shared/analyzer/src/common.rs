@@ -194,7 +194,7 @@ fn satisfies(alt: &str, cand: &[u32]) -> bool {
             }
             "^" => c != Less && cand.first() == v.first(),
             "~" => {
-                c != Less && eq_prefix(cand, &v[..v.len().min(2).max(1)])
+                c != Less && eq_prefix(cand, &v[..v.len().clamp(1, 2)])
                     || (v.len() == 1 && cand.first() == v.first())
             }
             _ => {

@@ -440,6 +440,9 @@ fn monorepo_services_are_listed_and_pickable() {
     assert_eq!(json["services"][2]["language"], "go");
 }
 
+/// Files, language, framework.
+type Case = (Vec<(String, String)>, &'static str, &'static str);
+
 #[test]
 fn framework_signatures() {
     // (files, language, framework): at least 35 frameworks, decided from manifests first.
@@ -448,7 +451,7 @@ fn framework_signatures() {
             r#"{{"scripts":{{"build":"x","start":"node s.js"}},"dependencies":{{"{dep}":"1"}}}}"#
         )
     };
-    let mut cases: Vec<(Vec<(String, String)>, &str, &str)> = vec![];
+    let mut cases: Vec<Case> = vec![];
     for (dep, fw) in [
         ("express", "express"),
         ("fastify", "fastify"),

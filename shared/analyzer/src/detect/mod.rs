@@ -280,7 +280,7 @@ pub fn analyze_root(repo: &Repo) -> Analysis {
         if a.is_recognized()
             && a.start_command.is_some()
             && !library
-            && !(a.language == "static" && !is_service_dir(&dir))
+            && (a.language != "static" || is_service_dir(&dir))
         {
             let mut a = a;
             a.evidence.push(format!("service found through {why}"));
