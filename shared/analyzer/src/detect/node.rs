@@ -5,10 +5,9 @@
 
 use crate::common::*;
 use crate::native;
+use crate::pat::Pat;
 use crate::repo::App;
-use regex::Regex;
 use serde_json::Value;
-use std::sync::LazyLock;
 
 /// Evidence prefix when the start command only comes from package.json `main` (a library in
 /// a monorepo looks like this, so monorepo discovery skips it).
@@ -18,31 +17,33 @@ const JS: &[&str] = &["js", "mjs", "cjs", "ts", "mts", "tsx", "jsx"];
 const NODE_KNOWN: &[&str] = &["18", "20", "22", "24"];
 const NODE_DEFAULT: &str = "22";
 
-fn re(s: &str) -> Regex {
-    Regex::new(s).expect("static regex")
-}
-
-static ENV_DOT: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?:process\.env|Bun\.env|import\.meta\.env)\.([A-Za-z_][A-Za-z0-9_]*)"));
-static ENV_IDX: LazyLock<Regex> =
-    LazyLock::new(|| re(r#"process\.env\[\s*["']([A-Za-z_][A-Za-z0-9_]*)["']\s*\]"#));
-static ENV_DENO: LazyLock<Regex> =
-    LazyLock::new(|| re(r#"Deno\.env\.get\(\s*["']([A-Za-z_][A-Za-z0-9_]*)["']\s*\)"#));
-static READS_PORT: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r#"(?:process\.env|Bun\.env)(?:\.PORT|\[\s*["']PORT["']\s*\])|Deno\.env\.get\(\s*["']PORT["']"#,
-    )
-});
-static LISTEN_PORT: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"(?:\.listen\(\s*\{?\s*(?:port\s*:\s*)?|\bport\s*[:=]\s*|PORT\)?\s*(?:\|\||\?\?)\s*)(\d{2,5})\b",
-    )
-});
-static LOCALHOST: LazyLock<Regex> =
-    LazyLock::new(|| re(r#"listen\([^)]*["'](127\.0\.0\.1|localhost)["']"#));
-static FASTIFY_LISTEN: LazyLock<Regex> = LazyLock::new(|| re(r"\.listen\(\s*\{([^}]*)\}"));
-static STANDALONE: LazyLock<Regex> = LazyLock::new(|| re(r#"output\s*:\s*["']standalone["']"#));
-static EXPORT: LazyLock<Regex> = LazyLock::new(|| re(r#"output\s*:\s*["']export["']"#));
+static ENV_DOT: Pat = Pat::new(
+    &["process.env.", "Bun.env.", "import.meta.env."],
+    r"(?:process\.env|Bun\.env|import\.meta\.env)\.([A-Za-z_][A-Za-z0-9_]*)",
+);
+static ENV_IDX: Pat = Pat::new(
+    &["process.env["],
+    r#"process\.env\[\s*["']([A-Za-z_][A-Za-z0-9_]*)["']\s*\]"#,
+);
+static ENV_DENO: Pat = Pat::new(
+    &["Deno.env.get"],
+    r#"Deno\.env\.get\(\s*["']([A-Za-z_][A-Za-z0-9_]*)["']\s*\)"#,
+);
+static READS_PORT: Pat = Pat::new(
+    &["PORT"],
+    r#"(?:process\.env|Bun\.env)(?:\.PORT|\[\s*["']PORT["']\s*\])|Deno\.env\.get\(\s*["']PORT["']"#,
+);
+static LISTEN_PORT: Pat = Pat::new(
+    &["listen(", "port", "PORT"],
+    r"(?:\.listen\(\s*\{?\s*(?:port\s*:\s*)?|\bport\s*[:=]\s*|PORT\)?\s*(?:\|\||\?\?)\s*)(\d{2,5})\b",
+);
+static LOCALHOST: Pat = Pat::new(
+    &["127.0.0.1", "localhost"],
+    r#"listen\([^)]*["'](127\.0\.0\.1|localhost)["']"#,
+);
+static FASTIFY_LISTEN: Pat = Pat::new(&[".listen("], r"\.listen\(\s*\{([^}]*)\}");
+static STANDALONE: Pat = Pat::new(&["standalone"], r#"output\s*:\s*["']standalone["']"#);
+static EXPORT: Pat = Pat::new(&["export"], r#"output\s*:\s*["']export["']"#);
 
 /// A parsed package.json.
 pub struct Pkg {

@@ -3,25 +3,27 @@
 
 use crate::common::*;
 use crate::native;
+use crate::pat::Pat;
 use crate::repo::App;
-use regex::Regex;
-use std::sync::LazyLock;
 
 const RS: &[&str] = &["rs"];
 
-fn re(s: &str) -> Regex {
-    Regex::new(s).expect("static regex")
-}
-
-static ENV: LazyLock<Regex> = LazyLock::new(|| {
-    re(r#"(?:env::var|env::var_os|std::env::var|dotenvy::var)\(\s*"([A-Za-z_][A-Za-z0-9_]*)"\s*\)"#)
-});
-static READS_PORT: LazyLock<Regex> = LazyLock::new(|| re(r#"env::var(?:_os)?\(\s*"PORT"\s*\)"#));
-static ADDR: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r#"(?:"(?:0\.0\.0\.0|127\.0\.0\.1|localhost|\[::\])?:|\(\[\d+,\s*\d+,\s*\d+,\s*\d+\],\s*)(\d{2,5})\b"#,
-    )
-});
+static ENV: Pat = Pat::new(
+    &["var("],
+    r#"(?:env::var|env::var_os|std::env::var|dotenvy::var)\(\s*"([A-Za-z_][A-Za-z0-9_]*)"\s*\)"#,
+);
+static READS_PORT: Pat = Pat::new(&["\"PORT\""], r#"env::var(?:_os)?\(\s*"PORT"\s*\)"#);
+static ADDR: Pat = Pat::new(
+    &[
+        "\"0.0.0.0:",
+        "\"127.0.0.1:",
+        "\"localhost:",
+        "\"[::]:",
+        "\":",
+        "([",
+    ],
+    r#"(?:"(?:0\.0\.0\.0|127\.0\.0\.1|localhost|\[::\])?:|\(\[\d+,\s*\d+,\s*\d+,\s*\d+\],\s*)(\d{2,5})\b"#,
+);
 
 pub fn detect(app: &App) -> Option<Detected> {
     let text = app.text("Cargo.toml")?;
