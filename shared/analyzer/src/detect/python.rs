@@ -372,7 +372,7 @@ pub fn detect(app: &App) -> Option<Detected> {
     } else if has_lock("poetry.lock") || (tool("poetry") && !app.has("requirements.txt")) {
         (
             "poetry",
-            "pip install poetry && poetry config virtualenvs.create false && poetry install --no-root --only main --no-interaction".to_string(),
+            "pip install poetry && POETRY_VIRTUALENVS_CREATE=false poetry install --no-root --only main --no-interaction".to_string(),
             has_lock("poetry.lock").then_some("poetry.lock"),
         )
     } else if has_lock("pdm.lock") || (tool("pdm") && !app.has("requirements.txt")) {
