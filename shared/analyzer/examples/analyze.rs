@@ -16,6 +16,19 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .cloned();
     let path = std::path::Path::new(&path);
+    if args.iter().any(|a| a == "--time") {
+        for i in 0..3 {
+            let t = std::time::Instant::now();
+            let repo = devgem_analyzer::repo::Repo::load(path, &Default::default());
+            let walk = t.elapsed();
+            let a = devgem_analyzer::analyze_repo(&repo);
+            eprintln!(
+                "run {i}: walk {walk:?}, detect {:?} ({})",
+                t.elapsed() - walk,
+                a.language
+            );
+        }
+    }
     let analysis = match &service {
         Some(s) => devgem_analyzer::analyze_service(path, s),
         None => devgem_analyzer::analyze(path),

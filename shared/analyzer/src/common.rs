@@ -1,11 +1,37 @@
 //! Helpers every detector shares: the detection result, version constraints, environment
 //! variables, ports, Procfiles.
 
+use crate::pat::Pat;
 use crate::repo::App;
 use crate::{Analysis, EnvVarUse, PortIssue};
 use regex::Regex;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::LazyLock;
+
+/// Compiles a static pattern with ASCII classes: `\w`, `\d`, `\s` and `\b` are rewritten to
+/// their ASCII forms, which compile many times faster than the Unicode ones (compiling is most
+/// of the cost of analysing a small repository in a fresh process).
+pub fn re(pattern: &str) -> Regex {
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('w') => out.push_str("[0-9A-Za-z_]"),
+            Some('d') => out.push_str("[0-9]"),
+            Some('s') => out.push_str("[\\t\\n\\r ]"),
+            Some('b') => out.push_str("(?-u:\\b)"),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    Regex::new(&out).expect("static regex")
+}
 
 /// One detector's verdict: a score in 0..=1 and the analysis it would report.
 #[derive(Debug, Clone)]
@@ -135,6 +161,11 @@ fn cmp_prefix(cand: &[u32], bound: &[u32]) -> std::cmp::Ordering {
     std::cmp::Ordering::Equal
 }
 
+/// Whether the components both versions have are equal.
+fn eq_prefix(cand: &[u32], bound: &[u32]) -> bool {
+    cand.iter().zip(bound).all(|(a, b)| a == b)
+}
+
 fn satisfies(alt: &str, cand: &[u32]) -> bool {
     use std::cmp::Ordering::*;
     let alt = alt.trim();
@@ -166,7 +197,14 @@ fn satisfies(alt: &str, cand: &[u32]) -> bool {
             .find_map(|op| t.strip_prefix(op).map(|r| (*op, r)))
             .unwrap_or(("=", t));
         let Some(v) = parse_num(rest) else { continue };
-        let c = cmp_prefix(cand, &v);
+        // A candidate line ("20", "3.12") satisfies a lower bound when some release of it
+        // does: compare only the components the candidate has.
+        let lower = matches!(op, ">=" | "^" | "~" | "~=");
+        let c = if lower {
+            cmp_prefix(cand, &v[..v.len().min(cand.len())])
+        } else {
+            cmp_prefix(cand, &v)
+        };
         let good = match op {
             ">=" => c != Less,
             ">" => {
@@ -178,11 +216,11 @@ fn satisfies(alt: &str, cand: &[u32]) -> bool {
             "!=" => c != Equal,
             "~=" => {
                 // Compatible release: >= v, and same prefix without the last component.
-                c != Less && cmp_prefix(cand, &v[..v.len().saturating_sub(1).max(1)]) == Equal
+                c != Less && eq_prefix(cand, &v[..v.len().saturating_sub(1).max(1)])
             }
             "^" => c != Less && cand.first() == v.first(),
             "~" => {
-                c != Less && cmp_prefix(cand, &v[..v.len().clamp(1, 2)]) == Equal
+                c != Less && eq_prefix(cand, &v[..v.len().clamp(1, 2)])
                     || (v.len() == 1 && cand.first() == v.first())
             }
             _ => {
@@ -240,20 +278,22 @@ const PLATFORM_VARS: &[&str] = &[
     "RACK_ENV",
     "MIX_ENV",
     "APP_ENV",
+    "BUNDLE_GEMFILE",
+    "CI",
 ];
 
 /// One way a language reads an environment variable: the regex captures the name in group 1;
 /// `required` tells whether that form has no default; `default_after` is a regex that, when it
 /// matches right after the read, means a default is given.
 pub struct EnvPattern {
-    pub re: &'static LazyLock<Regex>,
+    pub re: &'static Pat,
     pub required: bool,
 }
 
-static DEFAULT_AFTER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"^\s*(\|\||\?\?|\.unwrap_or|\.or_else|\.unwrap_or_else|,\s*["'\w]|\bor\b)"#)
-        .expect("static regex")
-});
+static DEFAULT_AFTER: Pat = Pat::new(
+    &[],
+    r#"^\s*(\|\||\?\?|\.unwrap_or|\.or_else|\.unwrap_or_else|,\s*["'\w]|\bor\b)"#,
+);
 
 /// Environment variables read by the app's sources with extensions `exts`, plus the ones
 /// listed in `.env.example` and friends.
@@ -324,7 +364,7 @@ pub struct PortHit {
 pub fn find_port(
     app: &App,
     exts: &'static [&'static str],
-    re: &Regex,
+    re: &Pat,
     depth: usize,
 ) -> Option<PortHit> {
     for (path, text) in app.sources(exts, depth) {
@@ -348,7 +388,7 @@ pub fn find_port(
 pub fn any_source(
     app: &App,
     exts: &'static [&'static str],
-    re: &Regex,
+    re: &Pat,
     depth: usize,
 ) -> Option<String> {
     app.sources(exts, depth)

@@ -347,10 +347,12 @@ pub fn render(plan: &BuildPlan) -> String {
             let b = build
                 .clone()
                 .unwrap_or_else(|| "cargo build --release".into());
-            let _ = writeln!(
-                o,
-                "# Build the dependencies alone first, so source edits reuse this layer.\nRUN mkdir -p src && echo 'fn main() {{}}' > src/main.rs \\\n && ({b} || true) && rm -rf src"
-            );
+            if !plan.manifests.is_empty() {
+                let _ = writeln!(
+                    o,
+                    "# Build the dependencies alone first, so source edits reuse this layer.\nRUN mkdir -p src && echo 'fn main() {{}}' > src/main.rs \\\n && ({b} || true) && rm -rf src"
+                );
+            }
             let _ = writeln!(o, "COPY . .");
             let _ = writeln!(o, "RUN touch src/main.rs 2>/dev/null; {b}");
             let _ = writeln!(o, "\nFROM {}", plan.base_image);

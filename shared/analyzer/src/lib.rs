@@ -32,6 +32,7 @@ mod common;
 mod detect;
 mod dockerfile;
 mod native;
+mod pat;
 pub mod repo;
 mod scan;
 mod summary;

@@ -1,15 +1,12 @@
 //! The pipeline's security scan: committed credentials and the generated Dockerfile.
 //! Findings with severity "high" block the deployment; "medium" and "low" are warnings.
 
+use crate::common::re;
 use crate::common::{is_secret, line_of};
 use crate::repo::Repo;
 use crate::{BuildPlan, Finding, ScanReport};
 use regex::Regex;
 use std::sync::LazyLock;
-
-fn re(s: &str) -> Regex {
-    Regex::new(s).expect("static regex")
-}
 
 struct Rule {
     re: LazyLock<Regex>,

@@ -3,28 +3,26 @@
 
 use crate::common::*;
 use crate::native;
+use crate::pat::Pat;
 use crate::repo::App;
-use regex::Regex;
-use std::sync::LazyLock;
 
 const GO: &[&str] = &["go"];
 
-fn re(s: &str) -> Regex {
-    Regex::new(s).expect("static regex")
-}
-
-static ENV: LazyLock<Regex> =
-    LazyLock::new(|| re(r#"os\.(?:Getenv|LookupEnv)\(\s*"([A-Za-z_][A-Za-z0-9_]*)"\s*\)"#));
-static READS_PORT: LazyLock<Regex> =
-    LazyLock::new(|| re(r#"os\.(?:Getenv|LookupEnv)\(\s*"PORT"\s*\)"#));
-static LISTEN: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r#"(?:ListenAndServe|\.Run|\.Start|\.Listen)\(\s*"(?:0\.0\.0\.0|localhost|127\.0\.0\.1)?:(\d{2,5})""#,
-    )
-});
-static PKG_MAIN: LazyLock<Regex> = LazyLock::new(|| re(r"(?m)^package main\b"));
-static NET_HTTP: LazyLock<Regex> = LazyLock::new(|| re(r"http\.ListenAndServe|http\.Server\{"));
-static GIN_RUN_DEFAULT: LazyLock<Regex> = LazyLock::new(|| re(r"\.Run\(\s*\)"));
+static ENV: Pat = Pat::new(
+    &["Getenv", "LookupEnv"],
+    r#"os\.(?:Getenv|LookupEnv)\(\s*"([A-Za-z_][A-Za-z0-9_]*)"\s*\)"#,
+);
+static READS_PORT: Pat = Pat::new(&["\"PORT\""], r#"os\.(?:Getenv|LookupEnv)\(\s*"PORT"\s*\)"#);
+static LISTEN: Pat = Pat::new(
+    &["ListenAndServe(", ".Run(", ".Start(", ".Listen("],
+    r#"(?:ListenAndServe|\.Run|\.Start|\.Listen)\(\s*"(?:0\.0\.0\.0|localhost|127\.0\.0\.1)?:(\d{2,5})""#,
+);
+static PKG_MAIN: Pat = Pat::new(&["package main"], r"(?m)^package main\b");
+static NET_HTTP: Pat = Pat::new(
+    &["http.ListenAndServe", "http.Server{"],
+    r"http\.ListenAndServe|http\.Server\{",
+);
+static GIN_RUN_DEFAULT: Pat = Pat::new(&[".Run("], r"\.Run\(\s*\)");
 
 pub fn detect(app: &App) -> Option<Detected> {
     if !app.has("go.mod") {

@@ -1,30 +1,29 @@
 //! Java and Kotlin on Maven or Gradle: Spring Boot, Quarkus, Micronaut.
 
 use crate::common::*;
+use crate::pat::Pat;
 use crate::repo::App;
-use regex::Regex;
-use std::sync::LazyLock;
 
 const JAVA: &[&str] = &["java", "kt"];
 const KNOWN: &[&str] = &["11", "17", "21", "25"];
 
-fn re(s: &str) -> Regex {
-    Regex::new(s).expect("static regex")
-}
-
-static ENV: LazyLock<Regex> =
-    LazyLock::new(|| re(r#"System\.getenv\(\s*"([A-Za-z_][A-Za-z0-9_]*)"\s*\)"#));
-static PROP_ENV: LazyLock<Regex> = LazyLock::new(|| re(r"\$\{([A-Z][A-Z0-9_]*)(?::[^}]*)?\}"));
-static GRADLE_TOOLCHAIN: LazyLock<Regex> =
-    LazyLock::new(|| re(r"JavaLanguageVersion\.of\(\s*(\d+)\s*\)"));
-static GRADLE_COMPAT: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r#"(?:sourceCompatibility|targetCompatibility|jvmTarget)\s*=\s*(?:JavaVersion\.VERSION_)?['"]?(?:1_)?(\d+)"#,
-    )
-});
-static SERVER_PORT: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?m)^\s*(?:server\.port|quarkus\.http\.port|micronaut\.server\.port)\s*[=:]\s*(\d{2,5})")
-});
+static ENV: Pat = Pat::new(
+    &["System.getenv"],
+    r#"System\.getenv\(\s*"([A-Za-z_][A-Za-z0-9_]*)"\s*\)"#,
+);
+static PROP_ENV: Pat = Pat::new(&["${"], r"\$\{([A-Z][A-Z0-9_]*)(?::[^}]*)?\}");
+static GRADLE_TOOLCHAIN: Pat = Pat::new(
+    &["JavaLanguageVersion.of"],
+    r"JavaLanguageVersion\.of\(\s*(\d+)\s*\)",
+);
+static GRADLE_COMPAT: Pat = Pat::new(
+    &["Compatibility", "jvmTarget"],
+    r#"(?:sourceCompatibility|targetCompatibility|jvmTarget)\s*=\s*(?:JavaVersion\.VERSION_)?['"]?(?:1_)?(\d+)"#,
+);
+static SERVER_PORT: Pat = Pat::new(
+    &["server.port", "http.port"],
+    r"(?m)^\s*(?:server\.port|quarkus\.http\.port|micronaut\.server\.port)\s*[=:]\s*(\d{2,5})",
+);
 
 struct Jvm {
     framework: Option<&'static str>,

@@ -82,6 +82,11 @@ pub fn analyze_app(app: &App) -> Analysis {
         a
     };
     analysis.details.app_dir = app.dir().to_string();
+    // A Cargo workspace member is built and run from the workspace root.
+    if analysis.details.env.remove("DEVGEM_BUILD_ROOT").is_some() {
+        analysis.details.app_dir = ".".into();
+        analysis.details.manifests.clear();
+    }
     if let Some((path, content)) = dockerfile {
         apply_existing_dockerfile(&mut analysis, &path, content);
     }
@@ -272,8 +277,14 @@ pub fn analyze_root(repo: &Repo) -> Analysis {
         let app = repo.app(&dir);
         // Only folders with their own manifest count (a stray index.html does not make a service).
         let a = analyze_app(&app);
+        // A package whose only start is its `main` is a library, not a service.
+        let library = a.framework.is_none()
+            && a.evidence
+                .iter()
+                .any(|e| e.starts_with(node::MAIN_EVIDENCE));
         if a.is_recognized()
             && a.start_command.is_some()
+            && !library
             && (a.language != "static" || is_service_dir(&dir))
         {
             let mut a = a;

@@ -5,40 +5,45 @@
 
 use crate::common::*;
 use crate::native;
+use crate::pat::Pat;
 use crate::repo::App;
-use regex::Regex;
 use serde_json::Value;
-use std::sync::LazyLock;
+
+/// Evidence prefix when the start command only comes from package.json `main` (a library in
+/// a monorepo looks like this, so monorepo discovery skips it).
+pub const MAIN_EVIDENCE: &str = "no start script; package.json main: ";
 
 const JS: &[&str] = &["js", "mjs", "cjs", "ts", "mts", "tsx", "jsx"];
 const NODE_KNOWN: &[&str] = &["18", "20", "22", "24"];
 const NODE_DEFAULT: &str = "22";
 
-fn re(s: &str) -> Regex {
-    Regex::new(s).expect("static regex")
-}
-
-static ENV_DOT: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?:process\.env|Bun\.env|import\.meta\.env)\.([A-Za-z_][A-Za-z0-9_]*)"));
-static ENV_IDX: LazyLock<Regex> =
-    LazyLock::new(|| re(r#"process\.env\[\s*["']([A-Za-z_][A-Za-z0-9_]*)["']\s*\]"#));
-static ENV_DENO: LazyLock<Regex> =
-    LazyLock::new(|| re(r#"Deno\.env\.get\(\s*["']([A-Za-z_][A-Za-z0-9_]*)["']\s*\)"#));
-static READS_PORT: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r#"(?:process\.env|Bun\.env)(?:\.PORT|\[\s*["']PORT["']\s*\])|Deno\.env\.get\(\s*["']PORT["']"#,
-    )
-});
-static LISTEN_PORT: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"(?:\.listen\(\s*\{?\s*(?:port\s*:\s*)?|\bport\s*[:=]\s*|PORT\s*(?:\|\||\?\?)\s*)(\d{2,5})\b",
-    )
-});
-static LOCALHOST: LazyLock<Regex> =
-    LazyLock::new(|| re(r#"listen\([^)]*["'](127\.0\.0\.1|localhost)["']"#));
-static FASTIFY_LISTEN: LazyLock<Regex> = LazyLock::new(|| re(r"\.listen\(\s*\{([^}]*)\}"));
-static STANDALONE: LazyLock<Regex> = LazyLock::new(|| re(r#"output\s*:\s*["']standalone["']"#));
-static EXPORT: LazyLock<Regex> = LazyLock::new(|| re(r#"output\s*:\s*["']export["']"#));
+static ENV_DOT: Pat = Pat::new(
+    &["process.env.", "Bun.env.", "import.meta.env."],
+    r"(?:process\.env|Bun\.env|import\.meta\.env)\.([A-Za-z_][A-Za-z0-9_]*)",
+);
+static ENV_IDX: Pat = Pat::new(
+    &["process.env["],
+    r#"process\.env\[\s*["']([A-Za-z_][A-Za-z0-9_]*)["']\s*\]"#,
+);
+static ENV_DENO: Pat = Pat::new(
+    &["Deno.env.get"],
+    r#"Deno\.env\.get\(\s*["']([A-Za-z_][A-Za-z0-9_]*)["']\s*\)"#,
+);
+static READS_PORT: Pat = Pat::new(
+    &["PORT"],
+    r#"(?:process\.env|Bun\.env)(?:\.PORT|\[\s*["']PORT["']\s*\])|Deno\.env\.get\(\s*["']PORT["']"#,
+);
+static LISTEN_PORT: Pat = Pat::new(
+    &["listen(", "port", "PORT"],
+    r"(?:\.listen\(\s*\{?\s*(?:port\s*:\s*)?|\bport\s*[:=]\s*|PORT\)?\s*(?:\|\||\?\?)\s*)(\d{2,5})\b",
+);
+static LOCALHOST: Pat = Pat::new(
+    &["127.0.0.1", "localhost"],
+    r#"listen\([^)]*["'](127\.0\.0\.1|localhost)["']"#,
+);
+static FASTIFY_LISTEN: Pat = Pat::new(&[".listen("], r"\.listen\(\s*\{([^}]*)\}");
+static STANDALONE: Pat = Pat::new(&["standalone"], r#"output\s*:\s*["']standalone["']"#);
+static EXPORT: Pat = Pat::new(&["export"], r#"output\s*:\s*["']export["']"#);
 
 /// A parsed package.json.
 pub struct Pkg {
@@ -341,6 +346,9 @@ fn detect_js(app: &App, runtime: &'static str) -> Option<Detected> {
                         cfg.as_ref().map(|c| c.0.as_str()).unwrap_or("next.config")
                     ));
                     template = "nextjs-standalone";
+                    if app.has_dir("public") {
+                        det.analysis.details.artifact = Some("public".into());
+                    }
                 } else {
                     template = "nextjs";
                 }
@@ -421,6 +429,9 @@ fn detect_js(app: &App, runtime: &'static str) -> Option<Detected> {
                     .map(str::to_string)
                     .unwrap_or_else(|| "node dist/main".into());
                 det.evidence(format!("NestJS compiles to dist/; production start: {s}"));
+                if app.has("src/main.ts") {
+                    det.analysis.entrypoint = Some("src/main.ts".into());
+                }
                 start = Some(s);
             }
         }
@@ -467,7 +478,7 @@ fn detect_js(app: &App, runtime: &'static str) -> Option<Detected> {
             .str("main")
             .filter(|m| app.has(m.trim_start_matches("./")))
         {
-            det.evidence(format!("package.json main: {m}"));
+            det.evidence(format!("{MAIN_EVIDENCE}{m}"));
             start = Some(format!(
                 "{} {m}",
                 if runtime == "bun" { "bun" } else { "node" }
@@ -521,7 +532,9 @@ fn detect_js(app: &App, runtime: &'static str) -> Option<Detected> {
             .find(|w| JS.iter().any(|e| w.ends_with(&format!(".{e}"))))
             .map(|w| w.trim_start_matches("./").to_string())
     });
-    det.analysis.entrypoint = entry.clone().or_else(|| p.str("main").map(str::to_string));
+    if det.analysis.entrypoint.is_none() {
+        det.analysis.entrypoint = entry.clone().or_else(|| p.str("main").map(str::to_string));
+    }
 
     // Port.
     let reads = any_source(app, JS, &READS_PORT, 3);

@@ -3,36 +3,42 @@
 
 use crate::common::*;
 use crate::native;
+use crate::pat::Pat;
 use crate::repo::App;
-use regex::Regex;
 use serde_json::Value;
-use std::sync::LazyLock;
 
-fn re(s: &str) -> Regex {
-    Regex::new(s).expect("static regex")
-}
-
-static PHP_ENV: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r#"(?:getenv|env)\(\s*['"]([A-Za-z_][A-Za-z0-9_]*)['"]\s*\)|\$_(?:ENV|SERVER)\[\s*['"]([A-Z][A-Z0-9_]*)['"]\s*\]"#,
-    )
-});
-static RUBY_ENV: LazyLock<Regex> =
-    LazyLock::new(|| re(r#"ENV\[\s*['"]([A-Za-z_][A-Za-z0-9_]*)['"]\s*\]"#));
-static RUBY_FETCH: LazyLock<Regex> =
-    LazyLock::new(|| re(r#"ENV\.fetch\(\s*['"]([A-Za-z_][A-Za-z0-9_]*)['"]\s*\)"#));
-static DOTNET_ENV: LazyLock<Regex> = LazyLock::new(|| {
-    re(r#"Environment\.GetEnvironmentVariable\(\s*"([A-Za-z_][A-Za-z0-9_]*)"\s*\)"#)
-});
-static EX_ENV: LazyLock<Regex> =
-    LazyLock::new(|| re(r#"System\.(?:get_env|fetch_env!?)\(\s*"([A-Za-z_][A-Za-z0-9_]*)"\s*\)"#));
-static GEM: LazyLock<Regex> = LazyLock::new(|| re(r#"(?m)^\s*gem\s+['"]([\w\-]+)['"]"#));
-static GEMFILE_RUBY: LazyLock<Regex> = LazyLock::new(|| re(r#"(?m)^\s*ruby\s+['"]([^'"]+)['"]"#));
-static TFM: LazyLock<Regex> = LazyLock::new(|| re(r"<TargetFrameworks?>\s*net(\d+\.\d+)"));
-static ASSEMBLY: LazyLock<Regex> =
-    LazyLock::new(|| re(r"<AssemblyName>\s*([^<\s]+)\s*</AssemblyName>"));
-static MIX_APP: LazyLock<Regex> = LazyLock::new(|| re(r"app:\s*:(\w+)"));
-static MIX_ELIXIR: LazyLock<Regex> = LazyLock::new(|| re(r#"elixir:\s*"[~>= ]*(\d+\.\d+)"#));
+static PHP_ENV: Pat = Pat::new(
+    &["getenv(", "env(", "$_ENV", "$_SERVER"],
+    r#"(?:getenv|env)\(\s*['"]([A-Za-z_][A-Za-z0-9_]*)['"]\s*\)|\$_(?:ENV|SERVER)\[\s*['"]([A-Z][A-Z0-9_]*)['"]\s*\]"#,
+);
+static RUBY_ENV: Pat = Pat::new(
+    &["ENV["],
+    r#"ENV\[\s*['"]([A-Za-z_][A-Za-z0-9_]*)['"]\s*\]"#,
+);
+static RUBY_FETCH: Pat = Pat::new(
+    &["ENV.fetch"],
+    r#"ENV\.fetch\(\s*['"]([A-Za-z_][A-Za-z0-9_]*)['"]\s*\)"#,
+);
+static DOTNET_ENV: Pat = Pat::new(
+    &["GetEnvironmentVariable"],
+    r#"Environment\.GetEnvironmentVariable\(\s*"([A-Za-z_][A-Za-z0-9_]*)"\s*\)"#,
+);
+static EX_ENV: Pat = Pat::new(
+    &["System.get_env", "System.fetch_env"],
+    r#"System\.(?:get_env|fetch_env!?)\(\s*"([A-Za-z_][A-Za-z0-9_]*)"\s*\)"#,
+);
+static GEM: Pat = Pat::new(&["gem"], r#"(?m)^\s*gem\s+['"]([\w\-]+)['"]"#);
+static GEMFILE_RUBY: Pat = Pat::new(&["ruby"], r#"(?m)^\s*ruby\s+['"]([^'"]+)['"]"#);
+static TFM: Pat = Pat::new(
+    &["<TargetFramework"],
+    r"<TargetFrameworks?>\s*net(\d+\.\d+)",
+);
+static ASSEMBLY: Pat = Pat::new(
+    &["<AssemblyName>"],
+    r"<AssemblyName>\s*([^<\s]+)\s*</AssemblyName>",
+);
+static MIX_APP: Pat = Pat::new(&["app:"], r"app:\s*:(\w+)");
+static MIX_ELIXIR: Pat = Pat::new(&["elixir:"], r#"elixir:\s*"[~>= ]*(\d+\.\d+)"#);
 
 fn strip_wrapped(a: Vec<crate::EnvVarUse>) -> Vec<crate::EnvVarUse> {
     a

@@ -3,51 +3,69 @@
 
 use crate::common::*;
 use crate::native;
+use crate::pat::Pat;
 use crate::repo::App;
-use regex::Regex;
-use std::sync::LazyLock;
 
 const PY: &[&str] = &["py"];
 const KNOWN: &[&str] = &["3.8", "3.9", "3.10", "3.11", "3.12", "3.13"];
 const DEFAULT: &str = "3.13";
 
-fn re(s: &str) -> Regex {
-    Regex::new(s).expect("static regex")
-}
+static STREAMLIT_IMPORT: Pat = Pat::new(&["import streamlit"], r"import streamlit");
+static GRADIO_LAUNCH: Pat = Pat::new(&[".launch("], r"\.launch\(");
+static ENV_INDEX: Pat = Pat::new(
+    &["environ["],
+    r#"os\.environ\[\s*["']([A-Za-z_][A-Za-z0-9_]*)["']\s*\]"#,
+);
+static ENV_GET: Pat = Pat::new(
+    &["getenv(", "environ.get("],
+    r#"(?:os\.environ\.get|os\.getenv|getenv)\(\s*["']([A-Za-z_][A-Za-z0-9_]*)["']"#,
+);
+static ENV_CFG: Pat = Pat::new(
+    &["env(", "config("],
+    r#"(?:env|config)\(\s*["']([A-Z][A-Z0-9_]*)["']\s*\)"#,
+);
+static READS_PORT: Pat = Pat::new(
+    &["PORT"],
+    r#"(?:environ(?:\.get)?|getenv)[\[(]\s*["']PORT["']"#,
+);
+static RUN_PORT: Pat = Pat::new(
+    &["port"],
+    r#"(?:\.run|\.launch|run_app|\.listen)\([^)]*?port\s*=\s*(?:int\([^)]*?["']?)?(\d{2,5})"#,
+);
+static DEFAULT_PORT: Pat = Pat::new(&["PORT"], r#"["']PORT["']\s*,\s*["']?(\d{2,5})"#);
+static LOCALHOST_RUN: Pat = Pat::new(
+    &["127.0.0.1", "localhost"],
+    r#"\.run\([^)]*host\s*=\s*["'](127\.0\.0\.1|localhost)["']"#,
+);
 
-static ENV_INDEX: LazyLock<Regex> =
-    LazyLock::new(|| re(r#"os\.environ\[\s*["']([A-Za-z_][A-Za-z0-9_]*)["']\s*\]"#));
-static ENV_GET: LazyLock<Regex> = LazyLock::new(|| {
-    re(r#"(?:os\.environ\.get|os\.getenv|getenv)\(\s*["']([A-Za-z_][A-Za-z0-9_]*)["']"#)
-});
-static ENV_CFG: LazyLock<Regex> =
-    LazyLock::new(|| re(r#"(?:env|config)\(\s*["']([A-Z][A-Z0-9_]*)["']\s*\)"#));
-static READS_PORT: LazyLock<Regex> =
-    LazyLock::new(|| re(r#"(?:environ(?:\.get)?|getenv)[\[(]\s*["']PORT["']"#));
-static RUN_PORT: LazyLock<Regex> = LazyLock::new(|| {
-    re(r#"(?:\.run|\.launch|run_app|\.listen)\([^)]*?port\s*=\s*(?:int\([^)]*?["']?)?(\d{2,5})"#)
-});
-static DEFAULT_PORT: LazyLock<Regex> = LazyLock::new(|| re(r#"["']PORT["']\s*,\s*["']?(\d{2,5})"#));
-static LOCALHOST_RUN: LazyLock<Regex> =
-    LazyLock::new(|| re(r#"\.run\([^)]*host\s*=\s*["'](127\.0\.0\.1|localhost)["']"#));
-
-static FLASK_APP: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?m)^(\w+)\s*(?::\s*\w+\s*)?=\s*(?:flask\.)?Flask\("));
-static FASTAPI_APP: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?m)^(\w+)\s*(?::\s*\w+\s*)?=\s*(?:fastapi\.)?FastAPI\("));
-static STARLETTE_APP: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?m)^(\w+)\s*(?::\s*\w+\s*)?=\s*Starlette\("));
-static SANIC_APP: LazyLock<Regex> = LazyLock::new(|| re(r"(?m)^(\w+)\s*=\s*Sanic\("));
-static AIOHTTP_APP: LazyLock<Regex> = LazyLock::new(|| re(r"(?m)^(\w+)\s*=\s*web\.Application\("));
-static BOTTLE_APP: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?m)^(\w+)\s*=\s*(?:bottle\.)?Bottle\("));
-static FALCON_APP: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?m)^(\w+)\s*=\s*falcon\.(?:asgi\.)?(?:App|API)\("));
-static FACTORY: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?m)^def (create_app|make_app|app_factory)\("));
-static WSGI_APP: LazyLock<Regex> =
-    LazyLock::new(|| re(r#"WSGI_APPLICATION\s*=\s*["']([\w.]+)["']"#));
-static STATIC_ROOT: LazyLock<Regex> = LazyLock::new(|| re(r"(?m)^STATIC_ROOT\s*="));
+static FLASK_APP: Pat = Pat::new(
+    &["Flask("],
+    r"(?m)^(\w+)\s*(?::\s*\w+\s*)?=\s*(?:flask\.)?Flask\(",
+);
+static FASTAPI_APP: Pat = Pat::new(
+    &["FastAPI("],
+    r"(?m)^(\w+)\s*(?::\s*\w+\s*)?=\s*(?:fastapi\.)?FastAPI\(",
+);
+static STARLETTE_APP: Pat = Pat::new(
+    &["Starlette("],
+    r"(?m)^(\w+)\s*(?::\s*\w+\s*)?=\s*Starlette\(",
+);
+static SANIC_APP: Pat = Pat::new(&["Sanic("], r"(?m)^(\w+)\s*=\s*Sanic\(");
+static AIOHTTP_APP: Pat = Pat::new(
+    &["web.Application("],
+    r"(?m)^(\w+)\s*=\s*web\.Application\(",
+);
+static BOTTLE_APP: Pat = Pat::new(&["Bottle("], r"(?m)^(\w+)\s*=\s*(?:bottle\.)?Bottle\(");
+static FALCON_APP: Pat = Pat::new(
+    &[".App(", ".API("],
+    r"(?m)^(\w+)\s*=\s*falcon\.(?:asgi\.)?(?:App|API)\(",
+);
+static FACTORY: Pat = Pat::new(&["def "], r"(?m)^def (create_app|make_app|app_factory)\(");
+static WSGI_APP: Pat = Pat::new(
+    &["WSGI_APPLICATION"],
+    r#"WSGI_APPLICATION\s*=\s*["']([\w.]+)["']"#,
+);
+static STATIC_ROOT: Pat = Pat::new(&["STATIC_ROOT"], r"(?m)^STATIC_ROOT\s*=");
 
 /// Normalised requirement name ("Flask[async]>=2" -> "flask").
 fn req_name(line: &str) -> Option<String> {
@@ -136,8 +154,10 @@ fn deps(app: &App) -> Deps {
     }
     if let Some(t) = app.text("setup.py") {
         d.manifests.push("setup.py".into());
-        static INSTALL_REQ: LazyLock<Regex> =
-            LazyLock::new(|| re(r#"["']([A-Za-z0-9_.\-\[\]]+)\s*(?:[<>=!~][^"']*)?["']"#));
+        static INSTALL_REQ: Pat = Pat::new(
+            &[],
+            r#"["']([A-Za-z0-9_.\-\[\]]+)\s*(?:[<>=!~][^"']*)?["']"#,
+        );
         if let Some(start) = t.find("install_requires") {
             let rest = &t[start..];
             let end = rest.find(']').unwrap_or(rest.len());
@@ -204,7 +224,11 @@ fn version(app: &App, d: &Deps) -> Versioned {
 }
 
 fn module_of(path: &str) -> String {
-    path.trim_end_matches(".py").replace('/', ".")
+    let m = path.trim_end_matches(".py").replace('/', ".");
+    match m.strip_suffix(".__init__") {
+        Some(pkg) => pkg.to_string(),
+        None => m,
+    }
 }
 
 /// An ASGI/WSGI app object: (file, module, variable), with `--chdir`-style folder if the file
@@ -237,15 +261,25 @@ fn rank(path: &str) -> usize {
         + depth * 30
 }
 
-fn find_app(app: &App, pattern: &Regex) -> Option<AppRef> {
+fn find_app(app: &App, pattern: &Pat) -> Option<AppRef> {
     let mut hits: Vec<(&str, &str)> = app
         .sources(PY, 3)
         .filter(|(p, t)| !p.contains("test") && pattern.is_match(t))
         .collect();
     hits.sort_by_key(|(p, _)| rank(p));
-    let (path, text) = hits.first()?;
-    let var = pattern.captures(text)?.get(1)?.as_str().to_string();
-    Some(app_ref(app, path, &var, text))
+    if let Some((path, text)) = hits.first() {
+        let var = pattern.captures(text)?.get(1)?.as_str().to_string();
+        return Some(app_ref(app, path, &var, text));
+    }
+    // Application factory: `def create_app():` building the app inside a function.
+    let mut factories: Vec<(&str, &str)> = app
+        .sources(PY, 3)
+        .filter(|(p, t)| !p.contains("test") && FACTORY.is_match(t))
+        .collect();
+    factories.sort_by_key(|(p, _)| rank(p));
+    let (path, text) = factories.first()?;
+    let f = FACTORY.captures(text)?.get(1)?.as_str().to_string();
+    Some(app_ref(app, path, &format!("{f}()"), ""))
 }
 
 fn app_ref(app: &App, path: &str, var: &str, text: &str) -> AppRef {
@@ -278,7 +312,7 @@ fn app_ref(app: &App, path: &str, var: &str, text: &str) -> AppRef {
     }
 }
 
-fn entry_with(app: &App, needle: &Regex) -> Option<String> {
+fn entry_with(app: &App, needle: &Pat) -> Option<String> {
     let mut hits: Vec<&str> = app
         .sources(PY, 2)
         .filter(|(p, t)| !p.contains("test") && needle.is_match(t))
@@ -338,7 +372,7 @@ pub fn detect(app: &App) -> Option<Detected> {
     } else if has_lock("poetry.lock") || (tool("poetry") && !app.has("requirements.txt")) {
         (
             "poetry",
-            "pip install poetry && poetry config virtualenvs.create false && poetry install --no-root --only main --no-interaction".to_string(),
+            "pip install poetry && POETRY_VIRTUALENVS_CREATE=false poetry install --no-root --only main --no-interaction".to_string(),
             has_lock("poetry.lock").then_some("poetry.lock"),
         )
     } else if has_lock("pdm.lock") || (tool("pdm") && !app.has("requirements.txt")) {
@@ -379,27 +413,28 @@ pub fn detect(app: &App) -> Option<Detected> {
     det.set_version(version(app, &d));
 
     // Framework: dependency first, then imports.
-    const ORDER: &[(&str, &str, &str)] = &[
-        ("django", "django", r"(?m)^\s*(?:from|import) django"),
-        ("fastapi", "fastapi", r"(?m)^\s*(?:from|import) fastapi"),
-        ("flask", "flask", r"(?m)^\s*(?:from|import) flask"),
-        ("streamlit", "streamlit", r"(?m)^\s*import streamlit"),
-        ("gradio", "gradio", r"(?m)^\s*import gradio"),
-        ("sanic", "sanic", r"(?m)^\s*(?:from|import) sanic"),
-        ("aiohttp", "aiohttp", r"(?m)^\s*from aiohttp import web"),
+    const ORDER: &[(&str, &str, &[&str])] = &[
+        ("django", "django", &["from django", "import django"]),
+        ("fastapi", "fastapi", &["from fastapi", "import fastapi"]),
+        ("flask", "flask", &["from flask", "import flask"]),
+        ("streamlit", "streamlit", &["import streamlit"]),
+        ("gradio", "gradio", &["import gradio"]),
+        ("sanic", "sanic", &["from sanic", "import sanic"]),
+        ("aiohttp", "aiohttp", &["from aiohttp import web"]),
         (
             "starlette",
             "starlette",
-            r"(?m)^\s*(?:from|import) starlette",
+            &["from starlette", "import starlette"],
         ),
-        ("tornado", "tornado", r"(?m)^\s*(?:from|import) tornado"),
-        ("bottle", "bottle", r"(?m)^\s*(?:from|import) bottle"),
-        ("falcon", "falcon", r"(?m)^\s*import falcon"),
+        ("tornado", "tornado", &["from tornado", "import tornado"]),
+        ("bottle", "bottle", &["from bottle", "import bottle"]),
+        ("falcon", "falcon", &["import falcon"]),
     ];
-    let in_deps: Vec<&(&str, &str, &str)> = ORDER.iter().filter(|(_, dep, _)| has(dep)).collect();
-    let imported = |imp: &str| {
-        let r = re(imp);
-        app.sources(PY, 2).any(|(_, t)| r.is_match(t))
+    let in_deps: Vec<&(&str, &str, &[&str])> =
+        ORDER.iter().filter(|(_, dep, _)| has(dep)).collect();
+    let imported = |imports: &[&str]| {
+        app.sources(PY, 2)
+            .any(|(_, t)| imports.iter().any(|i| t.contains(i)))
     };
     let framework = if in_deps.len() > 1 {
         // Several frameworks in the manifest: the one an entry file imports wins.
@@ -450,7 +485,7 @@ pub fn detect(app: &App) -> Option<Detected> {
             } else {
                 8000
             });
-            let pat: &Regex = match framework {
+            let pat: &Pat = match framework {
                 Some("flask") => &FLASK_APP,
                 Some("bottle") => &BOTTLE_APP,
                 _ => &FALCON_APP,
@@ -469,7 +504,7 @@ pub fn detect(app: &App) -> Option<Detected> {
         }
         Some("fastapi") | Some("starlette") => {
             dev_port_default = Some(8000);
-            let pat: &Regex = if framework == Some("fastapi") {
+            let pat: &Pat = if framework == Some("fastapi") {
                 &FASTAPI_APP
             } else {
                 &STARLETTE_APP
@@ -560,7 +595,7 @@ pub fn detect(app: &App) -> Option<Detected> {
         }
         Some("streamlit") => {
             dev_port_default = Some(8501);
-            if let Some(f) = entry_with(app, &re(r"(?m)^\s*import streamlit")) {
+            if let Some(f) = entry_with(app, &STREAMLIT_IMPORT) {
                 det.evidence(format!("Streamlit script {f}"));
                 det.score += 0.1;
                 if start.is_none() {
@@ -573,7 +608,7 @@ pub fn detect(app: &App) -> Option<Detected> {
         }
         Some("gradio") => {
             dev_port_default = Some(7860);
-            if let Some(f) = entry_with(app, &re(r"\.launch\(")) {
+            if let Some(f) = entry_with(app, &GRADIO_LAUNCH) {
                 det.evidence(format!("Gradio app launched in {f}; Gradio reads GRADIO_SERVER_NAME and GRADIO_SERVER_PORT"));
                 det.score += 0.1;
                 if start.is_none() {

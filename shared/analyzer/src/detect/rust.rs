@@ -3,25 +3,27 @@
 
 use crate::common::*;
 use crate::native;
+use crate::pat::Pat;
 use crate::repo::App;
-use regex::Regex;
-use std::sync::LazyLock;
 
 const RS: &[&str] = &["rs"];
 
-fn re(s: &str) -> Regex {
-    Regex::new(s).expect("static regex")
-}
-
-static ENV: LazyLock<Regex> = LazyLock::new(|| {
-    re(r#"(?:env::var|env::var_os|std::env::var|dotenvy::var)\(\s*"([A-Za-z_][A-Za-z0-9_]*)"\s*\)"#)
-});
-static READS_PORT: LazyLock<Regex> = LazyLock::new(|| re(r#"env::var(?:_os)?\(\s*"PORT"\s*\)"#));
-static ADDR: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r#""(?:0\.0\.0\.0|127\.0\.0\.1|localhost|\[::\])?:(\d{2,5})"|\(\[\d+,\s*\d+,\s*\d+,\s*\d+\],\s*(\d{2,5})\)"#,
-    )
-});
+static ENV: Pat = Pat::new(
+    &["var("],
+    r#"(?:env::var|env::var_os|std::env::var|dotenvy::var)\(\s*"([A-Za-z_][A-Za-z0-9_]*)"\s*\)"#,
+);
+static READS_PORT: Pat = Pat::new(&["\"PORT\""], r#"env::var(?:_os)?\(\s*"PORT"\s*\)"#);
+static ADDR: Pat = Pat::new(
+    &[
+        "\"0.0.0.0:",
+        "\"127.0.0.1:",
+        "\"localhost:",
+        "\"[::]:",
+        "\":",
+        "([",
+    ],
+    r#"(?:"(?:0\.0\.0\.0|127\.0\.0\.1|localhost|\[::\])?:|\(\[\d+,\s*\d+,\s*\d+,\s*\d+\],\s*)(\d{2,5})\b"#,
+);
 
 pub fn detect(app: &App) -> Option<Detected> {
     let text = app.text("Cargo.toml")?;
@@ -117,13 +119,35 @@ pub fn detect(app: &App) -> Option<Detected> {
     if let Some(b) = &bin {
         det.score += 0.1;
         det.evidence(format!("binary target {b}"));
-        let locked = if app.has("Cargo.lock") {
+        // A member of a Cargo workspace builds from the workspace root (shared lockfile and
+        // path dependencies): the plan's folder becomes the root and selects the package.
+        let root = app.repo.app("");
+        let in_workspace = !app.base.is_empty()
+            && root
+                .text("Cargo.toml")
+                .and_then(|t| t.parse::<toml::Table>().ok())
+                .is_some_and(|t| t.contains_key("workspace"));
+        let locked = if app.has("Cargo.lock") || (in_workspace && root.has("Cargo.lock")) {
             " --locked"
         } else {
             ""
         };
+        let package = match (&name, in_workspace) {
+            (Some(n), true) => format!(" -p {n}"),
+            _ => String::new(),
+        };
+        if in_workspace {
+            det.evidence(format!(
+                "member of the Cargo workspace at the repository root: built from there with -p {}",
+                name.as_deref().unwrap_or(b)
+            ));
+            det.analysis
+                .details
+                .env
+                .insert("DEVGEM_BUILD_ROOT".into(), ".".into());
+        }
         det.analysis.build_command = Some(format!(
-            "cargo build --release{locked} --target-dir target --bin {b}"
+            "cargo build --release{locked} --target-dir target{package} --bin {b}"
         ));
         let start = if framework == Some("rocket") {
             format!("ROCKET_ADDRESS=0.0.0.0 ROCKET_PORT=$PORT ./target/release/{b}")

@@ -1,0 +1,632 @@
+//! Detection over in-memory repositories: tie-breaking, package managers, versions, ports,
+//! native libraries, environment variables, bad input. Each case goes through `check`.
+
+use devgem_analyzer::repo::Repo;
+use devgem_analyzer::{Analysis, analyze_repo};
+
+fn analyze(files: &[(&str, &str)]) -> Analysis {
+    analyze_repo(&Repo::from_files(files.iter().copied()))
+}
+
+/// Runs the analysis and checks language, framework and any field through a closure.
+fn check(
+    files: &[(&str, &str)],
+    language: &str,
+    framework: Option<&str>,
+    more: impl Fn(&Analysis),
+) {
+    let a = analyze(files);
+    assert_eq!(a.language, language, "evidence: {:#?}", a.evidence);
+    assert_eq!(
+        a.framework.as_deref(),
+        framework,
+        "evidence: {:#?}",
+        a.evidence
+    );
+    more(&a);
+}
+
+const FLASK: &str = "from flask import Flask\napp = Flask(__name__)\n";
+
+#[test]
+fn a_stray_manifest_in_a_subfolder_does_not_flip_the_result() {
+    // Nixpacks calls its own repository C# because an example folder holds a .csproj.
+    check(
+        &[
+            (
+                "Cargo.toml",
+                "[package]\nname = \"tool\"\nversion = \"0.1.0\"\n[dependencies]\naxum = \"0.7\"\n",
+            ),
+            ("src/main.rs", "fn main() {}\n"),
+            (
+                "examples/csharp/App.csproj",
+                "<Project Sdk=\"Microsoft.NET.Sdk.Web\"></Project>",
+            ),
+            (
+                "examples/node/package.json",
+                "{\"dependencies\":{\"express\":\"4\"}}",
+            ),
+        ],
+        "rust",
+        Some("axum"),
+        |a| assert!(a.services.is_empty(), "{:?}", a.services),
+    );
+}
+
+#[test]
+fn runners_up_are_reported() {
+    check(
+        &[
+            ("requirements.txt", "flask\n"),
+            ("app.py", FLASK),
+            (
+                "package.json",
+                "{\"devDependencies\":{\"tailwindcss\":\"3\"}}",
+            ),
+        ],
+        "python",
+        Some("flask"),
+        |a| {
+            assert!(
+                a.candidates.iter().any(|c| c.language == "node"),
+                "{:?}",
+                a.candidates
+            );
+            assert!(a.confidence > 0.0 && a.confidence <= 1.0);
+        },
+    );
+}
+
+#[test]
+fn python_package_managers_and_versions() {
+    check(
+        &[
+            (
+                "pyproject.toml",
+                "[project]\nname='x'\nrequires-python='>=3.9,<3.12'\ndependencies=['fastapi']\n",
+            ),
+            ("uv.lock", ""),
+            ("main.py", "from fastapi import FastAPI\napp = FastAPI()\n"),
+        ],
+        "python",
+        Some("fastapi"),
+        |a| {
+            assert_eq!(a.package_manager.as_deref(), Some("uv"));
+            assert_eq!(a.runtime_version.as_deref(), Some("3.11"));
+            assert!(
+                a.install_command
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains("uvicorn"),
+                "uvicorn is added: {:?}",
+                a.install_command
+            );
+        },
+    );
+    check(
+        &[
+            (
+                "pyproject.toml",
+                "[tool.poetry.dependencies]\npython='^3.11'\nflask='*'\n",
+            ),
+            ("poetry.lock", ""),
+            ("app.py", FLASK),
+        ],
+        "python",
+        Some("flask"),
+        |a| {
+            assert_eq!(a.package_manager.as_deref(), Some("poetry"));
+        },
+    );
+    check(
+        &[
+            (
+                "pyproject.toml",
+                "[project]\nname='x'\ndependencies=['flask']\n[tool.pdm]\n",
+            ),
+            ("pdm.lock", ""),
+            ("app.py", FLASK),
+        ],
+        "python",
+        Some("flask"),
+        |a| {
+            assert_eq!(a.package_manager.as_deref(), Some("pdm"));
+        },
+    );
+    check(
+        &[
+            ("Pipfile", "[packages]\nflask='*'\n"),
+            ("Pipfile.lock", "{}"),
+            ("app.py", FLASK),
+            (".python-version", "3.10.4\n"),
+        ],
+        "python",
+        Some("flask"),
+        |a| {
+            assert_eq!(a.package_manager.as_deref(), Some("pipenv"));
+            assert_eq!(a.runtime_version.as_deref(), Some("3.10.4"));
+            assert_eq!(
+                a.details.runtime_version_source.as_deref(),
+                Some(".python-version")
+            );
+            assert_eq!(
+                a.details.base_image.as_deref(),
+                Some("python:3.10.4-slim-bookworm")
+            );
+        },
+    );
+}
+
+#[test]
+fn node_package_managers_and_versions() {
+    let pkg = r#"{"scripts":{"start":"node index.js"},"dependencies":{"express":"4"},"engines":{"node":">=18 <21"}}"#;
+    for (lock, pm, install) in [
+        ("package-lock.json", "npm", "npm ci --omit=dev"),
+        (
+            "yarn.lock",
+            "yarn",
+            "yarn install --frozen-lockfile --production=true",
+        ),
+        (
+            "pnpm-lock.yaml",
+            "pnpm",
+            "pnpm install --frozen-lockfile --prod",
+        ),
+    ] {
+        check(
+            &[
+                ("package.json", pkg),
+                (lock, ""),
+                ("index.js", "app.listen(process.env.PORT)"),
+            ],
+            "node",
+            Some("express"),
+            |a| {
+                assert_eq!(a.package_manager.as_deref(), Some(pm));
+                assert_eq!(a.install_command.as_deref(), Some(install));
+                assert_eq!(a.runtime_version.as_deref(), Some("20"));
+            },
+        );
+    }
+    check(
+        &[("package.json", pkg), ("bun.lockb", "")],
+        "bun",
+        Some("express"),
+        |a| {
+            assert!(a.candidates.iter().any(|c| c.language == "node"));
+        },
+    );
+    check(
+        &[("package.json", pkg), (".nvmrc", "v18.19.0\n")],
+        "node",
+        Some("express"),
+        |a| {
+            assert_eq!(a.runtime_version.as_deref(), Some("18.19.0"));
+        },
+    );
+}
+
+#[test]
+fn hardcoded_ports_are_reported_with_file_line_and_fix() {
+    check(
+        &[
+            ("requirements.txt", "requests\n"),
+            (
+                "main.py",
+                "import http.server\n\nserver = http.server.HTTPServer(('', 5000), None)\nserver.listen(port=5000)\n",
+            ),
+        ],
+        "python",
+        None,
+        |a| {
+            let issue = a.details.port_issue.as_ref().expect("port issue");
+            assert_eq!(issue.file, "main.py");
+            assert_eq!(issue.line, 4);
+            assert!(issue.fix.contains("PORT"));
+        },
+    );
+    check(
+        &[
+            (
+                "package.json",
+                r#"{"main":"server.js","dependencies":{"fastify":"5"}}"#,
+            ),
+            (
+                "server.js",
+                "const f = require('fastify')();\nf.listen({ port: 3000 });\n",
+            ),
+        ],
+        "node",
+        Some("fastify"),
+        |a| {
+            let issue = a.details.port_issue.as_ref().expect("port issue");
+            assert_eq!((issue.file.as_str(), issue.line), ("server.js", 2));
+            assert_eq!(a.dev_port, Some(3000));
+            assert!(!a.reads_port_env);
+        },
+    );
+    check(
+        &[
+            (
+                "package.json",
+                r#"{"main":"server.js","dependencies":{"fastify":"5"}}"#,
+            ),
+            (
+                "server.js",
+                "f.listen({ port: process.env.PORT || 3000 });\n",
+            ),
+        ],
+        "node",
+        Some("fastify"),
+        |a| {
+            assert!(
+                a.details
+                    .port_issue
+                    .as_ref()
+                    .is_some_and(|i| i.message.contains("localhost"))
+            )
+        },
+    );
+}
+
+#[test]
+fn native_libraries() {
+    check(
+        &[
+            (
+                "requirements.txt",
+                "opencv-python==4.10\npsycopg2>=2.9\nFlask\n",
+            ),
+            ("app.py", FLASK),
+        ],
+        "python",
+        Some("flask"),
+        |a| {
+            for p in ["libgl1", "libglib2.0-0", "libpq5"] {
+                assert!(
+                    a.system_packages.contains(&p.to_string()),
+                    "{p}: {:?}",
+                    a.system_packages
+                );
+            }
+            assert!(
+                a.details
+                    .build_system_packages
+                    .contains(&"libpq-dev".to_string())
+            );
+        },
+    );
+    check(
+        &[(
+            "package.json",
+            r#"{"scripts":{"start":"node i.js"},"dependencies":{"canvas":"2","puppeteer":"23"}}"#,
+        )],
+        "node",
+        None,
+        |a| {
+            assert!(a.system_packages.contains(&"libcairo2".to_string()));
+            assert!(a.system_packages.contains(&"libnss3".to_string()));
+            assert!(
+                a.details
+                    .build_system_packages
+                    .contains(&"libcairo2-dev".to_string())
+            );
+        },
+    );
+    assert!(devgem_analyzer::NATIVE_LIBRARIES.len() >= 40);
+}
+
+#[test]
+fn environment_variables() {
+    check(
+        &[
+            ("requirements.txt", "flask\n"),
+            (
+                "app.py",
+                "import os\nfrom flask import Flask\napp = Flask(__name__)\nDB = os.environ['DATABASE_URL']\nLEVEL = os.getenv('LOG_LEVEL', 'info')\n",
+            ),
+            (".env.example", "STRIPE_SECRET_KEY=\nFEATURE_FLAG=on\n"),
+        ],
+        "python",
+        Some("flask"),
+        |a| {
+            let v = |n: &str| {
+                a.env_vars
+                    .iter()
+                    .find(|v| v.name == n)
+                    .cloned()
+                    .unwrap_or_else(|| panic!("{n}: {:?}", a.env_vars))
+            };
+            assert!(v("DATABASE_URL").secret && v("DATABASE_URL").required);
+            assert!(!v("LOG_LEVEL").secret && !v("LOG_LEVEL").required);
+            assert!(v("STRIPE_SECRET_KEY").secret && v("STRIPE_SECRET_KEY").required);
+            assert!(!v("FEATURE_FLAG").required);
+        },
+    );
+    check(
+        &[
+            ("package.json", r#"{"scripts":{"start":"node i.js"}}"#),
+            (
+                "i.js",
+                "const k = process.env.API_TOKEN;\nconst r = process.env.REGION || 'eu';\n",
+            ),
+        ],
+        "node",
+        None,
+        |a| {
+            assert!(
+                a.env_vars
+                    .iter()
+                    .any(|v| v.name == "API_TOKEN" && v.secret && v.required)
+            );
+            assert!(
+                a.env_vars
+                    .iter()
+                    .any(|v| v.name == "REGION" && !v.secret && !v.required)
+            );
+        },
+    );
+}
+
+#[test]
+fn malformed_manifests_still_return_with_a_warning() {
+    for (file, content) in [
+        ("package.json", "{ not json"),
+        ("pyproject.toml", "[project\nname ="),
+        ("Cargo.toml", "[package\n"),
+        ("pom.xml", "<project><artifactId>x</project>"),
+        ("composer.json", "]"),
+        ("deno.json", "{"),
+    ] {
+        let a = analyze(&[(file, content)]);
+        assert!(
+            a.evidence.iter().any(|e| e.starts_with("warning:")),
+            "{file}: {:#?}",
+            a.evidence
+        );
+        let _ = devgem_analyzer::plan(&a);
+        let _ = a.summary();
+    }
+}
+
+#[test]
+fn unknown_and_plan_errors() {
+    let a = analyze(&[("README.md", "hello")]);
+    assert!(!a.is_recognized());
+    let e = devgem_analyzer::plan(&a).expect_err("no plan");
+    assert!(!e.hint.is_empty());
+    let a = analyze(&[
+        ("Gemfile", "gem 'rails'\n"),
+        ("Procfile", "web: bundle exec puma -p $PORT\n"),
+    ]);
+    assert_eq!(
+        a.start_command.as_deref(),
+        Some("bundle exec puma -p $PORT")
+    );
+}
+
+#[test]
+fn monorepo_services_are_listed_and_pickable() {
+    let files = [
+        (
+            "package.json",
+            r#"{"private":true,"workspaces":["apps/*"]}"#,
+        ),
+        (
+            "apps/web/package.json",
+            r#"{"dependencies":{"next":"15"},"scripts":{"build":"next build"}}"#,
+        ),
+        (
+            "apps/api/package.json",
+            r#"{"dependencies":{"express":"4"},"scripts":{"start":"node server.js"}}"#,
+        ),
+        ("go.work", "go 1.23\nuse ./services/auth\n"),
+        ("services/auth/go.mod", "module x/auth\ngo 1.23\n"),
+        (
+            "services/auth/main.go",
+            "package main\nfunc main() { http.ListenAndServe(\":\"+os.Getenv(\"PORT\"), nil) }\n",
+        ),
+    ];
+    let repo = Repo::from_files(files.iter().copied());
+    let a = analyze_repo(&repo);
+    let paths: Vec<&str> = a.services.iter().map(|s| s.path.as_str()).collect();
+    assert_eq!(paths, ["apps/api", "apps/web", "services/auth"]);
+    let web = devgem_analyzer::analyze_repo_service(&repo, "apps/web");
+    assert_eq!(web.framework.as_deref(), Some("nextjs"));
+    let plan = devgem_analyzer::plan(&web).expect("plan");
+    assert_eq!(plan.app_dir, "apps/web");
+    let json = serde_json::to_value(&a).expect("json");
+    assert_eq!(json["services"][2]["path"], "services/auth");
+    assert_eq!(json["services"][2]["language"], "go");
+}
+
+/// Files, language, framework.
+type Case = (Vec<(String, String)>, &'static str, &'static str);
+
+#[test]
+fn framework_signatures() {
+    // (files, language, framework): at least 35 frameworks, decided from manifests first.
+    let pkg = |dep: &str| {
+        format!(
+            r#"{{"scripts":{{"build":"x","start":"node s.js"}},"dependencies":{{"{dep}":"1"}}}}"#
+        )
+    };
+    let mut cases: Vec<Case> = vec![];
+    for (dep, fw) in [
+        ("express", "express"),
+        ("fastify", "fastify"),
+        ("koa", "koa"),
+        ("@nestjs/core", "nestjs"),
+        ("@hapi/hapi", "hapi"),
+        ("hono", "hono"),
+        ("next", "nextjs"),
+        ("nuxt", "nuxt"),
+        ("@sveltejs/kit", "sveltekit"),
+        ("@remix-run/node", "remix"),
+        ("astro", "astro"),
+        ("@angular/core", "angular"),
+        ("vite", "vite"),
+        ("react-scripts", "cra"),
+        ("gatsby", "gatsby"),
+        ("@vue/cli-service", "vue-cli"),
+    ] {
+        cases.push((vec![("package.json".into(), pkg(dep))], "node", fw));
+    }
+    for (dep, fw, src) in [
+        ("flask", "flask", FLASK),
+        ("fastapi", "fastapi", ""),
+        ("django", "django", ""),
+        ("streamlit", "streamlit", ""),
+        ("gradio", "gradio", ""),
+        ("starlette", "starlette", ""),
+        ("aiohttp", "aiohttp", ""),
+        ("sanic", "sanic", ""),
+        ("tornado", "tornado", ""),
+        ("bottle", "bottle", ""),
+        ("falcon", "falcon", ""),
+    ] {
+        cases.push((
+            vec![
+                ("requirements.txt".into(), format!("{dep}\n")),
+                ("app.py".into(), src.into()),
+            ],
+            "python",
+            fw,
+        ));
+    }
+    for (m, fw) in [
+        ("github.com/gin-gonic/gin", "gin"),
+        ("github.com/labstack/echo/v4", "echo"),
+        ("github.com/gofiber/fiber/v2", "fiber"),
+        ("github.com/go-chi/chi/v5", "chi"),
+    ] {
+        cases.push((
+            vec![(
+                "go.mod".into(),
+                format!("module x\ngo 1.23\nrequire {m} v1.0.0\n"),
+            )],
+            "go",
+            fw,
+        ));
+    }
+    cases.push((
+        vec![
+            ("go.mod".into(), "module x\ngo 1.23\n".into()),
+            (
+                "main.go".into(),
+                "package main\nfunc main(){ http.ListenAndServe(\":8080\", nil) }".into(),
+            ),
+        ],
+        "go",
+        "net/http",
+    ));
+    for fw in ["axum", "actix-web", "rocket", "warp"] {
+        cases.push((
+            vec![
+                (
+                    "Cargo.toml".into(),
+                    format!("[package]\nname='x'\n[dependencies]\n{fw} = '1'\n"),
+                ),
+                ("src/main.rs".into(), "fn main(){}".into()),
+            ],
+            "rust",
+            fw,
+        ));
+    }
+    cases.push((vec![("pom.xml".into(), "<project><parent><artifactId>spring-boot-starter-parent</artifactId></parent></project>".into())], "java", "spring-boot"));
+    cases.push((vec![("pom.xml".into(), "<project><dependencies><dependency><groupId>io.quarkus</groupId></dependency></dependencies></project>".into())], "java", "quarkus"));
+    cases.push((
+        vec![(
+            "build.gradle".into(),
+            "plugins { id 'io.micronaut.application' }".into(),
+        )],
+        "java",
+        "micronaut",
+    ));
+    cases.push((
+        vec![(
+            "composer.json".into(),
+            r#"{"require":{"laravel/framework":"^11"}}"#.into(),
+        )],
+        "php",
+        "laravel",
+    ));
+    cases.push((
+        vec![(
+            "composer.json".into(),
+            r#"{"require":{"symfony/framework-bundle":"^7"}}"#.into(),
+        )],
+        "php",
+        "symfony",
+    ));
+    cases.push((
+        vec![("Gemfile".into(), "gem 'rails'\n".into())],
+        "ruby",
+        "rails",
+    ));
+    cases.push((
+        vec![("Gemfile".into(), "gem 'sinatra'\n".into())],
+        "ruby",
+        "sinatra",
+    ));
+    cases.push((
+        vec![(
+            "Api.csproj".into(),
+            "<Project Sdk=\"Microsoft.NET.Sdk.Web\"></Project>".into(),
+        )],
+        "dotnet",
+        "aspnet-core",
+    ));
+    cases.push((
+        vec![(
+            "mix.exs".into(),
+            "defp deps do [{:phoenix, \"~> 1.7\"}] end".into(),
+        )],
+        "elixir",
+        "phoenix",
+    ));
+    cases.push((
+        vec![
+            (
+                "package.json".into(),
+                r#"{"dependencies":{"elysia":"1"}}"#.into(),
+            ),
+            ("bun.lock".into(), String::new()),
+        ],
+        "bun",
+        "elysia",
+    ));
+    cases.push((
+        vec![(
+            "deno.json".into(),
+            r#"{"imports":{"$fresh/":"https://deno.land/x/fresh/"}}"#.into(),
+        )],
+        "deno",
+        "fresh",
+    ));
+    cases.push((
+        vec![(
+            "deno.json".into(),
+            r#"{"imports":{"@oak/oak":"jsr:@oak/oak"}}"#.into(),
+        )],
+        "deno",
+        "oak",
+    ));
+    let mut frameworks = std::collections::BTreeSet::new();
+    for (files, lang, fw) in &cases {
+        let a = analyze_repo(&Repo::from_files(
+            files.iter().map(|(a, b)| (a.as_str(), b.as_str())),
+        ));
+        assert_eq!(
+            (a.language.as_str(), a.framework.as_deref()),
+            (*lang, Some(*fw)),
+            "{files:?}"
+        );
+        frameworks.insert(*fw);
+    }
+    assert!(
+        frameworks.len() >= 35,
+        "{} framework signatures",
+        frameworks.len()
+    );
+}

@@ -1,0 +1,217 @@
+//! The walker over real folders (gitignore, skipped folders, symlinks, bad files) and the
+//! security scan.
+
+use devgem_analyzer::repo::{Limits, Repo};
+use std::fs;
+use std::path::Path;
+
+fn write(root: &Path, rel: &str, content: &[u8]) {
+    let p = root.join(rel);
+    fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+    fs::write(p, content).expect("write");
+}
+
+#[test]
+fn walk_is_gitignore_aware_and_skips_dependency_folders() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let r = dir.path();
+    write(
+        r,
+        "package.json",
+        br#"{"scripts":{"start":"node index.js"}}"#,
+    );
+    write(
+        r,
+        "index.js",
+        b"require('http').createServer().listen(process.env.PORT)",
+    );
+    write(r, ".gitignore", b"secret-notes/\n");
+    write(r, "secret-notes/package.json", b"{}");
+    write(r, "node_modules/express/package.json", b"{}");
+    write(r, "dist/index.html", b"<html>");
+    write(r, ".venv/lib/site.py", b"");
+    let repo = Repo::load(r, &Limits::default());
+    assert!(repo.paths.contains("package.json"));
+    assert!(
+        !repo.paths.iter().any(|p| p.starts_with("secret-notes")),
+        "{:?}",
+        repo.paths
+    );
+    assert!(
+        !repo.paths.iter().any(|p| p.starts_with("node_modules")
+            || p.starts_with("dist")
+            || p.starts_with(".venv"))
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn symlinks_out_of_the_checkout_and_loops_are_not_followed() {
+    let outside = tempfile::tempdir().expect("tempdir");
+    write(
+        outside.path(),
+        "package.json",
+        br#"{"dependencies":{"next":"15"}}"#,
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let r = dir.path();
+    write(r, "requirements.txt", b"flask\n");
+    write(
+        r,
+        "app.py",
+        b"from flask import Flask\napp = Flask(__name__)\n",
+    );
+    std::os::unix::fs::symlink(outside.path().join("package.json"), r.join("package.json"))
+        .expect("symlink");
+    std::os::unix::fs::symlink(r, r.join("loop")).expect("loop");
+    std::os::unix::fs::symlink(r.join("app.py"), r.join("wsgi.py")).expect("inside link");
+    let a = devgem_analyzer::analyze(r);
+    assert_eq!(a.language, "python");
+    assert!(
+        a.evidence
+            .iter()
+            .any(|e| e.contains("symbolic link outside")),
+        "{:#?}",
+        a.evidence
+    );
+    let repo = Repo::load(r, &Limits::default());
+    assert!(
+        repo.files.contains_key("wsgi.py"),
+        "a link inside the checkout is read"
+    );
+    assert!(!repo.files.contains_key("package.json"));
+}
+
+#[test]
+fn huge_binary_and_unreadable_manifests_are_skipped_with_a_warning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let r = dir.path();
+    write(r, "package.json", &vec![b' '; 2 << 20]);
+    write(r, "requirements.txt", b"flask\0\xff\xfe");
+    write(r, "Cargo.toml", b"\xff\xfe\xfd not utf-8");
+    write(r, "index.html", b"<h1>hi</h1>");
+    let a = devgem_analyzer::analyze(r);
+    assert_eq!(a.language, "static");
+    let warnings: Vec<&String> = a
+        .evidence
+        .iter()
+        .filter(|e| e.starts_with("warning:"))
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("package.json") && w.contains("too large")),
+        "{warnings:#?}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("requirements.txt") && w.contains("binary")),
+        "{warnings:#?}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("Cargo.toml") && w.contains("UTF-8")),
+        "{warnings:#?}"
+    );
+}
+
+#[test]
+fn a_missing_folder_returns_unknown() {
+    let a = devgem_analyzer::analyze(Path::new("/nonexistent/devgem/checkout"));
+    assert!(!a.is_recognized());
+    assert!(a.evidence.iter().any(|e| e.contains("cannot open")));
+}
+
+#[test]
+fn the_walk_is_bounded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for i in 0..50 {
+        write(dir.path(), &format!("f{i}.txt"), b"x");
+    }
+    let repo = Repo::load(
+        dir.path(),
+        &Limits {
+            max_paths: 10,
+            ..Limits::default()
+        },
+    );
+    assert!(repo.truncated);
+    assert_eq!(repo.paths.len(), 10);
+}
+
+fn scan_files(files: &[(&str, &str)], dockerfile: &str) -> devgem_analyzer::ScanReport {
+    let repo = Repo::from_files(files.iter().copied());
+    let a = devgem_analyzer::analyze_repo(&repo);
+    let plan = devgem_analyzer::plan(&a).expect("plan");
+    devgem_analyzer::scan_repo(&repo, &plan, dockerfile)
+}
+
+const APP: (&str, &str) = ("index.html", "<h1>x</h1>");
+
+#[test]
+fn committed_credentials_block_the_deployment() {
+    let key = format!(
+        "-----BEGIN {}PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----\n",
+        "RSA "
+    );
+    let aws = format!("aws_access_key_id = AKIA{}\n", "ABCDEFGHIJKLMNOP");
+    let sa = r#"{"type": "service_account", "private_key_id": "1"}"#;
+    let r = scan_files(
+        &[
+            APP,
+            ("deploy/key.pem", &key),
+            ("config/aws.ini", &aws),
+            ("sa.json", sa),
+        ],
+        "USER app\nENV PORT=8080\n",
+    );
+    let high: Vec<&str> = r.blocking().map(|f| f.file.as_str()).collect();
+    assert_eq!(
+        high,
+        ["config/aws.ini", "deploy/key.pem", "sa.json"],
+        "{:#?}",
+        r.findings
+    );
+    assert!(r.findings.iter().all(|f| !f.fix.is_empty()));
+}
+
+#[test]
+fn env_files_and_dockerfile_secrets() {
+    let r = scan_files(
+        &[
+            APP,
+            (".env", "DEBUG=1\nSTRIPE_SECRET_KEY=sk_test_abcdef123456\n"),
+        ],
+        "FROM node:latest\nENV API_TOKEN=abc123def\nARG DB_PASSWORD\nADD https://example.com/x.tgz /x\nRUN curl -sL https://x.sh | bash\n",
+    );
+    let has = |sev: &str, needle: &str| {
+        r.findings
+            .iter()
+            .any(|f| f.severity == sev && f.message.contains(needle))
+    };
+    assert!(has("medium", ".env is committed"), "{:#?}", r.findings);
+    assert!(has("high", "STRIPE_SECRET_KEY"));
+    assert!(has("high", "API_TOKEN"));
+    assert!(has("medium", "DB_PASSWORD"));
+    assert!(has("medium", "latest"));
+    assert!(has("medium", "runs as root"));
+    assert!(has("medium", "ADD from a URL"));
+    assert!(has("low", "piped"));
+    let line = r
+        .findings
+        .iter()
+        .find(|f| f.message.contains("API_TOKEN"))
+        .and_then(|f| f.line);
+    assert_eq!(line, Some(2));
+}
+
+#[test]
+fn placeholders_are_not_secrets() {
+    let r = scan_files(
+        &[APP, (".env.example", "API_KEY=changeme\n")],
+        "FROM python:3.12-slim\nENV SECRET_KEY=${SECRET_KEY}\nUSER app\nENV PORT=8080\n",
+    );
+    assert_eq!(r.blocking().count(), 0, "{:#?}", r.findings);
+}
