@@ -1,6 +1,7 @@
 //! Shows a deployment's progress events: a bar per step on a terminal, one plain line per
 //! event when piped, or one JSON object per line with `--json`.
 
+use crate::cli::say;
 use devgem_domain::{EventKind, ProgressEvent, Status, Step};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use std::collections::HashMap;
@@ -37,7 +38,7 @@ impl Renderer {
                 let _ = writeln!(out, "{line}");
                 let _ = out.flush();
             }
-            Renderer::Plain => println!("{}", plain_line(event)),
+            Renderer::Plain => say(format_args!("{}", plain_line(event))),
             Renderer::Bars { multi, bars } => show_bar(multi, bars, event),
         }
     }

@@ -1,5 +1,6 @@
 //! `devgem analyze PATH` and `devgem dockerfile PATH`: the analyzer on a local folder.
 
+use crate::cli::say;
 use anyhow::bail;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -24,9 +25,9 @@ pub fn analyze(path: PathBuf, json: bool) -> anyhow::Result<ExitCode> {
     checked(&path)?;
     let analysis = devgem_analyzer::analyze(&path);
     if json {
-        println!("{}", serde_json::to_string_pretty(&analysis)?);
+        say(serde_json::to_string_pretty(&analysis)?);
     } else {
-        println!("{}", analysis.summary());
+        say(format_args!("{}", analysis.summary()));
     }
     Ok(if analysis.is_recognized() {
         ExitCode::SUCCESS
@@ -52,13 +53,13 @@ pub fn dockerfile(path: PathBuf, write: bool) -> anyhow::Result<ExitCode> {
             path.join(".dockerignore"),
             devgem_analyzer::render_dockerignore(&plan),
         )?;
-        println!(
+        say(format_args!(
             "wrote {} and {}",
             path.join("Dockerfile").display(),
             path.join(".dockerignore").display()
-        );
+        ));
     } else {
-        print!("{dockerfile}");
+        say(dockerfile.trim_end());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -2,6 +2,7 @@
 //! each stage function and the dead letter topic and subscription, on the emulator or on
 //! Google Cloud.
 
+use crate::cli::say;
 use anyhow::bail;
 use devgem_domain::Stage;
 use devgem_gcp::GcpConfig;
@@ -65,7 +66,7 @@ pub async fn run(args: BootstrapArgs) -> anyhow::Result<ExitCode> {
     ];
     for (what, names) in groups {
         for name in names.iter() {
-            println!("{what:<24} {name}");
+            say(format_args!("{what:<24} {name}"));
         }
     }
     for warning in &report.warnings {

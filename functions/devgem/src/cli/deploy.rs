@@ -3,6 +3,7 @@
 
 use super::Remote;
 use super::remote::Client;
+use crate::cli::say;
 use crate::config::Config;
 use crate::render::Renderer;
 use crate::wiring;
@@ -152,7 +153,7 @@ async fn deploy_remote(
 /// Prints the outcome; its last line names the deployment, its status and its URL.
 fn report(d: &Deployment, json: bool) -> ExitCode {
     if json {
-        println!(
+        say(format_args!(
             "{}",
             serde_json::json!({
                 "deployment_id": d.id,
@@ -160,7 +161,7 @@ fn report(d: &Deployment, json: bool) -> ExitCode {
                 "url": d.url,
                 "error": d.error,
             })
-        );
+        ));
     } else {
         if let Some(error) = &d.error {
             // One line with the step, the cause and the fix; then any quoted output.
@@ -176,7 +177,7 @@ fn report(d: &Deployment, json: bool) -> ExitCode {
             }
         }
         let url = d.url.as_deref().unwrap_or("-");
-        println!("deployment {} {} {url}", d.id, d.status);
+        say(format_args!("deployment {} {} {url}", d.id, d.status));
     }
     match d.status {
         Status::Live => ExitCode::SUCCESS,

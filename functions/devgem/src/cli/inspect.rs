@@ -2,6 +2,7 @@
 
 use super::Remote;
 use super::remote::Client;
+use crate::cli::say;
 use crate::config::Config;
 use crate::wiring;
 use anyhow::bail;
@@ -26,49 +27,51 @@ async fn get_local(services: &Services, id: &DeploymentId) -> anyhow::Result<Dep
 }
 
 fn show_one(d: &Deployment) {
-    println!("deployment  {}", d.id);
-    println!("service     {}", d.service_name);
-    println!("source      {}", d.source.location);
+    say(format_args!("deployment  {}", d.id));
+    say(format_args!("service     {}", d.service_name));
+    say(format_args!("source      {}", d.source.location));
     if let Some(commit) = &d.commit {
-        println!("commit      {commit}");
+        say(format_args!("commit      {commit}"));
     }
     if let Some(summary) = &d.summary {
-        println!("detected    {summary}");
+        say(format_args!("detected    {summary}"));
     }
-    println!("status      {} ({}%)", d.status, d.progress);
+    say(format_args!("status      {} ({}%)", d.status, d.progress));
     if let Some(step) = d.step {
-        println!("step        {}", step.title());
+        say(format_args!("step        {}", step.title()));
     }
     if let Some(url) = &d.url {
-        println!("url         {url}");
+        say(format_args!("url         {url}"));
     }
     if let Some(error) = &d.error {
-        println!("error       {error}");
+        say(format_args!("error       {error}"));
     }
-    println!(
+    say(format_args!(
         "created     {}",
         d.created_at.format("%Y-%m-%d %H:%M:%S UTC")
-    );
+    ));
 }
 
 fn show_list(list: &[Deployment]) {
     if list.is_empty() {
-        println!("no deployments yet: `devgem deploy PATH` starts one");
+        say(format_args!(
+            "no deployments yet: `devgem deploy PATH` starts one"
+        ));
         return;
     }
-    println!(
+    say(format_args!(
         "{:<36} {:<20} {:<10} {:>4}  URL",
         "ID", "SERVICE", "STATUS", "%"
-    );
+    ));
     for d in list {
-        println!(
+        say(format_args!(
             "{:<36} {:<20} {:<10} {:>4}  {}",
             d.id,
             d.service_name,
             d.status,
             d.progress,
             d.url.as_deref().unwrap_or("-")
-        );
+        ));
     }
 }
 
@@ -101,7 +104,7 @@ pub async fn status(id: Option<String>, remote: Remote, json: bool) -> anyhow::R
         )?,
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        say(serde_json::to_string_pretty(&value)?);
     } else if id.is_some() {
         show_one(&serde_json::from_value(value)?);
     } else {
@@ -139,14 +142,14 @@ pub async fn logs(id: String, remote: Remote) -> anyhow::Result<ExitCode> {
             (build, app)
         }
     };
-    println!(
+    say(format_args!(
         "==> build log\n{}",
         if build.is_empty() { "(none)\n" } else { &build }
-    );
-    println!(
+    ));
+    say(format_args!(
         "==> app log\n{}",
         if app.is_empty() { "(none)" } else { &app }
-    );
+    ));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -169,6 +172,6 @@ pub async fn stop(id: String, remote: Remote) -> anyhow::Result<ExitCode> {
                 .map_err(|e| anyhow::anyhow!("{e}"))?
         }
     };
-    println!("deployment {} {}", d.id, d.status);
+    say(format_args!("deployment {} {}", d.id, d.status));
     Ok(ExitCode::SUCCESS)
 }

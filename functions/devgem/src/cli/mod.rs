@@ -17,3 +17,15 @@ pub struct Remote {
     #[arg(long, env = "DEVGEM_API_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
 }
+
+/// Writes a line to stdout. A closed pipe (`devgem status | head`) ends the command quietly
+/// instead of panicking, as Unix tools do.
+pub fn say(line: impl std::fmt::Display) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{line}").and_then(|_| out.flush())
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
+    }
+}

@@ -1,6 +1,7 @@
 //! `devgem serve`: hosts one function (`FUNCTION_TARGET`) or all of them. Embedded, every stage
 //! runs in this process; distributed, stages arrive as Pub/Sub pushes at `/pubsub/{topic}`.
 
+use crate::cli::say;
 use crate::config::Config;
 use crate::push::PushRoutes;
 use crate::wiring;
@@ -108,7 +109,7 @@ pub async fn run() -> anyhow::Result<ExitCode> {
         })?;
     let port = listener.local_addr()?.port();
     // Tests and scripts read this line to find the port when PORT=0.
-    println!("DevGem listening on http://127.0.0.1:{port}");
+    say(format_args!("DevGem listening on http://127.0.0.1:{port}"));
     tracing::info!(port, function = %target, home = %config.home.display(), "serving");
     let handler: devgem_http::Handler = Arc::new(move |req| {
         let app = app.clone();
