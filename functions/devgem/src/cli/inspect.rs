@@ -26,6 +26,19 @@ async fn get_local(services: &Services, id: &DeploymentId) -> anyhow::Result<Dep
     }
 }
 
+/// A running deployment whose worker is gone (a `devgem deploy` that was killed, say).
+fn is_orphaned(d: &Deployment) -> bool {
+    if d.status.is_terminal() {
+        return false;
+    }
+    let me = devgem_app::InstanceId::current();
+    match &d.claim {
+        Some(c) => me.is_gone(&c.holder) || c.expires_at < chrono::Utc::now(),
+        // Between stages a message is in flight; only an old one is a sign of trouble.
+        None => chrono::Utc::now() - d.updated_at > chrono::Duration::minutes(2),
+    }
+}
+
 fn show_one(d: &Deployment) {
     say(format_args!("deployment  {}", d.id));
     say(format_args!("service     {}", d.service_name));
@@ -50,6 +63,13 @@ fn show_one(d: &Deployment) {
         "created     {}",
         d.created_at.format("%Y-%m-%d %H:%M:%S UTC")
     ));
+    if is_orphaned(d) {
+        say(format_args!(
+            "note        no DevGem process is working on it: `devgem serve` resumes it, \
+             `devgem stop {}` aborts it",
+            d.id
+        ));
+    }
 }
 
 fn show_list(list: &[Deployment]) {
