@@ -59,13 +59,23 @@ impl InstanceId {
             return false;
         }
         match pid.parse::<u32>() {
-            Ok(pid) if pid != std::process::id() => {
-                !std::path::Path::new(&format!("/proc/{pid}")).exists()
-            }
+            Ok(pid) if pid != std::process::id() => !process_runs(pid),
             // The same pid with another nonce is an earlier life of a reused pid.
             Ok(_) => true,
             Err(_) => false,
         }
+    }
+}
+
+/// Whether `pid` is a live process here (a zombie that was killed but not yet reaped is not).
+fn process_runs(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state is the first field after the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
     }
 }
 
