@@ -441,6 +441,8 @@ fn classify_git_failure(output: &str, shown: &str, source: &Source) -> SourceErr
     }
     if has(&[
         "repository not found",
+        "repository not exported",
+        "access denied",
         "could not read username",
         "could not read password",
         "authentication failed",

@@ -277,3 +277,69 @@ async fn a_subdir_is_checked_but_the_checkout_stays_whole() {
     let reason = rejected_reason(fetch(&s, dest.path()).await);
     assert!(reason.contains("nope does not exist"), "{reason}");
 }
+
+/// `git daemon` serving `base` on a loopback port: a real network clone, no internet.
+struct GitDaemon {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl GitDaemon {
+    async fn start(base: &Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        use std::os::unix::process::CommandExt;
+        // `git daemon` runs `git-daemon` as a child: a group of their own lets Drop end both.
+        let child = Command::new("git")
+            .process_group(0)
+            .args([
+                "daemon",
+                "--reuseaddr",
+                "--export-all",
+                "--listen=127.0.0.1",
+            ])
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", base.display()))
+            .arg(base)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        common::wait_until("git daemon listens", Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        })
+        .await;
+        Self { child, port }
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_repository_is_cloned_over_the_git_protocol_from_a_loopback_server() {
+    let base = tempfile::tempdir().unwrap();
+    let repo = base.path().join("shop");
+    std::fs::create_dir_all(&repo).unwrap();
+    let head = make_repo(&repo);
+    let daemon = GitDaemon::start(base.path()).await;
+
+    let dest = tempfile::tempdir().unwrap();
+    let url = format!("git://127.0.0.1:{}/shop", daemon.port);
+    let commit = fetch(&source(&url), dest.path()).await.unwrap();
+    assert_eq!(commit.as_deref(), Some(head.as_str()));
+    assert!(dest.path().join("sub/util.py").is_file());
+
+    let dest = tempfile::tempdir().unwrap();
+    let missing = format!("git://127.0.0.1:{}/nope", daemon.port);
+    let reason = rejected_reason(fetch(&source(&missing), dest.path()).await);
+    assert!(reason.contains("not found, or it is private"), "{reason}");
+}
