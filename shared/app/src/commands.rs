@@ -159,17 +159,22 @@ pub async fn create_deployment(
     Ok(deployment)
 }
 
+/// The deployment, or `NotFound`.
+async fn require(services: &Services, id: &DeploymentId) -> Result<Deployment, AppError> {
+    services
+        .store
+        .get(id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(id.clone()))
+}
+
 /// Asks a running deployment to stop where it is. A deployment that no worker holds is
 /// aborted at once; one in a stage is aborted by its worker within about a second.
 pub async fn abort_deployment(
     services: &Services,
     id: &DeploymentId,
 ) -> Result<Deployment, AppError> {
-    let current = services
-        .store
-        .get(id)
-        .await?
-        .ok_or_else(|| AppError::NotFound(id.clone()))?;
+    let current = require(services, id).await?;
     if current.status.is_terminal() {
         return Err(AppError::Conflict(format!(
             "deployment {id} is already {}; only a running deployment can be aborted",
@@ -184,20 +189,16 @@ pub async fn abort_deployment(
         true
     })
     .await?;
-    let unclaimed = services.store.get(id).await?.is_some_and(|d| {
-        d.claim.is_none()
-            || d.claim
-                .as_ref()
-                .is_some_and(|c| services.instance.is_gone(&c.holder))
-    });
-    if unclaimed {
+    // Nobody works on it (between stages, or its worker is gone): abort it here.
+    let now = Utc::now();
+    let unattended = require(services, id)
+        .await?
+        .claim
+        .is_none_or(|c| c.expires_at <= now || services.instance.is_gone(&c.holder));
+    if unattended {
         finish_aborted(services, id).await?;
     }
-    services
-        .store
-        .get(id)
-        .await?
-        .ok_or_else(|| AppError::NotFound(id.clone()))
+    require(services, id).await
 }
 
 /// Stops a live deployment's app.
@@ -205,11 +206,7 @@ pub async fn stop_deployment(
     services: &Services,
     id: &DeploymentId,
 ) -> Result<Deployment, AppError> {
-    let current = services
-        .store
-        .get(id)
-        .await?
-        .ok_or_else(|| AppError::NotFound(id.clone()))?;
+    let current = require(services, id).await?;
     if !current.status.is_terminal() {
         return abort_deployment(services, id).await;
     }
@@ -281,11 +278,7 @@ pub async fn follow(
     id: &DeploymentId,
     after: u64,
 ) -> Result<devgem_ports::EventStream, AppError> {
-    let d = services
-        .store
-        .get(id)
-        .await?
-        .ok_or_else(|| AppError::NotFound(id.clone()))?;
+    let d = require(services, id).await?;
     if d.status.is_terminal() {
         // Stores answer in pages; read until a page comes back empty.
         let mut events = Vec::new();
