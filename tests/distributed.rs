@@ -14,8 +14,8 @@ mod distributed;
 mod support;
 
 use distributed::{
-    Cluster, assert_contiguous, assert_each_stage_once, count, emulators, exclusive_emulators,
-    group_alive, shared_emulators,
+    Cluster, assert_complete_story, assert_contiguous, assert_each_stage_once, count, emulators,
+    exclusive_emulators, group_alive, shared_emulators,
 };
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -65,6 +65,7 @@ fn a_deployment_goes_live_through_four_processes() {
     let events = cluster.all_events(&id);
     assert_contiguous(&events);
     assert_each_stage_once(&events);
+    assert_complete_story(&id, &events);
     // Each stage ran in its own process: the stage processes serve no API.
     for (function, _) in distributed::STAGES {
         let (status, _) = get(&format!(
@@ -169,6 +170,7 @@ fn a_build_process_killed_mid_build_is_redelivered_and_nothing_runs_twice() {
         "the build stage should have been resumed once: {events:#?}"
     );
     assert_eq!(count(&events, "step_completed", "Build finished"), 1);
+    assert_complete_story(&id, &events);
     let answering = events
         .iter()
         .filter(|e| {
@@ -220,6 +222,7 @@ fn duplicate_stage_messages_run_each_stage_once() {
     let events = cluster.all_events(&id);
     assert_contiguous(&events);
     assert_each_stage_once(&events);
+    assert_complete_story(&id, &events);
     for prefix in ["Resuming the", "Live at"] {
         let n = events
             .iter()
@@ -354,7 +357,10 @@ fn fifty_deployments_at_once_all_go_live() {
     }
     // Each one ran each stage once.
     for id in ids.iter().take(5) {
-        assert_each_stage_once(&cluster.all_events(id));
+        let events = cluster.all_events(id);
+        assert_contiguous(&events);
+        assert_each_stage_once(&events);
+        assert_complete_story(id, &events);
     }
 }
 
@@ -430,12 +436,25 @@ fn survive_outage(name: &str) {
                 .filter(|d| d["status"] != "queued")
         },
     );
+    let running = ids
+        .iter()
+        .filter(|id| {
+            cluster
+                .deployment(id)
+                .is_some_and(|d| !TERMINAL.contains(&d["status"].as_str().unwrap_or("")))
+        })
+        .count();
+    // Nothing finishes during the outage: a commit needs Firestore, a stage boundary Pub/Sub.
+    assert!(running > 0, "every deployment ended before the outage");
     let paused = emu.pause(name);
     let frozen = Instant::now();
     // The outage itself is the condition under test: a fixed span, not a guess.
     std::thread::sleep(OUTAGE);
     drop(paused);
-    eprintln!("{name} emulator thawed after {:?}", frozen.elapsed());
+    eprintln!(
+        "{name} emulator thawed after {:?}; {running} deployments were running",
+        frozen.elapsed()
+    );
 
     let finals = wait_all_terminal(&cluster, &ids, Duration::from_secs(150));
     eprintln!(

@@ -205,7 +205,8 @@ impl Default for ClusterOptions {
     fn default() -> Self {
         Self {
             max_attempts: 5,
-            rust_log: std::env::var("DEVGEM_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            rust_log: std::env::var("DEVGEM_TEST_LOG")
+                .unwrap_or_else(|_| "warn,firestore=error".into()),
         }
     }
 }
@@ -413,4 +414,34 @@ pub fn group_alive(pgid: i64) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// Asserts the user saw the whole story of a live deployment: every one of the seven steps
+/// completed exactly once (a resumed stage may start a step again, never finish it twice),
+/// and one final "live" event that ends the stream. A progress event lost to an outage
+/// shows up here as a missing step.
+pub fn assert_complete_story(id: &str, events: &[Value]) {
+    for step in devgem_domain::Step::ALL {
+        let name = serde_json::to_value(step).unwrap();
+        let started = events
+            .iter()
+            .filter(|e| e["kind"] == "step_started" && e["step"] == name)
+            .count();
+        let completed = events
+            .iter()
+            .filter(|e| e["kind"] == "step_completed" && e["step"] == name)
+            .count();
+        assert!(started >= 1, "{id}: step {name} never started: {events:#?}");
+        assert_eq!(
+            completed, 1,
+            "{id}: step {name} completed {completed} times: {events:#?}"
+        );
+    }
+    let live = events.iter().filter(|e| e["status"] == "live").count();
+    assert_eq!(live, 1, "{id}: live announced {live} times");
+    let last = events.last().expect("events");
+    assert_eq!(
+        last["status"], "live",
+        "{id}: the last event is not the final one: {last}"
+    );
 }
