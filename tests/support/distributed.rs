@@ -445,3 +445,64 @@ pub fn assert_complete_story(id: &str, events: &[Value]) {
         "{id}: the last event is not the final one: {last}"
     );
 }
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.chat.kill();
+        for server in self.stages.values_mut() {
+            server.kill();
+        }
+        // A stage process killed mid-stage leaves its children (a build in its own process
+        // group) running: kill every process group working under this home.
+        sweep(self.home.path());
+    }
+}
+
+/// Kills (SIGKILL) the process group of every process whose working directory is under `dir`.
+pub fn sweep(dir: &std::path::Path) {
+    let Ok(dir) = dir.canonicalize() else { return };
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in procs.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cwd) = std::fs::read_link(entry.path().join("cwd")) else {
+            continue;
+        };
+        if !cwd.starts_with(&dir) {
+            continue;
+        }
+        // Field 5 of /proc/PID/stat is the process group (after the parenthesised name).
+        let pgid = std::fs::read_to_string(entry.path().join("stat"))
+            .ok()
+            .and_then(|s| {
+                let rest = s.rsplit_once(')')?.1.to_string();
+                rest.split_whitespace().nth(2)?.parse::<i32>().ok()
+            });
+        let target = match pgid {
+            // Never our own group (the test binary's).
+            Some(g) if g > 1 && g != own_pgid() => format!("-{g}"),
+            _ => pid.to_string(),
+        };
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &target])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn own_pgid() -> i32 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(')')?.1.to_string();
+            rest.split_whitespace().nth(2)?.parse::<i32>().ok()
+        })
+        .unwrap_or(0)
+}
