@@ -467,15 +467,7 @@ fn survive_outage(name: &str) {
         assert_eq!(get(url).map(|(s, _)| s), Some(200), "{url}");
         let events = cluster.all_events(id);
         assert_contiguous(&events);
-        for phrase in ["Build finished"] {
-            assert_eq!(
-                count(&events, "step_completed", phrase),
-                1,
-                "{id}: {phrase}"
-            );
-        }
-        let live = events.iter().filter(|e| e["status"] == "live").count();
-        assert_eq!(live, 1, "{id}: live announced {live} times");
+        assert_complete_story(id, &events);
     }
 }
 
