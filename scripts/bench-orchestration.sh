@@ -14,6 +14,7 @@
 #   total          = creation -> the "Live at" event
 #   overhead       = total - (source fetch + build + app start), the three steps' spans
 #   pure overhead  = total - the spans of all seven steps (analysis work excluded too)
+#   handler X      = how long the function took to answer the push of stage X
 #
 #   scripts/bench-orchestration.sh [N] [--concurrent]
 #
@@ -160,18 +161,31 @@ else:
     [t.start() for t in ts_]; [t.join() for t in ts_]
     for i in ids: wait(i)
 
-# Push request starts per function, from the JSON request logs.
-pushes = {}
-for fn, topic in (("analyze", "analyze"), ("build-trigger", "build"), ("deploy", "deploy")):
-    starts = []
-    for line in open(f"{work}/{fn}.log"):
-        try:
-            e = json.loads(line)
-        except ValueError:
-            continue
-        if e.get("message") == "request" and e.get("path") == f"/pubsub/{topic}":
-            starts.append((ts(e["time"]) - e["latency_ms"] / 1000.0, e.get("status")))
-    pushes[topic] = sorted(starts)
+# Push request starts per function, from the JSON request logs. A function logs the request
+# after it answered, which can be just after the deployment went live: wait for the lines.
+def read_logs():
+  pushes, handled, spans = {}, {}, {}
+  for fn, topic in (("analyze", "analyze"), ("build-trigger", "build"), ("deploy", "deploy")):
+      starts = []
+      for line in open(f"{work}/{fn}.log"):
+          try:
+              e = json.loads(line)
+          except ValueError:
+              continue
+          if e.get("message") == "request" and e.get("path") == f"/pubsub/{topic}":
+              starts.append((ts(e["time"]) - e["latency_ms"] / 1000.0, e.get("status")))
+              spans.setdefault(topic, []).append((starts[-1][0], ts(e["time"])))
+              if e.get("status", 500) < 300:
+                  handled.setdefault(f"handler {topic}", []).append(e["latency_ms"] / 1000.0)
+      pushes[topic] = sorted(starts)
+  return pushes, handled, spans
+
+deadline = time.time() + 10
+while True:
+    pushes, handled, spans = read_logs()
+    if all(len(v) >= len(ids) for v in pushes.values()) or time.time() > deadline:
+        break
+    time.sleep(0.2)
 
 def pct(v, p):
     v = sorted(v)
@@ -200,8 +214,9 @@ for i in ids:
             "deploy": first(lambda e: e["message"].startswith("The build stage is done"))}
     for stage in ("analyze", "build", "deploy"):
         started = first(lambda e: e["message"] == f"Starting the {stage} stage")
+        # Matching pushes to deployments by time only holds when they run one at a time.
         push = next((t for t, _ in pushes[stage] if t >= prev[stage] - 0.002), None)
-        if push is not None and push <= started:
+        if mode == "sequential" and push is not None and push <= started:
             rows[f"hop {stage}"].append(push - prev[stage])
             rows[f"push->claimed {stage}"].append(started - push)
     live = first(lambda e: e.get("status") == "live")
@@ -215,12 +230,22 @@ for i in ids:
         rows[k].append(v)
     call("POST", f"/api/deployments/{i}/stop", {})
 
+rows.update(handled)
 print(f"{len(ids)} deployments ({mode}), {failed} not live")
 print(f"{'ms':<24}{'n':>4}{'median':>10}{'p90':>10}{'min':>10}{'max':>10}")
 for k, v in rows.items():
     if v:
         ms = [x * 1000 for x in v]
         print(f"{k:<24}{len(ms):>4}{pct(ms, .5):>10.1f}{pct(ms, .9):>10.1f}{min(ms):>10.1f}{max(ms):>10.1f}")
+def most_open(intervals):
+    edges = sorted([(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals])
+    now = best = 0
+    for _, d in edges:
+        now += d; best = max(best, now)
+    return best
+for t, v in spans.items():
+    print(f"push {t}: first..last start {max(a for a, _ in v) - min(a for a, _ in v):.2f} s, "
+          f"at most {most_open(v)} requests open at once")
 redelivered = {t: sum(1 for _, st in v if st and st >= 300) for t, v in pushes.items()}
 print(f"push requests per topic: { {t: len(v) for t, v in pushes.items()} }, non-2xx: {redelivered}")
 PY
