@@ -480,3 +480,31 @@ fn a_firestore_outage_mid_run_loses_nothing() {
 fn a_pubsub_outage_mid_run_loses_nothing() {
     survive_outage("pubsub");
 }
+
+#[test]
+fn an_early_stray_message_for_a_later_stage_does_not_fail_a_healthy_deployment() {
+    let emu = require_emulators!();
+    let _gate = shared_emulators();
+    let cluster = Cluster::start(emu, "early");
+    // A build longer than a message's five attempts take to run out (~15-20 s on the
+    // emulator), so the stray deploy message is dead-lettered while the build runs.
+    let app = cluster.home.path().join("src/slow");
+    slow_build_app(&app, 25);
+    let id = cluster.create(app.to_str().unwrap());
+    let started = Instant::now();
+    cluster.publish_raw("deploy", &id);
+    let d = cluster.wait_status(&id, TERMINAL, Duration::from_secs(120));
+    eprintln!("ended {:?} after the stray message", started.elapsed());
+    assert_eq!(
+        d["status"], "live",
+        "a stray deploy message failed the deployment: {d}"
+    );
+    assert!(
+        started.elapsed() > Duration::from_secs(20),
+        "the build should outlast the stray message's attempts"
+    );
+    let events = cluster.all_events(&id);
+    assert_contiguous(&events);
+    assert_each_stage_once(&events);
+    assert_complete_story(&id, &events);
+}
