@@ -2,7 +2,7 @@
 //! warnings, output lines and a progress bar that never goes backward.
 
 use devgem_domain::{DeploymentId, EventKind, NewEvent, Step, virtual_fraction};
-use devgem_ports::{LogSink, StateStore};
+use devgem_ports::{LogSink, StateStore, StoreError};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,6 +12,31 @@ use tokio::sync::mpsc;
 const MAX_LOG_EVENTS_PER_STEP: usize = 400;
 /// Bytes of output kept for the stored log.
 const MAX_LOG_BYTES: usize = 4 << 20;
+
+/// How long an event is retried while the store is unavailable before it is given up.
+const APPEND_RETRY_FOR: Duration = Duration::from_secs(180);
+
+/// Appends `event`, retrying with backoff while the store is unavailable (an outage must not
+/// cost the user a step, or the final event that ends their stream). The store recognises a
+/// retried event whose earlier attempt did land, so a retry never shows an event twice.
+async fn append_with_retry(store: &dyn StateStore, id: &DeploymentId, event: NewEvent) {
+    let deadline = Instant::now() + APPEND_RETRY_FOR;
+    let mut pause = Duration::from_millis(250);
+    loop {
+        match store.append_event(id, event.clone()).await {
+            Ok(_) => return,
+            Err(StoreError::Unavailable(e)) if Instant::now() + pause < deadline => {
+                tracing::info!(deployment = %id, error = %e, "progress event not stored yet; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => {
+                tracing::warn!(deployment = %id, error = %e, "progress event lost");
+                return;
+            }
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct Reporter {
@@ -49,9 +74,7 @@ impl Reporter {
             while let Some(item) = rx.recv().await {
                 match item {
                     Queued::Event(event) => {
-                        if let Err(e) = writer_store.append_event(&writer_id, event).await {
-                            tracing::warn!(deployment = %writer_id, error = %e, "progress event lost");
-                        }
+                        append_with_retry(writer_store.as_ref(), &writer_id, event).await;
                     }
                     Queued::Flush(done) => {
                         let _ = done.send(());

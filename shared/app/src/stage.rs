@@ -481,10 +481,33 @@ impl MessageHandler for DeadLetterHandler {
             .attempt
             .map(|n| format!(" after {n} attempts"))
             .unwrap_or_default();
-        let step = match self.services.store.get(&id).await.map_err(retry)? {
-            Some(d) => d.step.unwrap_or(first_step(stage)),
-            None => return Ok(()),
+        let Some(d) = self.services.store.get(&id).await.map_err(retry)? else {
+            return Ok(());
         };
+        // Only a message the deployment was waiting for can strand it. A duplicate that came
+        // early (a later stage's message nacked as "not ready" until it ran out of attempts) or
+        // late (its stage is done) says nothing about the deployment: failing it would kill a
+        // healthy run.
+        let waiting_for_it = match stage {
+            Stage::Analyze => matches!(d.status, Status::Queued | Status::Analyzing),
+            other => d.status == Status::running(other),
+        };
+        if !waiting_for_it || d.is_done(stage) {
+            tracing::info!(%id, %stage, status = %d.status, "dead letter of a stray message; ignored");
+            return Ok(());
+        }
+        // A duplicate nacked while another delivery runs the stage: decide once that run ends
+        // (it commits, fails, or gives the claim back), so ask for this one again later.
+        if let Some(claim) = &d.claim
+            && claim.expires_at > Utc::now()
+            && !self.services.instance.is_gone(&claim.holder)
+        {
+            return Err(retry(format!(
+                "{stage} is being run by {}; the dead letter waits",
+                claim.holder
+            )));
+        }
+        let step = d.step.unwrap_or(first_step(stage));
         let failure = Failure::new(
             step,
             format!("the {stage} stage could not be completed{attempts}"),

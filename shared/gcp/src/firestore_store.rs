@@ -72,6 +72,9 @@ pub struct FirestoreStore {
     /// The highest seq this process has seen per deployment: the first guess for the next
     /// append, which saves a query when one process writes a deployment's events.
     last_seq: Arc<Mutex<HashMap<DeploymentId, u64>>>,
+    /// Per deployment, the last event whose append failed without telling whether it was
+    /// stored (a timeout): a retry of that very event at that seq is recognised, not doubled.
+    uncertain: Arc<Mutex<HashMap<DeploymentId, ProgressEvent>>>,
 }
 
 impl std::fmt::Debug for FirestoreStore {
@@ -112,6 +115,7 @@ impl FirestoreStore {
         Self {
             db,
             last_seq: Arc::default(),
+            uncertain: Arc::default(),
         }
     }
 
@@ -151,6 +155,24 @@ impl FirestoreStore {
         Ok(last.first().map_or(0, |e| e.seq))
     }
 
+    /// The stored event numbered `seq`, if any.
+    async fn read_event(
+        &self,
+        id: &DeploymentId,
+        seq: u64,
+    ) -> Result<Option<ProgressEvent>, StoreError> {
+        let parent = self.events_parent(id)?;
+        self.db
+            .fluent()
+            .select()
+            .by_id_in(EVENTS)
+            .parent(parent)
+            .obj::<ProgressEvent>()
+            .one(seq_doc_id(seq))
+            .await
+            .map_err(unavailable)
+    }
+
     /// Whether the event numbered `seq` exists and is the deployment's final one.
     async fn is_final_seq(&self, id: &DeploymentId, seq: u64) -> Result<bool, StoreError> {
         let parent = self.events_parent(id)?;
@@ -175,6 +197,13 @@ impl FirestoreStore {
         }
         let entry = map.entry(id.clone()).or_insert(0);
         *entry = (*entry).max(seq);
+    }
+
+    /// Whether `event` retries the uncertain append of `id` (same seq, same content); forgets
+    /// that append either way.
+    fn was_uncertain(&self, id: &DeploymentId, event: &ProgressEvent) -> bool {
+        let mut map = self.uncertain.lock().unwrap_or_else(|p| p.into_inner());
+        map.remove(id).is_some_and(|u| same_event(&u, event))
     }
 
     fn known_seq(&self, id: &DeploymentId) -> Option<u64> {
@@ -214,6 +243,17 @@ fn unavailable(e: FirestoreError) -> StoreError {
 
 fn is_failed_precondition(e: &FirestoreError) -> bool {
     matches!(e, FirestoreError::DatabaseError(d) if d.public.code == "FailedPrecondition")
+}
+
+/// Whether two numbered events say the same thing (their times differ between attempts).
+fn same_event(a: &ProgressEvent, b: &ProgressEvent) -> bool {
+    a.seq == b.seq
+        && a.kind == b.kind
+        && a.step == b.step
+        && a.message == b.message
+        && a.percent == b.percent
+        && a.status == b.status
+        && a.url == b.url
 }
 
 fn seq_doc_id(seq: u64) -> String {
@@ -333,14 +373,34 @@ impl StateStore for FirestoreStore {
             match result {
                 Ok(_) => {
                     self.remember_seq(id, seq);
+                    self.was_uncertain(id, &numbered);
                     return Ok(numbered);
                 }
                 Err(FirestoreError::DataConflictError(_)) => {
+                    // A retry of this process's append whose earlier attempt failed but
+                    // landed: that stored event is this one.
+                    if self.was_uncertain(id, &numbered)
+                        && let Some(stored) = self.read_event(id, seq).await?
+                        && same_event(&stored, &numbered)
+                    {
+                        self.remember_seq(id, seq);
+                        return Ok(stored);
+                    }
                     // Taken: all seqs up to the stored maximum exist, so the next free one
                     // is right after it (and never below what we just tried).
                     seq = (self.max_seq(id).await? + 1).max(seq + 1);
                 }
-                Err(e) => return Err(unavailable(e)),
+                Err(e) => {
+                    // The write may still land (a timeout says nothing about the server): make
+                    // a retry aim at the same seq, so it finds this event instead of adding it
+                    // twice.
+                    self.remember_seq(id, seq.saturating_sub(1));
+                    self.uncertain
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(id.clone(), numbered);
+                    return Err(unavailable(e));
+                }
             }
         }
         Err(StoreError::Unavailable(format!(
