@@ -630,3 +630,17 @@ fn framework_signatures() {
         frameworks.len()
     );
 }
+
+#[test]
+fn multibyte_text_after_an_environment_read_does_not_panic() {
+    // Found by the `manifests` fuzz target: the look-ahead for a default cut a character.
+    let src = "import os\nX = os.environ['API_KEY']                                    ééé\n";
+    check(
+        &[("requirements.txt", "flask\n"), ("app.py", src)],
+        "python",
+        Some("flask"),
+        |a| {
+            assert!(a.env_vars.iter().any(|v| v.name == "API_KEY"));
+        },
+    );
+}
