@@ -634,7 +634,7 @@ fn framework_signatures() {
 #[test]
 fn multibyte_text_after_an_environment_read_does_not_panic() {
     // Found by the `manifests` fuzz target: the look-ahead for a default cut a character.
-    let src = "import os\nX = os.environ['API_KEY']                                    ééé\n";
+    let src = "import os\nX = os.environ['API_KEY']                                     ééé\n";
     check(
         &[("requirements.txt", "flask\n"), ("app.py", src)],
         "python",
