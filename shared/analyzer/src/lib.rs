@@ -184,7 +184,7 @@ impl Analysis {
 /// Commands are POSIX shell strings run from `app_dir` with `PORT` set; the start command
 /// makes the app listen on `0.0.0.0:$PORT`. Python runs inside a virtualenv whose `bin/` is
 /// first on `PATH`; Node has `node_modules/.bin` on `PATH`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BuildPlan {
     pub language: String,
     pub framework: Option<String>,
