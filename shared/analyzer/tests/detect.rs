@@ -644,3 +644,10 @@ fn multibyte_text_after_an_environment_read_does_not_panic() {
         },
     );
 }
+
+#[test]
+fn table_sizes() {
+    let n = devgem_analyzer::NATIVE_LIBRARIES.len();
+    assert!(n >= 40, "{n} native library rows");
+    assert!(devgem_analyzer::TEMPLATES.len() >= 15);
+}

@@ -647,6 +647,15 @@ pub fn detect(app: &App) -> Option<Detected> {
         det.evidence(format!("{f} reads $PORT"));
     }
     let runs_own_server = start.as_deref().is_some_and(|s| s.starts_with("python "));
+    if !runs_own_server
+        && let Some(h) = &hit
+        && start.is_some()
+    {
+        det.evidence(format!(
+            "{}:{} sets port {} for local runs; the start command binds $PORT instead",
+            h.file, h.line, h.port
+        ));
+    }
     if runs_own_server {
         if let Some(h) = &hit
             && reads.is_none()
