@@ -279,6 +279,11 @@ const PLATFORM_VARS: &[&str] = &[
     "MIX_ENV",
     "APP_ENV",
     "BUNDLE_GEMFILE",
+    "MODE",
+    "DEV",
+    "PROD",
+    "SSR",
+    "BASE_URL",
     "CI",
 ];
 

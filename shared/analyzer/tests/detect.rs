@@ -651,3 +651,26 @@ fn table_sizes() {
     assert!(n >= 40, "{n} native library rows");
     assert!(devgem_analyzer::TEMPLATES.len() >= 15);
 }
+
+#[test]
+fn requirement_includes_are_followed_and_copied_with_their_folder() {
+    let files = [
+        ("requirements.txt", "-r requirements/base.txt\ngunicorn\n"),
+        ("requirements/base.txt", "django==5.1\npsycopg2\n"),
+        ("manage.py", ""),
+        (
+            "proj/settings.py",
+            "WSGI_APPLICATION = 'proj.wsgi.application'\n",
+        ),
+    ];
+    check(&files, "python", Some("django"), |a| {
+        assert!(a.system_packages.contains(&"libpq5".to_string()));
+        let plan = devgem_analyzer::plan(a).expect("plan");
+        let df = devgem_analyzer::render_dockerfile(&plan);
+        assert!(df.contains("COPY requirements.txt ./\n"), "{df}");
+        assert!(
+            df.contains("COPY requirements/base.txt ./requirements/base.txt\n"),
+            "{df}"
+        );
+    });
+}

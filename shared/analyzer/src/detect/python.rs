@@ -101,9 +101,32 @@ fn deps(app: &App) -> Deps {
         "requirements/production.txt",
         "requirements/base.txt",
     ] {
-        if let Some(t) = app.text(f) {
+        if d.manifests.iter().any(|m| m == f) {
+            continue;
+        }
+        // Follow `-r other.txt` includes (relative to the including file), a few levels deep.
+        let mut todo = vec![f.to_string()];
+        while let Some(f) = todo.pop() {
+            let Some(t) = app.text(&f) else { continue };
+            if d.manifests.contains(&f) || d.manifests.len() > 8 {
+                continue;
+            }
             d.names.extend(t.lines().filter_map(req_name));
-            d.manifests.push(f.to_string());
+            d.manifests.push(f.clone());
+            let dir = f
+                .rsplit_once('/')
+                .map(|(d, _)| format!("{d}/"))
+                .unwrap_or_default();
+            for l in t.lines() {
+                let l = l.trim();
+                if let Some(inc) = l
+                    .strip_prefix("-r ")
+                    .or_else(|| l.strip_prefix("--requirement "))
+                    .or_else(|| l.strip_prefix("-c "))
+                {
+                    todo.push(format!("{dir}{}", inc.trim()));
+                }
+            }
         }
     }
     if let Some(t) = app.text("pyproject.toml") {
