@@ -674,3 +674,41 @@ fn requirement_includes_are_followed_and_copied_with_their_folder() {
         );
     });
 }
+
+#[test]
+fn app_factories_are_shell_safe() {
+    let factory =
+        "from flask import Flask\n\ndef create_app():\n    app = Flask(__name__)\n    return app\n";
+    check(
+        &[("requirements.txt", "flask\n"), ("app.py", factory)],
+        "python",
+        Some("flask"),
+        |a| {
+            assert!(
+                a.start_command
+                    .as_deref()
+                    .unwrap_or("")
+                    .ends_with(" 'app:create_app()'"),
+                "{:?}",
+                a.start_command
+            );
+        },
+    );
+    let factory =
+        "from fastapi import FastAPI\n\ndef create_app():\n    app = FastAPI()\n    return app\n";
+    check(
+        &[("requirements.txt", "fastapi\n"), ("main.py", factory)],
+        "python",
+        Some("fastapi"),
+        |a| {
+            assert!(
+                a.start_command
+                    .as_deref()
+                    .unwrap_or("")
+                    .starts_with("uvicorn --factory main:create_app "),
+                "{:?}",
+                a.start_command
+            );
+        },
+    );
+}

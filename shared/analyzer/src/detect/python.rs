@@ -196,6 +196,23 @@ fn deps(app: &App) -> Deps {
     d
 }
 
+/// A `module:factory()` target quoted for `sh -c` (gunicorn calls factories itself).
+fn quoted(target: &str) -> String {
+    if target.contains('(') {
+        format!("'{target}'")
+    } else {
+        target.to_string()
+    }
+}
+
+/// uvicorn and sanic take a factory as `--factory module:factory`.
+fn factory_flag(target: &str) -> String {
+    match target.strip_suffix("()") {
+        Some(t) => format!("--factory {t}"),
+        None => target.to_string(),
+    }
+}
+
 pub fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("").to_string()
 }
@@ -494,7 +511,7 @@ pub fn detect(app: &App) -> Option<Detected> {
                 .as_ref()
                 .map(|c| format!(" --chdir {c}"))
                 .unwrap_or_default(),
-            r.target
+            quoted(&r.target)
         )
     };
     if let Some(p) = procfile_web(app) {
@@ -539,7 +556,7 @@ pub fn detect(app: &App) -> Option<Detected> {
                 if start.is_none() {
                     start = Some(format!(
                         "uvicorn {} --host 0.0.0.0 --port $PORT --proxy-headers --forwarded-allow-ips '*'{}",
-                        r.target,
+                        factory_flag(&r.target),
                         r.chdir
                             .as_ref()
                             .map(|c| format!(" --app-dir {c}"))
@@ -560,7 +577,7 @@ pub fn detect(app: &App) -> Option<Detected> {
                 if start.is_none() {
                     start = Some(format!(
                         "sanic {} --host 0.0.0.0 --port $PORT --single-process",
-                        r.target
+                        factory_flag(&r.target)
                     ));
                 }
             }
