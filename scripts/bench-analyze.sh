@@ -60,22 +60,43 @@ loop() { # loop NAME RUNS CMD...
 
 echo "devgem: $DEVGEM_CMD"
 echo "nixpacks: ${NIXPACKS:-not installed} $( [ -n "$NIXPACKS" ] && "$NIXPACKS" --version 2>/dev/null)"
+# Medians are reported: on a shared machine the mean is at the mercy of other processes.
+summary() { # summary JSON: one markdown row per command
+  python3 - "$1" <<'PY'
+import json, statistics, sys
+for r in json.load(open(sys.argv[1]))["results"]:
+    t = r["times"]
+    print("| %s | %.2f ms | %.2f ms | %.2f ms |" % (r["command"], statistics.median(t) * 1e3, r["mean"] * 1e3, (r["user"] + r["system"]) * 1e3))
+PY
+}
+if command -v hyperfine >/dev/null 2>&1; then
+  echo "| command | median | mean | user+sys CPU |"
+  echo "|---|---|---|---|"
+fi
 for app in $APPS; do
   dir="$FIXTURES/$app"
   if command -v hyperfine >/dev/null 2>&1; then
     if [ -n "$NIXPACKS" ]; then
-      hyperfine -N --warmup 3 --runs "$RUNS" --style basic --export-markdown "/tmp/bench-$app.md" \
-        -n "devgem $app" "$DEVGEM_CMD $dir" -n "nixpacks $app" "$NIXPACKS plan $dir" 2>&1 | grep -E "Time|±|faster|Benchmark"
+      hyperfine -N --warmup 5 --runs "$RUNS" --style none --export-json /tmp/bench-analyze.json \
+        -n "devgem $app" "$DEVGEM_CMD $dir" -n "nixpacks $app" "$NIXPACKS plan $dir" >/dev/null 2>&1
     else
-      hyperfine -N --warmup 3 --runs "$RUNS" --style basic -n "devgem $app" "$DEVGEM_CMD $dir" 2>&1 | grep -E "Time|Benchmark"
+      hyperfine -N --warmup 5 --runs "$RUNS" --style none --export-json /tmp/bench-analyze.json \
+        -n "devgem $app" "$DEVGEM_CMD $dir" >/dev/null 2>&1
     fi
+    summary /tmp/bench-analyze.json
   else
     loop "devgem $app" "$RUNS" devgem "$dir"
     [ -n "$NIXPACKS" ] && loop "nixpacks $app" "$RUNS" "$NIXPACKS" plan "$dir"
   fi
 done
 if command -v hyperfine >/dev/null 2>&1; then
-  hyperfine -N --warmup 1 --runs 10 --style basic -n "devgem monorepo-100k" "$DEVGEM_CMD $MONO" 2>&1 | grep -E "Time|Benchmark|Range"
+  hyperfine -N --warmup 1 --runs 10 --style none --export-json /tmp/bench-analyze.json \
+    -n "devgem monorepo-100k" "$DEVGEM_CMD $MONO" >/dev/null 2>&1
+  summary /tmp/bench-analyze.json
+  # The floor: a Rust hello world and /bin/true on this machine.
+  hyperfine -N --warmup 5 --runs "$RUNS" --style none --export-json /tmp/bench-analyze.json \
+    -n "/bin/true (process floor)" "/bin/true" >/dev/null 2>&1
+  summary /tmp/bench-analyze.json
 else
   loop "devgem monorepo-100k" 10 devgem "$MONO"
 fi

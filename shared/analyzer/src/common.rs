@@ -279,6 +279,11 @@ const PLATFORM_VARS: &[&str] = &[
     "MIX_ENV",
     "APP_ENV",
     "BUNDLE_GEMFILE",
+    "MODE",
+    "DEV",
+    "PROD",
+    "SSR",
+    "BASE_URL",
     "CI",
 ];
 
@@ -313,7 +318,11 @@ pub fn env_vars(
                 if PLATFORM_VARS.contains(&name) || name.len() < 2 {
                     continue;
                 }
-                let rest = &text[m.end()..text.len().min(m.end() + 40)];
+                let mut end = text.len().min(m.end() + 40);
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                let rest = &text[m.end()..end];
                 let required = p.required && !DEFAULT_AFTER.is_match(rest);
                 let e = found.entry(name.to_string()).or_insert(required);
                 *e |= required;

@@ -78,16 +78,15 @@ fn copy_manifests(out: &mut String, plan: &BuildPlan, chown: &str) {
         .manifests
         .iter()
         .partition(|m| [".mvn", "gradle"].contains(&m.as_str()));
-    if !files.is_empty() {
-        let _ = writeln!(
-            out,
-            "COPY {chown}{} ./",
-            files
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(" ")
-        );
+    // Files at the app root go together; nested ones keep their folder.
+    let (root, nested): (Vec<&String>, Vec<&String>) =
+        files.into_iter().partition(|f| !f.contains('/'));
+    if !root.is_empty() {
+        let names: Vec<&str> = root.iter().map(|s| s.as_str()).collect();
+        let _ = writeln!(out, "COPY {chown}{} ./", names.join(" "));
+    }
+    for f in nested {
+        let _ = writeln!(out, "COPY {chown}{f} ./{f}");
     }
     for d in dirs {
         let _ = writeln!(out, "COPY {chown}{d}/ ./{d}/");

@@ -17,6 +17,17 @@
 //! result by being looked at first. Manifests are only read at the app root and in declared
 //! workspaces.
 //!
+//! Code map:
+//! - `repo.rs`: the walk and the read-only view ([`repo::Repo`], [`repo::App`]),
+//! - `detect/`: one module per ecosystem (`python`, `node` with Bun and Deno, `go`, `rust`,
+//!   `jvm`, `others` for PHP, Ruby, .NET, Elixir and static sites) and `mod.rs`, which ranks
+//!   them and finds monorepo services,
+//! - `common.rs`: versions, environment variables, ports, Procfiles; `native.rs`: the table
+//!   of language packages that need Debian packages ([`NATIVE_LIBRARIES`]); `pat.rs`: cheap
+//!   literal-prefiltered patterns,
+//! - `dockerfile.rs`: the template families ([`TEMPLATES`]); `scan.rs`: the security scan;
+//!   `summary.rs`: the readable summary.
+//!
 //! **Architecture Invariant:** only `repo.rs` touches the file system; `analyze_repo`,
 //! [`plan`] and the renderers are pure and deterministic.
 //!

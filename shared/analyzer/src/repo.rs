@@ -4,9 +4,9 @@
 //!
 //! **Architecture Invariant:** nothing else in this crate reads the disk.
 
-use ignore::WalkBuilder;
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Folders that hold dependencies or build output: never walked.
 pub const SKIPPED_DIRS: &[&str] = &[
@@ -205,6 +205,213 @@ fn ext(name: &str) -> &str {
     name.rsplit_once('.').map(|(_, e)| e).unwrap_or("")
 }
 
+/// State of one walk.
+struct Walk<'a> {
+    root: &'a Path,
+    limits: &'a Limits,
+    /// `.gitignore` matchers of the folders being walked, outermost first.
+    ignores: Vec<Gitignore>,
+    total: u64,
+    sources: usize,
+    stop: bool,
+}
+
+impl Walk<'_> {
+    fn warn(repo: &mut Repo, w: String) {
+        if repo.warnings.len() < 50 {
+            repo.warnings.push(w);
+        }
+    }
+
+    fn ignored(&self, path: &Path, is_dir: bool) -> bool {
+        for m in self.ignores.iter().rev() {
+            match m.matched(path, is_dir) {
+                ignore::Match::Ignore(_) => return true,
+                ignore::Match::Whitelist(_) => return false,
+                ignore::Match::None => {}
+            }
+        }
+        false
+    }
+
+    /// Walks folder `abs` (checkout-relative `rel`, "" for the root); entries are at `depth`.
+    fn dir(&mut self, repo: &mut Repo, abs: &Path, rel: &str, depth: usize) {
+        let mut entries: Vec<(String, std::fs::FileType)> = match std::fs::read_dir(abs) {
+            Ok(rd) => rd
+                .filter_map(|e| match e {
+                    Ok(e) => match (e.file_name().into_string(), e.file_type()) {
+                        (Ok(name), Ok(ft)) => Some((name, ft)),
+                        (Err(name), _) => {
+                            Self::warn(
+                                repo,
+                                format!(
+                                    "skipped a path that is not UTF-8: {}",
+                                    abs.join(name).display()
+                                ),
+                            );
+                            None
+                        }
+                        (_, Err(_)) => None,
+                    },
+                    Err(e) => {
+                        Self::warn(repo, format!("walk: {e}"));
+                        None
+                    }
+                })
+                .collect(),
+            Err(e) => {
+                Self::warn(
+                    repo,
+                    format!(
+                        "{}: unreadable folder ({e})",
+                        if rel.is_empty() { "." } else { rel }
+                    ),
+                );
+                return;
+            }
+        };
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let pushed = if entries
+            .iter()
+            .any(|(n, ft)| n == ".gitignore" && ft.is_file())
+        {
+            let mut b = GitignoreBuilder::new(abs);
+            if let Some(e) = b.add(abs.join(".gitignore")) {
+                Self::warn(repo, format!("{rel}/.gitignore: {e}"));
+            }
+            match b.build() {
+                Ok(g) => {
+                    self.ignores.push(g);
+                    true
+                }
+                Err(_) => false,
+            }
+        } else {
+            false
+        };
+        for (name, ft) in entries {
+            if self.stop {
+                break;
+            }
+            let path = abs.join(&name);
+            let child = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            if ft.is_dir() {
+                if SKIPPED_DIRS.contains(&name.as_str()) || self.ignored(&path, true) {
+                    continue;
+                }
+                repo.dirs.insert(child.clone());
+                if depth < self.limits.max_depth {
+                    self.dir(repo, &path, &child, depth + 1);
+                }
+                continue;
+            }
+            if self.ignored(&path, false) {
+                continue;
+            }
+            let mut real = path;
+            if ft.is_symlink() {
+                // Read a link only when it resolves to a file inside the checkout.
+                match real.canonicalize() {
+                    Ok(target) if target.starts_with(self.root) && target.is_file() => {
+                        real = target
+                    }
+                    Ok(_) | Err(_) => {
+                        Self::warn(
+                            repo,
+                            format!(
+                                "{child}: symbolic link to a folder, outside the checkout, or broken: ignored"
+                            ),
+                        );
+                        continue;
+                    }
+                }
+            } else if !ft.is_file() {
+                continue;
+            }
+            self.file(repo, child, &name, &real, depth);
+        }
+        if pushed {
+            self.ignores.pop();
+        }
+    }
+
+    fn file(&mut self, repo: &mut Repo, rel: String, name: &str, real: &Path, depth: usize) {
+        let limits = self.limits;
+        if repo.paths.len() >= limits.max_paths {
+            repo.truncated = true;
+            self.stop = true;
+            repo.warnings.push(format!(
+                "stopped listing files after {} paths",
+                limits.max_paths
+            ));
+            return;
+        }
+        let manifest = is_manifest(name);
+        let wanted = manifest
+            || (depth <= limits.max_source_depth
+                && self.sources < limits.max_source_files
+                && (SOURCE_EXTS.contains(&ext(name))
+                    || (limits.scan
+                        && (SCAN_EXTS.contains(&ext(name))
+                            || name.starts_with("id_")
+                            || !name.contains('.')))));
+        repo.paths.insert(rel.clone());
+        if !wanted {
+            return;
+        }
+        let max = if manifest {
+            limits.max_manifest_bytes
+        } else {
+            limits.max_source_bytes
+        };
+        let size = std::fs::metadata(real).map(|m| m.len()).unwrap_or(0);
+        if size > max {
+            if manifest {
+                repo.warnings
+                    .push(format!("{rel}: {size} bytes, too large to read, ignored"));
+            }
+            return;
+        }
+        if self.total + size > limits.max_total_bytes {
+            repo.truncated = true;
+            return;
+        }
+        match std::fs::read(real) {
+            Ok(bytes) => {
+                self.total += bytes.len() as u64;
+                if !manifest {
+                    self.sources += 1;
+                }
+                if bytes.contains(&0) {
+                    if manifest {
+                        repo.warnings
+                            .push(format!("{rel}: binary content, ignored"));
+                    }
+                    return;
+                }
+                match String::from_utf8(bytes) {
+                    Ok(text) => {
+                        repo.files.insert(rel, text);
+                    }
+                    Err(e) => {
+                        if manifest {
+                            repo.warnings.push(format!("{rel}: not UTF-8, ignored"));
+                        } else {
+                            repo.files
+                                .insert(rel, String::from_utf8_lossy(e.as_bytes()).into_owned());
+                        }
+                    }
+                }
+            }
+            Err(e) => repo.warnings.push(format!("{rel}: unreadable ({e})")),
+        }
+    }
+}
+
 impl Repo {
     /// Builds a view from in-memory files (tests, fuzzing, benchmarks).
     pub fn from_files<'a>(files: impl IntoIterator<Item = (&'a str, &'a str)>) -> Repo {
@@ -228,6 +435,9 @@ impl Repo {
     }
 
     /// Walks `root` within `limits`. Never panics and never follows a symlink out of `root`.
+    ///
+    /// The walk is a plain recursive `read_dir` (cheap in a fresh process) that honours every
+    /// `.gitignore` it meets with the `ignore` crate's matcher, deepest file first, as git does.
     pub fn load(root: &Path, limits: &Limits) -> Repo {
         let mut repo = Repo::default();
         let canonical_root = match root.canonicalize() {
@@ -243,149 +453,15 @@ impl Repo {
                 .push(format!("{} is not a folder", root.display()));
             return repo;
         }
-        let walker = WalkBuilder::new(&canonical_root)
-            .hidden(false)
-            .follow_links(false)
-            .git_ignore(true)
-            .git_global(false)
-            .git_exclude(false)
-            .require_git(false)
-            .ignore(false)
-            .parents(false)
-            .max_depth(Some(limits.max_depth))
-            .sort_by_file_name(|a, b| a.cmp(b))
-            .filter_entry(|e| {
-                let is_dir = e.file_type().is_some_and(|t| t.is_dir());
-                !(is_dir
-                    && e.depth() > 0
-                    && e.file_name()
-                        .to_str()
-                        .is_some_and(|n| SKIPPED_DIRS.contains(&n)))
-            })
-            .build();
-        let mut total: u64 = 0;
-        let mut sources = 0usize;
-        for entry in walker {
-            let entry = match entry {
-                Ok(e) => e,
-                Err(e) => {
-                    if repo.warnings.len() < 50 {
-                        repo.warnings.push(format!("walk: {e}"));
-                    }
-                    continue;
-                }
-            };
-            if entry.depth() == 0 {
-                continue;
-            }
-            let Ok(rel) = entry.path().strip_prefix(&canonical_root) else {
-                continue;
-            };
-            let Some(rel) = rel.to_str().map(|s| s.replace('\\', "/")) else {
-                repo.warnings.push(format!(
-                    "skipped a path that is not UTF-8: {}",
-                    entry.path().display()
-                ));
-                continue;
-            };
-            let Some(ft) = entry.file_type() else {
-                continue;
-            };
-            if ft.is_dir() {
-                repo.dirs.insert(rel);
-                continue;
-            }
-            let mut real: PathBuf = entry.path().to_path_buf();
-            if ft.is_symlink() {
-                // Read a link only when it resolves to a file inside the checkout.
-                match entry.path().canonicalize() {
-                    Ok(target) if target.starts_with(&canonical_root) && target.is_file() => {
-                        real = target
-                    }
-                    Ok(_) | Err(_) => {
-                        if repo.warnings.len() < 50 {
-                            repo.warnings.push(format!(
-                                "{rel}: symbolic link outside the checkout or broken, ignored"
-                            ));
-                        }
-                        continue;
-                    }
-                }
-            } else if !ft.is_file() {
-                continue;
-            }
-            if repo.paths.len() >= limits.max_paths {
-                repo.truncated = true;
-                repo.warnings.push(format!(
-                    "stopped listing files after {} paths",
-                    limits.max_paths
-                ));
-                break;
-            }
-            let name = rel.rsplit('/').next().unwrap_or(&rel).to_string();
-            let depth = entry.depth();
-            let manifest = is_manifest(&name);
-            let wanted = manifest
-                || (depth <= limits.max_source_depth
-                    && sources < limits.max_source_files
-                    && (SOURCE_EXTS.contains(&ext(&name))
-                        || (limits.scan
-                            && (SCAN_EXTS.contains(&ext(&name))
-                                || name.starts_with("id_")
-                                || !name.contains('.')))));
-            repo.paths.insert(rel.clone());
-            if !wanted {
-                continue;
-            }
-            let max = if manifest {
-                limits.max_manifest_bytes
-            } else {
-                limits.max_source_bytes
-            };
-            let size = std::fs::metadata(&real).map(|m| m.len()).unwrap_or(0);
-            if size > max {
-                if manifest {
-                    repo.warnings
-                        .push(format!("{rel}: {size} bytes, too large to read, ignored"));
-                }
-                continue;
-            }
-            if total + size > limits.max_total_bytes {
-                repo.truncated = true;
-                continue;
-            }
-            match std::fs::read(&real) {
-                Ok(bytes) => {
-                    total += bytes.len() as u64;
-                    if !manifest {
-                        sources += 1;
-                    }
-                    if bytes.contains(&0) {
-                        if manifest {
-                            repo.warnings
-                                .push(format!("{rel}: binary content, ignored"));
-                        }
-                        continue;
-                    }
-                    match String::from_utf8(bytes) {
-                        Ok(text) => {
-                            repo.files.insert(rel, text);
-                        }
-                        Err(e) => {
-                            if manifest {
-                                repo.warnings.push(format!("{rel}: not UTF-8, ignored"));
-                            } else {
-                                repo.files.insert(
-                                    rel,
-                                    String::from_utf8_lossy(e.as_bytes()).into_owned(),
-                                );
-                            }
-                        }
-                    }
-                }
-                Err(e) => repo.warnings.push(format!("{rel}: unreadable ({e})")),
-            }
-        }
+        let mut walk = Walk {
+            root: &canonical_root,
+            limits,
+            ignores: vec![],
+            total: 0,
+            sources: 0,
+            stop: false,
+        };
+        walk.dir(&mut repo, &canonical_root, "", 1);
         repo
     }
 

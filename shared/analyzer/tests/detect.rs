@@ -630,3 +630,85 @@ fn framework_signatures() {
         frameworks.len()
     );
 }
+
+#[test]
+fn multibyte_text_after_an_environment_read_does_not_panic() {
+    // Found by the `manifests` fuzz target: the look-ahead for a default cut a character.
+    let src = "import os\nX = os.environ['API_KEY']                                     ééé\n";
+    check(
+        &[("requirements.txt", "flask\n"), ("app.py", src)],
+        "python",
+        Some("flask"),
+        |a| {
+            assert!(a.env_vars.iter().any(|v| v.name == "API_KEY"));
+        },
+    );
+}
+
+#[test]
+fn table_sizes() {
+    let n = devgem_analyzer::NATIVE_LIBRARIES.len();
+    assert!(n >= 40, "{n} native library rows");
+    assert!(devgem_analyzer::TEMPLATES.len() >= 15);
+}
+
+#[test]
+fn requirement_includes_are_followed_and_copied_with_their_folder() {
+    let files = [
+        ("requirements.txt", "-r requirements/base.txt\ngunicorn\n"),
+        ("requirements/base.txt", "django==5.1\npsycopg2\n"),
+        ("manage.py", ""),
+        (
+            "proj/settings.py",
+            "WSGI_APPLICATION = 'proj.wsgi.application'\n",
+        ),
+    ];
+    check(&files, "python", Some("django"), |a| {
+        assert!(a.system_packages.contains(&"libpq5".to_string()));
+        let plan = devgem_analyzer::plan(a).expect("plan");
+        let df = devgem_analyzer::render_dockerfile(&plan);
+        assert!(df.contains("COPY requirements.txt ./\n"), "{df}");
+        assert!(
+            df.contains("COPY requirements/base.txt ./requirements/base.txt\n"),
+            "{df}"
+        );
+    });
+}
+
+#[test]
+fn app_factories_are_shell_safe() {
+    let factory =
+        "from flask import Flask\n\ndef create_app():\n    app = Flask(__name__)\n    return app\n";
+    check(
+        &[("requirements.txt", "flask\n"), ("app.py", factory)],
+        "python",
+        Some("flask"),
+        |a| {
+            assert!(
+                a.start_command
+                    .as_deref()
+                    .unwrap_or("")
+                    .ends_with(" 'app:create_app()'"),
+                "{:?}",
+                a.start_command
+            );
+        },
+    );
+    let factory =
+        "from fastapi import FastAPI\n\ndef create_app():\n    app = FastAPI()\n    return app\n";
+    check(
+        &[("requirements.txt", "fastapi\n"), ("main.py", factory)],
+        "python",
+        Some("fastapi"),
+        |a| {
+            assert!(
+                a.start_command
+                    .as_deref()
+                    .unwrap_or("")
+                    .starts_with("uvicorn --factory main:create_app "),
+                "{:?}",
+                a.start_command
+            );
+        },
+    );
+}

@@ -101,9 +101,32 @@ fn deps(app: &App) -> Deps {
         "requirements/production.txt",
         "requirements/base.txt",
     ] {
-        if let Some(t) = app.text(f) {
+        if d.manifests.iter().any(|m| m == f) {
+            continue;
+        }
+        // Follow `-r other.txt` includes (relative to the including file), a few levels deep.
+        let mut todo = vec![f.to_string()];
+        while let Some(f) = todo.pop() {
+            let Some(t) = app.text(&f) else { continue };
+            if d.manifests.contains(&f) || d.manifests.len() > 8 {
+                continue;
+            }
             d.names.extend(t.lines().filter_map(req_name));
-            d.manifests.push(f.to_string());
+            d.manifests.push(f.clone());
+            let dir = f
+                .rsplit_once('/')
+                .map(|(d, _)| format!("{d}/"))
+                .unwrap_or_default();
+            for l in t.lines() {
+                let l = l.trim();
+                if let Some(inc) = l
+                    .strip_prefix("-r ")
+                    .or_else(|| l.strip_prefix("--requirement "))
+                    .or_else(|| l.strip_prefix("-c "))
+                {
+                    todo.push(format!("{dir}{}", inc.trim()));
+                }
+            }
         }
     }
     if let Some(t) = app.text("pyproject.toml") {
@@ -171,6 +194,23 @@ fn deps(app: &App) -> Deps {
     d.names.sort();
     d.names.dedup();
     d
+}
+
+/// A `module:factory()` target quoted for `sh -c` (gunicorn calls factories itself).
+fn quoted(target: &str) -> String {
+    if target.contains('(') {
+        format!("'{target}'")
+    } else {
+        target.to_string()
+    }
+}
+
+/// uvicorn and sanic take a factory as `--factory module:factory`.
+fn factory_flag(target: &str) -> String {
+    match target.strip_suffix("()") {
+        Some(t) => format!("--factory {t}"),
+        None => target.to_string(),
+    }
 }
 
 pub fn first_line(s: &str) -> String {
@@ -471,7 +511,7 @@ pub fn detect(app: &App) -> Option<Detected> {
                 .as_ref()
                 .map(|c| format!(" --chdir {c}"))
                 .unwrap_or_default(),
-            r.target
+            quoted(&r.target)
         )
     };
     if let Some(p) = procfile_web(app) {
@@ -516,7 +556,7 @@ pub fn detect(app: &App) -> Option<Detected> {
                 if start.is_none() {
                     start = Some(format!(
                         "uvicorn {} --host 0.0.0.0 --port $PORT --proxy-headers --forwarded-allow-ips '*'{}",
-                        r.target,
+                        factory_flag(&r.target),
                         r.chdir
                             .as_ref()
                             .map(|c| format!(" --app-dir {c}"))
@@ -537,7 +577,7 @@ pub fn detect(app: &App) -> Option<Detected> {
                 if start.is_none() {
                     start = Some(format!(
                         "sanic {} --host 0.0.0.0 --port $PORT --single-process",
-                        r.target
+                        factory_flag(&r.target)
                     ));
                 }
             }
@@ -647,6 +687,15 @@ pub fn detect(app: &App) -> Option<Detected> {
         det.evidence(format!("{f} reads $PORT"));
     }
     let runs_own_server = start.as_deref().is_some_and(|s| s.starts_with("python "));
+    if !runs_own_server
+        && let Some(h) = &hit
+        && start.is_some()
+    {
+        det.evidence(format!(
+            "{}:{} sets port {} for local runs; the start command binds $PORT instead",
+            h.file, h.line, h.port
+        ));
+    }
     if runs_own_server {
         if let Some(h) = &hit
             && reads.is_none()
