@@ -274,3 +274,78 @@ fn env_values_reach_the_app_but_never_the_store_events_or_output() {
     let status = String::from_utf8_lossy(&status.stdout).into_owned();
     assert!(status.contains("STRIPE_KEY") && !status.contains(secret));
 }
+
+#[test]
+fn analyze_json_prints_exactly_the_documented_object() {
+    let home = Home::new();
+    let output = home.run(&[
+        "analyze",
+        "--json",
+        fixture("fullstack-monorepo").to_str().unwrap(),
+    ]);
+    assert!(output.status.success());
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let documented = [
+        "language",
+        "framework",
+        "runtime_version",
+        "package_manager",
+        "install_command",
+        "build_command",
+        "start_command",
+        "entrypoint",
+        "dev_port",
+        "deploy_port",
+        "reads_port_env",
+        "system_packages",
+        "env_vars",
+        "services",
+        "confidence",
+        "evidence",
+        "candidates",
+    ];
+    let keys: Vec<&str> = value
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut sorted = documented.to_vec();
+    sorted.sort();
+    assert_eq!(keys, sorted, "top-level keys");
+    let services = value["services"].as_array().unwrap();
+    assert!(!services.is_empty(), "a monorepo lists its services");
+    for service in services {
+        assert!(service["path"].is_string());
+        assert!(service.get("details").is_none());
+    }
+    // Without --json: a readable summary; on a missing path: a clear error and exit 1.
+    let summary = home.run(&["analyze", fixture("flask-basic").to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&summary.stdout).contains("flask"));
+    let missing = home.run(&["analyze", "/no/such/app"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("does not exist"));
+}
+
+#[test]
+fn dockerfile_write_creates_the_dockerfile_and_dockerignore() {
+    let home = Home::new();
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["app.py", "requirements.txt"] {
+        std::fs::copy(fixture("flask-basic").join(file), dir.path().join(file)).unwrap();
+    }
+    let printed = home.run(&["dockerfile", dir.path().to_str().unwrap()]);
+    let printed = String::from_utf8_lossy(&printed.stdout).into_owned();
+    assert!(printed.contains("FROM python:"), "{printed}");
+    let written = home.run(&["dockerfile", "--write", dir.path().to_str().unwrap()]);
+    assert!(written.status.success());
+    let dockerfile = std::fs::read_to_string(dir.path().join("Dockerfile")).unwrap();
+    assert_eq!(dockerfile.trim_end(), printed.trim_end());
+    let ignore = std::fs::read_to_string(dir.path().join(".dockerignore")).unwrap();
+    for entry in [".git", ".env"] {
+        assert!(
+            ignore.lines().any(|l| l.trim_start_matches('/') == entry),
+            "{entry} not ignored"
+        );
+    }
+}

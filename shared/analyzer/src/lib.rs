@@ -150,7 +150,68 @@ pub struct Analysis {
     pub details: Details,
 }
 
+/// The analysis exactly as `devgem analyze --json` documents it: the public fields in their
+/// documented order, without the internal [`Details`].
+#[derive(Debug, Serialize)]
+pub struct PublicAnalysis<'a> {
+    pub language: &'a str,
+    pub framework: &'a Option<String>,
+    pub runtime_version: &'a Option<String>,
+    pub package_manager: &'a Option<String>,
+    pub install_command: &'a Option<String>,
+    pub build_command: &'a Option<String>,
+    pub start_command: &'a Option<String>,
+    pub entrypoint: &'a Option<String>,
+    pub dev_port: Option<u16>,
+    pub deploy_port: u16,
+    pub reads_port_env: bool,
+    pub system_packages: &'a [String],
+    pub env_vars: &'a [EnvVarUse],
+    pub services: Vec<PublicService<'a>>,
+    pub confidence: f64,
+    pub evidence: &'a [String],
+    pub candidates: &'a [Candidate],
+}
+
+/// A service of a monorepo in [`PublicAnalysis`]: its path, then the same fields.
+#[derive(Debug, Serialize)]
+pub struct PublicService<'a> {
+    pub path: &'a str,
+    #[serde(flatten)]
+    pub analysis: PublicAnalysis<'a>,
+}
+
 impl Analysis {
+    /// The documented public shape of this analysis (for `--json` output).
+    pub fn public(&self) -> PublicAnalysis<'_> {
+        PublicAnalysis {
+            language: &self.language,
+            framework: &self.framework,
+            runtime_version: &self.runtime_version,
+            package_manager: &self.package_manager,
+            install_command: &self.install_command,
+            build_command: &self.build_command,
+            start_command: &self.start_command,
+            entrypoint: &self.entrypoint,
+            dev_port: self.dev_port,
+            deploy_port: self.deploy_port,
+            reads_port_env: self.reads_port_env,
+            system_packages: &self.system_packages,
+            env_vars: &self.env_vars,
+            services: self
+                .services
+                .iter()
+                .map(|s| PublicService {
+                    path: &s.path,
+                    analysis: s.analysis.public(),
+                })
+                .collect(),
+            confidence: self.confidence,
+            evidence: &self.evidence,
+            candidates: &self.candidates,
+        }
+    }
+
     /// Whether anything deployable was recognised.
     pub fn is_recognized(&self) -> bool {
         self.language != "unknown"

@@ -25,7 +25,7 @@ pub fn analyze(path: PathBuf, json: bool) -> anyhow::Result<ExitCode> {
     checked(&path)?;
     let analysis = devgem_analyzer::analyze(&path);
     if json {
-        say(serde_json::to_string_pretty(&analysis)?);
+        say(serde_json::to_string_pretty(&analysis.public())?);
     } else {
         say(format_args!("{}", analysis.summary()));
     }
