@@ -72,6 +72,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let serving = matches!(cli.command, Command::Serve);
     logging::init(serving);
+    // The analyzer commands are synchronous and latency-sensitive: no async runtime for them.
+    let command = match cli.command {
+        Command::Analyze { path, json } => return finish(cli::analyze::analyze(path, json)),
+        Command::Dockerfile { path, write } => {
+            return finish(cli::analyze::dockerfile(path, write));
+        }
+        other => other,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -83,19 +91,25 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        match cli.command {
+        match command {
             Command::Deploy(args) => cli::deploy::run(args).await,
             Command::Serve => cli::serve::run().await,
             Command::Bootstrap(args) => cli::bootstrap::run(args).await,
             Command::Status { id, remote, json } => cli::inspect::status(id, remote, json).await,
             Command::Logs { id, remote } => cli::inspect::logs(id, remote).await,
             Command::Stop { id, remote } => cli::inspect::stop(id, remote).await,
-            Command::Analyze { path, json } => cli::analyze::analyze(path, json),
-            Command::Dockerfile { path, write } => cli::analyze::dockerfile(path, write),
+            Command::Analyze { .. } | Command::Dockerfile { .. } => {
+                unreachable!("the analyzer commands return before the runtime starts")
+            }
         }
     });
     // Background tasks (stream readers, tickers) must not keep a finished command alive.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    finish(result)
+}
+
+/// The exit code of a command; an error is printed as one line.
+fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
