@@ -360,6 +360,25 @@ pub fn env_vars(
         .collect()
 }
 
+/// [`env_vars`] for languages with a single way to read a variable.
+pub fn env_vars_by(
+    app: &App,
+    exts: &'static [&'static str],
+    re: &'static Pat,
+    required: bool,
+) -> Vec<EnvVarUse> {
+    env_vars(app, exts, &[EnvPattern { re, required }])
+}
+
+/// The app files among `names` that exist, in that order (manifests copied before the sources).
+pub fn existing_files(app: &App, names: &[&str]) -> Vec<String> {
+    names
+        .iter()
+        .filter(|f| app.has(f))
+        .map(|s| s.to_string())
+        .collect()
+}
+
 /// A hardcoded port number found in code, with its place.
 #[derive(Debug, Clone)]
 pub struct PortHit {
@@ -424,6 +443,27 @@ pub fn hardcoded_port_issue(hit: &PortHit, fix: &str) -> PortIssue {
             hit.port, hit.text
         ),
         fix: fix.to_string(),
+    }
+}
+
+/// Dev port from the first port the sources hardcode (else the framework's `default`), and
+/// the port issue when that port is not 8080 and the app does not read $PORT; so
+/// `reads_port_env` must be known before.
+pub fn port_from_sources(
+    app: &App,
+    analysis: &mut Analysis,
+    exts: &'static [&'static str],
+    re: &Pat,
+    default: Option<u16>,
+    fix: &str,
+) {
+    let hit = find_port(app, exts, re, 4);
+    analysis.dev_port = hit.as_ref().map(|h| h.port).or(default);
+    if let Some(h) = &hit
+        && !analysis.reads_port_env
+        && h.port != 8080
+    {
+        analysis.details.port_issue = Some(hardcoded_port_issue(h, fix));
     }
 }
 

@@ -136,6 +136,51 @@ fn nginx_runtime(out: &mut String, plan: &BuildPlan, from: &str) {
     let _ = writeln!(out, "USER 101\nEXPOSE 8080");
 }
 
+/// Opens a build stage named `stage` on the build image, without the build packages.
+fn build_stage_bare(o: &mut String, build_img: &str, stage: &str) {
+    let _ = writeln!(o, "\nFROM {build_img} AS {stage}");
+}
+
+/// Opens a build stage named `stage` on the build image with the build packages installed.
+fn build_stage(o: &mut String, plan: &BuildPlan, build_img: &str, stage: &str) {
+    build_stage_bare(o, build_img, stage);
+    apt(o, &plan.build_system_packages);
+}
+
+/// Manifests and the dependency install come before the sources so that source edits reuse
+/// the install layer.
+fn install_then_copy_sources(o: &mut String, plan: &BuildPlan, install_line: &str) {
+    copy_manifests(o, plan, "");
+    let _ = writeln!(o, "RUN {install_line}");
+    let _ = writeln!(o, "COPY . .");
+}
+
+fn run_build(o: &mut String, build: &Option<String>) {
+    if let Some(b) = build {
+        let _ = writeln!(o, "RUN {b}");
+    }
+}
+
+/// Opens the runtime stage on the base image, before anything is installed into it.
+fn runtime_stage_bare(o: &mut String, plan: &BuildPlan) {
+    let _ = writeln!(o, "\nFROM {}", plan.base_image);
+}
+
+/// Runtime stage for base images that already ship a non-root user (node, bun).
+fn runtime_stage(o: &mut String, plan: &BuildPlan) {
+    runtime_stage_bare(o, plan);
+    apt(o, &plan.system_packages);
+    env_block(o, plan, &[]);
+}
+
+/// Runtime stage for base images without a non-root user: creates `app`.
+fn runtime_stage_with_app_user(o: &mut String, plan: &BuildPlan) {
+    runtime_stage_bare(o, plan);
+    apt(o, &plan.system_packages);
+    let _ = writeln!(o, "{USERADD}");
+    env_block(o, plan, &[]);
+}
+
 /// Renders the Dockerfile.
 pub fn render(plan: &BuildPlan) -> String {
     if let Some(existing) = &plan.existing_dockerfile {
@@ -152,7 +197,7 @@ pub fn render(plan: &BuildPlan) -> String {
     match plan.template.as_str() {
         "python" | "python-source-install" => {
             let source_first = plan.template == "python-source-install";
-            let _ = writeln!(o, "\nFROM {build_img} AS build");
+            build_stage_bare(&mut o, &build_img, "build");
             let _ = writeln!(
                 o,
                 "ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1"
@@ -173,13 +218,8 @@ pub fn render(plan: &BuildPlan) -> String {
             if !source_first {
                 let _ = writeln!(o, "COPY . .");
             }
-            if let Some(b) = &build {
-                let _ = writeln!(o, "RUN {b}");
-            }
-            let _ = writeln!(o, "\nFROM {}", plan.base_image);
-            apt(&mut o, &plan.system_packages);
-            let _ = writeln!(o, "{USERADD}");
-            env_block(&mut o, plan, &[]);
+            run_build(&mut o, &build);
+            runtime_stage_with_app_user(&mut o, plan);
             let _ = writeln!(
                 o,
                 "ENV PATH=\"/opt/venv/bin:$PATH\" VIRTUAL_ENV=/opt/venv\nWORKDIR /app"
@@ -195,8 +235,7 @@ pub fn render(plan: &BuildPlan) -> String {
             } else {
                 "node"
             };
-            let _ = writeln!(o, "\nFROM {build_img} AS deps");
-            apt(&mut o, &plan.build_system_packages);
+            build_stage(&mut o, plan, &build_img, "deps");
             let _ = writeln!(o, "WORKDIR /app");
             corepack(&mut o, plan);
             copy_manifests(&mut o, plan, "");
@@ -204,9 +243,7 @@ pub fn render(plan: &BuildPlan) -> String {
             if let Some(b) = &build {
                 let _ = writeln!(o, "COPY . .\nRUN {b}");
             }
-            let _ = writeln!(o, "\nFROM {}", plan.base_image);
-            apt(&mut o, &plan.system_packages);
-            env_block(&mut o, plan, &[]);
+            runtime_stage(&mut o, plan);
             let _ = writeln!(o, "WORKDIR /app");
             if build.is_some() {
                 let _ = writeln!(o, "COPY --from=deps --chown={user}:{user} /app /app");
@@ -221,17 +258,12 @@ pub fn render(plan: &BuildPlan) -> String {
             cmd(&mut o, &plan.start_command);
         }
         "node-build" | "nextjs" | "nuxt" | "nextjs-standalone" => {
-            let _ = writeln!(o, "\nFROM {build_img} AS build");
-            apt(&mut o, &plan.build_system_packages);
+            build_stage(&mut o, plan, &build_img, "build");
             let _ = writeln!(o, "WORKDIR /app");
             corepack(&mut o, plan);
-            copy_manifests(&mut o, plan, "");
-            let _ = writeln!(o, "RUN {install}");
-            let _ = writeln!(o, "COPY . .");
+            install_then_copy_sources(&mut o, plan, &install);
             let _ = writeln!(o, "ENV NODE_ENV=production NEXT_TELEMETRY_DISABLED=1");
-            if let Some(b) = &build {
-                let _ = writeln!(o, "RUN {b}");
-            }
+            run_build(&mut o, &build);
             if plan.template != "nuxt" && plan.template != "nextjs-standalone" {
                 let prune = match plan.package_manager.as_deref() {
                     Some("pnpm") => "pnpm prune --prod",
@@ -242,9 +274,7 @@ pub fn render(plan: &BuildPlan) -> String {
                 };
                 let _ = writeln!(o, "RUN {prune}");
             }
-            let _ = writeln!(o, "\nFROM {}", plan.base_image);
-            apt(&mut o, &plan.system_packages);
-            env_block(&mut o, plan, &[]);
+            runtime_stage(&mut o, plan);
             let _ = writeln!(o, "WORKDIR /app");
             match plan.template.as_str() {
                 "nuxt" => {
@@ -281,16 +311,11 @@ pub fn render(plan: &BuildPlan) -> String {
         }
         "spa" => {
             let dir = plan.static_dir.clone().unwrap_or_else(|| "dist".into());
-            let _ = writeln!(o, "\nFROM {build_img} AS build");
-            apt(&mut o, &plan.build_system_packages);
+            build_stage(&mut o, plan, &build_img, "build");
             let _ = writeln!(o, "WORKDIR /app");
             corepack(&mut o, plan);
-            copy_manifests(&mut o, plan, "");
-            let _ = writeln!(o, "RUN {install}");
-            let _ = writeln!(o, "COPY . .");
-            if let Some(b) = &build {
-                let _ = writeln!(o, "RUN {b}");
-            }
+            install_then_copy_sources(&mut o, plan, &install);
+            run_build(&mut o, &build);
             let _ = writeln!(o, "\n# Static files served by a small static server.");
             nginx_runtime(
                 &mut o,
@@ -308,7 +333,7 @@ pub fn render(plan: &BuildPlan) -> String {
             );
         }
         "deno" => {
-            let _ = writeln!(o, "\nFROM {}", plan.base_image);
+            runtime_stage_bare(&mut o, plan);
             env_block(&mut o, plan, &[]);
             let _ = writeln!(o, "WORKDIR /app");
             copy_manifests(&mut o, plan, "--chown=deno:deno ");
@@ -320,16 +345,14 @@ pub fn render(plan: &BuildPlan) -> String {
             cmd(&mut o, &plan.start_command);
         }
         "go" => {
-            let _ = writeln!(o, "\nFROM {build_img} AS build");
-            apt(&mut o, &plan.build_system_packages);
+            build_stage(&mut o, plan, &build_img, "build");
             let _ = writeln!(o, "WORKDIR /src");
-            copy_manifests(&mut o, plan, "");
-            let _ = writeln!(o, "RUN {install}");
-            let _ = writeln!(o, "COPY . .");
+            install_then_copy_sources(&mut o, plan, &install);
             if let Some(b) = &build {
                 let _ = writeln!(o, "RUN {}", b.replace("-o ./server", "-o /out/server"));
             }
-            let _ = writeln!(o, "\nFROM {}", plan.base_image);
+            // Distroless: no apt, and the nonroot user already exists.
+            runtime_stage_bare(&mut o, plan);
             env_block(&mut o, plan, &[]);
             let _ = writeln!(o, "WORKDIR /app");
             let _ = writeln!(o, "COPY --from=build /out/server /app/server");
@@ -339,8 +362,7 @@ pub fn render(plan: &BuildPlan) -> String {
         }
         "rust" => {
             let bin = plan.artifact.clone().unwrap_or_else(|| "app".into());
-            let _ = writeln!(o, "\nFROM {build_img} AS build");
-            apt(&mut o, &plan.build_system_packages);
+            build_stage(&mut o, plan, &build_img, "build");
             let _ = writeln!(o, "WORKDIR /src");
             copy_manifests(&mut o, plan, "");
             let b = build
@@ -354,10 +376,7 @@ pub fn render(plan: &BuildPlan) -> String {
             }
             let _ = writeln!(o, "COPY . .");
             let _ = writeln!(o, "RUN touch src/main.rs 2>/dev/null; {b}");
-            let _ = writeln!(o, "\nFROM {}", plan.base_image);
-            apt(&mut o, &plan.system_packages);
-            let _ = writeln!(o, "{USERADD}");
-            env_block(&mut o, plan, &[]);
+            runtime_stage_with_app_user(&mut o, plan);
             let _ = writeln!(o, "WORKDIR /app");
             let _ = writeln!(o, "COPY --from=build /src/target/release/{bin} /app/{bin}");
             let _ = writeln!(o, "USER app");
@@ -370,14 +389,10 @@ pub fn render(plan: &BuildPlan) -> String {
             let maven = plan.template == "java-maven";
             let v = plan.runtime_version.clone().unwrap_or_else(|| "21".into());
             let quarkus = plan.framework.as_deref() == Some("quarkus");
-            let _ = writeln!(o, "\nFROM {build_img} AS build");
+            build_stage_bare(&mut o, &build_img, "build");
             let _ = writeln!(o, "WORKDIR /src");
-            copy_manifests(&mut o, plan, "");
-            let _ = writeln!(o, "RUN {install} || true");
-            let _ = writeln!(o, "COPY . .");
-            if let Some(b) = &build {
-                let _ = writeln!(o, "RUN {b}");
-            }
+            install_then_copy_sources(&mut o, plan, &format!("{install} || true"));
+            run_build(&mut o, &build);
             let out_dir = if maven { "target" } else { "build" };
             if quarkus {
                 let _ = writeln!(o, "RUN cp -r {out_dir}/quarkus-app /src/quarkus-app");
@@ -392,7 +407,7 @@ pub fn render(plan: &BuildPlan) -> String {
                     "RUN find build/libs -name '*.jar' ! -name '*-plain.jar' | head -n 1 | xargs -I{{}} cp {{}} /src/app.jar"
                 );
             }
-            let _ = writeln!(o, "\nFROM {}", plan.base_image);
+            runtime_stage_bare(&mut o, plan);
             let _ = writeln!(o, "# The Temurin JRE on a Debian slim base.");
             let _ = writeln!(
                 o,
@@ -420,7 +435,7 @@ pub fn render(plan: &BuildPlan) -> String {
         }
         "php" => {
             let docroot = plan.static_dir.clone().unwrap_or_else(|| "public".into());
-            let _ = writeln!(o, "\nFROM {build_img} AS vendor");
+            build_stage_bare(&mut o, &build_img, "vendor");
             let _ = writeln!(o, "WORKDIR /app");
             copy_manifests(&mut o, plan, "");
             if !install.is_empty() {
@@ -433,7 +448,7 @@ pub fn render(plan: &BuildPlan) -> String {
                     "RUN composer dump-autoload --optimize --no-dev --classmap-authoritative"
                 );
             }
-            let _ = writeln!(o, "\nFROM {}", plan.base_image);
+            runtime_stage_bare(&mut o, plan);
             let mut pkgs = plan.build_system_packages.clone();
             pkgs.extend(plan.system_packages.iter().cloned());
             apt(&mut o, &pkgs);
@@ -465,20 +480,12 @@ pub fn render(plan: &BuildPlan) -> String {
             cmd(&mut o, &plan.start_command);
         }
         "ruby" => {
-            let _ = writeln!(o, "\nFROM {build_img} AS build");
-            apt(&mut o, &plan.build_system_packages);
+            build_stage(&mut o, plan, &build_img, "build");
             env_block(&mut o, plan, &["PORT"]);
             let _ = writeln!(o, "WORKDIR /app");
-            copy_manifests(&mut o, plan, "");
-            let _ = writeln!(o, "RUN {install}");
-            let _ = writeln!(o, "COPY . .");
-            if let Some(b) = &build {
-                let _ = writeln!(o, "RUN {b}");
-            }
-            let _ = writeln!(o, "\nFROM {}", plan.base_image);
-            apt(&mut o, &plan.system_packages);
-            let _ = writeln!(o, "{USERADD}");
-            env_block(&mut o, plan, &[]);
+            install_then_copy_sources(&mut o, plan, &install);
+            run_build(&mut o, &build);
+            runtime_stage_with_app_user(&mut o, plan);
             let _ = writeln!(o, "WORKDIR /app");
             let _ = writeln!(o, "COPY --from=build /usr/local/bundle /usr/local/bundle");
             let _ = writeln!(o, "COPY --from=build --chown=app:app /app /app");
@@ -486,15 +493,11 @@ pub fn render(plan: &BuildPlan) -> String {
             cmd(&mut o, &plan.start_command);
         }
         "dotnet" => {
-            let _ = writeln!(o, "\nFROM {build_img} AS build");
+            build_stage_bare(&mut o, &build_img, "build");
             let _ = writeln!(o, "WORKDIR /src");
-            copy_manifests(&mut o, plan, "");
-            let _ = writeln!(o, "RUN {install}");
-            let _ = writeln!(o, "COPY . .");
-            if let Some(b) = &build {
-                let _ = writeln!(o, "RUN {b}");
-            }
-            let _ = writeln!(o, "\nFROM {}", plan.base_image);
+            install_then_copy_sources(&mut o, plan, &install);
+            run_build(&mut o, &build);
+            runtime_stage_bare(&mut o, plan);
             env_block(&mut o, plan, &[]);
             let _ = writeln!(o, "WORKDIR /app");
             let _ = writeln!(o, "COPY --from=build --chown=app:app /src/out ./out");
@@ -506,19 +509,11 @@ pub fn render(plan: &BuildPlan) -> String {
         }
         "elixir" => {
             let name = plan.artifact.clone().unwrap_or_else(|| "app".into());
-            let _ = writeln!(o, "\nFROM {build_img} AS build");
-            apt(&mut o, &plan.build_system_packages);
+            build_stage(&mut o, plan, &build_img, "build");
             let _ = writeln!(o, "ENV MIX_ENV=prod\nWORKDIR /app");
-            copy_manifests(&mut o, plan, "");
-            let _ = writeln!(o, "RUN {install} && mix deps.compile");
-            let _ = writeln!(o, "COPY . .");
-            if let Some(b) = &build {
-                let _ = writeln!(o, "RUN {b}");
-            }
-            let _ = writeln!(o, "\nFROM {}", plan.base_image);
-            apt(&mut o, &plan.system_packages);
-            let _ = writeln!(o, "{USERADD}");
-            env_block(&mut o, plan, &[]);
+            install_then_copy_sources(&mut o, plan, &format!("{install} && mix deps.compile"));
+            run_build(&mut o, &build);
+            runtime_stage_with_app_user(&mut o, plan);
             let _ = writeln!(o, "ENV LANG=C.UTF-8\nWORKDIR /app");
             let _ = writeln!(
                 o,
@@ -534,17 +529,12 @@ pub fn render(plan: &BuildPlan) -> String {
         }
         _ => {
             // Unknown family: a single stage that runs the plan as is.
-            let _ = writeln!(o, "\nFROM {}", plan.base_image);
-            apt(&mut o, &plan.system_packages);
-            let _ = writeln!(o, "{USERADD}");
-            env_block(&mut o, plan, &[]);
+            runtime_stage_with_app_user(&mut o, plan);
             let _ = writeln!(o, "WORKDIR /app\nCOPY --chown=app:app . .");
             if !install.is_empty() {
                 let _ = writeln!(o, "RUN {install}");
             }
-            if let Some(b) = &build {
-                let _ = writeln!(o, "RUN {b}");
-            }
+            run_build(&mut o, &build);
             let _ = writeln!(o, "USER app");
             cmd(&mut o, &plan.start_command);
         }

@@ -530,11 +530,7 @@ impl<'a> App<'a> {
         exts: &'a [&'a str],
         max_depth: usize,
     ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
-        let prefix = if self.base.is_empty() {
-            String::new()
-        } else {
-            format!("{}/", self.base)
-        };
+        let prefix = self.dir_prefix("");
         let start = prefix.clone();
         let skip = prefix.len();
         self.repo
@@ -548,51 +544,52 @@ impl<'a> App<'a> {
             })
     }
 
-    /// Immediate subfolders of `rel` ("" for the app folder).
-    pub fn subdirs(&self, rel: &str) -> Vec<String> {
+    /// Repo path prefix of app folder `rel` ("" for the app folder), with its trailing slash;
+    /// empty at the repo root, whose paths have no leading slash.
+    fn dir_prefix(&self, rel: &str) -> String {
         let full = if rel.is_empty() {
             self.base.clone()
         } else {
             self.full(rel)
         };
-        let prefix = if full.is_empty() {
+        if full.is_empty() {
             String::new()
         } else {
             format!("{full}/")
-        };
-        self.repo
-            .dirs
-            .range(prefix.clone()..)
-            .take_while(|d| d.starts_with(&prefix))
-            .filter(|d| !d[prefix.len()..].contains('/'))
-            .map(|d| d[prefix.len()..].to_string())
+        }
+    }
+
+    /// Immediate subfolders of `rel` ("" for the app folder).
+    pub fn subdirs(&self, rel: &str) -> Vec<String> {
+        let prefix = self.dir_prefix(rel);
+        direct_children(&self.repo.dirs, &prefix)
+            .map(str::to_string)
             .collect()
     }
 
     /// App-relative files directly inside folder `rel`.
     pub fn files_in(&self, rel: &str) -> Vec<String> {
-        let full = if rel.is_empty() {
-            self.base.clone()
-        } else {
-            self.full(rel)
-        };
-        let prefix = if full.is_empty() {
-            String::new()
-        } else {
-            format!("{full}/")
-        };
-        self.repo
-            .paths
-            .range(prefix.clone()..)
-            .take_while(|d| d.starts_with(&prefix))
-            .filter(|d| !d[prefix.len()..].contains('/'))
-            .map(|d| {
+        let prefix = self.dir_prefix(rel);
+        direct_children(&self.repo.paths, &prefix)
+            .map(|name| {
                 if rel.is_empty() {
-                    d[prefix.len()..].to_string()
+                    name.to_string()
                 } else {
-                    format!("{rel}/{}", &d[prefix.len()..])
+                    format!("{rel}/{name}")
                 }
             })
             .collect()
     }
+}
+
+/// Names of the entries of `set` directly under `prefix` (a folder prefix with its slash, or
+/// ""); the set is sorted, so they form one contiguous range.
+fn direct_children<'s>(
+    set: &'s BTreeSet<String>,
+    prefix: &'s str,
+) -> impl Iterator<Item = &'s str> {
+    set.range(prefix.to_string()..)
+        .take_while(move |p| p.starts_with(prefix))
+        .map(move |p| &p[prefix.len()..])
+        .filter(|name| !name.contains('/'))
 }

@@ -150,32 +150,15 @@ pub fn detect(app: &App) -> Option<Detected> {
     let reads = any_source(app, GO, &READS_PORT, 4);
     det.analysis.reads_port_env = reads.is_some()
         || (framework == Some("gin") && any_source(app, GO, &GIN_RUN_DEFAULT, 4).is_some());
-    let hit = find_port(app, GO, &LISTEN, 4);
-    det.analysis.dev_port = hit
-        .as_ref()
-        .map(|h| h.port)
-        .or(if framework == Some("gin") {
-            Some(8080)
-        } else {
-            None
-        });
-    if let Some(h) = &hit
-        && !det.analysis.reads_port_env
-        && h.port != 8080
-    {
-        det.analysis.details.port_issue = Some(hardcoded_port_issue(
-            h,
-            "read the port: port := os.Getenv(\"PORT\"); if port == \"\" { port = \"8080\" } and listen on \":\"+port",
-        ));
-    }
-    det.analysis.env_vars = env_vars(
+    port_from_sources(
         app,
+        &mut det.analysis,
         GO,
-        &[EnvPattern {
-            re: &ENV,
-            required: false,
-        }],
+        &LISTEN,
+        (framework == Some("gin")).then_some(8080),
+        "read the port: port := os.Getenv(\"PORT\"); if port == \"\" { port = \"8080\" } and listen on \":\"+port",
     );
+    det.analysis.env_vars = env_vars_by(app, GO, &ENV, false);
     let v = det.analysis.runtime_version.clone().unwrap_or_default();
     let d = &mut det.analysis.details;
     d.template = "go".into();
@@ -188,10 +171,6 @@ pub fn detect(app: &App) -> Option<Detected> {
         }
         .into(),
     );
-    d.manifests = ["go.mod", "go.sum"]
-        .iter()
-        .filter(|f| app.has(f))
-        .map(|s| s.to_string())
-        .collect();
+    d.manifests = existing_files(app, &["go.mod", "go.sum"]);
     Some(det)
 }

@@ -788,14 +788,7 @@ pub fn detect_deno(app: &App) -> Option<Detected> {
             fix: "Deno.serve({ port: Number(Deno.env.get(\"PORT\") ?? 8080), hostname: \"0.0.0.0\" }, handler)".into(),
         });
     }
-    det.analysis.env_vars = env_vars(
-        app,
-        JS,
-        &[EnvPattern {
-            re: &ENV_DENO,
-            required: true,
-        }],
-    );
+    det.analysis.env_vars = env_vars_by(app, JS, &ENV_DENO, true);
     let v = det.analysis.runtime_version.clone().unwrap_or_default();
     det.analysis.details.template = "deno".into();
     det.analysis.details.base_image = Some(format!("denoland/deno:debian-{v}"));

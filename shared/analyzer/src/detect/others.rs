@@ -158,24 +158,13 @@ pub fn detect_php(app: &App) -> Option<Detected> {
             .collect::<Vec<_>>()
             .join(" "),
     );
-    det.analysis.env_vars = strip_wrapped(env_vars(
-        app,
-        &["php"],
-        &[EnvPattern {
-            re: &PHP_ENV,
-            required: false,
-        }],
-    ));
+    det.analysis.env_vars = strip_wrapped(env_vars_by(app, &["php"], &PHP_ENV, false));
     let v = det.analysis.runtime_version.clone().unwrap_or_default();
     let d = &mut det.analysis.details;
     d.template = "php".into();
     d.base_image = Some(format!("php:{v}-apache-bookworm"));
     d.build_image = Some("composer:2".into());
-    d.manifests = ["composer.json", "composer.lock"]
-        .iter()
-        .filter(|f| app.has(f))
-        .map(|s| s.to_string())
-        .collect();
+    d.manifests = existing_files(app, &["composer.json", "composer.lock"]);
     det.score = det.score.min(1.0);
     Some(det)
 }
@@ -298,11 +287,7 @@ pub fn detect_ruby(app: &App) -> Option<Detected> {
     d.template = "ruby".into();
     d.base_image = Some(format!("ruby:{v}-slim-bookworm"));
     d.build_image = d.base_image.clone();
-    d.manifests = ["Gemfile", "Gemfile.lock"]
-        .iter()
-        .filter(|f| app.has(f))
-        .map(|s| s.to_string())
-        .collect();
+    d.manifests = existing_files(app, &["Gemfile", "Gemfile.lock"]);
     det.score = det.score.min(1.0);
     Some(det)
 }
@@ -358,14 +343,7 @@ pub fn detect_dotnet(app: &App) -> Option<Detected> {
     det.analysis.reads_port_env = true;
     det.analysis.dev_port = Some(5000);
     det.score += 0.05;
-    det.analysis.env_vars = env_vars(
-        app,
-        &["cs"],
-        &[EnvPattern {
-            re: &DOTNET_ENV,
-            required: false,
-        }],
-    );
+    det.analysis.env_vars = env_vars_by(app, &["cs"], &DOTNET_ENV, false);
     let v = det.analysis.runtime_version.clone().unwrap_or_default();
     let d = &mut det.analysis.details;
     d.template = "dotnet".into();
@@ -440,14 +418,7 @@ pub fn detect_elixir(app: &App) -> Option<Detected> {
     det.analysis.reads_port_env = phoenix;
     det.analysis.dev_port = Some(4000);
     det.score += 0.05;
-    det.analysis.env_vars = env_vars(
-        app,
-        &["ex", "exs"],
-        &[EnvPattern {
-            re: &EX_ENV,
-            required: false,
-        }],
-    );
+    det.analysis.env_vars = env_vars_by(app, &["ex", "exs"], &EX_ENV, false);
     det.analysis.system_packages = [
         "libstdc++6",
         "openssl",
@@ -464,11 +435,7 @@ pub fn detect_elixir(app: &App) -> Option<Detected> {
     d.template = "elixir".into();
     d.build_image = Some(format!("elixir:{v}-slim"));
     d.base_image = Some("debian:bookworm-slim".into());
-    d.manifests = ["mix.exs", "mix.lock"]
-        .iter()
-        .filter(|f| app.has(f))
-        .map(|s| s.to_string())
-        .collect();
+    d.manifests = existing_files(app, &["mix.exs", "mix.lock"]);
     Some(det)
 }
 

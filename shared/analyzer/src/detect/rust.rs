@@ -172,41 +172,20 @@ pub fn detect(app: &App) -> Option<Detected> {
     det.analysis.system_packages = dedup(rpk);
     det.analysis.reads_port_env =
         any_source(app, RS, &READS_PORT, 4).is_some() || framework == Some("rocket");
-    let hit = find_port(app, RS, &ADDR, 4);
-    det.analysis.dev_port = hit
-        .as_ref()
-        .map(|h| h.port)
-        .or(if framework == Some("rocket") {
-            Some(8000)
-        } else {
-            None
-        });
-    if let Some(h) = &hit
-        && !det.analysis.reads_port_env
-        && h.port != 8080
-    {
-        det.analysis.details.port_issue = Some(hardcoded_port_issue(
-            h,
-            "read the port: let port = std::env::var(\"PORT\").unwrap_or_else(|_| \"8080\".into()); and bind (\"0.0.0.0\", port)",
-        ));
-    }
-    det.analysis.env_vars = env_vars(
+    port_from_sources(
         app,
+        &mut det.analysis,
         RS,
-        &[EnvPattern {
-            re: &ENV,
-            required: true,
-        }],
+        &ADDR,
+        (framework == Some("rocket")).then_some(8000),
+        "read the port: let port = std::env::var(\"PORT\").unwrap_or_else(|_| \"8080\".into()); and bind (\"0.0.0.0\", port)",
     );
+    det.analysis.env_vars = env_vars_by(app, RS, &ENV, true);
     let v = det.analysis.runtime_version.clone().unwrap_or_default();
     let d = &mut det.analysis.details;
     d.template = "rust".into();
     d.build_image = Some(format!("rust:{v}-slim-bookworm"));
     d.base_image = Some("debian:bookworm-slim".into());
-    d.manifests = ["Cargo.toml", "Cargo.lock"]
-        .iter()
-        .filter(|f| app.has(f))
-        .map(|s| s.to_string())
-        .collect();
+    d.manifests = existing_files(app, &["Cargo.toml", "Cargo.lock"]);
     Some(det)
 }
