@@ -40,10 +40,6 @@ static ASSEMBLY: Pat = Pat::new(
 static MIX_APP: Pat = Pat::new(&["app:"], r"app:\s*:(\w+)");
 static MIX_ELIXIR: Pat = Pat::new(&["elixir:"], r#"elixir:\s*"[~>= ]*(\d+\.\d+)"#);
 
-fn strip_wrapped(a: Vec<crate::EnvVarUse>) -> Vec<crate::EnvVarUse> {
-    a
-}
-
 pub fn detect_php(app: &App) -> Option<Detected> {
     let text = app.text("composer.json");
     let index = app.has("index.php") || app.has("public/index.php");
@@ -158,7 +154,7 @@ pub fn detect_php(app: &App) -> Option<Detected> {
             .collect::<Vec<_>>()
             .join(" "),
     );
-    det.analysis.env_vars = strip_wrapped(env_vars_by(app, &["php"], &PHP_ENV, false));
+    det.analysis.env_vars = env_vars_by(app, &["php"], &PHP_ENV, false);
     let v = det.analysis.runtime_version.clone().unwrap_or_default();
     let d = &mut det.analysis.details;
     d.template = "php".into();
