@@ -306,14 +306,7 @@ fn build_env(
     app: &Path,
     tool_path: Option<&std::ffi::OsStr>,
 ) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = process::inherited_env()
-        .into_iter()
-        .filter(|(k, _)| k != "PATH")
-        .collect();
-    env.push((
-        "PATH".into(),
-        process::path_with(&process::tool_dirs(root, app), tool_path),
-    ));
+    let mut env = process::tool_env(root, app, tool_path);
     for (k, v) in &plan.env {
         // NODE_ENV=production would make `npm install` skip the devDependencies a build step
         // needs (TypeScript, bundlers); the Dockerfile's build stage leaves it unset too.

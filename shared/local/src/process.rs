@@ -224,6 +224,21 @@ pub(crate) fn which(program: &str, path: &std::ffi::OsStr) -> Option<PathBuf> {
 /// The host's environment variables a build or an app may see. DevGem's own settings (API
 /// keys, tokens, cloud credentials) stay out; toolchain, locale, proxy and CA settings come
 /// along, because without them installs fail behind corporate proxies and custom CAs.
+/// The host's toolchain settings with `PATH` replaced by the app's tool folders first, then
+/// `base_path` (or the host's `PATH`): where every build command and app process starts.
+pub(crate) fn tool_env(
+    root: &Path,
+    app: &Path,
+    base_path: Option<&std::ffi::OsStr>,
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = inherited_env()
+        .into_iter()
+        .filter(|(k, _)| k != "PATH")
+        .collect();
+    env.push(("PATH".into(), path_with(&tool_dirs(root, app), base_path)));
+    env
+}
+
 pub(crate) fn inherited_env() -> Vec<(String, String)> {
     const NAMES: &[&str] = &[
         "PATH",

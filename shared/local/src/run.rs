@@ -489,14 +489,7 @@ impl Runtime for ProcessRuntime {
 /// secrets), the app's tool folders first on `PATH`, the plan's production settings, the
 /// user's variables, then what Cloud Run itself sets (`PORT`, `K_SERVICE`...).
 fn run_env(request: &DeployRequest, root: &Path, app: &Path, port: u16) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = process::inherited_env()
-        .into_iter()
-        .filter(|(k, _)| k != "PATH")
-        .collect();
-    env.push((
-        "PATH".into(),
-        process::path_with(&process::tool_dirs(root, app), None),
-    ));
+    let mut env = process::tool_env(root, app, None);
     let venv = app.join(".venv");
     if venv.is_dir() {
         env.push(("VIRTUAL_ENV".into(), venv.to_string_lossy().into_owned()));
