@@ -52,8 +52,17 @@ enum Command {
     },
     /// Create the Pub/Sub topics and push subscriptions (emulator or Google Cloud).
     Bootstrap(cli::bootstrap::BootstrapArgs),
+    #[command(flatten)]
+    Analyzer(AnalyzerCommand),
+}
+
+/// The analyzer's commands: part of `Command` for `--help`, and parsed on their own first
+/// because they are one-shot and latency-sensitive (see `main`).
+#[derive(Subcommand)]
+enum AnalyzerCommand {
     /// Say what the app in PATH is and how DevGem would build and run it.
     Analyze {
+        /// The app's folder.
         path: PathBuf,
         /// Print the analysis as JSON.
         #[arg(long)]
@@ -61,6 +70,7 @@ enum Command {
     },
     /// Print the Dockerfile DevGem writes for the app in PATH.
     Dockerfile {
+        /// The app's folder.
         path: PathBuf,
         /// Write Dockerfile and .dockerignore into PATH instead of printing.
         #[arg(long)]
@@ -68,16 +78,41 @@ enum Command {
     },
 }
 
+/// `devgem analyze|dockerfile ...` alone, without building the whole command tree.
+#[derive(Parser)]
+#[command(name = "devgem")]
+struct AnalyzerCli {
+    #[command(subcommand)]
+    command: AnalyzerCommand,
+}
+
+fn run_analyzer(command: AnalyzerCommand) -> ExitCode {
+    match command {
+        AnalyzerCommand::Analyze { path, json } => finish(cli::analyze::analyze(path, json)),
+        AnalyzerCommand::Dockerfile { path, write } => {
+            finish(cli::analyze::dockerfile(path, write))
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    // The analyzer commands do no I/O beyond reading the folder and print no logs: no logging
+    // set-up, no async runtime and only their own arguments, so that a whole `devgem analyze`
+    // process costs little more than starting one (BENCHMARKS.md, "Analyzer").
+    if matches!(
+        std::env::args_os()
+            .nth(1)
+            .as_deref()
+            .and_then(|a| a.to_str()),
+        Some("analyze" | "dockerfile")
+    ) {
+        return run_analyzer(AnalyzerCli::parse().command);
+    }
     let cli = Cli::parse();
     let serving = matches!(cli.command, Command::Serve);
     logging::init(serving);
-    // The analyzer commands are synchronous and latency-sensitive: no async runtime for them.
     let command = match cli.command {
-        Command::Analyze { path, json } => return finish(cli::analyze::analyze(path, json)),
-        Command::Dockerfile { path, write } => {
-            return finish(cli::analyze::dockerfile(path, write));
-        }
+        Command::Analyzer(command) => return run_analyzer(command),
         other => other,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -98,7 +133,7 @@ fn main() -> ExitCode {
             Command::Status { id, remote, json } => cli::inspect::status(id, remote, json).await,
             Command::Logs { id, remote } => cli::inspect::logs(id, remote).await,
             Command::Stop { id, remote } => cli::inspect::stop(id, remote).await,
-            Command::Analyze { .. } | Command::Dockerfile { .. } => {
+            Command::Analyzer(_) => {
                 unreachable!("the analyzer commands return before the runtime starts")
             }
         }

@@ -29,7 +29,7 @@ static READS_PORT: Pat = Pat::new(
     r#"(?:environ(?:\.get)?|getenv)[\[(]\s*["']PORT["']"#,
 );
 static RUN_PORT: Pat = Pat::new(
-    &["port"],
+    &[".run(", ".launch(", "run_app(", ".listen("],
     r#"(?:\.run|\.launch|run_app|\.listen)\([^)]*?port\s*=\s*(?:int\([^)]*?["']?)?(\d{2,5})"#,
 );
 static DEFAULT_PORT: Pat = Pat::new(&["PORT"], r#"["']PORT["']\s*,\s*["']?(\d{2,5})"#);
@@ -60,7 +60,10 @@ static FALCON_APP: Pat = Pat::new(
     &[".App(", ".API("],
     r"(?m)^(\w+)\s*=\s*falcon\.(?:asgi\.)?(?:App|API)\(",
 );
-static FACTORY: Pat = Pat::new(&["def "], r"(?m)^def (create_app|make_app|app_factory)\(");
+static FACTORY: Pat = Pat::new(
+    &["def create_app(", "def make_app(", "def app_factory("],
+    r"(?m)^def (create_app|make_app|app_factory)\(",
+);
 static WSGI_APP: Pat = Pat::new(
     &["WSGI_APPLICATION"],
     r#"WSGI_APPLICATION\s*=\s*["']([\w.]+)["']"#,
