@@ -38,6 +38,8 @@ impl Renderer {
                 let _ = writeln!(out, "{line}");
                 let _ = out.flush();
             }
+            // A tick only moves a bar; as a line of a log it would repeat the step's title.
+            Renderer::Plain if event.kind == EventKind::Progress => {}
             Renderer::Plain => say(format_args!("{}", plain_line(event))),
             Renderer::Bars { multi, bars } => show_bar(multi, bars, event),
         }

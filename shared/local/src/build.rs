@@ -11,6 +11,7 @@ use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
 use crate::hint;
+use crate::poetry;
 use crate::process::{self, RunError};
 use crate::tree::{self, CopyRules};
 
@@ -148,7 +149,22 @@ impl Builder for NativeBuilder {
             log.line("Nothing to install or build");
         }
         for step in &steps {
-            self.run_step(step, &app, &env, log, cancel).await?;
+            match self.run_step(step, &app, &env, log, cancel).await {
+                Err(BuildError::Failed { reason, hint }) if poetry::is_poetry_install(step) => {
+                    self.install_poetry_project_with_pip(&root, &app, &env, log, cancel)
+                        .await
+                        .map_err(|fallback| match fallback {
+                            BuildError::Failed {
+                                reason: pip_reason, ..
+                            } => failed(
+                                format!("{reason}\nand installing with pip instead failed too: {pip_reason}"),
+                                hint,
+                            ),
+                            other => other,
+                        })?;
+                }
+                other => other?,
+            }
         }
         log.line(&format!("Build ready in {}", root.display()));
         Ok(Artifact(root.to_string_lossy().into_owned()))
@@ -214,6 +230,36 @@ impl NativeBuilder {
                 .await
             }
         }
+    }
+
+    /// The fallback for a failed `poetry install` (see `poetry.rs`): the requirements
+    /// pyproject.toml declares, pinned by poetry.lock when there is one, installed by pip.
+    async fn install_poetry_project_with_pip(
+        &self,
+        root: &Path,
+        app: &Path,
+        env: &[(String, String)],
+        log: &dyn LogSink,
+        cancel: &CancellationToken,
+    ) -> Result<(), BuildError> {
+        log.line(
+            "Poetry could not install the dependencies (above). Installing the ones pyproject.toml \
+             declares with pip instead, which follows this machine's pip configuration \
+             (pip.conf, PIP_INDEX_URL); versions pinned in poetry.lock are kept",
+        );
+        let dir = root.join(".devgem");
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| {
+                std::fs::write(
+                    dir.join("poetry_requirements.py"),
+                    poetry::REQUIREMENTS_SCRIPT,
+                )
+            })
+            .map_err(|e| {
+                BuildError::Unavailable(format!("could not write to {}: {e}", dir.display()))
+            })?;
+        self.run_step(&poetry::pip_fallback_command(&dir), app, env, log, cancel)
+            .await
     }
 
     /// Runs one shell command of the build, streaming its output.

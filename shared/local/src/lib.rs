@@ -38,6 +38,7 @@
 mod build;
 mod fetch;
 mod hint;
+mod poetry;
 mod port;
 mod process;
 mod run;
