@@ -368,14 +368,33 @@ pub fn render(plan: &BuildPlan) -> String {
             let b = build
                 .clone()
                 .unwrap_or_else(|| "cargo build --release".into());
+            // Workspace members, by their Cargo.toml (the detector keeps these paths plain).
+            let members: Vec<&str> = plan
+                .manifests
+                .iter()
+                .filter_map(|m| m.strip_suffix("/Cargo.toml"))
+                .collect();
+            let stubs = if members.is_empty() {
+                "src".to_string()
+            } else {
+                members
+                    .iter()
+                    .map(|m| format!("{m}/src"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
             if !plan.manifests.is_empty() {
                 let _ = writeln!(
                     o,
-                    "# Build the dependencies alone first, so source edits reuse this layer.\nRUN mkdir -p src && echo 'fn main() {{}}' > src/main.rs \\\n && ({b} || true) && rm -rf src"
+                    "# Build the dependencies alone first, with stand-in sources, so source edits reuse this layer.\nRUN for d in {stubs}; do mkdir -p $d && echo 'fn main() {{}}' > $d/main.rs && touch $d/lib.rs; done \\\n && ({b} || true) && rm -rf {stubs}"
                 );
             }
             let _ = writeln!(o, "COPY . .");
-            let _ = writeln!(o, "RUN touch src/main.rs 2>/dev/null; {b}");
+            // The real sources may be older than the stand-ins' build: make Cargo rebuild them.
+            let _ = writeln!(
+                o,
+                "RUN find {stubs} -name '*.rs' -exec touch {{}} + 2>/dev/null; {b}"
+            );
             runtime_stage_with_app_user(&mut o, plan);
             let _ = writeln!(o, "WORKDIR /app");
             let _ = writeln!(o, "COPY --from=build /src/target/release/{bin} /app/{bin}");

@@ -72,3 +72,142 @@ fn snapshots() {
         }
     }
 }
+
+/// A Dockerfile's instructions, continuation lines joined, comments dropped, grouped by stage.
+fn stages(dockerfile: &str) -> Vec<Vec<String>> {
+    let mut instructions: Vec<String> = vec![];
+    let mut pending = String::new();
+    for line in dockerfile.lines() {
+        let trimmed = line.trim();
+        if pending.is_empty() && (trimmed.is_empty() || trimmed.starts_with('#')) {
+            continue;
+        }
+        match trimmed.strip_suffix('\\') {
+            Some(head) => {
+                pending.push_str(head);
+                pending.push(' ');
+            }
+            None => {
+                pending.push_str(trimmed);
+                instructions.push(std::mem::take(&mut pending));
+            }
+        }
+    }
+    let mut out: Vec<Vec<String>> = vec![];
+    for i in instructions {
+        if i.starts_with("FROM ") || out.is_empty() {
+            out.push(vec![]);
+        }
+        if let Some(stage) = out.last_mut() {
+            stage.push(i);
+        }
+    }
+    out
+}
+
+/// Commands that install an app's dependencies from its manifests.
+const INSTALLS: &[&str] = &[
+    "pip install",
+    "poetry install",
+    "uv sync",
+    "pipenv install",
+    "pdm install",
+    "npm ci",
+    "npm install",
+    "yarn install",
+    "pnpm install",
+    "bun install",
+    "go mod download",
+    "cargo fetch",
+    "cargo build",
+    "mvn ",
+    "gradle ",
+    "composer install",
+    "bundle install",
+    "mix deps.get",
+    "dotnet restore",
+    "deno install",
+    "deno cache",
+];
+
+#[test]
+fn every_generated_dockerfile_follows_the_rules() {
+    let mut checked = 0;
+    let mut problems: Vec<String> = vec![];
+    for (name, path) in fixtures() {
+        let analysis = devgem_analyzer::analyze(&path);
+        let Ok(plan) = devgem_analyzer::plan(&analysis) else {
+            continue;
+        };
+        if plan.existing_dockerfile.is_some() {
+            continue;
+        }
+        checked += 1;
+        let dockerfile = devgem_analyzer::render_dockerfile(&plan);
+        let stages = stages(&dockerfile);
+        let last = stages.last().expect("a stage");
+        for stage in &stages {
+            let from = &stage[0];
+            assert!(
+                !from.contains("alpine"),
+                "{name}: {from}: Debian-based images only"
+            );
+            // Dependencies are installed from the manifests before the sources arrive, so a
+            // change to the code does not invalidate the dependency layer.
+            let sources = stage.iter().position(|i| i.starts_with("COPY . "));
+            let install = stage
+                .iter()
+                .position(|i| i.starts_with("RUN ") && INSTALLS.iter().any(|c| i.contains(c)));
+            if let (Some(sources), Some(install)) = (sources, install)
+                && install > sources
+            {
+                problems.push(format!(
+                    "{name}: `{}` runs after the sources are copied in ({from})",
+                    stage[install]
+                ));
+            }
+        }
+        let user = last
+            .iter()
+            .rev()
+            .find_map(|i| i.strip_prefix("USER "))
+            .unwrap_or_else(|| panic!("{name}: the final stage sets no USER"));
+        assert!(
+            !matches!(user.trim(), "root" | "0" | "0:0"),
+            "{name}: the app runs as {user}"
+        );
+        assert!(
+            last.iter()
+                .any(|i| i.starts_with("ENV ") && i.contains("PORT=8080")),
+            "{name}: the final stage does not set PORT=8080"
+        );
+        // nginx images start their server themselves.
+        assert!(
+            last[0].contains("nginx")
+                || last
+                    .iter()
+                    .any(|i| i.starts_with("CMD ") || i.starts_with("ENTRYPOINT ")),
+            "{name}: the final stage starts nothing"
+        );
+        let settings = last.iter().filter(|i| i.starts_with("ENV ")).cloned();
+        let settings: String = settings.collect::<Vec<_>>().join(" ");
+        // Production settings where the app itself runs on the language's runtime.
+        if last[0].starts_with("FROM python:") {
+            assert!(settings.contains("PYTHONUNBUFFERED=1"), "{name}");
+        }
+        if last[0].starts_with("FROM node:") {
+            assert!(settings.contains("NODE_ENV=production"), "{name}");
+        }
+        if stages.len() == 1 {
+            assert!(
+                plan.build_command.is_none(),
+                "{name}: a build step but no separate build stage"
+            );
+        }
+    }
+    assert!(
+        checked >= 45,
+        "only {checked} generated Dockerfiles checked"
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

@@ -82,10 +82,10 @@ pub fn analyze_app(app: &App) -> Analysis {
         a
     };
     analysis.details.app_dir = app.dir().to_string();
-    // A Cargo workspace member is built and run from the workspace root.
+    // A Cargo workspace member is built and run from the workspace root (its detector lists
+    // the workspace's manifests, root-relative).
     if analysis.details.env.remove("DEVGEM_BUILD_ROOT").is_some() {
         analysis.details.app_dir = ".".into();
-        analysis.details.manifests.clear();
     }
     if let Some((path, content)) = dockerfile {
         apply_existing_dockerfile(&mut analysis, &path, content);

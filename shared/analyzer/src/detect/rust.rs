@@ -116,17 +116,24 @@ pub fn detect(app: &App) -> Option<Detected> {
     } else {
         None
     };
+    // Root-relative manifests of the whole workspace, when the app is a member of one.
+    let mut workspace_manifests: Option<Vec<String>> = None;
     if let Some(b) = &bin {
         det.score += 0.1;
         det.evidence(format!("binary target {b}"));
         // A member of a Cargo workspace builds from the workspace root (shared lockfile and
         // path dependencies): the plan's folder becomes the root and selects the package.
         let root = app.repo.app("");
+        let root_cargo = root
+            .text("Cargo.toml")
+            .and_then(|t| t.parse::<toml::Table>().ok());
         let in_workspace = !app.base.is_empty()
-            && root
-                .text("Cargo.toml")
-                .and_then(|t| t.parse::<toml::Table>().ok())
+            && root_cargo
+                .as_ref()
                 .is_some_and(|t| t.contains_key("workspace"));
+        if in_workspace {
+            workspace_manifests = root_cargo.as_ref().and_then(|t| member_manifests(&root, t));
+        }
         let locked = if app.has("Cargo.lock") || (in_workspace && root.has("Cargo.lock")) {
             " --locked"
         } else {
@@ -186,6 +193,46 @@ pub fn detect(app: &App) -> Option<Detected> {
     d.template = "rust".into();
     d.build_image = Some(format!("rust:{v}-slim-bookworm"));
     d.base_image = Some("debian:bookworm-slim".into());
-    d.manifests = existing_files(app, &["Cargo.toml", "Cargo.lock"]);
+    d.manifests =
+        workspace_manifests.unwrap_or_else(|| existing_files(app, &["Cargo.toml", "Cargo.lock"]));
     Some(det)
+}
+
+/// The workspace's Cargo.toml and Cargo.lock and every member's Cargo.toml, root-relative, so
+/// the Dockerfile can build the dependencies before the sources arrive. Members are listed
+/// literally or as `dir/*`; `None` (no dependency layer) for other patterns, or for paths that
+/// are not plain names, since they end up in Dockerfile instructions.
+fn member_manifests(root: &App, cargo: &toml::Table) -> Option<Vec<String>> {
+    let patterns = cargo.get("workspace")?.get("members")?.as_array()?;
+    let mut members: Vec<String> = vec![];
+    for pattern in patterns {
+        let pattern = pattern.as_str()?.trim_end_matches('/');
+        match pattern.strip_suffix("/*") {
+            Some(parent) if !parent.contains('*') => members.extend(
+                root.subdirs(parent)
+                    .into_iter()
+                    .map(|d| format!("{parent}/{d}")),
+            ),
+            None if !pattern.contains(['*', '?', '[']) => members.push(pattern.to_string()),
+            _ => return None,
+        }
+    }
+    let plain = |p: &str| {
+        !p.is_empty()
+            && !p.split('/').any(|c| c.is_empty() || c == "." || c == "..")
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c))
+    };
+    let mut manifests = existing_files(root, &["Cargo.toml", "Cargo.lock"]);
+    for member in members {
+        let manifest = format!("{member}/Cargo.toml");
+        if !root.has(&manifest) {
+            continue;
+        }
+        if !plain(&member) {
+            return None;
+        }
+        manifests.push(manifest);
+    }
+    Some(manifests)
 }
