@@ -5,9 +5,12 @@
 
 fn main() {
     println!("cargo::rerun-if-changed=hot-symbols.txt");
+    println!("cargo::rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
     let target = std::env::var("TARGET").unwrap_or_default();
     let profile = std::env::var("PROFILE").unwrap_or_default();
-    if target != "x86_64-unknown-linux-gnu" || profile != "release" {
+    // A linker chosen in RUSTFLAGS may not be LLD, which alone takes the option.
+    let custom_linker = std::env::var("CARGO_ENCODED_RUSTFLAGS").is_ok_and(|f| f.contains("link"));
+    if target != "x86_64-unknown-linux-gnu" || profile != "release" || custom_linker {
         return;
     }
     let list = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("hot-symbols.txt");
