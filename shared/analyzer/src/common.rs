@@ -288,11 +288,21 @@ const PLATFORM_VARS: &[&str] = &[
 ];
 
 /// One way a language reads an environment variable: the regex captures the name in group 1;
-/// `required` tells whether that form has no default; `default_after` is a regex that, when it
-/// matches right after the read, means a default is given.
+/// `required` tells when a read means the app cannot start without the variable.
 pub struct EnvPattern {
     pub re: &'static Pat,
-    pub required: bool,
+    pub required: Required,
+}
+
+/// When a read of an environment variable makes it required.
+#[derive(Clone, Copy)]
+pub enum Required {
+    /// Never: the form always has a fallback (PHP's `getenv`, Go's `os.Getenv`...).
+    Never,
+    /// Unless `DEFAULT_AFTER` matches right after the read (`|| "x"`, `.unwrap_or(...)`, `, "x"`).
+    UnlessDefault,
+    /// Only when this pattern matches right after the read (Rust: `.unwrap()`, `.expect(`, `?`).
+    When(&'static Pat),
 }
 
 static DEFAULT_AFTER: Pat = Pat::new(
@@ -307,8 +317,21 @@ pub fn env_vars(
     exts: &'static [&'static str],
     patterns: &[EnvPattern],
 ) -> Vec<EnvVarUse> {
+    env_vars_in(app, exts, patterns, |_| true)
+}
+
+/// [`env_vars`] in the sources for which `runs_in_app` is true (not build scripts or tests).
+pub fn env_vars_in(
+    app: &App,
+    exts: &'static [&'static str],
+    patterns: &[EnvPattern],
+    runs_in_app: impl Fn(&str) -> bool,
+) -> Vec<EnvVarUse> {
     let mut found: BTreeMap<String, bool> = BTreeMap::new();
-    for (_, text) in app.sources(exts, 4) {
+    for (path, text) in app.sources(exts, 4) {
+        if !runs_in_app(path) {
+            continue;
+        }
         for p in patterns {
             for c in p.re.captures_iter(text) {
                 let (Some(m), Some(name)) = (c.get(0), c.get(1)) else {
@@ -323,7 +346,11 @@ pub fn env_vars(
                     end -= 1;
                 }
                 let rest = &text[m.end()..end];
-                let required = p.required && !DEFAULT_AFTER.is_match(rest);
+                let required = match p.required {
+                    Required::Never => false,
+                    Required::UnlessDefault => !DEFAULT_AFTER.is_match(rest),
+                    Required::When(after) => after.is_match(rest),
+                };
                 let e = found.entry(name.to_string()).or_insert(required);
                 *e |= required;
             }
@@ -365,7 +392,7 @@ pub fn env_vars_by(
     app: &App,
     exts: &'static [&'static str],
     re: &'static Pat,
-    required: bool,
+    required: Required,
 ) -> Vec<EnvVarUse> {
     env_vars(app, exts, &[EnvPattern { re, required }])
 }

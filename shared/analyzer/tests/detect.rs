@@ -366,6 +366,48 @@ fn environment_variables() {
             );
         },
     );
+    // Rust: a read is required only where a missing variable panics or returns an error; a
+    // build script's reads happen inside `cargo build`, and tests do not run in the service.
+    check(
+        &[
+            (
+                "Cargo.toml",
+                "[package]\nname = \"svc\"\nversion = \"0.1.0\"\n[dependencies]\naxum = \"0.7\"\n",
+            ),
+            (
+                "src/main.rs",
+                "fn main() -> anyhow::Result<()> {\n    let db = std::env::var(\"DATABASE_URL\").expect(\"set it\");\n    let key = std::env::var(\"API_KEY\")?;\n    let level = std::env::var(\"LOG_LEVEL\").unwrap_or_else(|_| \"info\".into());\n    let json = std::env::var(\"LOG_JSON\").is_ok();\n    let region = std::env::var(\"REGION\").ok();\n    Ok(())\n}\n",
+            ),
+            (
+                "build.rs",
+                "fn main() { let t = std::env::var(\"TARGET\").unwrap(); }\n",
+            ),
+            (
+                "tests/api.rs",
+                "#[test] fn t() { std::env::var(\"TEST_ONLY\").unwrap(); }\n",
+            ),
+        ],
+        "rust",
+        Some("axum"),
+        |a| {
+            let required = |n: &str| {
+                a.env_vars
+                    .iter()
+                    .find(|v| v.name == n)
+                    .map(|v| v.required)
+                    .unwrap_or_else(|| panic!("{n} missing: {:?}", a.env_vars))
+            };
+            assert!(required("DATABASE_URL") && required("API_KEY"));
+            assert!(!required("LOG_LEVEL") && !required("LOG_JSON") && !required("REGION"));
+            for absent in ["TARGET", "TEST_ONLY"] {
+                assert!(
+                    a.env_vars.iter().all(|v| v.name != absent),
+                    "{absent}: {:?}",
+                    a.env_vars
+                );
+            }
+        },
+    );
 }
 
 #[test]

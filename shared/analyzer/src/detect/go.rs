@@ -158,7 +158,7 @@ pub fn detect(app: &App) -> Option<Detected> {
         (framework == Some("gin")).then_some(8080),
         "read the port: port := os.Getenv(\"PORT\"); if port == \"\" { port = \"8080\" } and listen on \":\"+port",
     );
-    det.analysis.env_vars = env_vars_by(app, GO, &ENV, false);
+    det.analysis.env_vars = env_vars_by(app, GO, &ENV, Required::Never);
     let v = det.analysis.runtime_version.clone().unwrap_or_default();
     let d = &mut det.analysis.details;
     d.template = "go".into();

@@ -114,7 +114,7 @@ fn finish(app: &App, mut det: Detected, j: Jvm, build_tool: &str) -> Detected {
                 .and_then(|c| c.get(1)?.as_str().parse().ok())
         })
         .or(Some(8080));
-    let mut vars = env_vars_by(app, JAVA, &ENV, true);
+    let mut vars = env_vars_by(app, JAVA, &ENV, Required::UnlessDefault);
     for p in props {
         if let Some(t) = app.text(p) {
             for c in PROP_ENV.captures_iter(t) {

@@ -639,11 +639,11 @@ fn detect_js(app: &App, runtime: &'static str) -> Option<Detected> {
         &[
             EnvPattern {
                 re: &ENV_DOT,
-                required: true,
+                required: Required::UnlessDefault,
             },
             EnvPattern {
                 re: &ENV_IDX,
-                required: true,
+                required: Required::UnlessDefault,
             },
         ],
     )
@@ -788,7 +788,7 @@ pub fn detect_deno(app: &App) -> Option<Detected> {
             fix: "Deno.serve({ port: Number(Deno.env.get(\"PORT\") ?? 8080), hostname: \"0.0.0.0\" }, handler)".into(),
         });
     }
-    det.analysis.env_vars = env_vars_by(app, JS, &ENV_DENO, true);
+    det.analysis.env_vars = env_vars_by(app, JS, &ENV_DENO, Required::UnlessDefault);
     let v = det.analysis.runtime_version.clone().unwrap_or_default();
     det.analysis.details.template = "deno".into();
     det.analysis.details.base_image = Some(format!("denoland/deno:debian-{v}"));

@@ -154,7 +154,7 @@ pub fn detect_php(app: &App) -> Option<Detected> {
             .collect::<Vec<_>>()
             .join(" "),
     );
-    det.analysis.env_vars = env_vars_by(app, &["php"], &PHP_ENV, false);
+    det.analysis.env_vars = env_vars_by(app, &["php"], &PHP_ENV, Required::Never);
     let v = det.analysis.runtime_version.clone().unwrap_or_default();
     let d = &mut det.analysis.details;
     d.template = "php".into();
@@ -270,11 +270,11 @@ pub fn detect_ruby(app: &App) -> Option<Detected> {
         &[
             EnvPattern {
                 re: &RUBY_ENV,
-                required: false,
+                required: Required::Never,
             },
             EnvPattern {
                 re: &RUBY_FETCH,
-                required: true,
+                required: Required::UnlessDefault,
             },
         ],
     );
@@ -339,7 +339,7 @@ pub fn detect_dotnet(app: &App) -> Option<Detected> {
     det.analysis.reads_port_env = true;
     det.analysis.dev_port = Some(5000);
     det.score += 0.05;
-    det.analysis.env_vars = env_vars_by(app, &["cs"], &DOTNET_ENV, false);
+    det.analysis.env_vars = env_vars_by(app, &["cs"], &DOTNET_ENV, Required::Never);
     let v = det.analysis.runtime_version.clone().unwrap_or_default();
     let d = &mut det.analysis.details;
     d.template = "dotnet".into();
@@ -414,7 +414,7 @@ pub fn detect_elixir(app: &App) -> Option<Detected> {
     det.analysis.reads_port_env = phoenix;
     det.analysis.dev_port = Some(4000);
     det.score += 0.05;
-    det.analysis.env_vars = env_vars_by(app, &["ex", "exs"], &EX_ENV, false);
+    det.analysis.env_vars = env_vars_by(app, &["ex", "exs"], &EX_ENV, Required::Never);
     det.analysis.system_packages = [
         "libstdc++6",
         "openssl",

@@ -751,15 +751,15 @@ pub fn detect(app: &App) -> Option<Detected> {
         &[
             EnvPattern {
                 re: &ENV_INDEX,
-                required: true,
+                required: Required::UnlessDefault,
             },
             EnvPattern {
                 re: &ENV_GET,
-                required: false,
+                required: Required::Never,
             },
             EnvPattern {
                 re: &ENV_CFG,
-                required: false,
+                required: Required::Never,
             },
         ],
     );

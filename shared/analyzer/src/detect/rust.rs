@@ -12,6 +12,9 @@ static ENV: Pat = Pat::new(
     &["var("],
     r#"(?:env::var|env::var_os|std::env::var|dotenvy::var)\(\s*"([A-Za-z_][A-Za-z0-9_]*)"\s*\)"#,
 );
+/// `env::var` returns a `Result`: the variable is required only where a missing one panics or
+/// returns an error; `.ok()`, `.is_ok()`, `.unwrap_or(...)`, `match` and `if let` have a fallback.
+static UNWRAPPED: Pat = Pat::new(&[], r"^\s*(?:\.unwrap\(\)|\.expect\(|\?)");
 static READS_PORT: Pat = Pat::new(&["\"PORT\""], r#"env::var(?:_os)?\(\s*"PORT"\s*\)"#);
 static ADDR: Pat = Pat::new(
     &[
@@ -187,7 +190,15 @@ pub fn detect(app: &App) -> Option<Detected> {
         (framework == Some("rocket")).then_some(8000),
         "read the port: let port = std::env::var(\"PORT\").unwrap_or_else(|_| \"8080\".into()); and bind (\"0.0.0.0\", port)",
     );
-    det.analysis.env_vars = env_vars_by(app, RS, &ENV, true);
+    det.analysis.env_vars = env_vars_in(
+        app,
+        RS,
+        &[EnvPattern {
+            re: &ENV,
+            required: Required::When(&UNWRAPPED),
+        }],
+        runs_in_app,
+    );
     let v = det.analysis.runtime_version.clone().unwrap_or_default();
     let d = &mut det.analysis.details;
     d.template = "rust".into();
@@ -196,6 +207,14 @@ pub fn detect(app: &App) -> Option<Detected> {
     d.manifests =
         workspace_manifests.unwrap_or_else(|| existing_files(app, &["Cargo.toml", "Cargo.lock"]));
     Some(det)
+}
+
+/// Whether a source file is part of the running app: not a build script (it runs inside
+/// `cargo build`, where Cargo sets its variables), and not tests, benches or examples.
+fn runs_in_app(path: &str) -> bool {
+    let mut parts = path.split('/');
+    let file = parts.next_back().unwrap_or_default();
+    file != "build.rs" && !parts.any(|dir| matches!(dir, "tests" | "benches" | "examples"))
 }
 
 /// The workspace's Cargo.toml and Cargo.lock and every member's Cargo.toml, root-relative, so
