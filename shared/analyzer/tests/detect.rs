@@ -754,3 +754,43 @@ fn app_factories_are_shell_safe() {
         },
     );
 }
+
+#[test]
+fn python_apps_run_from_their_import_root() {
+    // A package at the root: the module path starts at the root.
+    check(
+        &[
+            ("requirements.txt", "fastapi\nuvicorn\n"),
+            ("app/__init__.py", ""),
+            (
+                "app/main.py",
+                "from fastapi import FastAPI\napp = FastAPI()\n",
+            ),
+        ],
+        "python",
+        Some("fastapi"),
+        |a| {
+            let start = a.start_command.as_deref().unwrap_or_default();
+            assert!(start.starts_with("uvicorn app.main:app "), "{start}");
+            // The package is part of the app, not a second service.
+            assert!(a.services.is_empty(), "{:?}", a.services);
+        },
+    );
+    // A src layout: `shop` imports itself as `shop`, so it runs from `src`.
+    check(
+        &[
+            ("requirements.txt", "flask\ngunicorn\n"),
+            (
+                "src/shop/__init__.py",
+                "from flask import Flask\n\ndef create_app():\n    app = Flask(__name__)\n    from shop.views import register\n    register(app)\n    return app\n",
+            ),
+            ("src/shop/views.py", "def register(app):\n    pass\n"),
+        ],
+        "python",
+        Some("flask"),
+        |a| {
+            let start = a.start_command.as_deref().unwrap_or_default();
+            assert!(start.contains("--chdir src 'shop:create_app()'"), "{start}");
+        },
+    );
+}

@@ -285,6 +285,7 @@ pub fn analyze_root(repo: &Repo) -> Analysis {
         if a.is_recognized()
             && a.start_command.is_some()
             && !library
+            && has_own_project_file(&app)
             && (a.language != "static" || is_service_dir(&dir))
         {
             let mut a = a;
@@ -347,6 +348,37 @@ pub fn analyze_root(repo: &Repo) -> Analysis {
         );
     }
     root
+}
+
+/// Files that make a folder a project of its own. Without one, a folder of sources (a Python
+/// package named `app`, a Go package named `api`) is part of the app around it, not a service.
+const PROJECT_FILES: &[&str] = &[
+    "package.json",
+    "pyproject.toml",
+    "Pipfile",
+    "setup.py",
+    "go.mod",
+    "Cargo.toml",
+    "pom.xml",
+    "build.gradle",
+    "build.gradle.kts",
+    "composer.json",
+    "Gemfile",
+    "mix.exs",
+    "deno.json",
+    "deno.jsonc",
+    "Procfile",
+    "Dockerfile",
+    "index.html",
+];
+
+fn has_own_project_file(app: &App) -> bool {
+    app.files_in("").iter().any(|f| {
+        PROJECT_FILES.contains(&f.as_str())
+            || f.ends_with(".csproj")
+            || f.ends_with(".fsproj")
+            || (f.starts_with("requirements") && f.ends_with(".txt"))
+    })
 }
 
 fn is_service_dir(dir: &str) -> bool {

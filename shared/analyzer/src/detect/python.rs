@@ -338,19 +338,25 @@ fn app_ref(app: &App, path: &str, var: &str, text: &str) -> AppRef {
     } else {
         var.to_string()
     };
-    // A file in a folder without __init__.py is run from that folder.
-    let (dir, file) = path.rsplit_once('/').unwrap_or(("", path));
-    if !dir.is_empty() && !app.has(&format!("{dir}/__init__.py")) {
-        AppRef {
-            file: path.to_string(),
-            target: format!("{}:{var}", module_of(file)),
-            chdir: Some(dir.to_string()),
-        }
-    } else {
+    // The app runs from its import root: the folder above the packages (folders with an
+    // __init__.py) that hold the file. That is the app folder itself for `app/main.py` in a
+    // package, the file's own folder when it is in none, and `src` in a src layout.
+    let (dir, _) = path.rsplit_once('/').unwrap_or(("", path));
+    let mut root = dir;
+    while !root.is_empty() && app.has(&format!("{root}/__init__.py")) {
+        root = root.rsplit_once('/').map_or("", |(parent, _)| parent);
+    }
+    if root.is_empty() {
         AppRef {
             file: path.to_string(),
             target: format!("{}:{var}", module_of(path)),
             chdir: None,
+        }
+    } else {
+        AppRef {
+            file: path.to_string(),
+            target: format!("{}:{var}", module_of(&path[root.len() + 1..])),
+            chdir: Some(root.to_string()),
         }
     }
 }
