@@ -280,18 +280,28 @@ pub async fn follow(
 ) -> Result<devgem_ports::EventStream, AppError> {
     let d = require(services, id).await?;
     if d.status.is_terminal() {
-        // Stores answer in pages; read until a page comes back empty.
-        let mut events = Vec::new();
-        let mut last = after;
-        loop {
-            let page = services.store.events(id, last).await?;
-            let Some(end) = page.last() else { break };
-            last = end.seq;
-            events.extend(page);
-        }
+        let events = stored_events(services.store.as_ref(), id, after).await?;
         return Ok(Box::pin(futures::stream::iter(events.into_iter().map(Ok))));
     }
     Ok(services.store.subscribe(id, after).await?)
+}
+
+/// Every stored event of `id` after `after`. Stores answer in pages; this reads until a page
+/// comes back empty.
+pub(crate) async fn stored_events(
+    store: &dyn devgem_ports::StateStore,
+    id: &DeploymentId,
+    after: u64,
+) -> Result<Vec<devgem_domain::ProgressEvent>, devgem_ports::StoreError> {
+    let mut events = Vec::new();
+    let mut last = after;
+    loop {
+        let page = store.events(id, last).await?;
+        let Some(end) = page.last() else { break };
+        last = end.seq;
+        events.extend(page);
+    }
+    Ok(events)
 }
 
 #[cfg(test)]

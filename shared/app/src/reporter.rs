@@ -3,6 +3,7 @@
 
 use devgem_domain::{DeploymentId, EventKind, NewEvent, Step, virtual_fraction};
 use devgem_ports::{LogSink, StateStore, StoreError};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -50,6 +51,8 @@ struct Inner {
     /// Events go through one queue so they are stored in the order they were reported.
     queue: mpsc::UnboundedSender<Queued>,
     log: Mutex<LogBuffer>,
+    /// Steps an interrupted earlier attempt already showed as completed.
+    completed_before: Mutex<HashSet<Step>>,
 }
 
 enum Queued {
@@ -89,6 +92,7 @@ impl Reporter {
                 percent: AtomicU8::new(percent),
                 queue,
                 log: Mutex::new(LogBuffer::default()),
+                completed_before: Mutex::new(HashSet::new()),
             }),
         }
     }
@@ -130,13 +134,26 @@ impl Reporter {
         self.inner.log_line(&format!("==> {}", step.title()));
     }
 
+    /// Tells a resumed attempt which steps the user already saw completed: finishing one again
+    /// is reported as a line of output, so each step completes once in the event stream.
+    pub fn completed_before(&self, steps: impl IntoIterator<Item = Step>) {
+        if let Ok(mut done) = self.inner.completed_before.lock() {
+            done.extend(steps);
+        }
+    }
+
     pub fn step_completed(&self, step: Step, message: impl Into<String>) {
-        self.emit(
-            EventKind::StepCompleted,
-            Some(step),
-            message.into(),
-            step.end_percent(),
-        );
+        let again = self
+            .inner
+            .completed_before
+            .lock()
+            .is_ok_and(|done| done.contains(&step));
+        let kind = if again {
+            EventKind::Log
+        } else {
+            EventKind::StepCompleted
+        };
+        self.emit(kind, Some(step), message.into(), step.end_percent());
     }
 
     pub fn reasoning(&self, step: Step, message: impl Into<String>) {

@@ -16,7 +16,7 @@ use crate::reporter::Reporter;
 use crate::services::Services;
 use async_trait::async_trait;
 use chrono::Utc;
-use devgem_domain::{Deployment, Failure, NewEvent, Stage, StageMessage, Status, Step};
+use devgem_domain::{Deployment, EventKind, Failure, NewEvent, Stage, StageMessage, Status, Step};
 use devgem_ports::{CancellationToken, Delivery, HandlerError, MessageHandler, StoreError};
 use std::time::Duration;
 
@@ -276,6 +276,20 @@ impl<W: StageWork> MessageHandler for StageHandler<W> {
         };
         let resumed = d.claim.is_some();
         let reporter = Reporter::new(services.store.clone(), id.clone(), claimed.progress);
+        if resumed {
+            // The interrupted attempt may have shown some steps completed before it stopped.
+            match crate::commands::stored_events(services.store.as_ref(), &id, 0).await {
+                Ok(events) => reporter.completed_before(
+                    events
+                        .iter()
+                        .filter(|e| e.kind == EventKind::StepCompleted)
+                        .filter_map(|e| e.step),
+                ),
+                Err(e) => {
+                    tracing::warn!(%id, error = %e, "could not read the earlier attempt's events")
+                }
+            }
+        }
         reporter.emit_raw(NewEvent {
             step: Some(first_step(stage)),
             ..NewEvent::status(

@@ -9,7 +9,8 @@ use devgem_app::{
     InstanceId, Services, StageContext, StageError, StageHandler, StageOutput, StageWork,
 };
 use devgem_domain::{
-    Deployment, DeploymentId, NewDeployment, ServiceName, Source, Stage, StageMessage, Status,
+    Deployment, DeploymentId, EventKind, NewDeployment, NewEvent, ServiceName, Source, Stage,
+    StageMessage, Status, Step,
 };
 use devgem_embedded::{BusOptions, FileSecrets, FolderObjectStore, InProcessBus, SqliteStore};
 use devgem_local::{FetchConfig, LocalSourceFetcher, NativeBuilder, ProcessRuntime};
@@ -205,4 +206,67 @@ async fn messages_for_finished_or_unknown_deployments_are_acked_without_work() {
     h.handle(delivery(&d.id)).await.unwrap();
     h.handle(delivery(&DeploymentId::generate())).await.unwrap();
     assert_eq!(runs.load(Ordering::SeqCst), 0);
+}
+
+/// Shows two steps completed, as the analyze stage does.
+struct Reporting;
+
+#[async_trait]
+impl StageWork for Reporting {
+    fn stage(&self) -> Stage {
+        Stage::Analyze
+    }
+
+    async fn run(&self, ctx: &StageContext) -> Result<StageOutput, StageError> {
+        for step in [Step::RepositoryAccess, Step::CodeAnalysis] {
+            ctx.reporter.step_started(step, "working");
+            ctx.reporter
+                .step_completed(step, "done by the second attempt");
+        }
+        Ok(StageOutput::default())
+    }
+}
+
+#[tokio::test]
+async fn a_resumed_attempt_does_not_show_a_step_completed_twice() {
+    let w = world();
+    let mut d = queued(&w.store).await;
+    // An earlier attempt on another host completed the first step, then stopped (its store
+    // went away before it could commit) and its claim ran out.
+    d.transition(Status::Analyzing, Utc::now()).unwrap();
+    d.claim(
+        "other-host/1/abc#1",
+        Stage::Analyze,
+        chrono::Duration::milliseconds(300),
+        Utc::now(),
+    );
+    w.store.update(&d).await.unwrap();
+    for kind in [EventKind::StepStarted, EventKind::StepCompleted] {
+        w.store
+            .append_event(
+                &d.id,
+                NewEvent::new(kind, Some(Step::RepositoryAccess), "first attempt", 5),
+            )
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(350)).await; // let the lease run out, by design
+
+    StageHandler::new(w.services.clone(), Reporting)
+        .handle(delivery(&d.id))
+        .await
+        .unwrap();
+    let events = w.store.events(&d.id, 0).await.unwrap();
+    let completed = |step: Step| {
+        events
+            .iter()
+            .filter(|e| e.kind == EventKind::StepCompleted && e.step == Some(step))
+            .count()
+    };
+    assert_eq!(completed(Step::RepositoryAccess), 1, "{events:#?}");
+    assert_eq!(completed(Step::CodeAnalysis), 1, "{events:#?}");
+    // What the second attempt said is still there, as output.
+    assert!(events.iter().any(|e| e.kind == EventKind::Log
+        && e.step == Some(Step::RepositoryAccess)
+        && e.message == "done by the second attempt"));
 }
