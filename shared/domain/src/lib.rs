@@ -8,8 +8,10 @@ mod deployment;
 mod id;
 mod message;
 mod progress;
+mod status;
 
-pub use deployment::{Claim, Deployment, Failure, NewDeployment, Source, Status, TransitionError};
+pub use deployment::{Claim, Deployment, Failure, NewDeployment, Source};
+pub use status::{Status, TransitionError};
 pub use id::{DeploymentId, EnvVarName, InvalidName, ServiceName};
 pub use message::{Stage, StageMessage};
 pub use progress::{EventKind, NewEvent, ProgressEvent, Step, virtual_fraction};

@@ -1,7 +1,7 @@
 //! The seven steps a user watches, their share of the progress bar, and the events that
 //! report them.
 
-use crate::deployment::Status;
+use crate::status::Status;
 use crate::message::Stage;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
