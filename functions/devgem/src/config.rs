@@ -1,70 +1,721 @@
-//! Configuration from the environment (12-factor). Every variable is listed in README.md.
+//! The binary's one typed configuration, read from the environment (12-factor) in one place.
+//! Every variable is listed in README.md; `devgem serve --print-config` shows the result with
+//! secrets masked.
+//!
+//! Each port's adapter is chosen on its own (`DEVGEM_STORE`, `DEVGEM_BUS`, `DEVGEM_OBJECTS`,
+//! `DEVGEM_BUILDER`, `DEVGEM_RUNTIME`). Their defaults are the embedded ones, except that a
+//! project with emulator hosts set (`GOOGLE_CLOUD_PROJECT` plus `FIRESTORE_EMULATOR_HOST` /
+//! `PUBSUB_EMULATOR_HOST`) and a process on Cloud Run (`K_SERVICE`) default to Firestore,
+//! Pub/Sub and Cloud Storage. An adapter that is named but not built yet is refused at start.
 
+use devgem_domain::Stage;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// A setting that is missing, malformed or unsafe: the variable, what is wrong, and the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration: {var}: {problem}. Fix: {fix}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub problem: String,
+    pub fix: String,
+}
+
+fn config_error(
+    var: &'static str,
+    problem: impl Into<String>,
+    fix: impl Into<String>,
+) -> ConfigError {
+    ConfigError {
+        var,
+        problem: problem.into(),
+        fix: fix.into(),
+    }
+}
+
+/// Declares an adapter choice: its variable, its values as users spell them, and which of them
+/// exist yet.
+macro_rules! choice {
+    ($(#[$doc:meta])* $name:ident, $var:literal, { $($variant:ident = $text:literal, built = $built:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const VAR: &'static str = $var;
+            const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            /// Whether this adapter exists in this build of DevGem.
+            pub fn is_built(self) -> bool {
+                match self { $($name::$variant => $built),+ }
+            }
+
+            fn parse(value: &str) -> Result<Self, ConfigError> {
+                let wanted = value.trim().to_ascii_lowercase();
+                Self::ALL.iter().copied().find(|c| c.as_str() == wanted).ok_or_else(|| {
+                    config_error(
+                        $var,
+                        format!("{value:?} is not one of its values"),
+                        format!("set it to one of {}", Self::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")),
+                    )
+                })
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+choice!(
+    /// Where deployments and their progress events are kept.
+    StoreKind, "DEVGEM_STORE", {
+        Sqlite = "sqlite", built = true,
+        Firestore = "firestore", built = true,
+    }
+);
+choice!(
+    /// How stage messages travel.
+    BusKind, "DEVGEM_BUS", {
+        Local = "local", built = true,
+        PubSub = "pubsub", built = true,
+    }
+);
+choice!(
+    /// Where source archives, plans and logs are kept.
+    ObjectsKind, "DEVGEM_OBJECTS", {
+        Folder = "folder", built = true,
+        Gcs = "gcs", built = true,
+    }
+);
+choice!(
+    /// What builds the app.
+    BuilderKind, "DEVGEM_BUILDER", {
+        Native = "native", built = true,
+        Docker = "docker", built = false,
+        CloudBuild = "cloudbuild", built = false,
+    }
+);
+choice!(
+    /// What runs the app.
+    RuntimeKind, "DEVGEM_RUNTIME", {
+        Process = "process", built = true,
+        Docker = "docker", built = false,
+        CloudRun = "cloudrun", built = false,
+    }
+);
+
+/// The adapters one process runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Adapters {
+    pub store: StoreKind,
+    pub bus: BusKind,
+    pub objects: ObjectsKind,
+    pub builder: BuilderKind,
+    pub runtime: RuntimeKind,
+}
+
+impl Adapters {
+    /// Whether any Google service is used (so `GOOGLE_CLOUD_PROJECT` is needed).
+    pub fn uses_google(&self) -> bool {
+        self.store == StoreKind::Firestore
+            || self.bus == BusKind::PubSub
+            || self.objects == ObjectsKind::Gcs
+    }
+}
+
+/// The function a `devgem serve` process hosts (`FUNCTION_TARGET`). A stage function is named
+/// after its stage; `chat` serves the API and the dead letters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FunctionTarget {
+    All,
+    Chat,
+    Stage(Stage),
+}
+
+impl FunctionTarget {
+    /// The name `FUNCTION_TARGET` uses for a stage's function.
+    pub fn stage_function(stage: Stage) -> &'static str {
+        match stage {
+            Stage::Analyze => "analyze",
+            Stage::Build => "build-trigger",
+            Stage::Deploy => "deploy",
+        }
+    }
+
+    fn names() -> Vec<&'static str> {
+        let mut names = vec!["chat"];
+        names.extend(Stage::ALL.into_iter().map(Self::stage_function));
+        names.push("all");
+        names
+    }
+
+    fn parse(value: &str) -> Result<Self, ConfigError> {
+        let value = value.trim();
+        match value {
+            "all" => Ok(Self::All),
+            "chat" => Ok(Self::Chat),
+            other => Stage::ALL
+                .into_iter()
+                .find(|s| Self::stage_function(*s) == other)
+                .map(Self::Stage)
+                .ok_or_else(|| {
+                    config_error(
+                        "FUNCTION_TARGET",
+                        format!("{other:?} is not a DevGem function"),
+                        format!("use one of {}", Self::names().join(", ")),
+                    )
+                }),
+        }
+    }
+
+    /// Whether this process serves the HTTP API.
+    pub fn serves_api(self) -> bool {
+        matches!(self, Self::All | Self::Chat)
+    }
+
+    /// Whether this process consumes the messages of `stage`.
+    pub fn runs(self, stage: Stage) -> bool {
+        match self {
+            Self::All => true,
+            Self::Chat => false,
+            Self::Stage(s) => s == stage,
+        }
+    }
+
+    /// Whether this process handles dead letters (the chat function does).
+    pub fn handles_dead_letters(self) -> bool {
+        self.serves_api()
+    }
+}
+
+impl fmt::Display for FunctionTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::All => f.write_str("all"),
+            Self::Chat => f.write_str("chat"),
+            Self::Stage(s) => f.write_str(Self::stage_function(*s)),
+        }
+    }
+}
+
+/// A value that must never be printed; `Debug` shows `***`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub adapters: Adapters,
     /// Where the embedded adapters keep their files (`DEVGEM_HOME`, default `~/.devgem`).
     pub home: PathBuf,
-    /// The port `devgem serve` listens on (`PORT`, default 8080; 0 picks a free one).
-    pub port: u16,
+    /// Where `devgem serve` listens: `DEVGEM_LISTEN` (an address, or address:port) and `PORT`
+    /// (default 8080; 0 picks a free one); 127.0.0.1 unless on Cloud Run.
+    pub listen: SocketAddr,
+    /// Set on Cloud Run (`K_SERVICE`): the process serves Google's front end.
+    pub on_cloud_run: bool,
     /// When set, every /api request needs `Authorization: Bearer <token>`.
-    pub api_token: Option<String>,
+    pub api_token: Option<Secret>,
     /// Sent to GitHub so private repositories can be cloned.
-    pub github_token: Option<String>,
+    pub github_token: Option<Secret>,
+    /// Whether an HTTP request may name a folder on this server's disk as its source.
+    pub allow_local_sources: bool,
+    /// The largest source archive `POST /api/deployments` accepts.
+    pub max_upload_bytes: usize,
     /// Deliver every bus message twice (fault injection for idempotency tests).
     pub deliver_twice: bool,
     /// How long a stage worker's claim lasts without renewal.
     pub lease: Duration,
     /// How long a deployed app may take to listen on its port.
     pub ready_timeout: Duration,
-    /// Which function `devgem serve` hosts (`FUNCTION_TARGET`); all of them when unset.
-    pub function_target: Option<String>,
+    /// Which function `devgem serve` hosts.
+    pub function: FunctionTarget,
+    /// The Google adapters' settings, when any Google adapter is chosen.
+    pub gcp: Option<devgem_gcp::GcpConfig>,
 }
 
-fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
+/// A source archive larger than this is refused unless `DEVGEM_MAX_UPLOAD_MB` says otherwise.
+const DEFAULT_MAX_UPLOAD_MB: usize = 200;
 
-fn seconds(name: &str, default: u64) -> anyhow::Result<Duration> {
-    match var(name) {
+fn seconds(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+) -> Result<Duration, ConfigError> {
+    match get(name) {
         None => Ok(Duration::from_secs(default)),
-        Some(v) => v
-            .trim()
-            .parse::<u64>()
-            .map(Duration::from_secs)
-            .map_err(|_| anyhow::anyhow!("{name}={v:?} is not a whole number of seconds")),
+        Some(v) => v.parse::<u64>().map(Duration::from_secs).map_err(|_| {
+            config_error(
+                name,
+                format!("{v:?} is not a whole number of seconds"),
+                "set it to e.g. 30",
+            )
+        }),
     }
 }
 
+fn flag(get: &impl Fn(&str) -> Option<String>, name: &'static str) -> Result<bool, ConfigError> {
+    match get(name).as_deref() {
+        None | Some("0" | "false" | "no") => Ok(false),
+        Some("1" | "true" | "yes") => Ok(true),
+        Some(other) => Err(config_error(
+            name,
+            format!("{other:?} is not a boolean"),
+            "set it to 1 or 0",
+        )),
+    }
+}
+
+fn choose<T>(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    parse: fn(&str) -> Result<T, ConfigError>,
+    default: T,
+) -> Result<T, ConfigError> {
+    get(var).map_or(Ok(default), |v| parse(&v))
+}
+
 impl Config {
-    pub fn from_env() -> anyhow::Result<Self> {
-        let home = match var("DEVGEM_HOME") {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads every setting through `get`, so tests need not touch the process environment.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let on_cloud_run = get("K_SERVICE").is_some();
+        let project = get("GOOGLE_CLOUD_PROJECT").is_some();
+        let emulated = |host: &str| project && get(host).is_some();
+
+        let store = choose(
+            &get,
+            StoreKind::VAR,
+            StoreKind::parse,
+            if on_cloud_run || emulated("FIRESTORE_EMULATOR_HOST") {
+                StoreKind::Firestore
+            } else {
+                StoreKind::Sqlite
+            },
+        )?;
+        let bus = choose(
+            &get,
+            BusKind::VAR,
+            BusKind::parse,
+            if on_cloud_run || emulated("PUBSUB_EMULATOR_HOST") {
+                BusKind::PubSub
+            } else {
+                BusKind::Local
+            },
+        )?;
+        // Stages on other machines need one shared object store.
+        let objects = choose(
+            &get,
+            ObjectsKind::VAR,
+            ObjectsKind::parse,
+            if bus == BusKind::PubSub {
+                ObjectsKind::Gcs
+            } else {
+                ObjectsKind::Folder
+            },
+        )?;
+        let builder = choose(
+            &get,
+            BuilderKind::VAR,
+            BuilderKind::parse,
+            BuilderKind::Native,
+        )?;
+        let runtime = choose(
+            &get,
+            RuntimeKind::VAR,
+            RuntimeKind::parse,
+            RuntimeKind::Process,
+        )?;
+        let adapters = Adapters {
+            store,
+            bus,
+            objects,
+            builder,
+            runtime,
+        };
+        let gcp = if adapters.uses_google() {
+            Some(
+                devgem_gcp::GcpConfig::from_lookup(&get)
+                    .map_err(|e| config_error(e.var, e.problem, e.fix))?,
+            )
+        } else {
+            None
+        };
+
+        let home = match get("DEVGEM_HOME") {
             Some(h) => PathBuf::from(h),
-            None => match var("HOME") {
+            None => match get("HOME") {
                 Some(h) => PathBuf::from(h).join(".devgem"),
-                None => anyhow::bail!(
-                    "neither DEVGEM_HOME nor HOME is set: set DEVGEM_HOME to a folder DevGem may use"
-                ),
+                None => {
+                    return Err(config_error(
+                        "DEVGEM_HOME",
+                        "neither DEVGEM_HOME nor HOME is set",
+                        "set DEVGEM_HOME to a folder DevGem may use",
+                    ));
+                }
             },
         };
-        let port = match var("PORT") {
+        let port = match get("PORT") {
             None => 8080,
-            Some(p) => p
-                .trim()
-                .parse()
-                .map_err(|_| anyhow::anyhow!("PORT={p:?} is not a port number (0-65535)"))?,
+            Some(p) => p.parse().map_err(|_| {
+                config_error(
+                    "PORT",
+                    format!("{p:?} is not a port number"),
+                    "set it to 0-65535",
+                )
+            })?,
+        };
+        let listen = match get("DEVGEM_LISTEN") {
+            Some(addr) => parse_listen(&addr, port)?,
+            // Cloud Run's front end reaches the container on 0.0.0.0:$PORT.
+            None if on_cloud_run => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+            None => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
+        };
+        let max_upload_mb = match get("DEVGEM_MAX_UPLOAD_MB") {
+            None => DEFAULT_MAX_UPLOAD_MB,
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|mb| *mb > 0)
+                .ok_or_else(|| {
+                    config_error(
+                        "DEVGEM_MAX_UPLOAD_MB",
+                        format!("{v:?} is not a positive whole number of MiB"),
+                        "set it to e.g. 200",
+                    )
+                })?,
+        };
+        let function = match get("FUNCTION_TARGET") {
+            None => FunctionTarget::All,
+            Some(v) => FunctionTarget::parse(&v)?,
         };
         Ok(Self {
+            adapters,
             home,
-            port,
-            api_token: var("DEVGEM_API_TOKEN"),
-            github_token: var("GITHUB_TOKEN"),
-            deliver_twice: var("DEVGEM_BUS_DELIVER_TWICE").is_some_and(|v| v == "1" || v == "true"),
-            lease: seconds("DEVGEM_LEASE_SECS", 30)?,
-            ready_timeout: seconds("DEVGEM_READY_TIMEOUT_SECS", 60)?,
-            function_target: var("FUNCTION_TARGET"),
+            listen,
+            on_cloud_run,
+            api_token: get("DEVGEM_API_TOKEN").map(Secret),
+            github_token: get("GITHUB_TOKEN").map(Secret),
+            allow_local_sources: flag(&get, "DEVGEM_ALLOW_LOCAL_SOURCES")?,
+            max_upload_bytes: max_upload_mb << 20,
+            deliver_twice: flag(&get, "DEVGEM_BUS_DELIVER_TWICE")?,
+            lease: seconds(&get, "DEVGEM_LEASE_SECS", 30)?,
+            ready_timeout: seconds(&get, "DEVGEM_READY_TIMEOUT_SECS", 60)?,
+            function,
+            gcp,
         })
+    }
+
+    /// Refuses an adapter that is named but does not exist yet, before anything starts.
+    pub fn check_adapters(&self) -> Result<(), ConfigError> {
+        let a = &self.adapters;
+        let chosen = [
+            (StoreKind::VAR, a.store.as_str(), a.store.is_built()),
+            (BusKind::VAR, a.bus.as_str(), a.bus.is_built()),
+            (ObjectsKind::VAR, a.objects.as_str(), a.objects.is_built()),
+            (BuilderKind::VAR, a.builder.as_str(), a.builder.is_built()),
+            (RuntimeKind::VAR, a.runtime.as_str(), a.runtime.is_built()),
+        ];
+        for (var, value, built) in chosen {
+            if !built {
+                return Err(config_error(
+                    var,
+                    format!("the {value} adapter is not part of this DevGem yet"),
+                    format!("unset {var} to use the default, or pick an adapter this build has"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses, before anything starts, an unbuilt adapter and a server that would answer
+    /// strangers without asking who they are.
+    pub fn check_servable(&self) -> Result<(), ConfigError> {
+        self.check_adapters()?;
+        let a = &self.adapters;
+        if self.function != FunctionTarget::All && a.bus == BusKind::Local {
+            return Err(config_error(
+                "FUNCTION_TARGET",
+                format!("{} alone needs a shared message bus", self.function),
+                "set DEVGEM_BUS=pubsub (with GOOGLE_CLOUD_PROJECT and, locally, the emulator \
+                 hosts), or unset FUNCTION_TARGET",
+            ));
+        }
+        // Every function receives pushes on Pub/Sub: the stages their messages, chat the
+        // dead letters.
+        let pushes = a.bus == BusKind::PubSub;
+        let emulated_bus = self
+            .gcp
+            .as_ref()
+            .is_some_and(|g| g.pubsub_emulator.is_some());
+        let push_auth = self.gcp.as_ref().is_some_and(|g| g.push_auth.is_some());
+        if pushes && !emulated_bus && !push_auth {
+            return Err(config_error(
+                "DEVGEM_PUSH_AUDIENCE",
+                "Pub/Sub push requests would be accepted without a verified OIDC token",
+                "set DEVGEM_PUSH_AUDIENCE and DEVGEM_PUSH_SERVICE_ACCOUNT to the push \
+                 subscriptions' audience and service account",
+            ));
+        }
+        if !self.listen.ip().is_loopback() && self.function.serves_api() && self.api_token.is_none()
+        {
+            return Err(config_error(
+                "DEVGEM_LISTEN",
+                format!(
+                    "listening on {} would let anyone who reaches it deploy, with no \
+                     authentication configured",
+                    self.listen.ip()
+                ),
+                "set DEVGEM_API_TOKEN (clients then send Authorization: Bearer <token>), or \
+                 listen on 127.0.0.1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The configuration as `devgem serve --print-config` shows it; secrets are masked.
+    pub fn describe(&self) -> String {
+        let masked = |s: &Option<Secret>| if s.is_some() { "***" } else { "(not set)" };
+        let a = &self.adapters;
+        let mut lines = vec![
+            format!("function      {}", self.function),
+            format!(
+                "cloud_run     {}",
+                if self.on_cloud_run {
+                    "yes (K_SERVICE set)"
+                } else {
+                    "no"
+                }
+            ),
+            format!("listen        {}", self.listen),
+            format!("store         {}", a.store),
+            format!("bus           {}", a.bus),
+            format!("objects       {}", a.objects),
+            format!("builder       {}", a.builder),
+            format!("runtime       {}", a.runtime),
+            format!(
+                "secrets       file ({})",
+                self.home.join("secrets.json").display()
+            ),
+            format!("home          {}", self.home.display()),
+            format!("api_token     {}", masked(&self.api_token)),
+            format!("github_token  {}", masked(&self.github_token)),
+            format!(
+                "local_sources {}",
+                if self.allow_local_sources {
+                    "allowed over HTTP"
+                } else {
+                    "refused over HTTP"
+                }
+            ),
+            format!("max_upload    {} MiB", self.max_upload_bytes >> 20),
+            format!("lease         {}s", self.lease.as_secs()),
+            format!("ready_timeout {}s", self.ready_timeout.as_secs()),
+        ];
+        if let Some(g) = &self.gcp {
+            lines.push(format!("project       {}", g.project));
+            lines.push(format!("topic_prefix  {}", g.topic_prefix));
+            for (name, host) in [
+                ("pubsub", &g.pubsub_emulator),
+                ("firestore", &g.firestore_emulator),
+                ("storage", &g.storage_emulator),
+            ] {
+                if let Some(host) = host {
+                    lines.push(format!("{name:<14}emulator at {host}"));
+                }
+            }
+            lines.push(format!(
+                "push_auth     {}",
+                match &g.push_auth {
+                    Some(p) => format!("audience {} signed by {}", p.audience, p.service_account),
+                    None => "off".into(),
+                }
+            ));
+        }
+        lines.join("\n")
+    }
+}
+
+fn parse_listen(value: &str, port: u16) -> Result<SocketAddr, ConfigError> {
+    if let Ok(addr) = value.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let host = value.trim_start_matches('[').trim_end_matches(']');
+    if host == "localhost" {
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+    }
+    host.parse::<IpAddr>()
+        .map(|ip| SocketAddr::new(ip, port))
+        .map_err(|_| {
+            config_error(
+                "DEVGEM_LISTEN",
+                format!("{value:?} is not an IP address"),
+                "give an address such as 127.0.0.1, 0.0.0.0 or [::1]:8080",
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut map: HashMap<String, String> = [("HOME", "/home/u")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        map.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_embedded_and_loopback() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.adapters.store, StoreKind::Sqlite);
+        assert_eq!(c.adapters.bus, BusKind::Local);
+        assert_eq!(c.adapters.objects, ObjectsKind::Folder);
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.function, FunctionTarget::All);
+        assert!(!c.allow_local_sources);
+        c.check_servable().unwrap();
+    }
+
+    #[test]
+    fn emulator_hosts_make_google_the_default_of_store_and_bus() {
+        let c = config(&[
+            ("GOOGLE_CLOUD_PROJECT", "p"),
+            ("FIRESTORE_EMULATOR_HOST", "127.0.0.1:1"),
+            ("PUBSUB_EMULATOR_HOST", "127.0.0.1:2"),
+        ])
+        .unwrap();
+        assert_eq!(c.adapters.store, StoreKind::Firestore);
+        assert_eq!(c.adapters.bus, BusKind::PubSub);
+        assert_eq!(c.adapters.objects, ObjectsKind::Gcs);
+        // A project alone switches nothing.
+        let c = config(&[("GOOGLE_CLOUD_PROJECT", "p")]).unwrap();
+        assert_eq!(c.adapters.store, StoreKind::Sqlite);
+        assert!(c.gcp.is_none());
+        // Each adapter is chosen on its own.
+        let c = config(&[("GOOGLE_CLOUD_PROJECT", "p"), ("DEVGEM_STORE", "firestore")]).unwrap();
+        assert_eq!(
+            (c.adapters.store, c.adapters.bus),
+            (StoreKind::Firestore, BusKind::Local)
+        );
+    }
+
+    #[test]
+    fn unknown_and_unbuilt_adapters_are_refused_by_name() {
+        let err = config(&[("DEVGEM_BUS", "kafka")]).unwrap_err();
+        assert_eq!(err.var, "DEVGEM_BUS");
+        assert!(err.fix.contains("local, pubsub"), "{err}");
+        let c = config(&[("DEVGEM_BUILDER", "cloudbuild")]).unwrap();
+        let err = c.check_servable().unwrap_err();
+        assert_eq!(err.var, "DEVGEM_BUILDER");
+        assert!(err.problem.contains("cloudbuild"), "{err}");
+    }
+
+    #[test]
+    fn google_adapters_need_a_project() {
+        let err = config(&[("DEVGEM_STORE", "firestore")]).unwrap_err();
+        assert_eq!(err.var, "GOOGLE_CLOUD_PROJECT");
+    }
+
+    #[test]
+    fn function_targets_come_from_the_stages() {
+        let c = config(&[("FUNCTION_TARGET", "build-trigger")]).unwrap();
+        assert_eq!(c.function, FunctionTarget::Stage(Stage::Build));
+        assert!(c.function.runs(Stage::Build) && !c.function.runs(Stage::Deploy));
+        let err = config(&[("FUNCTION_TARGET", "build")]).unwrap_err();
+        assert!(
+            err.fix
+                .contains("chat, analyze, build-trigger, deploy, all"),
+            "{err}"
+        );
+        // A lone stage function needs a shared bus.
+        assert_eq!(c.check_servable().unwrap_err().var, "FUNCTION_TARGET");
+    }
+
+    #[test]
+    fn exposure_needs_authentication() {
+        let c = config(&[("DEVGEM_LISTEN", "0.0.0.0")]).unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(c.check_servable().unwrap_err().var, "DEVGEM_LISTEN");
+        let c = config(&[("DEVGEM_LISTEN", "0.0.0.0"), ("DEVGEM_API_TOKEN", "t")]).unwrap();
+        c.check_servable().unwrap();
+        // Cloud Run listens on every interface, as its contract requires.
+        let c = config(&[
+            ("K_SERVICE", "chat"),
+            ("PORT", "9000"),
+            ("GOOGLE_CLOUD_PROJECT", "p"),
+            ("DEVGEM_API_TOKEN", "t"),
+            ("DEVGEM_PUSH_AUDIENCE", "a"),
+            (
+                "DEVGEM_PUSH_SERVICE_ACCOUNT",
+                "sa@p.iam.gserviceaccount.com",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:9000");
+        c.check_servable().unwrap();
+    }
+
+    #[test]
+    fn pushes_from_google_must_be_verified() {
+        let c = config(&[
+            ("GOOGLE_CLOUD_PROJECT", "p"),
+            ("DEVGEM_BUS", "pubsub"),
+            ("FUNCTION_TARGET", "analyze"),
+        ])
+        .unwrap();
+        assert_eq!(c.check_servable().unwrap_err().var, "DEVGEM_PUSH_AUDIENCE");
+        // The emulator sends no tokens.
+        let c = config(&[
+            ("GOOGLE_CLOUD_PROJECT", "p"),
+            ("PUBSUB_EMULATOR_HOST", "127.0.0.1:1"),
+            ("FUNCTION_TARGET", "analyze"),
+        ])
+        .unwrap();
+        c.check_servable().unwrap();
+    }
+
+    #[test]
+    fn printed_configuration_masks_secrets() {
+        let c = config(&[("DEVGEM_API_TOKEN", "hunter2"), ("GITHUB_TOKEN", "ghp_x")]).unwrap();
+        let text = c.describe();
+        assert!(
+            !text.contains("hunter2") && !text.contains("ghp_x"),
+            "{text}"
+        );
+        assert!(text.contains("api_token     ***"), "{text}");
+        assert!(!format!("{c:?}").contains("hunter2"));
     }
 }

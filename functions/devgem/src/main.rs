@@ -28,7 +28,7 @@ enum Command {
     /// Deploy a local folder or a git URL and print its URL once it answers.
     Deploy(cli::deploy::DeployArgs),
     /// Serve the HTTP API and run every stage in this process (or one, with FUNCTION_TARGET).
-    Serve,
+    Serve(cli::serve::ServeArgs),
     /// Show deployments, or one deployment.
     Status {
         id: Option<String>,
@@ -109,7 +109,7 @@ fn main() -> ExitCode {
         return run_analyzer(AnalyzerCli::parse().command);
     }
     let cli = Cli::parse();
-    let serving = matches!(cli.command, Command::Serve);
+    let serving = matches!(&cli.command, Command::Serve(args) if !args.print_config);
     logging::init(serving);
     let command = match cli.command {
         Command::Analyzer(command) => return run_analyzer(command),
@@ -128,7 +128,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match command {
             Command::Deploy(args) => cli::deploy::run(args).await,
-            Command::Serve => cli::serve::run().await,
+            Command::Serve(args) => cli::serve::run(args).await,
             Command::Bootstrap(args) => cli::bootstrap::run(args).await,
             Command::Status { id, remote, json } => cli::inspect::status(id, remote, json).await,
             Command::Logs { id, remote } => cli::inspect::logs(id, remote).await,

@@ -87,6 +87,7 @@ async fn deploy_here(
     renderer: &mut Renderer,
 ) -> anyhow::Result<Deployment> {
     let config = Config::from_env()?;
+    config.check_adapters()?;
     let wiring = wiring::from_config(&config).await?;
     let services = wiring.services;
     let deployment = devgem_app::create_deployment(&services, request)

@@ -3,9 +3,11 @@
 
 use crate::cli::say;
 use crate::config::Config;
+use crate::config::FunctionTarget;
 use crate::push::PushRoutes;
 use crate::wiring;
-use anyhow::{Context, bail};
+use anyhow::Context;
+use devgem_domain::Stage;
 use devgem_gcp::DEAD_LETTER_TOPIC;
 use devgem_http::{Request, Response, error, json};
 use http::{Method, StatusCode};
@@ -13,18 +15,21 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The functions one process can host, and the topics each consumes.
-const FUNCTIONS: &[(&str, &[&str])] = &[
-    ("chat", &[DEAD_LETTER_TOPIC]),
-    ("analyze", &["analyze"]),
-    ("build-trigger", &["build"]),
-    ("deploy", &["deploy"]),
-];
+/// `devgem serve`'s own flags; everything else comes from the environment.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ServeArgs {
+    /// The address to listen on (overrides DEVGEM_LISTEN), e.g. 0.0.0.0 or 127.0.0.1:9000.
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Print the configuration this process would run with (secrets masked) and exit.
+    #[arg(long)]
+    pub print_config: bool,
+}
 
 struct App {
     api: Option<devgem_fn_chat::Api>,
     push: Option<PushRoutes>,
-    function: String,
+    function: FunctionTarget,
 }
 
 impl App {
@@ -41,7 +46,7 @@ impl App {
             Some(api) => api.handle(req).await,
             None if path == "/health" => json(
                 StatusCode::OK,
-                &serde_json::json!({"status": "ok", "function": self.function}),
+                &serde_json::json!({"status": "ok", "function": self.function.to_string()}),
             ),
             None => error(
                 StatusCode::NOT_FOUND,
@@ -53,28 +58,23 @@ impl App {
     }
 }
 
-pub async fn run() -> anyhow::Result<ExitCode> {
-    let config = Config::from_env()?;
-    let target = config
-        .function_target
-        .clone()
-        .unwrap_or_else(|| "all".into());
-    let known: Vec<&str> = FUNCTIONS.iter().map(|(name, _)| *name).collect();
-    if target != "all" && !known.contains(&target.as_str()) {
-        bail!(
-            "FUNCTION_TARGET={target} is not a DevGem function: use one of {}, or all",
-            known.join(", ")
-        );
+pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = match &args.listen {
+        Some(listen) => Config::from_lookup(|name| match name {
+            "DEVGEM_LISTEN" => Some(listen.clone()),
+            other => std::env::var(other).ok(),
+        })?,
+        None => Config::from_env()?,
+    };
+    if args.print_config {
+        say(config.describe());
+        return Ok(ExitCode::SUCCESS);
     }
+    config.check_servable()?;
+    let target = config.function;
     let wiring = wiring::from_config(&config).await?;
     let services = wiring.services.clone();
     if wiring.local_bus.is_some() {
-        if target != "all" {
-            bail!(
-                "FUNCTION_TARGET={target} needs the distributed mode: set GOOGLE_CLOUD_PROJECT \
-                 (and the emulator hosts), or unset FUNCTION_TARGET"
-            );
-        }
         let resumed = devgem_app::resume_unfinished(&services)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -82,34 +82,49 @@ pub async fn run() -> anyhow::Result<ExitCode> {
             tracing::info!(resumed, "resuming unfinished deployments");
         }
     }
-    let push = wiring.gcp.as_ref().map(|gcp| {
-        let mut handlers = wiring::handlers(&services);
-        let wanted: Vec<&str> = FUNCTIONS
-            .iter()
-            .filter(|(name, _)| target == "all" || *name == target)
-            .flat_map(|(_, topics)| topics.iter().copied())
-            .collect();
-        handlers.retain(|topic, _| wanted.contains(topic));
-        PushRoutes::new(handlers, gcp.push_auth())
+    let push = wiring
+        .gcp
+        .as_ref()
+        .filter(|_| wiring.local_bus.is_none())
+        .map(|gcp| {
+            let mut handlers = wiring::handlers(&services);
+            handlers.retain(|topic, _| match Stage::from_topic(topic) {
+                Some(stage) => target.runs(stage),
+                None => *topic == DEAD_LETTER_TOPIC && target.handles_dead_letters(),
+            });
+            PushRoutes::new(handlers, gcp.push_auth())
+        });
+    let api = target.serves_api().then(|| {
+        devgem_fn_chat::Api::new(
+            services,
+            config.api_token.as_ref().map(|t| t.expose().to_string()),
+        )
     });
-    let api = (target == "all" || target == "chat")
-        .then(|| devgem_fn_chat::Api::new(services, config.api_token.clone()));
     let app = Arc::new(App {
         api,
         push,
-        function: target.clone(),
+        function: target,
     });
-    let listener = tokio::net::TcpListener::bind(("0.0.0.0", config.port))
+    let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| {
             format!(
-                "cannot listen on port {}: set PORT to a free port",
-                config.port
+                "cannot listen on {}: set PORT to a free port (or DEVGEM_LISTEN to an address \
+                 of this machine)",
+                config.listen
             )
         })?;
     let port = listener.local_addr()?.port();
     // Tests and scripts read this line to find the port when PORT=0.
-    say(format_args!("DevGem listening on http://127.0.0.1:{port}"));
+    let shown = if config.listen.ip().is_unspecified() {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        config.listen.ip()
+    };
+    say(format_args!(
+        "DevGem listening on http://{}",
+        std::net::SocketAddr::new(shown, port)
+    ));
     tracing::info!(port, function = %target, home = %config.home.display(), "serving");
     let handler: devgem_http::Handler = Arc::new(move |req| {
         let app = app.clone();
