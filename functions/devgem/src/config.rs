@@ -363,7 +363,7 @@ impl Config {
         };
         let gcp = if adapters.uses_google() {
             Some(
-                devgem_gcp::GcpConfig::from_lookup(&get)
+                devgem_gcp::GcpConfig::from_lookup(get)
                     .map_err(|e| config_error(e.var, e.problem, e.fix))?,
             )
         } else {
