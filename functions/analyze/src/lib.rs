@@ -5,16 +5,31 @@
 
 use async_trait::async_trait;
 use devgem_analyzer::{Analysis, BuildPlan};
-use devgem_app::{StageContext, StageError, StageOutput, StageWork, archive, keys};
-use devgem_domain::{Failure, Stage, Step};
-use devgem_ports::{ObjectError, SourceError};
+use devgem_app::{StageContext, StageError, StageWork, archive, keys};
+use devgem_domain::{Deployment, Failure, Stage, StageResult, Step};
+use devgem_ports::{FetchedSource, ObjectStore, SourceFetcher};
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-pub struct Analyze;
+/// The analyze stage, with the two ports it uses.
+pub struct Analyze {
+    pub source: Arc<dyn SourceFetcher>,
+    pub objects: Arc<dyn ObjectStore>,
+}
 
-fn stored(e: ObjectError) -> StageError {
-    StageError::Transient(e.to_string())
+/// A checkout of the source: the folder (removed when dropped), the app's folder inside it,
+/// and what the fetch said about it.
+struct Checkout {
+    _root: tempfile::TempDir,
+    app_dir: PathBuf,
+    fetched: FetchedSource,
+}
+
+/// The rendered build: the plan and its Dockerfile.
+struct Rendered {
+    plan: BuildPlan,
+    dockerfile: String,
 }
 
 #[async_trait]
@@ -23,38 +38,38 @@ impl StageWork for Analyze {
         Stage::Analyze
     }
 
-    async fn run(&self, ctx: &StageContext) -> Result<StageOutput, StageError> {
-        let d = &ctx.deployment;
-        let r = &ctx.reporter;
-        let objects = &ctx.services.objects;
+    async fn run(&self, ctx: &StageContext) -> Result<StageResult, StageError> {
+        let checkout = self.repository_access(ctx).await?;
+        let analysis = self.code_analysis(ctx, &checkout).await?;
+        let rendered = self.dockerfile_generation(ctx, &analysis).await?;
+        environment_config(ctx, &analysis, &rendered.plan);
+        security_scan(ctx, &checkout, &rendered).await?;
+        Ok(StageResult {
+            summary: Some(describe(&analysis)),
+            commit: checkout.fetched.commit,
+            ..StageResult::default()
+        })
+    }
+}
 
-        // 1. Repository access.
+impl Analyze {
+    /// Step 1: fetch the source and pack it into object storage for the build stage.
+    async fn repository_access(&self, ctx: &StageContext) -> Result<Checkout, StageError> {
+        let (d, r) = (&ctx.deployment, &ctx.reporter);
         let step = Step::RepositoryAccess;
         r.step_started(step, format!("Fetching {}", d.source.location));
-        let checkout = tempfile::tempdir().map_err(|e| StageError::Transient(e.to_string()))?;
+        let root = tempfile::tempdir().map_err(|e| StageError::Transient(e.to_string()))?;
         let fetched = {
             let _ticker = r.ticker(step, Duration::from_secs(5));
-            ctx.services
-                .source
-                .fetch(&d.source, checkout.path(), &r.log_sink(step), &ctx.cancel)
-                .await
-        };
-        let fetched = match fetched {
-            Ok(f) => f,
-            Err(SourceError::Rejected { reason, hint }) => {
-                return Err(StageError::Failed(
-                    Failure::new(step, reason).with_hint(hint),
-                ));
-            }
-            Err(SourceError::Unavailable(e)) => return Err(StageError::Transient(e)),
-            Err(SourceError::Cancelled) => return Err(StageError::Cancelled),
+            self.source
+                .fetch(&d.source, root.path(), &r.log_sink(step), &ctx.cancel)
+                .await?
         };
         let app_dir =
-            app_dir(checkout.path(), d.source.subdir.as_deref()).map_err(StageError::Failed)?;
-        let root = checkout.path().to_path_buf();
-        let archive = tokio::task::spawn_blocking(move || archive::pack(&root))
-            .await
-            .map_err(|e| StageError::Transient(e.to_string()))?
+            app_dir(root.path(), d.source.subdir.as_deref()).map_err(StageError::Failed)?;
+        let packed = root.path().to_path_buf();
+        let archive = tokio::task::spawn_blocking(move || archive::pack(&packed))
+            .await?
             .map_err(|e| {
                 StageError::Failed(
                     Failure::new(step, format!("the source could not be archived: {e}"))
@@ -62,10 +77,9 @@ impl StageWork for Analyze {
                 )
             })?;
         let size = archive.len();
-        objects
+        self.objects
             .put(&keys::source_archive(&d.id), archive.into())
-            .await
-            .map_err(stored)?;
+            .await?;
         let at = fetched
             .commit
             .as_deref()
@@ -75,70 +89,58 @@ impl StageWork for Analyze {
             step,
             format!("Fetched the source{at} ({} packed)", human_size(size)),
         );
+        Ok(Checkout {
+            _root: root,
+            app_dir,
+            fetched,
+        })
+    }
 
-        // 2. Code analysis.
+    /// Step 2: detect the language, framework, commands and port, with the reasons.
+    async fn code_analysis(
+        &self,
+        ctx: &StageContext,
+        checkout: &Checkout,
+    ) -> Result<Analysis, StageError> {
+        let (d, r) = (&ctx.deployment, &ctx.reporter);
         let step = Step::CodeAnalysis;
         r.step_started(step, "Detecting language, framework, commands and port");
-        let dir = app_dir.clone();
-        let analysis: Analysis =
-            tokio::task::spawn_blocking(move || devgem_analyzer::analyze(&dir))
-                .await
-                .map_err(|e| StageError::Transient(e.to_string()))?;
+        let dir = checkout.app_dir.clone();
+        let analysis = tokio::task::spawn_blocking(move || devgem_analyzer::analyze(&dir)).await?;
         for line in &analysis.evidence {
             r.reasoning(step, line.clone());
         }
         if !analysis.is_recognized() {
-            let hint = "add a manifest DevGem recognises (requirements.txt or pyproject.toml, \
-                        package.json, index.html, go.mod, Cargo.toml, pom.xml, a Dockerfile...) \
-                        or point at the app's folder";
-            let reason = if is_empty_dir(&app_dir) {
-                "the repository is empty".to_string()
-            } else {
-                "no web app was recognised in the source".to_string()
-            };
-            return Err(StageError::Failed(
-                Failure::new(step, reason).with_hint(hint),
-            ));
+            return Err(StageError::Failed(unrecognised(&checkout.app_dir)));
         }
-        let summary = describe(&analysis);
-        objects
-            .put(
-                &keys::analysis(&d.id),
-                serde_json::to_vec_pretty(&analysis)
-                    .unwrap_or_default()
-                    .into(),
-            )
-            .await
-            .map_err(stored)?;
-        r.step_completed(step, format!("Detected {summary}"));
+        self.objects
+            .put(&keys::analysis(&d.id), to_json(&analysis).into())
+            .await?;
+        r.step_completed(step, format!("Detected {}", describe(&analysis)));
+        Ok(analysis)
+    }
 
-        // 3. Dockerfile generation (from the build plan).
+    /// Step 3: plan the build and render the Dockerfile from the plan.
+    async fn dockerfile_generation(
+        &self,
+        ctx: &StageContext,
+        analysis: &Analysis,
+    ) -> Result<Rendered, StageError> {
+        let (d, r) = (&ctx.deployment, &ctx.reporter);
         let step = Step::DockerfileGeneration;
         r.step_started(step, "Planning the build and writing the Dockerfile");
-        let mut plan: BuildPlan = devgem_analyzer::plan(&analysis)
+        let plan = plan_for(d, analysis)
             .map_err(|e| StageError::Failed(Failure::new(step, e.reason).with_hint(e.hint)))?;
-        if let Some(sub) = &d.source.subdir {
-            let sub = sub.trim_end_matches('/');
-            plan.app_dir = match plan.app_dir.as_str() {
-                "" | "." => sub.to_string(),
-                inner => format!("{sub}/{inner}"),
-            };
-        }
         let dockerfile = devgem_analyzer::render_dockerfile(&plan);
-        objects
-            .put(
-                &keys::plan(&d.id),
-                serde_json::to_vec_pretty(&plan).unwrap_or_default().into(),
-            )
-            .await
-            .map_err(stored)?;
-        objects
+        self.objects
+            .put(&keys::plan(&d.id), to_json(&plan).into())
+            .await?;
+        self.objects
             .put(
                 &keys::dockerfile(&d.id),
                 dockerfile.clone().into_bytes().into(),
             )
-            .await
-            .map_err(stored)?;
+            .await?;
         r.reasoning(step, format!("Start command: {}", plan.start_command));
         r.step_completed(
             step,
@@ -148,73 +150,110 @@ impl StageWork for Analyze {
                 plan.base_image
             ),
         );
+        Ok(Rendered { plan, dockerfile })
+    }
+}
 
-        // 4. Environment config.
-        let step = Step::EnvironmentConfig;
-        r.step_started(step, "Checking the environment variables the code reads");
-        let given: Vec<&str> = d.env_names.iter().map(|n| n.as_str()).collect();
-        let missing: Vec<&str> = analysis
-            .env_vars
-            .iter()
-            .filter(|v| v.required && !given.contains(&v.name.as_str()))
-            .map(|v| v.name.as_str())
-            .collect();
-        if !missing.is_empty() {
-            r.warning(
-                step,
-                format!(
-                    "the code needs {} but no value was given; set them with --env NAME=VALUE",
-                    missing.join(", ")
-                ),
-            );
-        }
-        r.step_completed(
+/// The plan for the analysed app, run from the requested folder of the repository.
+fn plan_for(d: &Deployment, analysis: &Analysis) -> Result<BuildPlan, devgem_analyzer::PlanError> {
+    let mut plan = devgem_analyzer::plan(analysis)?;
+    if let Some(sub) = &d.source.subdir {
+        let sub = sub.trim_end_matches('/');
+        plan.app_dir = match plan.app_dir.as_str() {
+            "" | "." => sub.to_string(),
+            inner => format!("{sub}/{inner}"),
+        };
+    }
+    Ok(plan)
+}
+
+/// Step 4: compare the variables the code reads with the ones the user set.
+fn environment_config(ctx: &StageContext, analysis: &Analysis, plan: &BuildPlan) {
+    let (d, r) = (&ctx.deployment, &ctx.reporter);
+    let step = Step::EnvironmentConfig;
+    r.step_started(step, "Checking the environment variables the code reads");
+    let given: Vec<&str> = d.env_names.iter().map(|n| n.as_str()).collect();
+    let missing: Vec<&str> = analysis
+        .env_vars
+        .iter()
+        .filter(|v| v.required && !given.contains(&v.name.as_str()))
+        .map(|v| v.name.as_str())
+        .collect();
+    if !missing.is_empty() {
+        r.warning(
             step,
             format!(
-                "{} variable(s) set by you ({}), PORT={} set by the runtime",
-                given.len(),
-                if given.is_empty() {
-                    "none".to_string()
-                } else {
-                    given.join(", ")
-                },
-                plan.deploy_port
+                "the code needs {} but no value was given; set them with --env NAME=VALUE",
+                missing.join(", ")
             ),
         );
-
-        // 5. Security scan.
-        let step = Step::SecurityScan;
-        r.step_started(step, "Scanning the source and the Dockerfile");
-        let (scan_dir, scan_plan, scan_docker) =
-            (app_dir.clone(), plan.clone(), dockerfile.clone());
-        let report = tokio::task::spawn_blocking(move || {
-            devgem_analyzer::scan(&scan_dir, &scan_plan, &scan_docker)
-        })
-        .await
-        .map_err(|e| StageError::Transient(e.to_string()))?;
-        for f in report.findings.iter().filter(|f| f.severity != "high") {
-            r.warning(
-                step,
-                format!("{}: {} (fix: {})", location(f), f.message, f.fix),
-            );
-        }
-        if let Some(f) = report.blocking().next() {
-            return Err(StageError::Failed(
-                Failure::new(step, format!("{}: {}", location(f), f.message))
-                    .with_hint(f.fix.clone()),
-            ));
-        }
-        r.step_completed(
-            step,
-            format!("{} finding(s), none blocking", report.findings.len()),
-        );
-
-        Ok(StageOutput {
-            summary: Some(summary),
-            commit: fetched.commit,
-            ..Default::default()
-        })
     }
+    r.step_completed(
+        step,
+        format!(
+            "{} variable(s) set by you ({}), PORT={} set by the runtime",
+            given.len(),
+            if given.is_empty() {
+                "none".to_string()
+            } else {
+                given.join(", ")
+            },
+            plan.deploy_port
+        ),
+    );
+}
+
+/// Step 5: scan the source and the Dockerfile; a blocking finding fails the deployment.
+async fn security_scan(
+    ctx: &StageContext,
+    checkout: &Checkout,
+    rendered: &Rendered,
+) -> Result<(), StageError> {
+    let r = &ctx.reporter;
+    let step = Step::SecurityScan;
+    r.step_started(step, "Scanning the source and the Dockerfile");
+    let (dir, plan, dockerfile) = (
+        checkout.app_dir.clone(),
+        rendered.plan.clone(),
+        rendered.dockerfile.clone(),
+    );
+    let report =
+        tokio::task::spawn_blocking(move || devgem_analyzer::scan(&dir, &plan, &dockerfile))
+            .await?;
+    let blocking: Vec<_> = report.blocking().collect();
+    for f in report.findings.iter().filter(|f| !blocking.contains(f)) {
+        r.warning(
+            step,
+            format!("{}: {} (fix: {})", location(f), f.message, f.fix),
+        );
+    }
+    if let Some(f) = blocking.first() {
+        return Err(StageError::Failed(
+            Failure::new(step, format!("{}: {}", location(f), f.message)).with_hint(f.fix.clone()),
+        ));
+    }
+    r.step_completed(
+        step,
+        format!("{} finding(s), none blocking", report.findings.len()),
+    );
+    Ok(())
+}
+
+/// Why nothing deployable was found, and what to add.
+fn unrecognised(app_dir: &Path) -> Failure {
+    let reason = if is_empty_dir(app_dir) {
+        "the repository is empty"
+    } else {
+        "no web app was recognised in the source"
+    };
+    Failure::new(Step::CodeAnalysis, reason).with_hint(
+        "add a manifest DevGem recognises (requirements.txt or pyproject.toml, package.json, \
+         index.html, go.mod, Cargo.toml, pom.xml, a Dockerfile...) or point at the app's folder",
+    )
+}
+
+fn to_json(value: &impl serde::Serialize) -> Vec<u8> {
+    serde_json::to_vec_pretty(value).unwrap_or_default()
 }
 
 fn human_size(bytes: usize) -> String {

@@ -4,12 +4,17 @@
 
 use async_trait::async_trait;
 use devgem_analyzer::BuildPlan;
-use devgem_app::{StageContext, StageError, StageOutput, StageWork, archive, keys};
-use devgem_domain::{Failure, Stage, Step};
-use devgem_ports::{BuildError, BuildRequest};
+use devgem_app::{StageContext, StageError, StageWork, archive, keys, load_json};
+use devgem_domain::{Artifact, Stage, StageResult, Step};
+use devgem_ports::{BuildRequest, Builder, ObjectStore};
+use std::sync::Arc;
 use std::time::Duration;
 
-pub struct BuildTrigger;
+/// The build stage, with the two ports it uses.
+pub struct BuildTrigger {
+    pub objects: Arc<dyn ObjectStore>,
+    pub builder: Arc<dyn Builder>,
+}
 
 #[async_trait]
 impl StageWork for BuildTrigger {
@@ -17,31 +22,27 @@ impl StageWork for BuildTrigger {
         Stage::Build
     }
 
-    async fn run(&self, ctx: &StageContext) -> Result<StageOutput, StageError> {
-        let d = &ctx.deployment;
-        let r = &ctx.reporter;
+    async fn run(&self, ctx: &StageContext) -> Result<StageResult, StageError> {
+        let (d, r) = (&ctx.deployment, &ctx.reporter);
         let step = Step::ContainerBuild;
         r.step_started(step, "Building the app");
-        let plan: BuildPlan = ctx.load_json(&keys::plan(&d.id)).await?;
-        let objects = &ctx.services.objects;
-        let transient = |e: &dyn std::fmt::Display| StageError::Transient(e.to_string());
-        let dockerfile = objects
+        let plan: BuildPlan = load_json(self.objects.as_ref(), &keys::plan(&d.id)).await?;
+        let dockerfile = self
+            .objects
             .get(&keys::dockerfile(&d.id))
-            .await
-            .map_err(|e| transient(&e))?
+            .await?
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default();
-        let archive_bytes = objects
+        let archive_bytes = self
+            .objects
             .get(&keys::source_archive(&d.id))
-            .await
-            .map_err(|e| transient(&e))?
+            .await?
             .ok_or_else(|| StageError::Transient("the source archive is missing".into()))?;
-        let source = tempfile::tempdir().map_err(|e| transient(&e))?;
+        let source = tempfile::tempdir().map_err(|e| StageError::Transient(e.to_string()))?;
         let dest = source.path().to_path_buf();
         tokio::task::spawn_blocking(move || archive::unpack(&archive_bytes, &dest))
-            .await
-            .map_err(|e| transient(&e))?
-            .map_err(|e| transient(&e))?;
+            .await?
+            .map_err(|e| StageError::Transient(e.to_string()))?;
         let request = BuildRequest {
             deployment_id: d.id.clone(),
             service_name: d.service_name.clone(),
@@ -51,29 +52,23 @@ impl StageWork for BuildTrigger {
         };
         let result = {
             let _ticker = r.ticker(step, Duration::from_secs(40));
-            ctx.services
-                .builder
+            self.builder
                 .build(&request, &r.log_sink(step), &ctx.cancel)
                 .await
         };
         // The log is worth keeping whatever the outcome.
         r.flush().await;
-        let _ = objects
+        let _ = self
+            .objects
             .put(&keys::build_log(&d.id), r.log_text().into_bytes().into())
             .await;
-        match result {
-            Ok(artifact) => {
-                r.step_completed(step, "Build finished");
-                Ok(StageOutput {
-                    artifact: Some(artifact.0),
-                    ..Default::default()
-                })
-            }
-            Err(BuildError::Failed { reason, hint }) => Err(StageError::Failed(
-                Failure::new(step, reason).with_hint(hint),
-            )),
-            Err(BuildError::Unavailable(e)) => Err(StageError::Transient(e)),
-            Err(BuildError::Cancelled) => Err(StageError::Cancelled),
-        }
+        let artifact = result?;
+        r.step_completed(step, "Build finished");
+        Ok(StageResult {
+            artifact: Some(Artifact::LocalBuild {
+                dir: artifact.0.into(),
+            }),
+            ..StageResult::default()
+        })
     }
 }

@@ -174,6 +174,7 @@ impl Api {
             }
             (&Method::GET, ["deployments"]) => {
                 let list = services
+                    .core
                     .store
                     .list(&ListFilter {
                         owner: Some(owner.to_string()),
@@ -223,7 +224,7 @@ impl Api {
             (&Method::GET, ["deployments", id, "events"]) => {
                 let after = last_event_id(&req)?;
                 let d = self.owned(id, owner).await?;
-                let stream = devgem_app::follow(services, &d.id, after)
+                let stream = devgem_app::follow(&services.core, &d.id, after)
                     .await
                     .map_err(app_error)?;
                 let events = stream
@@ -252,7 +253,7 @@ impl Api {
         owner: &str,
     ) -> Result<devgem_domain::Deployment, Response> {
         let id = parse_id(raw_id)?;
-        match self.services.store.get(&id).await {
+        match self.services.core.store.get(&id).await {
             Ok(Some(d)) if d.owner == owner => Ok(d),
             Ok(_) => Err(app_error(AppError::NotFound(id))),
             Err(e) => Err(app_error(e.into())),

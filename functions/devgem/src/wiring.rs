@@ -8,20 +8,26 @@
 
 use crate::config::{BuilderKind, BusKind, Config, ObjectsKind, RuntimeKind, StoreKind};
 use anyhow::Context;
-use devgem_app::{DeadLetterHandler, InstanceId, Services, StageHandler};
+use devgem_app::clock::{RandomIds, SystemClock};
+use devgem_app::{Core, DeadLetterHandler, InstanceId, Services, StageHandler};
 use devgem_domain::Stage;
 use devgem_embedded::{BusOptions, FileSecrets, FolderObjectStore, InProcessBus, SqliteStore};
 use devgem_gcp::{DEAD_LETTER_TOPIC, GcpConfig};
 use devgem_local::{FetchConfig, LocalSourceFetcher, NativeBuilder, ProcessRuntime, RunConfig};
 use devgem_ports::{
-    Builder, MessageBus, MessageHandler, ObjectStore, Runtime, SecretValue, StateStore,
+    Builder, IdSource, MessageBus, MessageHandler, ObjectStore, Runtime, SecretValue,
+    SourceFetcher, StateStore,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
 
 /// The services a process runs with, and how its messages arrive.
 pub struct Wiring {
+    /// The ports of the user's commands (and, inside them, the state machine's core).
     pub services: Services,
+    /// The ports only the stages use.
+    pub source: Arc<dyn SourceFetcher>,
+    pub builder: Arc<dyn Builder>,
     /// Set with the in-process bus: deliveries happen inside this process.
     pub local_bus: Option<InProcessBus>,
     /// Set when any Google adapter is used.
@@ -84,11 +90,22 @@ pub async fn from_config(config: &Config) -> anyhow::Result<Wiring> {
         )),
         other => unbuilt(RuntimeKind::VAR, other)?,
     };
+    let ids: Arc<dyn IdSource> = Arc::new(RandomIds);
     let services = Services {
-        store,
-        bus,
+        core: Core {
+            store,
+            bus,
+            clock: Arc::new(SystemClock),
+            instance: InstanceId::current(ids.as_ref()),
+            ids,
+            lease: config.lease,
+        },
         objects,
         secrets: Arc::new(FileSecrets::new(home.join("secrets.json"))),
+        runtime,
+    };
+    let wiring = Wiring {
+        services,
         source: Arc::new(LocalSourceFetcher::new(FetchConfig {
             github_token: config
                 .github_token
@@ -97,23 +114,18 @@ pub async fn from_config(config: &Config) -> anyhow::Result<Wiring> {
             ..FetchConfig::default()
         })),
         builder,
-        runtime,
-        instance: InstanceId::current(),
-        lease: config.lease,
+        local_bus,
+        gcp: config.gcp.clone(),
     };
-    if let Some(bus) = &local_bus {
-        for (topic, handler) in handlers(&services) {
+    if let Some(bus) = &wiring.local_bus {
+        for (topic, handler) in wiring.handlers() {
             match Stage::from_topic(topic) {
                 Some(stage) => bus.subscribe(stage, handler),
                 None => bus.set_dead_letter(handler),
             }
         }
     }
-    Ok(Wiring {
-        services,
-        local_bus,
-        gcp: config.gcp.clone(),
-    })
+    Ok(wiring)
 }
 
 /// An adapter that is named but not built: refused, never silently replaced.
@@ -124,33 +136,51 @@ fn unbuilt<T: ?Sized>(var: &str, kind: impl std::fmt::Display) -> anyhow::Result
     )
 }
 
-/// Every message handler by the topic it consumes.
-pub fn handlers(services: &Services) -> HashMap<&'static str, Arc<dyn MessageHandler>> {
-    let mut map: HashMap<&'static str, Arc<dyn MessageHandler>> = HashMap::new();
-    map.insert(
-        Stage::Analyze.topic(),
-        Arc::new(StageHandler::new(
-            services.clone(),
-            devgem_fn_analyze::Analyze,
-        )),
-    );
-    map.insert(
-        Stage::Build.topic(),
-        Arc::new(StageHandler::new(
-            services.clone(),
-            devgem_fn_build_trigger::BuildTrigger,
-        )),
-    );
-    map.insert(
-        Stage::Deploy.topic(),
-        Arc::new(StageHandler::new(
-            services.clone(),
-            devgem_fn_deploy::Deploy,
-        )),
-    );
-    map.insert(
-        DEAD_LETTER_TOPIC,
-        Arc::new(DeadLetterHandler::new(services.clone())),
-    );
-    map
+impl Wiring {
+    /// Every message handler by the topic it consumes; each stage gets only its own ports.
+    pub fn handlers(&self) -> HashMap<&'static str, Arc<dyn MessageHandler>> {
+        let Services {
+            core,
+            objects,
+            secrets,
+            runtime,
+        } = &self.services;
+        let mut map: HashMap<&'static str, Arc<dyn MessageHandler>> = HashMap::new();
+        map.insert(
+            Stage::Analyze.topic(),
+            Arc::new(StageHandler::new(
+                core.clone(),
+                devgem_fn_analyze::Analyze {
+                    source: self.source.clone(),
+                    objects: objects.clone(),
+                },
+            )),
+        );
+        map.insert(
+            Stage::Build.topic(),
+            Arc::new(StageHandler::new(
+                core.clone(),
+                devgem_fn_build_trigger::BuildTrigger {
+                    objects: objects.clone(),
+                    builder: self.builder.clone(),
+                },
+            )),
+        );
+        map.insert(
+            Stage::Deploy.topic(),
+            Arc::new(StageHandler::new(
+                core.clone(),
+                devgem_fn_deploy::Deploy {
+                    objects: objects.clone(),
+                    secrets: secrets.clone(),
+                    runtime: runtime.clone(),
+                },
+            )),
+        );
+        map.insert(
+            DEAD_LETTER_TOPIC,
+            Arc::new(DeadLetterHandler::new(core.clone())),
+        );
+        map
+    }
 }

@@ -2,14 +2,13 @@
 //! unfinished deployments after a restart.
 
 use crate::keys;
-use crate::services::Services;
-use crate::stage::{finish_aborted, modify};
-use chrono::Utc;
+use crate::lifecycle::{finish_aborted, modify, stored_events};
+use crate::services::{Core, Services};
 use devgem_domain::{
     Deployment, DeploymentId, EnvVarName, NewDeployment, NewEvent, ServiceName, Source,
     StageMessage, Status,
 };
-use devgem_ports::{ListFilter, SecretValue, StoreError};
+use devgem_ports::{ListFilter, SecretError, SecretValue, Secrets, StoreError};
 use std::collections::BTreeMap;
 
 /// Errors a user can see: the first four are their input (4xx), the last is ours (5xx).
@@ -34,6 +33,24 @@ impl From<StoreError> for AppError {
             StoreError::Unavailable(m) => AppError::Unavailable(format!("the state store ({m})")),
             other => AppError::Internal(other.to_string()),
         }
+    }
+}
+
+impl From<SecretError> for AppError {
+    fn from(e: SecretError) -> Self {
+        AppError::Unavailable(format!("the secret store ({e})"))
+    }
+}
+
+impl From<devgem_ports::BusError> for AppError {
+    fn from(e: devgem_ports::BusError) -> Self {
+        AppError::Unavailable(e.to_string())
+    }
+}
+
+impl From<devgem_ports::RuntimeError> for AppError {
+    fn from(e: devgem_ports::RuntimeError) -> Self {
+        AppError::Unavailable(e.to_string())
     }
 }
 
@@ -113,7 +130,8 @@ pub async fn create_deployment(
             )
         })?);
     }
-    let id = DeploymentId::generate();
+    let core = &services.core;
+    let id = core.ids.deployment_id();
     for (name, value) in &request.env {
         services
             .secrets
@@ -121,8 +139,7 @@ pub async fn create_deployment(
                 &keys::env_secret(&id, name),
                 &SecretValue::new(value.clone()),
             )
-            .await
-            .map_err(|e| AppError::Unavailable(e.to_string()))?;
+            .await?;
     }
     let deployment = Deployment::new(
         id.clone(),
@@ -137,11 +154,10 @@ pub async fn create_deployment(
             service_name,
             env_names,
         },
-        Utc::now(),
+        core.clock.now(),
     );
-    services.store.create(&deployment).await?;
-    services
-        .store
+    core.store.create(&deployment).await?;
+    core.store
         .append_event(
             &id,
             NewEvent::status(
@@ -151,18 +167,15 @@ pub async fn create_deployment(
             ),
         )
         .await?;
-    services
-        .bus
+    core.bus
         .publish(&StageMessage::new(id, devgem_domain::Stage::Analyze))
-        .await
-        .map_err(|e| AppError::Unavailable(e.to_string()))?;
+        .await?;
     Ok(deployment)
 }
 
 /// The deployment, or `NotFound`.
-async fn require(services: &Services, id: &DeploymentId) -> Result<Deployment, AppError> {
-    services
-        .store
+async fn require(core: &Core, id: &DeploymentId) -> Result<Deployment, AppError> {
+    core.store
         .get(id)
         .await?
         .ok_or_else(|| AppError::NotFound(id.clone()))
@@ -174,14 +187,15 @@ pub async fn abort_deployment(
     services: &Services,
     id: &DeploymentId,
 ) -> Result<Deployment, AppError> {
-    let current = require(services, id).await?;
+    let core = &services.core;
+    let current = require(core, id).await?;
     if current.status.is_terminal() {
         return Err(AppError::Conflict(format!(
             "deployment {id} is already {}; only a running deployment can be aborted",
             current.status
         )));
     }
-    modify(services, id, |d| {
+    modify(core, id, |d| {
         if d.status.is_terminal() || d.abort_requested {
             return false;
         }
@@ -190,15 +204,16 @@ pub async fn abort_deployment(
     })
     .await?;
     // Nobody works on it (between stages, or its worker is gone): abort it here.
-    let now = Utc::now();
-    let unattended = require(services, id)
+    let now = core.clock.now();
+    let unattended = require(core, id)
         .await?
-        .claim
-        .is_none_or(|c| c.expires_at <= now || services.instance.is_gone(&c.holder));
-    if unattended {
-        finish_aborted(services, id).await?;
+        .live_claim(now, |h| core.instance.is_gone(h))
+        .is_none();
+    if unattended && finish_aborted(core, id).await? {
+        // A worker that died mid-deploy may have left the app starting.
+        let _ = services.runtime.stop(id).await;
     }
-    require(services, id).await
+    require(core, id).await
 }
 
 /// Stops a live deployment's app.
@@ -206,19 +221,15 @@ pub async fn stop_deployment(
     services: &Services,
     id: &DeploymentId,
 ) -> Result<Deployment, AppError> {
-    let current = require(services, id).await?;
+    let core = &services.core;
+    let current = require(core, id).await?;
     if !current.status.is_terminal() {
         return abort_deployment(services, id).await;
     }
-    services
-        .runtime
-        .stop(id)
-        .await
-        .map_err(|e| AppError::Unavailable(e.to_string()))?;
-    let now = Utc::now();
-    if let Some(d) = modify(services, id, |d| d.transition(Status::Stopped, now).is_ok()).await? {
-        services
-            .store
+    services.runtime.stop(id).await?;
+    let now = core.clock.now();
+    if let Some(d) = modify(core, id, |d| d.transition(Status::Stopped, now).is_ok()).await? {
+        core.store
             .append_event(
                 id,
                 NewEvent::status(Status::Stopped, "Stopped by its owner", d.progress),
@@ -231,8 +242,8 @@ pub async fn stop_deployment(
 
 /// Re-publishes the message of every unfinished deployment, so work interrupted by a restart
 /// goes on. Stage handlers make the duplicates harmless.
-pub async fn resume_unfinished(services: &Services) -> Result<usize, AppError> {
-    let all = services
+pub async fn resume_unfinished(core: &Core) -> Result<usize, AppError> {
+    let all = core
         .store
         .list(&ListFilter {
             owner: None,
@@ -242,11 +253,9 @@ pub async fn resume_unfinished(services: &Services) -> Result<usize, AppError> {
     let mut resumed = 0;
     for d in all.into_iter().filter(|d| !d.status.is_terminal()) {
         if let Some(stage) = d.status.stage() {
-            services
-                .bus
+            core.bus
                 .publish(&StageMessage::new(d.id.clone(), stage))
-                .await
-                .map_err(|e| AppError::Unavailable(e.to_string()))?;
+                .await?;
             resumed += 1;
         }
     }
@@ -255,16 +264,14 @@ pub async fn resume_unfinished(services: &Services) -> Result<usize, AppError> {
 
 /// The user's environment variables with their values, for the runtime.
 pub async fn user_env(
-    services: &Services,
+    secrets: &dyn Secrets,
     deployment: &Deployment,
 ) -> Result<Vec<(String, SecretValue)>, AppError> {
     let mut env = Vec::new();
     for name in &deployment.env_names {
-        let value = services
-            .secrets
+        let value = secrets
             .get(&keys::env_secret(&deployment.id, name.as_str()))
-            .await
-            .map_err(|e| AppError::Unavailable(e.to_string()))?
+            .await?
             .ok_or_else(|| AppError::Internal(format!("the value of {name} is missing")))?;
         env.push((name.as_str().to_string(), value));
     }
@@ -274,34 +281,16 @@ pub async fn user_env(
 /// A deployment's events after `after`: the stored ones, then live ones until the final
 /// event. For a finished deployment the stream ends with what is stored.
 pub async fn follow(
-    services: &Services,
+    core: &Core,
     id: &DeploymentId,
     after: u64,
 ) -> Result<devgem_ports::EventStream, AppError> {
-    let d = require(services, id).await?;
+    let d = require(core, id).await?;
     if d.status.is_terminal() {
-        let events = stored_events(services.store.as_ref(), id, after).await?;
+        let events = stored_events(core.store.as_ref(), id, after).await?;
         return Ok(Box::pin(futures::stream::iter(events.into_iter().map(Ok))));
     }
-    Ok(services.store.subscribe(id, after).await?)
-}
-
-/// Every stored event of `id` after `after`. Stores answer in pages; this reads until a page
-/// comes back empty.
-pub(crate) async fn stored_events(
-    store: &dyn devgem_ports::StateStore,
-    id: &DeploymentId,
-    after: u64,
-) -> Result<Vec<devgem_domain::ProgressEvent>, devgem_ports::StoreError> {
-    let mut events = Vec::new();
-    let mut last = after;
-    loop {
-        let page = store.events(id, last).await?;
-        let Some(end) = page.last() else { break };
-        last = end.seq;
-        events.extend(page);
-    }
-    Ok(events)
+    Ok(core.store.subscribe(id, after).await?)
 }
 
 #[cfg(test)]

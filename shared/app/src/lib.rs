@@ -6,7 +6,9 @@
 //! request is in the store, everything that must happen next is a bus message.
 
 pub mod archive;
+pub mod clock;
 mod commands;
+mod lifecycle;
 mod reporter;
 mod services;
 mod stage;
@@ -16,10 +18,8 @@ pub use commands::{
     stop_deployment, user_env,
 };
 pub use reporter::{Reporter, TickerGuard};
-pub use services::{InstanceId, Services};
-pub use stage::{
-    DeadLetterHandler, StageContext, StageError, StageHandler, StageOutput, StageWork,
-};
+pub use services::{Core, InstanceId, Services};
+pub use stage::{DeadLetterHandler, StageContext, StageError, StageHandler, StageWork, load_json};
 
 /// Object keys of a deployment's artifacts.
 pub mod keys {

@@ -1,21 +1,29 @@
-//! The ports one process runs with, and who that process is.
+//! The ports one process runs with, grouped by who uses them, and who that process is.
 
-use devgem_ports::{Builder, MessageBus, ObjectStore, Runtime, Secrets, SourceFetcher, StateStore};
+use devgem_ports::{Clock, IdSource, MessageBus, ObjectStore, Runtime, Secrets, StateStore};
 use std::sync::Arc;
 
-/// Every port, as trait objects picked by configuration at start-up.
+/// What the state machine itself needs, in every function: the store, the bus, time, fresh
+/// ids, who this process is and how long its claims last.
 #[derive(Clone)]
-pub struct Services {
+pub struct Core {
     pub store: Arc<dyn StateStore>,
     pub bus: Arc<dyn MessageBus>,
-    pub objects: Arc<dyn ObjectStore>,
-    pub secrets: Arc<dyn Secrets>,
-    pub source: Arc<dyn SourceFetcher>,
-    pub builder: Arc<dyn Builder>,
-    pub runtime: Arc<dyn Runtime>,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn IdSource>,
     pub instance: InstanceId,
     /// How long a stage worker's claim lasts without renewal.
     pub lease: std::time::Duration,
+}
+
+/// What the user's commands (the API, the CLI) use: the core, the secrets the user sets, the
+/// objects they read back (logs) and the runtime they stop. The stages get their own ports.
+#[derive(Clone)]
+pub struct Services {
+    pub core: Core,
+    pub objects: Arc<dyn ObjectStore>,
+    pub secrets: Arc<dyn Secrets>,
+    pub runtime: Arc<dyn Runtime>,
 }
 
 /// Names one running DevGem process: `host/pid/nonce`.
@@ -23,13 +31,12 @@ pub struct Services {
 pub struct InstanceId(String);
 
 impl InstanceId {
-    pub fn current() -> Self {
-        let nonce = uuid::Uuid::new_v4().simple().to_string();
+    pub fn current(ids: &dyn IdSource) -> Self {
         Self(format!(
             "{}/{}/{}",
             hostname(),
             std::process::id(),
-            &nonce[..8]
+            ids.nonce()
         ))
     }
 
@@ -38,9 +45,8 @@ impl InstanceId {
     }
 
     /// A claim holder name for one attempt at a stage by this process.
-    pub fn attempt(&self) -> String {
-        let nonce = uuid::Uuid::new_v4().simple().to_string();
-        format!("{}#{}", self.0, &nonce[..8])
+    pub fn attempt(&self, ids: &dyn IdSource) -> String {
+        format!("{}#{}", self.0, ids.nonce())
     }
 
     /// Whether `holder` was a process on this host that no longer runs, so its claims can be
@@ -88,12 +94,13 @@ fn hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::RandomIds;
 
     #[test]
     fn only_dead_local_processes_are_gone() {
-        let me = InstanceId::current();
+        let me = InstanceId::current(&RandomIds);
         // Another attempt of this very process is alive.
-        assert!(!me.is_gone(&me.attempt()));
+        assert!(!me.is_gone(&me.attempt(&RandomIds)));
         // An earlier life of this pid (another nonce) is gone.
         let earlier = format!("{}/{}/deadbeef#1234", hostname(), std::process::id());
         assert!(me.is_gone(&earlier));

@@ -12,22 +12,18 @@
 //! A worker that dies mid-stage leaves a claim that expires (or is seen to be gone, on the same
 //! host); the redelivered message then runs the stage again from the start.
 
+use crate::lifecycle::{finish_aborted, finish_failed, modify, stored_events};
 use crate::reporter::Reporter;
-use crate::services::Services;
+use crate::services::Core;
 use async_trait::async_trait;
-use chrono::Utc;
-use devgem_domain::{Deployment, EventKind, Failure, NewEvent, Stage, StageMessage, Status, Step};
-use devgem_ports::{CancellationToken, Delivery, HandlerError, MessageHandler, StoreError};
+use devgem_domain::{
+    CommitRefused, EventKind, Failure, NewEvent, Stage, StageMessage, StageResult, Step,
+};
+use devgem_ports::{
+    BuildError, CancellationToken, Delivery, HandlerError, MessageHandler, ObjectError,
+    ObjectStore, RuntimeError, SecretError, SourceError, StoreError,
+};
 use std::time::Duration;
-
-/// What a stage's work produced, written to the deployment when the stage commits.
-#[derive(Debug, Default, Clone)]
-pub struct StageOutput {
-    pub summary: Option<String>,
-    pub artifact: Option<String>,
-    pub commit: Option<String>,
-    pub url: Option<String>,
-}
 
 /// How a stage's work can end without producing output.
 #[derive(Debug, thiserror::Error)]
@@ -49,151 +45,107 @@ impl From<StoreError> for StageError {
     }
 }
 
-/// Everything a stage's work may use.
+impl From<ObjectError> for StageError {
+    fn from(e: ObjectError) -> Self {
+        StageError::Transient(e.to_string())
+    }
+}
+
+impl From<SecretError> for StageError {
+    fn from(e: SecretError) -> Self {
+        StageError::Transient(e.to_string())
+    }
+}
+
+/// The source fetcher serves the repository access step.
+impl From<SourceError> for StageError {
+    fn from(e: SourceError) -> Self {
+        match e {
+            SourceError::Rejected { reason, hint } => {
+                StageError::Failed(Failure::new(Step::RepositoryAccess, reason).with_hint(hint))
+            }
+            SourceError::Unavailable(e) => StageError::Transient(e),
+            SourceError::Cancelled => StageError::Cancelled,
+        }
+    }
+}
+
+/// The builder serves the container build step.
+impl From<BuildError> for StageError {
+    fn from(e: BuildError) -> Self {
+        match e {
+            BuildError::Failed { reason, hint } => {
+                StageError::Failed(Failure::new(Step::ContainerBuild, reason).with_hint(hint))
+            }
+            BuildError::Unavailable(e) => StageError::Transient(e),
+            BuildError::Cancelled => StageError::Cancelled,
+        }
+    }
+}
+
+/// The runtime serves the deploy step.
+impl From<RuntimeError> for StageError {
+    fn from(e: RuntimeError) -> Self {
+        match e {
+            RuntimeError::Failed { reason, hint } => {
+                StageError::Failed(Failure::new(Step::Deploy, reason).with_hint(hint))
+            }
+            RuntimeError::Unavailable(e) => StageError::Transient(e),
+            RuntimeError::Cancelled => StageError::Cancelled,
+        }
+    }
+}
+
+/// A task that could not finish (it panicked or was cancelled) may succeed on redelivery.
+impl From<tokio::task::JoinError> for StageError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        StageError::Transient(e.to_string())
+    }
+}
+
+/// What a stage's work gets from the runner; its ports it holds itself.
 pub struct StageContext {
-    pub services: Services,
     /// The deployment as it was when the stage claimed it.
-    pub deployment: Deployment,
+    pub deployment: devgem_domain::Deployment,
     pub reporter: Reporter,
     /// Cancelled when the deployment is aborted or the claim is lost.
     pub cancel: CancellationToken,
 }
 
-impl StageContext {
-    /// Reads a JSON artifact an earlier stage stored; a missing one is retried, since the
-    /// stage that writes it may not have committed yet.
-    pub async fn load_json<T: serde::de::DeserializeOwned>(
-        &self,
-        key: &str,
-    ) -> Result<T, StageError> {
-        let bytes = self
-            .services
-            .objects
-            .get(key)
-            .await
-            .map_err(|e| StageError::Transient(e.to_string()))?
-            .ok_or_else(|| StageError::Transient(format!("{key} is missing")))?;
-        serde_json::from_slice(&bytes).map_err(|e| StageError::Transient(format!("{key}: {e}")))
-    }
+/// Reads a JSON artifact an earlier stage stored; a missing one is retried, since the stage
+/// that writes it may not have committed yet.
+pub async fn load_json<T: serde::de::DeserializeOwned>(
+    objects: &dyn ObjectStore,
+    key: &str,
+) -> Result<T, StageError> {
+    let bytes = objects
+        .get(key)
+        .await?
+        .ok_or_else(|| StageError::Transient(format!("{key} is missing")))?;
+    serde_json::from_slice(&bytes).map_err(|e| StageError::Transient(format!("{key}: {e}")))
 }
 
 /// One stage's work; the runner does the bookkeeping around it.
 #[async_trait]
 pub trait StageWork: Send + Sync {
     fn stage(&self) -> Stage;
-    async fn run(&self, ctx: &StageContext) -> Result<StageOutput, StageError>;
+    async fn run(&self, ctx: &StageContext) -> Result<StageResult, StageError>;
 }
 
 /// A bus handler that runs `W` under the rules in the module doc.
 pub struct StageHandler<W> {
-    services: Services,
+    core: Core,
     work: W,
 }
 
 impl<W: StageWork> StageHandler<W> {
-    pub fn new(services: Services, work: W) -> Self {
-        Self { services, work }
+    pub fn new(core: Core, work: W) -> Self {
+        Self { core, work }
     }
 }
 
 fn retry(e: impl std::fmt::Display) -> HandlerError {
     HandlerError::Retry(e.to_string())
-}
-
-/// The first step of each stage, where its progress starts.
-fn first_step(stage: Stage) -> Step {
-    match stage {
-        Stage::Analyze => Step::RepositoryAccess,
-        Stage::Build => Step::ContainerBuild,
-        Stage::Deploy => Step::Deploy,
-    }
-}
-
-/// The last step of each stage, where its progress ends.
-fn last_step(stage: Stage) -> Step {
-    match stage {
-        Stage::Analyze => Step::SecurityScan,
-        Stage::Build => Step::ContainerBuild,
-        Stage::Deploy => Step::Deploy,
-    }
-}
-
-/// Retries a read-modify-write on a deployment until it lands or `change` declines.
-/// `change` returns `false` to leave the deployment as it is.
-pub(crate) async fn modify(
-    services: &Services,
-    id: &devgem_domain::DeploymentId,
-    mut change: impl FnMut(&mut Deployment) -> bool,
-) -> Result<Option<Deployment>, StoreError> {
-    for _ in 0..20 {
-        let Some(mut d) = services.store.get(id).await? else {
-            return Err(StoreError::NotFound(id.clone()));
-        };
-        if !change(&mut d) {
-            return Ok(None);
-        }
-        match services.store.update(&d).await {
-            Ok(stored) => return Ok(Some(stored)),
-            Err(StoreError::Conflict(_)) => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                continue;
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Err(StoreError::Conflict(id.clone()))
-}
-
-/// Ends a deployment as aborted (if it is not already over) and stops anything it started.
-pub(crate) async fn finish_aborted(
-    services: &Services,
-    id: &devgem_domain::DeploymentId,
-) -> Result<(), StoreError> {
-    let now = Utc::now();
-    let stored = modify(services, id, |d| d.transition(Status::Aborted, now).is_ok()).await?;
-    if let Some(d) = stored {
-        let _ = services.runtime.stop(id).await;
-        services
-            .store
-            .append_event(
-                id,
-                NewEvent::status(
-                    Status::Aborted,
-                    "Deployment aborted by its owner",
-                    d.progress,
-                ),
-            )
-            .await?;
-    }
-    Ok(())
-}
-
-/// Ends a deployment as failed with `failure` (if it is not already over).
-pub(crate) async fn finish_failed(
-    services: &Services,
-    reporter: Option<&Reporter>,
-    id: &devgem_domain::DeploymentId,
-    failure: Failure,
-) -> Result<(), StoreError> {
-    let now = Utc::now();
-    let message = failure.to_string();
-    let stored = modify(services, id, |d| d.fail(failure.clone(), now).is_ok()).await?;
-    if let Some(d) = stored {
-        let event = NewEvent {
-            step: Some(failure.step),
-            ..NewEvent::status(Status::Failed, message, d.progress)
-        };
-        match reporter {
-            Some(r) => {
-                r.emit_raw(event);
-                r.flush().await;
-            }
-            None => {
-                services.store.append_event(id, event).await?;
-            }
-        }
-    }
-    Ok(())
 }
 
 #[async_trait]
@@ -208,8 +160,8 @@ impl<W: StageWork> MessageHandler for StageHandler<W> {
             tracing::warn!(%id, %asked, %stage, "message for another stage; dropped");
             return Ok(());
         }
-        let services = &self.services;
-        let Some(d) = services.store.get(&id).await.map_err(retry)? else {
+        let core = &self.core;
+        let Some(d) = core.store.get(&id).await.map_err(retry)? else {
             tracing::warn!(%id, %stage, "message for an unknown deployment; dropped");
             return Ok(());
         };
@@ -218,12 +170,10 @@ impl<W: StageWork> MessageHandler for StageHandler<W> {
             // The stage committed; make sure the next one was asked for, in case the publish
             // after the commit was lost.
             if let Some(next) = stage.next()
-                && d.status == Status::running(next)
-                && !d.is_done(next)
+                && d.awaits(next)
                 && d.claim.is_none()
             {
-                services
-                    .bus
+                core.bus
                     .publish(&StageMessage::new(id.clone(), next))
                     .await
                     .map_err(retry)?;
@@ -234,51 +184,34 @@ impl<W: StageWork> MessageHandler for StageHandler<W> {
             return Ok(());
         }
         if d.abort_requested {
-            finish_aborted(services, &id).await.map_err(retry)?;
+            finish_aborted(core, &id).await.map_err(retry)?;
             return Ok(());
         }
-        let ready = match stage {
-            Stage::Analyze => matches!(d.status, Status::Queued | Status::Analyzing),
-            other => d.status == Status::running(other),
-        };
-        if !ready {
+        if !d.awaits(stage) {
             return Err(retry(format!(
                 "deployment is {}, not ready for {stage}",
                 d.status
             )));
         }
-        let now = Utc::now();
-        let me = services.instance.attempt();
-        if !d.claimable_by(&me, now) {
-            let holder = d
-                .claim
-                .as_ref()
-                .map(|c| c.holder.clone())
-                .unwrap_or_default();
-            if !services.instance.is_gone(&holder) {
-                return Err(retry(format!("{stage} is being run by {holder}")));
-            }
+        let now = core.clock.now();
+        let me = core.instance.attempt(core.ids.as_ref());
+        if let Some(claim) = d.live_claim(now, |h| core.instance.is_gone(h)) {
+            return Err(retry(format!("{stage} is being run by {}", claim.holder)));
         }
 
         // Claim it. Losing this race means another worker claimed it first.
         let mut claimed = d.clone();
-        if claimed.status == Status::Queued {
-            claimed.transition(Status::Analyzing, now).map_err(retry)?;
-        }
-        let lease =
-            chrono::Duration::from_std(services.lease).unwrap_or(chrono::Duration::seconds(30));
-        claimed.claim(&me, stage, lease, now);
-        claimed.advance(first_step(stage), first_step(stage).start_percent());
-        let claimed = match services.store.update(&claimed).await {
+        claimed.claim(&me, stage, lease(core), now).map_err(retry)?;
+        let claimed = match core.store.update(&claimed).await {
             Ok(stored) => stored,
             Err(StoreError::Conflict(_)) => return Err(retry("lost the claim race")),
             Err(e) => return Err(retry(e)),
         };
         let resumed = d.claim.is_some();
-        let reporter = Reporter::new(services.store.clone(), id.clone(), claimed.progress);
+        let reporter = Reporter::new(core.store.clone(), id.clone(), claimed.progress);
         if resumed {
             // The interrupted attempt may have shown some steps completed before it stopped.
-            match crate::commands::stored_events(services.store.as_ref(), &id, 0).await {
+            match stored_events(core.store.as_ref(), &id, 0).await {
                 Ok(events) => reporter.completed_before(
                     events
                         .iter()
@@ -291,7 +224,7 @@ impl<W: StageWork> MessageHandler for StageHandler<W> {
             }
         }
         reporter.emit_raw(NewEvent {
-            step: Some(first_step(stage)),
+            step: Some(stage.first_step()),
             ..NewEvent::status(
                 claimed.status,
                 if resumed {
@@ -305,13 +238,12 @@ impl<W: StageWork> MessageHandler for StageHandler<W> {
 
         let cancel = CancellationToken::new();
         let keeper = tokio::spawn(keep_claim(
-            services.clone(),
+            core.clone(),
             id.clone(),
             me.clone(),
             cancel.clone(),
         ));
         let ctx = StageContext {
-            services: services.clone(),
             deployment: claimed,
             reporter: reporter.clone(),
             cancel: cancel.clone(),
@@ -325,36 +257,33 @@ impl<W: StageWork> MessageHandler for StageHandler<W> {
             Ok(output) => self.commit(&reporter, &id, &me, stage, output).await,
             Err(StageError::Failed(failure)) => {
                 tracing::info!(%id, %stage, reason = %failure, "deployment failed");
-                finish_failed(services, Some(&reporter), &id, failure)
+                finish_failed(core, Some(&reporter), &id, failure)
                     .await
                     .map_err(retry)
             }
             Err(StageError::Cancelled) => {
-                let aborted = services
+                let aborted = core
                     .store
                     .get(&id)
                     .await
                     .map_err(retry)?
                     .is_some_and(|d| d.abort_requested);
                 if aborted {
-                    finish_aborted(services, &id).await.map_err(retry)?;
+                    finish_aborted(core, &id).await.map_err(retry)?;
                 }
                 Ok(())
             }
             Err(StageError::Transient(reason)) => {
                 // Let any worker retry at once rather than wait for the lease.
-                let _ = modify(services, &id, |d| {
-                    let mine = d.claim.as_ref().is_some_and(|c| c.holder == me);
-                    if mine {
-                        d.claim = None;
-                    }
-                    mine
-                })
-                .await;
+                let _ = modify(core, &id, |d| d.release_claim(&me)).await;
                 Err(HandlerError::Retry(reason))
             }
         }
     }
+}
+
+fn lease(core: &Core) -> chrono::Duration {
+    chrono::Duration::from_std(core.lease).unwrap_or(chrono::Duration::seconds(30))
 }
 
 impl<W: StageWork> StageHandler<W> {
@@ -364,54 +293,29 @@ impl<W: StageWork> StageHandler<W> {
         id: &devgem_domain::DeploymentId,
         me: &str,
         stage: Stage,
-        output: StageOutput,
+        output: StageResult,
     ) -> Result<(), HandlerError> {
-        let services = &self.services;
-        let now = Utc::now();
-        let next_status = match stage.next() {
-            Some(next) => Status::running(next),
-            None => Status::Live,
-        };
-        let mut lost = false;
-        let stored = modify(services, id, |d| {
-            let mine = d.claim.as_ref().is_some_and(|c| c.holder == me);
-            if !mine || d.status.is_terminal() || d.is_done(stage) {
-                lost = true;
-                return false;
+        let core = &self.core;
+        let now = core.clock.now();
+        let mut refused = None;
+        let stored = modify(core, id, |d| {
+            match d.commit_stage(stage, me, &output, now) {
+                Ok(()) => true,
+                Err(why) => {
+                    refused = Some(why);
+                    false
+                }
             }
-            if d.abort_requested {
-                return false;
-            }
-            if d.transition(next_status, now).is_err() {
-                lost = true;
-                return false;
-            }
-            d.stages_done.push(stage);
-            d.claim = None;
-            d.advance(last_step(stage), last_step(stage).end_percent());
-            if let Some(s) = &output.summary {
-                d.summary = Some(s.clone());
-            }
-            if let Some(a) = &output.artifact {
-                d.artifact = Some(a.clone());
-            }
-            if let Some(c) = &output.commit {
-                d.commit = Some(c.clone());
-            }
-            if let Some(u) = &output.url {
-                d.url = Some(u.clone());
-            }
-            true
         })
         .await
         .map_err(retry)?;
         let Some(d) = stored else {
-            if lost {
-                tracing::warn!(%id, %stage, "claim lost before commit; result dropped");
-                return Ok(());
+            match refused {
+                Some(CommitRefused::AbortRequested) => {
+                    finish_aborted(core, id).await.map_err(retry)?;
+                }
+                _ => tracing::warn!(%id, %stage, "claim lost before commit; result dropped"),
             }
-            // Aborted while finishing the stage.
-            finish_aborted(services, id).await.map_err(retry)?;
             return Ok(());
         };
         let message = match stage.next() {
@@ -427,8 +331,7 @@ impl<W: StageWork> StageHandler<W> {
         });
         reporter.flush().await;
         if let Some(next) = stage.next() {
-            services
-                .bus
+            core.bus
                 .publish(&StageMessage::new(id.clone(), next))
                 .await
                 .map_err(retry)?;
@@ -440,47 +343,43 @@ impl<W: StageWork> StageHandler<W> {
 /// Renews the claim while the work runs and cancels the work when the deployment is aborted
 /// or the claim is taken by someone else.
 async fn keep_claim(
-    services: Services,
+    core: Core,
     id: devgem_domain::DeploymentId,
     me: String,
     cancel: CancellationToken,
 ) {
-    let period = (services.lease / 3).max(Duration::from_millis(200));
-    let lease = chrono::Duration::from_std(services.lease).unwrap_or(chrono::Duration::seconds(30));
+    let period = (core.lease / 3).clamp(Duration::from_millis(200), Duration::from_secs(1));
+    let lease = lease(&core);
     loop {
-        tokio::time::sleep(period.min(Duration::from_secs(1))).await;
-        let Ok(Some(d)) = services.store.get(&id).await else {
+        tokio::time::sleep(period).await;
+        let Ok(Some(d)) = core.store.get(&id).await else {
             continue;
         };
-        let mine = d.claim.as_ref().is_some_and(|c| c.holder == me);
-        if d.abort_requested || !mine || d.status.is_terminal() {
+        if d.abort_requested || !d.is_held_by(&me) || d.status.is_terminal() {
             cancel.cancel();
             return;
         }
-        // Renew once a third of the lease has passed.
-        let due = d
-            .claim
+        let now = core.clock.now();
+        if d.claim
             .as_ref()
-            .is_some_and(|c| c.expires_at - Utc::now() < lease * 2 / 3);
-        if due {
+            .is_some_and(|c| c.needs_renewal(lease, now))
+        {
             let mut renewed = d.clone();
-            if let Some(c) = renewed.claim.as_mut() {
-                c.expires_at = Utc::now() + lease;
-            }
+            renewed.renew_claim(&me, lease, now);
             // A conflict just means another write landed; the next round renews.
-            let _ = services.store.update(&renewed).await;
+            let _ = core.store.update(&renewed).await;
         }
     }
 }
 
 /// Marks the deployment of a message that could not be delivered as failed.
 pub struct DeadLetterHandler {
-    services: Services,
+    core: Core,
 }
 
 impl DeadLetterHandler {
-    pub fn new(services: Services) -> Self {
-        Self { services }
+    pub fn new(core: Core) -> Self {
+        Self { core }
     }
 }
 
@@ -495,40 +394,32 @@ impl MessageHandler for DeadLetterHandler {
             .attempt
             .map(|n| format!(" after {n} attempts"))
             .unwrap_or_default();
-        let Some(d) = self.services.store.get(&id).await.map_err(retry)? else {
+        let core = &self.core;
+        let Some(d) = core.store.get(&id).await.map_err(retry)? else {
             return Ok(());
         };
         // Only a message the deployment was waiting for can strand it. A duplicate that came
         // early (a later stage's message nacked as "not ready" until it ran out of attempts) or
         // late (its stage is done) says nothing about the deployment: failing it would kill a
         // healthy run.
-        let waiting_for_it = match stage {
-            Stage::Analyze => matches!(d.status, Status::Queued | Status::Analyzing),
-            other => d.status == Status::running(other),
-        };
-        if !waiting_for_it || d.is_done(stage) {
+        if !d.awaits(stage) {
             tracing::info!(%id, %stage, status = %d.status, "dead letter of a stray message; ignored");
             return Ok(());
         }
         // A duplicate nacked while another delivery runs the stage: decide once that run ends
         // (it commits, fails, or gives the claim back), so ask for this one again later.
-        if let Some(claim) = &d.claim
-            && claim.expires_at > Utc::now()
-            && !self.services.instance.is_gone(&claim.holder)
-        {
+        if let Some(claim) = d.live_claim(core.clock.now(), |h| core.instance.is_gone(h)) {
             return Err(retry(format!(
                 "{stage} is being run by {}; the dead letter waits",
                 claim.holder
             )));
         }
-        let step = d.step.unwrap_or(first_step(stage));
+        let step = d.step.unwrap_or(stage.first_step());
         let failure = Failure::new(
             step,
             format!("the {stage} stage could not be completed{attempts}"),
         )
         .with_hint("a service DevGem depends on kept failing; see the deployment's logs, then deploy again");
-        finish_failed(&self.services, None, &id, failure)
-            .await
-            .map_err(retry)
+        finish_failed(core, None, &id, failure).await.map_err(retry)
     }
 }

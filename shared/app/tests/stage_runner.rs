@@ -4,17 +4,15 @@
 //! taken over, and an abort wins over the work.
 
 use async_trait::async_trait;
-use chrono::Utc;
-use devgem_app::{
-    InstanceId, Services, StageContext, StageError, StageHandler, StageOutput, StageWork,
-};
+use devgem_app::clock::{ManualClock, RandomIds};
+use devgem_app::{Core, InstanceId, Services, StageContext, StageError, StageHandler, StageWork};
 use devgem_domain::{
     Deployment, DeploymentId, EventKind, NewDeployment, NewEvent, ServiceName, Source, Stage,
-    StageMessage, Status, Step,
+    StageMessage, StageResult, Status, Step,
 };
 use devgem_embedded::{BusOptions, FileSecrets, FolderObjectStore, InProcessBus, SqliteStore};
-use devgem_local::{FetchConfig, LocalSourceFetcher, NativeBuilder, ProcessRuntime};
-use devgem_ports::{Delivery, HandlerError, MessageHandler, StateStore};
+use devgem_local::ProcessRuntime;
+use devgem_ports::{Clock, Delivery, HandlerError, IdSource, MessageHandler, StateStore};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -31,13 +29,13 @@ impl StageWork for Counting {
         Stage::Analyze
     }
 
-    async fn run(&self, ctx: &StageContext) -> Result<StageOutput, StageError> {
+    async fn run(&self, ctx: &StageContext) -> Result<StageResult, StageError> {
         self.runs.fetch_add(1, Ordering::SeqCst);
         if self.block_until_cancelled {
             ctx.cancel.cancelled().await;
             return Err(StageError::Cancelled);
         }
-        Ok(StageOutput {
+        Ok(StageResult {
             summary: Some("counted".into()),
             ..Default::default()
         })
@@ -48,33 +46,39 @@ struct World {
     _dir: tempfile::TempDir,
     services: Services,
     store: Arc<SqliteStore>,
+    /// The clock every lease is measured on; tests move it instead of sleeping.
+    clock: Arc<ManualClock>,
 }
 
 fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(&dir.path().join("db")).unwrap());
     let bus = InProcessBus::new(BusOptions::default());
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
     let services = Services {
-        store: store.clone(),
-        bus: Arc::new(bus),
+        core: Core {
+            store: store.clone(),
+            bus: Arc::new(bus),
+            clock: clock.clone(),
+            ids: Arc::new(RandomIds),
+            instance: InstanceId::current(&RandomIds),
+            lease: Duration::from_secs(30),
+        },
         objects: Arc::new(FolderObjectStore::new(dir.path().join("objects"))),
         secrets: Arc::new(FileSecrets::new(dir.path().join("secrets.json"))),
-        source: Arc::new(LocalSourceFetcher::new(FetchConfig::default())),
-        builder: Arc::new(NativeBuilder::new(dir.path().join("builds"))),
         runtime: Arc::new(ProcessRuntime::new(dir.path().join("apps"))),
-        instance: InstanceId::current(),
-        lease: Duration::from_millis(600),
     };
     World {
         _dir: dir,
         services,
         store,
+        clock,
     }
 }
 
 async fn queued(store: &SqliteStore) -> Deployment {
     let d = Deployment::new(
-        DeploymentId::generate(),
+        RandomIds.deployment_id(),
         NewDeployment {
             owner: "local".into(),
             source: Source {
@@ -86,7 +90,7 @@ async fn queued(store: &SqliteStore) -> Deployment {
             service_name: ServiceName::derive_from("app"),
             env_names: vec![],
         },
-        Utc::now(),
+        chrono::Utc::now(),
     );
     store.create(&d).await.unwrap();
     d
@@ -102,7 +106,7 @@ fn delivery(id: &DeploymentId) -> Delivery {
 
 fn handler(world: &World, runs: &Arc<AtomicUsize>, block: bool) -> StageHandler<Counting> {
     StageHandler::new(
-        world.services.clone(),
+        world.services.core.clone(),
         Counting {
             runs: runs.clone(),
             block_until_cancelled: block,
@@ -137,14 +141,14 @@ async fn a_message_runs_the_stage_once_and_a_late_duplicate_changes_nothing() {
 async fn a_live_claim_makes_a_second_worker_retry_and_an_expired_one_is_taken_over() {
     let w = world();
     let mut d = queued(&w.store).await;
-    // Another host's worker holds the stage; its claim runs out in 300 ms.
-    d.transition(Status::Analyzing, Utc::now()).unwrap();
+    // Another host's worker holds the stage; its claim runs out in 30 s.
     d.claim(
         "other-host/1/abc#1",
         Stage::Analyze,
-        chrono::Duration::milliseconds(300),
-        Utc::now(),
-    );
+        chrono::Duration::seconds(30),
+        w.clock.now(),
+    )
+    .unwrap();
     w.store.update(&d).await.unwrap();
     let runs = Arc::new(AtomicUsize::new(0));
     let h = handler(&w, &runs, false);
@@ -153,7 +157,12 @@ async fn a_live_claim_makes_a_second_worker_retry_and_an_expired_one_is_taken_ov
         Err(HandlerError::Retry(_))
     ));
     assert_eq!(runs.load(Ordering::SeqCst), 0);
-    tokio::time::sleep(Duration::from_millis(350)).await; // let the lease run out, by design
+    w.clock.advance(Duration::from_secs(29));
+    assert!(matches!(
+        h.handle(delivery(&d.id)).await,
+        Err(HandlerError::Retry(_))
+    ));
+    w.clock.advance(Duration::from_secs(1)); // the lease runs out
     h.handle(delivery(&d.id)).await.unwrap();
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     let events = w.store.events(&d.id, 0).await.unwrap();
@@ -199,12 +208,14 @@ async fn abort_cancels_running_work_and_ends_the_deployment_aborted() {
 async fn messages_for_finished_or_unknown_deployments_are_acked_without_work() {
     let w = world();
     let mut d = queued(&w.store).await;
-    d.transition(Status::Failed, Utc::now()).unwrap();
+    d.transition(Status::Failed, w.clock.now()).unwrap();
     w.store.update(&d).await.unwrap();
     let runs = Arc::new(AtomicUsize::new(0));
     let h = handler(&w, &runs, false);
     h.handle(delivery(&d.id)).await.unwrap();
-    h.handle(delivery(&DeploymentId::generate())).await.unwrap();
+    h.handle(delivery(&RandomIds.deployment_id()))
+        .await
+        .unwrap();
     assert_eq!(runs.load(Ordering::SeqCst), 0);
 }
 
@@ -217,13 +228,13 @@ impl StageWork for Reporting {
         Stage::Analyze
     }
 
-    async fn run(&self, ctx: &StageContext) -> Result<StageOutput, StageError> {
+    async fn run(&self, ctx: &StageContext) -> Result<StageResult, StageError> {
         for step in [Step::RepositoryAccess, Step::CodeAnalysis] {
             ctx.reporter.step_started(step, "working");
             ctx.reporter
                 .step_completed(step, "done by the second attempt");
         }
-        Ok(StageOutput::default())
+        Ok(StageResult::default())
     }
 }
 
@@ -233,13 +244,13 @@ async fn a_resumed_attempt_does_not_show_a_step_completed_twice() {
     let mut d = queued(&w.store).await;
     // An earlier attempt on another host completed the first step, then stopped (its store
     // went away before it could commit) and its claim ran out.
-    d.transition(Status::Analyzing, Utc::now()).unwrap();
     d.claim(
         "other-host/1/abc#1",
         Stage::Analyze,
-        chrono::Duration::milliseconds(300),
-        Utc::now(),
-    );
+        chrono::Duration::seconds(30),
+        w.clock.now(),
+    )
+    .unwrap();
     w.store.update(&d).await.unwrap();
     for kind in [EventKind::StepStarted, EventKind::StepCompleted] {
         w.store
@@ -250,9 +261,9 @@ async fn a_resumed_attempt_does_not_show_a_step_completed_twice() {
             .await
             .unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(350)).await; // let the lease run out, by design
+    w.clock.advance(Duration::from_secs(30)); // the lease runs out
 
-    StageHandler::new(w.services.clone(), Reporting)
+    StageHandler::new(w.services.core.clone(), Reporting)
         .handle(delivery(&d.id))
         .await
         .unwrap();

@@ -75,6 +75,82 @@ pub struct Claim {
     pub expires_at: DateTime<Utc>,
 }
 
+impl Claim {
+    /// The one rule for a lease: it holds until `expires_at`, and not at that instant.
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        now < self.expires_at
+    }
+
+    /// Whether a holder should renew: once a third of `lease` has passed.
+    pub fn needs_renewal(&self, lease: Duration, now: DateTime<Utc>) -> bool {
+        self.expires_at - now < lease * 2 / 3
+    }
+}
+
+/// What a finished stage leaves on its deployment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StageResult {
+    /// Detected language and framework (analyze).
+    pub summary: Option<String>,
+    /// The commit that was fetched (analyze).
+    pub commit: Option<String>,
+    /// What the build produced (build).
+    pub artifact: Option<Artifact>,
+    /// Where the app answers, and the revision that serves it (deploy).
+    pub url: Option<String>,
+    pub revision: Option<String>,
+}
+
+/// Why a stage's result was not committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CommitRefused {
+    /// The committing worker no longer holds the claim, the stage is done, or the deployment
+    /// is over: its result is dropped.
+    #[error("the claim was lost before the commit")]
+    ClaimLost,
+    /// The owner asked to abort while the stage finished: the abort wins.
+    #[error("an abort was requested")]
+    AbortRequested,
+}
+
+/// What a build produced: an image in a registry, or a build folder on this machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Artifact {
+    /// A container image: where it is, and its content digest (`sha256:...`).
+    ContainerImage { reference: String, digest: String },
+    /// A native build in a folder of the machine that runs the runtime.
+    LocalBuild { dir: std::path::PathBuf },
+}
+
+impl fmt::Display for Artifact {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Artifact::ContainerImage { reference, digest } => write!(f, "{reference}@{digest}"),
+            Artifact::LocalBuild { dir } => write!(f, "{}", dir.display()),
+        }
+    }
+}
+
+/// Reads an artifact as stored now, or as the plain string earlier versions stored (a local
+/// build folder).
+fn artifact_or_legacy<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Artifact>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Typed(Artifact),
+        Legacy(String),
+    }
+    Ok(
+        Option::<Stored>::deserialize(deserializer)?.map(|stored| match stored {
+            Stored::Typed(a) => a,
+            Stored::Legacy(dir) => Artifact::LocalBuild { dir: dir.into() },
+        }),
+    )
+}
+
 /// What a caller supplies to start a deployment.
 #[derive(Debug, Clone)]
 pub struct NewDeployment {
@@ -111,9 +187,16 @@ pub struct Deployment {
     /// Detected language and framework, for listings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
-    /// What the build produced: an image reference, or a local build folder.
+    /// What the build produced.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "artifact_or_legacy"
+    )]
+    pub artifact: Option<Artifact>,
+    /// The runtime's revision that serves `url`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub artifact: Option<String>,
+    pub revision: Option<String>,
     /// The commit that was fetched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
@@ -144,6 +227,7 @@ impl Deployment {
             env_names: new.env_names,
             summary: None,
             artifact: None,
+            revision: None,
             commit: None,
             claim: None,
             stages_done: Vec::new(),
@@ -188,20 +272,103 @@ impl Deployment {
         self.stages_done.contains(&stage)
     }
 
-    /// Whether `holder` may work on this deployment now: nobody holds a live claim, or it does.
-    pub fn claimable_by(&self, holder: &str, now: DateTime<Utc>) -> bool {
-        match &self.claim {
-            None => true,
-            Some(c) => c.holder == holder || c.expires_at <= now,
-        }
+    /// Whether this deployment is waiting for (or running) `stage`.
+    pub fn awaits(&self, stage: Stage) -> bool {
+        self.status.stage() == Some(stage) && !self.is_done(stage)
     }
 
-    pub fn claim(&mut self, holder: &str, stage: Stage, lease: Duration, now: DateTime<Utc>) {
+    /// The claim of a worker still at work on this deployment: live, and not held by a process
+    /// `is_gone` knows to have died.
+    pub fn live_claim(&self, now: DateTime<Utc>, is_gone: impl Fn(&str) -> bool) -> Option<&Claim> {
+        self.claim
+            .as_ref()
+            .filter(|c| c.is_live(now) && !is_gone(&c.holder))
+    }
+
+    /// Whether `holder` holds the claim.
+    pub fn is_held_by(&self, holder: &str) -> bool {
+        self.claim.as_ref().is_some_and(|c| c.holder == holder)
+    }
+
+    /// Claims the deployment for `holder` to run `stage`, leaving queued if it was.
+    pub fn claim(
+        &mut self,
+        holder: &str,
+        stage: Stage,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<(), TransitionError> {
+        if self.status == Status::Queued {
+            self.transition(Status::Analyzing, now)?;
+        }
         self.claim = Some(Claim {
             holder: holder.to_string(),
             stage,
             expires_at: now + lease,
         });
+        let first = stage.first_step();
+        self.advance(first, first.start_percent());
+        Ok(())
+    }
+
+    /// Extends `holder`'s claim by `lease` from `now`; false when it does not hold it.
+    pub fn renew_claim(&mut self, holder: &str, lease: Duration, now: DateTime<Utc>) -> bool {
+        match self.claim.as_mut() {
+            Some(c) if c.holder == holder => {
+                c.expires_at = now + lease;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Gives the claim back (so any worker may retry at once); false when `holder` did not
+    /// hold it.
+    pub fn release_claim(&mut self, holder: &str) -> bool {
+        if self.is_held_by(holder) {
+            self.claim = None;
+            return true;
+        }
+        false
+    }
+
+    /// Records `stage` as done by `holder` with its result and moves to the next status.
+    pub fn commit_stage(
+        &mut self,
+        stage: Stage,
+        holder: &str,
+        result: &StageResult,
+        now: DateTime<Utc>,
+    ) -> Result<(), CommitRefused> {
+        if !self.is_held_by(holder) || self.status.is_terminal() || self.is_done(stage) {
+            return Err(CommitRefused::ClaimLost);
+        }
+        if self.abort_requested {
+            return Err(CommitRefused::AbortRequested);
+        }
+        let next = match stage.next() {
+            Some(next) => Status::running(next),
+            None => Status::Live,
+        };
+        self.transition(next, now)
+            .map_err(|_| CommitRefused::ClaimLost)?;
+        self.stages_done.push(stage);
+        self.claim = None;
+        let last = stage.last_step();
+        self.advance(last, last.end_percent());
+        let StageResult {
+            summary,
+            commit,
+            artifact,
+            url,
+            revision,
+        } = result.clone();
+        self.summary = summary.or(self.summary.take());
+        self.commit = commit.or(self.commit.take());
+        self.artifact = artifact.or(self.artifact.take());
+        self.url = url.or(self.url.take());
+        self.revision = revision.or(self.revision.take());
+        Ok(())
     }
 }
 
@@ -209,9 +376,13 @@ impl Deployment {
 mod tests {
     use super::*;
 
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + secs, 0).unwrap()
+    }
+
     fn sample(now: DateTime<Utc>) -> Deployment {
         Deployment::new(
-            DeploymentId::generate(),
+            DeploymentId::parse("d-0123456789abcdef").unwrap(),
             NewDeployment {
                 owner: "local".into(),
                 source: Source {
@@ -229,7 +400,7 @@ mod tests {
 
     #[test]
     fn happy_path_reaches_live_and_completes_progress() {
-        let now = Utc::now();
+        let now = at(0);
         let mut d = sample(now);
         for next in [
             Status::Analyzing,
@@ -245,7 +416,7 @@ mod tests {
 
     #[test]
     fn illegal_moves_are_rejected() {
-        let now = Utc::now();
+        let now = at(0);
         let mut d = sample(now);
         assert_eq!(
             d.transition(Status::Building, now),
@@ -282,19 +453,94 @@ mod tests {
 
     #[test]
     fn progress_never_goes_backward() {
-        let mut d = sample(Utc::now());
+        let mut d = sample(at(0));
         d.advance(Step::ContainerBuild, 60);
         d.advance(Step::ContainerBuild, 40);
         assert_eq!(d.progress, 60);
     }
 
     #[test]
-    fn an_expired_claim_can_be_taken_over() {
-        let now = Utc::now();
+    fn a_claim_is_live_until_it_expires_and_not_when_its_holder_is_gone() {
+        let now = at(0);
         let mut d = sample(now);
-        d.claim("worker-a", Stage::Build, Duration::seconds(20), now);
-        assert!(d.claimable_by("worker-a", now));
-        assert!(!d.claimable_by("worker-b", now));
-        assert!(d.claimable_by("worker-b", now + Duration::seconds(21)));
+        d.claim("worker-a", Stage::Analyze, Duration::seconds(20), now)
+            .unwrap();
+        assert_eq!(d.status, Status::Analyzing);
+        let nobody_gone = |_: &str| false;
+        assert!(d.live_claim(now, nobody_gone).is_some());
+        assert!(d.live_claim(at(19), nobody_gone).is_some());
+        // The lease ends at its expiry instant, for every caller alike.
+        assert!(d.live_claim(at(20), nobody_gone).is_none());
+        assert!(d.live_claim(now, |h| h == "worker-a").is_none());
+        assert!(
+            !d.claim
+                .as_ref()
+                .unwrap()
+                .needs_renewal(Duration::seconds(20), at(6))
+        );
+        assert!(
+            d.claim
+                .as_ref()
+                .unwrap()
+                .needs_renewal(Duration::seconds(20), at(7))
+        );
+        assert!(d.renew_claim("worker-a", Duration::seconds(20), at(10)));
+        assert!(!d.renew_claim("worker-b", Duration::seconds(20), at(10)));
+        assert!(d.live_claim(at(29), nobody_gone).is_some());
+    }
+
+    #[test]
+    fn only_the_holder_commits_a_stage_and_an_abort_wins() {
+        let now = at(0);
+        let mut d = sample(now);
+        d.claim("a", Stage::Analyze, Duration::seconds(30), now)
+            .unwrap();
+        let result = StageResult {
+            summary: Some("python / flask".into()),
+            ..StageResult::default()
+        };
+        assert_eq!(
+            d.commit_stage(Stage::Analyze, "b", &result, now),
+            Err(CommitRefused::ClaimLost)
+        );
+        d.commit_stage(Stage::Analyze, "a", &result, now).unwrap();
+        assert_eq!(d.status, Status::Building);
+        assert!(d.claim.is_none() && d.is_done(Stage::Analyze) && !d.awaits(Stage::Analyze));
+        assert!(d.awaits(Stage::Build));
+        assert_eq!(d.progress, Step::SecurityScan.end_percent());
+        assert_eq!(d.summary.as_deref(), Some("python / flask"));
+        // A second commit of the same stage is refused.
+        assert_eq!(
+            d.commit_stage(Stage::Analyze, "a", &result, now),
+            Err(CommitRefused::ClaimLost)
+        );
+        d.claim("a", Stage::Build, Duration::seconds(30), now)
+            .unwrap();
+        d.abort_requested = true;
+        assert_eq!(
+            d.commit_stage(Stage::Build, "a", &StageResult::default(), now),
+            Err(CommitRefused::AbortRequested)
+        );
+    }
+
+    #[test]
+    fn artifacts_read_what_earlier_versions_stored() {
+        let mut json = serde_json::to_value(sample(at(0))).unwrap();
+        json["artifact"] = serde_json::json!("/home/me/.devgem/builds/d-1");
+        let d: Deployment = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(
+            d.artifact,
+            Some(Artifact::LocalBuild {
+                dir: "/home/me/.devgem/builds/d-1".into()
+            })
+        );
+        let image = Artifact::ContainerImage {
+            reference: "us-docker.pkg.dev/p/devgem/shop".into(),
+            digest: "sha256:abc".into(),
+        };
+        json["artifact"] = serde_json::to_value(&image).unwrap();
+        assert_eq!(json["artifact"]["kind"], "container_image");
+        let d: Deployment = serde_json::from_value(json).unwrap();
+        assert_eq!(d.artifact, Some(image));
     }
 }

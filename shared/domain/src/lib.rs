@@ -10,8 +10,10 @@ mod message;
 mod progress;
 mod status;
 
-pub use deployment::{Claim, Deployment, Failure, NewDeployment, Source};
-pub use status::{Status, TransitionError};
+pub use deployment::{
+    Artifact, Claim, CommitRefused, Deployment, Failure, NewDeployment, Source, StageResult,
+};
 pub use id::{DeploymentId, EnvVarName, InvalidName, ServiceName};
 pub use message::{Stage, StageMessage};
 pub use progress::{EventKind, NewEvent, ProgressEvent, Step, virtual_fraction};
+pub use status::{Status, TransitionError};

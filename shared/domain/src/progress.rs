@@ -1,8 +1,8 @@
 //! The seven steps a user watches, their share of the progress bar, and the events that
 //! report them.
 
-use crate::status::Status;
 use crate::message::Stage;
+use crate::status::Status;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -80,6 +80,26 @@ impl Step {
     pub fn percent_at(self, fraction: f64) -> u8 {
         let f = fraction.clamp(0.0, 1.0);
         self.start_percent() + (f64::from(self.weight()) * f).floor() as u8
+    }
+}
+
+impl Stage {
+    /// The step a stage starts with, where its progress starts.
+    pub fn first_step(self) -> Step {
+        match self {
+            Stage::Analyze => Step::RepositoryAccess,
+            Stage::Build => Step::ContainerBuild,
+            Stage::Deploy => Step::Deploy,
+        }
+    }
+
+    /// The step a stage ends with, where its progress ends.
+    pub fn last_step(self) -> Step {
+        match self {
+            Stage::Analyze => Step::SecurityScan,
+            Stage::Build => Step::ContainerBuild,
+            Stage::Deploy => Step::Deploy,
+        }
     }
 }
 

@@ -4,12 +4,14 @@
 //! **Invariant:** nothing here does I/O; these are only contracts.
 
 mod bus;
+mod clock;
 mod exec;
 mod objects;
 mod secrets;
 mod store;
 
 pub use bus::{BusError, Delivery, HandlerError, MessageBus, MessageHandler};
+pub use clock::{Clock, IdSource};
 pub use exec::{
     Artifact, BuildError, BuildRequest, Builder, DeployRequest, FetchedSource, LogSink, Release,
     Runtime, RuntimeError, SourceError, SourceFetcher,

@@ -94,7 +94,7 @@ async fn deploy_here(
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let id = deployment.id.clone();
-    let mut events = devgem_app::follow(&services, &id, 0)
+    let mut events = devgem_app::follow(&services.core, &id, 0)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut interrupted = false;
@@ -116,6 +116,7 @@ async fn deploy_here(
         bus.drain().await;
     }
     services
+        .core
         .store
         .get(&id)
         .await?

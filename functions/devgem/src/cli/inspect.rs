@@ -6,8 +6,10 @@ use crate::cli::say;
 use crate::config::Config;
 use crate::wiring;
 use anyhow::bail;
+use devgem_app::clock::{RandomIds, SystemClock};
 use devgem_app::{Services, keys};
 use devgem_domain::{Deployment, DeploymentId};
+use devgem_ports::Clock;
 use devgem_ports::ListFilter;
 use std::process::ExitCode;
 
@@ -20,7 +22,7 @@ async fn local() -> anyhow::Result<Services> {
 }
 
 async fn get_local(services: &Services, id: &DeploymentId) -> anyhow::Result<Deployment> {
-    match services.store.get(id).await? {
+    match services.core.store.get(id).await? {
         Some(d) => Ok(d),
         None => bail!("deployment {id} does not exist: `devgem status` lists the deployments"),
     }
@@ -31,11 +33,12 @@ fn is_orphaned(d: &Deployment) -> bool {
     if d.status.is_terminal() {
         return false;
     }
-    let me = devgem_app::InstanceId::current();
+    let me = devgem_app::InstanceId::current(&RandomIds);
+    let now = SystemClock.now();
     match &d.claim {
-        Some(c) => me.is_gone(&c.holder) || c.expires_at < chrono::Utc::now(),
+        Some(_) => d.live_claim(now, |h| me.is_gone(h)).is_none(),
         // Between stages a message is in flight; only an old one is a sign of trouble.
-        None => chrono::Utc::now() - d.updated_at > chrono::Duration::minutes(2),
+        None => now - d.updated_at > chrono::Duration::minutes(2),
     }
 }
 
@@ -115,6 +118,7 @@ pub async fn status(id: Option<String>, remote: Remote, json: bool) -> anyhow::R
         (None, None) => serde_json::to_value(
             local()
                 .await?
+                .core
                 .store
                 .list(&ListFilter {
                     owner: None,

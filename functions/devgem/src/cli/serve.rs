@@ -75,7 +75,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let wiring = wiring::from_config(&config).await?;
     let services = wiring.services.clone();
     if wiring.local_bus.is_some() {
-        let resumed = devgem_app::resume_unfinished(&services)
+        let resumed = devgem_app::resume_unfinished(&services.core)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         if resumed > 0 {
@@ -87,7 +87,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .as_ref()
         .filter(|_| wiring.local_bus.is_none())
         .map(|gcp| {
-            let mut handlers = wiring::handlers(&services);
+            let mut handlers = wiring.handlers();
             handlers.retain(|topic, _| match Stage::from_topic(topic) {
                 Some(stage) => target.runs(stage),
                 None => *topic == DEAD_LETTER_TOPIC && target.handles_dead_letters(),
