@@ -192,7 +192,11 @@ impl StageWork for Analyze {
         })
         .await
         .map_err(|e| StageError::Transient(e.to_string()))?;
-        for f in report.findings.iter().filter(|f| f.severity != "high") {
+        for f in report
+            .findings
+            .iter()
+            .filter(|f| f.severity != devgem_analyzer::Severity::High)
+        {
             r.warning(
                 step,
                 format!("{}: {} (fix: {})", location(f), f.message, f.fix),
@@ -235,8 +239,8 @@ fn location(f: &devgem_analyzer::Finding) -> String {
 /// "python / flask" style label for listings.
 fn describe(a: &Analysis) -> String {
     match &a.framework {
-        Some(fw) => format!("{} / {fw}", a.language),
-        None => a.language.clone(),
+        Some(fw) => format!("{} / {fw}", a.language_name()),
+        None => a.language_name().to_string(),
     }
 }
 

@@ -3,9 +3,9 @@
 //! stores the build log.
 
 use async_trait::async_trait;
-use devgem_analyzer::BuildPlan;
 use devgem_app::{StageContext, StageError, StageOutput, StageWork, archive, keys};
 use devgem_domain::{Failure, Stage, Step};
+use devgem_plan::BuildPlan;
 use devgem_ports::{BuildError, BuildRequest};
 use std::time::Duration;
 

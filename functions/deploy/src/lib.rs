@@ -2,9 +2,9 @@
 //! environment, waits until it answers, and records its URL.
 
 use async_trait::async_trait;
-use devgem_analyzer::BuildPlan;
 use devgem_app::{AppError, StageContext, StageError, StageOutput, StageWork, keys, user_env};
 use devgem_domain::{Failure, Stage, Step};
+use devgem_plan::BuildPlan;
 use devgem_ports::{Artifact, DeployRequest, RuntimeError};
 use std::time::Duration;
 
