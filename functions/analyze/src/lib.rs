@@ -274,8 +274,8 @@ fn location(f: &devgem_analyzer::Finding) -> String {
 /// "python / flask" style label for listings.
 fn describe(a: &Analysis) -> String {
     match &a.framework {
-        Some(fw) => format!("{} / {fw}", a.language),
-        None => a.language.clone(),
+        Some(fw) => format!("{} / {fw}", a.language_name()),
+        None => a.language_name().to_string(),
     }
 }
 

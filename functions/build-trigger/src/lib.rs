@@ -3,9 +3,9 @@
 //! stores the build log.
 
 use async_trait::async_trait;
-use devgem_analyzer::BuildPlan;
 use devgem_app::{StageContext, StageError, StageWork, archive, keys, load_json};
 use devgem_domain::{Artifact, Stage, StageResult, Step};
+use devgem_plan::BuildPlan;
 use devgem_ports::{BuildRequest, Builder, ObjectStore};
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,9 +2,9 @@
 //! environment, waits until it answers, and records its URL.
 
 use async_trait::async_trait;
-use devgem_analyzer::BuildPlan;
 use devgem_app::{AppError, StageContext, StageError, StageWork, keys, load_json, user_env};
 use devgem_domain::{Artifact, Failure, Stage, StageResult, Step};
+use devgem_plan::BuildPlan;
 use devgem_ports::{DeployRequest, ObjectStore, Runtime, RuntimeError, Secrets};
 use std::sync::Arc;
 use std::time::Duration;

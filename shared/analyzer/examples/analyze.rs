@@ -25,7 +25,7 @@ fn main() {
             eprintln!(
                 "run {i}: walk {walk:?}, detect {:?} ({})",
                 t.elapsed() - walk,
-                a.language
+                a.language_name()
             );
         }
     }

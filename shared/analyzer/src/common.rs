@@ -3,7 +3,7 @@
 
 use crate::pat::Pat;
 use crate::repo::App;
-use crate::{Analysis, EnvVarUse, PortIssue};
+use crate::{Analysis, EnvVarUse, Language, PortIssue};
 use regex::Regex;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -41,9 +41,9 @@ pub struct Detected {
 }
 
 impl Detected {
-    pub fn new(language: &str, score: f64) -> Detected {
+    pub fn new(language: Language, score: f64) -> Detected {
         let mut analysis = Analysis::unknown();
-        analysis.language = language.to_string();
+        analysis.language = Some(language);
         Detected { score, analysis }
     }
 
@@ -495,33 +495,33 @@ pub fn port_from_sources(
 }
 
 /// Production settings per language (the plan adds PORT).
-pub fn production_env(language: &str) -> BTreeMap<String, String> {
+pub fn production_env(language: Language) -> BTreeMap<String, String> {
     let pairs: &[(&str, &str)] = match language {
-        "python" => &[
+        Language::Python => &[
             ("PYTHONUNBUFFERED", "1"),
             ("PYTHONDONTWRITEBYTECODE", "1"),
             ("PIP_NO_CACHE_DIR", "1"),
             ("PIP_DISABLE_PIP_VERSION_CHECK", "1"),
         ],
-        "node" | "bun" => &[("NODE_ENV", "production"), ("HOSTNAME", "0.0.0.0")],
-        "ruby" => &[
+        Language::Node | Language::Bun => &[("NODE_ENV", "production"), ("HOSTNAME", "0.0.0.0")],
+        Language::Ruby => &[
             ("RAILS_ENV", "production"),
             ("RACK_ENV", "production"),
             ("BUNDLE_WITHOUT", "development:test"),
             ("RAILS_LOG_TO_STDOUT", "1"),
             ("RAILS_SERVE_STATIC_FILES", "1"),
         ],
-        "php" => &[("APP_ENV", "production")],
-        "elixir" => &[("MIX_ENV", "prod"), ("PHX_SERVER", "true")],
-        "dotnet" => &[
+        Language::Php => &[("APP_ENV", "production")],
+        Language::Elixir => &[("MIX_ENV", "prod"), ("PHX_SERVER", "true")],
+        Language::Dotnet => &[
             ("ASPNETCORE_ENVIRONMENT", "Production"),
             ("DOTNET_RUNNING_IN_CONTAINER", "true"),
         ],
-        "java" => &[("JAVA_TOOL_OPTIONS", "-XX:MaxRAMPercentage=75")],
-        "go" => &[("GIN_MODE", "release")],
-        "rust" => &[("RUST_LOG", "info")],
-        "deno" => &[("DENO_ENV", "production")],
-        _ => &[],
+        Language::Java => &[("JAVA_TOOL_OPTIONS", "-XX:MaxRAMPercentage=75")],
+        Language::Go => &[("GIN_MODE", "release")],
+        Language::Rust => &[("RUST_LOG", "info")],
+        Language::Deno => &[("DENO_ENV", "production")],
+        Language::Static | Language::Docker => &[],
     };
     pairs
         .iter()
@@ -530,13 +530,13 @@ pub fn production_env(language: &str) -> BTreeMap<String, String> {
 }
 
 /// What to tell a user whose app has no start command.
-pub fn start_hint(language: &str) -> String {
+pub fn start_hint(language: Language) -> String {
     match language {
-        "python" => "add a Procfile with `web: gunicorn -b 0.0.0.0:$PORT module:app`, or an app.py/main.py that creates the app".into(),
-        "node" | "bun" => "add a \"start\" script to package.json (e.g. \"node server.js\")".into(),
-        "go" => "add a main package (main.go or cmd/<name>/main.go)".into(),
-        "rust" => "add a binary target (src/main.rs)".into(),
-        "static" => "add an index.html at the app root".into(),
+        Language::Python => "add a Procfile with `web: gunicorn -b 0.0.0.0:$PORT module:app`, or an app.py/main.py that creates the app".into(),
+        Language::Node | Language::Bun => "add a \"start\" script to package.json (e.g. \"node server.js\")".into(),
+        Language::Go => "add a main package (main.go or cmd/<name>/main.go)".into(),
+        Language::Rust => "add a binary target (src/main.rs)".into(),
+        Language::Static => "add an index.html at the app root".into(),
         _ => "add a Procfile with a `web:` line".into(),
     }
 }

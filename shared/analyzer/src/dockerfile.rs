@@ -6,32 +6,8 @@
 //! `PORT=8080` and a start command that listens on `0.0.0.0:$PORT`; production settings; no
 //! secret in any layer (only variable *names* appear, in a comment).
 
-use crate::BuildPlan;
+use crate::{BuildPlan, Language, PackageManager, Template};
 use std::fmt::Write;
-
-/// Template families, for documentation and tests.
-pub const TEMPLATES: &[&str] = &[
-    "python",
-    "python-source-install",
-    "node",
-    "node-build",
-    "nextjs",
-    "nextjs-standalone",
-    "nuxt",
-    "spa",
-    "static",
-    "bun",
-    "deno",
-    "go",
-    "rust",
-    "java-maven",
-    "java-gradle",
-    "php",
-    "ruby",
-    "dotnet",
-    "elixir",
-    "dockerfile",
-];
 
 fn apt(out: &mut String, pkgs: &[String]) {
     if pkgs.is_empty() {
@@ -119,7 +95,7 @@ const USERADD: &str =
     "RUN useradd --system --uid 10001 --user-group --home-dir /app --no-create-home app";
 
 fn nginx_runtime(out: &mut String, plan: &BuildPlan, from: &str) {
-    let spa = plan.template == "spa";
+    let spa = plan.template == Template::Spa;
     let _ = writeln!(out, "FROM {}", plan.base_image);
     let _ = writeln!(
         out,
@@ -194,9 +170,9 @@ pub fn render(plan: &BuildPlan) -> String {
         .unwrap_or_else(|| plan.base_image.clone());
     let install = plan.install_command.clone().unwrap_or_default();
     let build = plan.build_command.clone();
-    match plan.template.as_str() {
-        "python" | "python-source-install" => {
-            let source_first = plan.template == "python-source-install";
+    match plan.template {
+        Template::Python | Template::PythonSourceInstall => {
+            let source_first = plan.template == Template::PythonSourceInstall;
             build_stage_bare(&mut o, &build_img, "build");
             let _ = writeln!(
                 o,
@@ -229,8 +205,8 @@ pub fn render(plan: &BuildPlan) -> String {
             let _ = writeln!(o, "USER app");
             cmd(&mut o, &plan.start_command);
         }
-        "node" | "bun" => {
-            let user = if plan.template == "bun" {
+        Template::Node | Template::Bun => {
+            let user = if plan.template == Template::Bun {
                 "bun"
             } else {
                 "node"
@@ -257,17 +233,17 @@ pub fn render(plan: &BuildPlan) -> String {
             let _ = writeln!(o, "USER {user}");
             cmd(&mut o, &plan.start_command);
         }
-        "node-build" | "nextjs" | "nuxt" | "nextjs-standalone" => {
+        Template::NodeBuild | Template::Nextjs | Template::Nuxt | Template::NextjsStandalone => {
             build_stage(&mut o, plan, &build_img, "build");
             let _ = writeln!(o, "WORKDIR /app");
             corepack(&mut o, plan);
             install_then_copy_sources(&mut o, plan, &install);
             let _ = writeln!(o, "ENV NODE_ENV=production NEXT_TELEMETRY_DISABLED=1");
             run_build(&mut o, &build);
-            if plan.template != "nuxt" && plan.template != "nextjs-standalone" {
-                let prune = match plan.package_manager.as_deref() {
-                    Some("pnpm") => "pnpm prune --prod",
-                    Some("yarn") => {
+            if !matches!(plan.template, Template::Nuxt | Template::NextjsStandalone) {
+                let prune = match plan.package_manager {
+                    Some(PackageManager::Pnpm) => "pnpm prune --prod",
+                    Some(PackageManager::Yarn) => {
                         "yarn install --production=true --ignore-scripts --prefer-offline"
                     }
                     _ => "npm prune --omit=dev",
@@ -276,8 +252,8 @@ pub fn render(plan: &BuildPlan) -> String {
             }
             runtime_stage(&mut o, plan);
             let _ = writeln!(o, "WORKDIR /app");
-            match plan.template.as_str() {
-                "nuxt" => {
+            match plan.template {
+                Template::Nuxt => {
                     let _ = writeln!(
                         o,
                         "COPY --from=build --chown=node:node /app/.output ./.output"
@@ -285,7 +261,7 @@ pub fn render(plan: &BuildPlan) -> String {
                     let _ = writeln!(o, "USER node");
                     cmd(&mut o, &plan.start_command);
                 }
-                "nextjs-standalone" => {
+                Template::NextjsStandalone => {
                     let _ = writeln!(
                         o,
                         "COPY --from=build --chown=node:node /app/.next/standalone ./"
@@ -309,7 +285,7 @@ pub fn render(plan: &BuildPlan) -> String {
                 }
             }
         }
-        "spa" => {
+        Template::Spa => {
             let dir = plan.static_dir.clone().unwrap_or_else(|| "dist".into());
             build_stage(&mut o, plan, &build_img, "build");
             let _ = writeln!(o, "WORKDIR /app");
@@ -323,7 +299,7 @@ pub fn render(plan: &BuildPlan) -> String {
                 &format!("COPY --from=build --chown=101:101 /app/{dir}/ /usr/share/nginx/html/"),
             );
         }
-        "static" => {
+        Template::Static => {
             let dir = plan.static_dir.clone().unwrap_or_else(|| ".".into());
             let _ = writeln!(o);
             nginx_runtime(
@@ -332,7 +308,7 @@ pub fn render(plan: &BuildPlan) -> String {
                 &format!("COPY --chown=101:101 {dir}/ /usr/share/nginx/html/"),
             );
         }
-        "deno" => {
+        Template::Deno => {
             runtime_stage_bare(&mut o, plan);
             env_block(&mut o, plan, &[]);
             let _ = writeln!(o, "WORKDIR /app");
@@ -344,7 +320,7 @@ pub fn render(plan: &BuildPlan) -> String {
             }
             cmd(&mut o, &plan.start_command);
         }
-        "go" => {
+        Template::Go => {
             build_stage(&mut o, plan, &build_img, "build");
             let _ = writeln!(o, "WORKDIR /src");
             install_then_copy_sources(&mut o, plan, &install);
@@ -360,7 +336,7 @@ pub fn render(plan: &BuildPlan) -> String {
             // Distroless has no shell: the binary reads PORT itself.
             let _ = writeln!(o, "CMD [\"/app/server\"]");
         }
-        "rust" => {
+        Template::Rust => {
             let bin = plan.artifact.clone().unwrap_or_else(|| "app".into());
             build_stage(&mut o, plan, &build_img, "build");
             let _ = writeln!(o, "WORKDIR /src");
@@ -404,8 +380,8 @@ pub fn render(plan: &BuildPlan) -> String {
                 &plan.start_command.replace("./target/release/", "./"),
             );
         }
-        "java-maven" | "java-gradle" => {
-            let maven = plan.template == "java-maven";
+        Template::JavaMaven | Template::JavaGradle => {
+            let maven = plan.template == Template::JavaMaven;
             let v = plan.runtime_version.clone().unwrap_or_else(|| "21".into());
             let quarkus = plan.framework.as_deref() == Some("quarkus");
             build_stage_bare(&mut o, &build_img, "build");
@@ -452,7 +428,7 @@ pub fn render(plan: &BuildPlan) -> String {
             let _ = writeln!(o, "USER app");
             cmd(&mut o, &plan.start_command);
         }
-        "php" => {
+        Template::Php => {
             let docroot = plan.static_dir.clone().unwrap_or_else(|| "public".into());
             build_stage_bare(&mut o, &build_img, "vendor");
             let _ = writeln!(o, "WORKDIR /app");
@@ -498,7 +474,7 @@ pub fn render(plan: &BuildPlan) -> String {
             let _ = writeln!(o, "USER www-data");
             cmd(&mut o, &plan.start_command);
         }
-        "ruby" => {
+        Template::Ruby => {
             build_stage(&mut o, plan, &build_img, "build");
             env_block(&mut o, plan, &["PORT"]);
             let _ = writeln!(o, "WORKDIR /app");
@@ -511,7 +487,7 @@ pub fn render(plan: &BuildPlan) -> String {
             let _ = writeln!(o, "USER app");
             cmd(&mut o, &plan.start_command);
         }
-        "dotnet" => {
+        Template::Dotnet => {
             build_stage_bare(&mut o, &build_img, "build");
             let _ = writeln!(o, "WORKDIR /src");
             install_then_copy_sources(&mut o, plan, &install);
@@ -526,7 +502,7 @@ pub fn render(plan: &BuildPlan) -> String {
             );
             cmd(&mut o, &plan.start_command);
         }
-        "elixir" => {
+        Template::Elixir => {
             let name = plan.artifact.clone().unwrap_or_else(|| "app".into());
             build_stage(&mut o, plan, &build_img, "build");
             let _ = writeln!(o, "ENV MIX_ENV=prod\nWORKDIR /app");
@@ -546,8 +522,9 @@ pub fn render(plan: &BuildPlan) -> String {
                     .replace(&format!("_build/prod/rel/{name}/"), ""),
             );
         }
-        _ => {
-            // Unknown family: a single stage that runs the plan as is.
+        Template::Dockerfile => {
+            // The repository's own Dockerfile is returned above; without its content, a
+            // single stage that runs the plan as is.
             runtime_stage_with_app_user(&mut o, plan);
             let _ = writeln!(o, "WORKDIR /app\nCOPY --chown=app:app . .");
             if !install.is_empty() {
@@ -562,7 +539,10 @@ pub fn render(plan: &BuildPlan) -> String {
 }
 
 fn corepack(o: &mut String, plan: &BuildPlan) {
-    if matches!(plan.package_manager.as_deref(), Some("yarn") | Some("pnpm")) {
+    if matches!(
+        plan.package_manager,
+        Some(PackageManager::Yarn | PackageManager::Pnpm)
+    ) {
         let _ = writeln!(o, "RUN corepack enable");
     }
 }
@@ -589,8 +569,8 @@ pub fn render_ignore(plan: &BuildPlan) -> String {
         "node_modules",
         "coverage",
     ];
-    let extra: &[&str] = match plan.language.as_str() {
-        "python" => &[
+    let extra: &[&str] = match plan.language {
+        Language::Python => &[
             "__pycache__",
             "*.pyc",
             ".venv",
@@ -601,7 +581,7 @@ pub fn render_ignore(plan: &BuildPlan) -> String {
             "dist",
             "*.egg-info",
         ],
-        "node" | "bun" | "static" => &[
+        Language::Node | Language::Bun | Language::Static => &[
             "dist",
             "build",
             ".next",
@@ -613,19 +593,19 @@ pub fn render_ignore(plan: &BuildPlan) -> String {
             ".angular",
             "out",
         ],
-        "deno" => &[".deno"],
-        "go" => &["bin", "vendor"],
-        "rust" => &["target"],
-        "java" => &["target", "build", ".gradle"],
-        "php" => &["vendor"],
-        "ruby" => &["vendor/bundle", "log/*", "tmp/*", ".bundle"],
-        "dotnet" => &["bin", "obj"],
-        "elixir" => &["_build", "deps"],
-        _ => &["dist", "build", "target"],
+        Language::Deno => &[".deno"],
+        Language::Go => &["bin", "vendor"],
+        Language::Rust => &["target"],
+        Language::Java => &["target", "build", ".gradle"],
+        Language::Php => &["vendor"],
+        Language::Ruby => &["vendor/bundle", "log/*", "tmp/*", ".bundle"],
+        Language::Dotnet => &["bin", "obj"],
+        Language::Elixir => &["_build", "deps"],
+        Language::Docker => &["dist", "build", "target"],
     };
     lines.extend(extra);
     // Never ignore what the static template serves.
-    if plan.template == "static" {
+    if plan.template == Template::Static {
         lines.retain(|l| Some(*l) != plan.static_dir.as_deref());
     }
     let mut s = lines.join("\n");

@@ -4,7 +4,10 @@
 //! - [`analyze`]`(dir) -> Analysis`: detection with evidence, runners-up and monorepo services,
 //! - [`analyze_service`]`(dir, service_path) -> Analysis`: the same for one service of a
 //!   monorepo (a path from [`Analysis::services`], e.g. `"apps/web"`),
-//! - [`plan`]`(&Analysis) -> BuildPlan`: the one plan every rendering comes from,
+//! - [`plan`]`(&Analysis) -> BuildPlan`: the one plan every rendering comes from
+//!   ([`BuildPlan`], [`Language`], [`PackageManager`], [`Template`] and [`EnvVarUse`] live in
+//!   the pure `devgem-plan` crate and are re-exported here, so the ports and the adapters
+//!   depend on the plan without depending on the analyzer),
 //! - [`render_dockerfile`]`(&BuildPlan) -> String` and [`render_dockerignore`],
 //! - [`scan`]`(dir, &BuildPlan, dockerfile) -> ScanReport`: the security scan,
 //! - [`Analysis::summary`]: the readable text `devgem analyze PATH` prints without `--json`.
@@ -17,7 +20,13 @@
 //! result by being looked at first. Manifests are only read at the app root and in declared
 //! workspaces.
 //!
+//! Types, not strings: the language, package manager, Dockerfile template family and finding
+//! [`Severity`] are enums serialized as the lowercase strings `--json` has always printed.
+//! Nothing recognised is `Analysis::language == None`, printed as `"unknown"`.
+//!
 //! Code map:
+//! - `lib.rs`: the public types ([`Analysis`], [`Details`], [`Finding`], [`Severity`]...) and
+//!   [`plan`],
 //! - `repo.rs`: the walk and the read-only view ([`repo::Repo`], [`repo::App`]),
 //! - `detect/`: one module per ecosystem (`python`, `node` with Bun and Deno, `go`, `rust`,
 //!   `jvm`, `others` for PHP, Ruby, .NET, Elixir and static sites) and `mod.rs`, which ranks
@@ -25,8 +34,8 @@
 //! - `common.rs`: versions, environment variables, ports, Procfiles; `native.rs`: the table
 //!   of language packages that need Debian packages ([`NATIVE_LIBRARIES`]); `pat.rs`: cheap
 //!   literal-prefiltered patterns,
-//! - `dockerfile.rs`: the template families ([`TEMPLATES`]); `scan.rs`: the security scan;
-//!   `summary.rs`: the readable summary.
+//! - `dockerfile.rs`: one rendering per template family ([`Template::ALL`]); `scan.rs`: the
+//!   security scan; `summary.rs`: the readable summary.
 //!
 //! **Architecture Invariant:** only `repo.rs` touches the file system; `analyze_repo`,
 //! [`plan`] and the renderers are pure and deterministic.
@@ -48,27 +57,18 @@ pub mod repo;
 mod scan;
 mod summary;
 
-pub use dockerfile::TEMPLATES;
+pub use devgem_plan::{BuildPlan, EnvVarUse, Language, PackageManager, Template};
 pub use native::NATIVE_LIBRARIES;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::Path;
-
-/// An environment variable the code reads.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EnvVarUse {
-    pub name: String,
-    /// The name looks like a credential (KEY, TOKEN, SECRET, PASSWORD, DATABASE_URL...).
-    pub secret: bool,
-    /// The code reads it without a default.
-    pub required: bool,
-}
 
 /// A runner-up in detection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Candidate {
-    pub language: String,
+    pub language: Language,
     pub framework: Option<String>,
     pub score: f64,
 }
@@ -97,8 +97,8 @@ pub struct PortIssue {
 pub struct Details {
     /// The app folder inside the checkout ("." for the root).
     pub app_dir: String,
-    /// The Dockerfile template family (e.g. "python", "nextjs-standalone", "spa").
-    pub template: String,
+    /// The Dockerfile template family; `None` only when nothing was recognised.
+    pub template: Option<Template>,
     /// Where the runtime version came from (a file, or "default").
     pub runtime_version_source: Option<String>,
     /// Base image of the build stage.
@@ -129,10 +129,12 @@ pub struct Details {
 /// What the analyzer found; `devgem analyze --json` prints exactly this.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Analysis {
-    pub language: String,
+    /// `None` when nothing deployable was recognised (printed as "unknown").
+    #[serde(with = "language_or_unknown")]
+    pub language: Option<Language>,
     pub framework: Option<String>,
     pub runtime_version: Option<String>,
-    pub package_manager: Option<String>,
+    pub package_manager: Option<PackageManager>,
     pub install_command: Option<String>,
     pub build_command: Option<String>,
     pub start_command: Option<String>,
@@ -157,7 +159,7 @@ pub struct PublicAnalysis<'a> {
     pub language: &'a str,
     pub framework: &'a Option<String>,
     pub runtime_version: &'a Option<String>,
-    pub package_manager: &'a Option<String>,
+    pub package_manager: Option<PackageManager>,
     pub install_command: &'a Option<String>,
     pub build_command: &'a Option<String>,
     pub start_command: &'a Option<String>,
@@ -185,10 +187,10 @@ impl Analysis {
     /// The documented public shape of this analysis (for `--json` output).
     pub fn public(&self) -> PublicAnalysis<'_> {
         PublicAnalysis {
-            language: &self.language,
+            language: self.language_name(),
             framework: &self.framework,
             runtime_version: &self.runtime_version,
-            package_manager: &self.package_manager,
+            package_manager: self.package_manager,
             install_command: &self.install_command,
             build_command: &self.build_command,
             start_command: &self.start_command,
@@ -214,13 +216,19 @@ impl Analysis {
 
     /// Whether anything deployable was recognised.
     pub fn is_recognized(&self) -> bool {
-        self.language != "unknown"
+        self.language.is_some()
+    }
+
+    /// The language's name, "unknown" when nothing was recognised (as `--json` prints it).
+    pub fn language_name(&self) -> &'static str {
+        self.language
+            .map_or(language_or_unknown::UNKNOWN, Language::as_str)
     }
 
     /// An analysis that recognised nothing.
     pub fn unknown() -> Analysis {
         Analysis {
-            language: "unknown".into(),
+            language: None,
             framework: None,
             runtime_version: None,
             package_manager: None,
@@ -247,67 +255,6 @@ impl Analysis {
     /// A readable multi-line summary (what `devgem analyze PATH` prints).
     pub fn summary(&self) -> String {
         summary::summary(self)
-    }
-}
-
-/// How to build and run one app. The Dockerfile, the Cloud Build request and the native local
-/// build are all renderings of this plan.
-///
-/// Commands are POSIX shell strings run from `app_dir` with `PORT` set; the start command
-/// makes the app listen on `0.0.0.0:$PORT`. Python runs inside a virtualenv whose `bin/` is
-/// first on `PATH`; Node has `node_modules/.bin` on `PATH`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct BuildPlan {
-    pub language: String,
-    pub framework: Option<String>,
-    pub runtime_version: Option<String>,
-    pub package_manager: Option<String>,
-    /// The folder of the app inside the checkout ("." for the root).
-    pub app_dir: String,
-    pub install_command: Option<String>,
-    pub build_command: Option<String>,
-    pub start_command: String,
-    pub deploy_port: u16,
-    pub system_packages: Vec<String>,
-    /// Production settings the app runs with (NODE_ENV, PYTHONUNBUFFERED...).
-    pub env: BTreeMap<String, String>,
-    /// The base image of the runtime stage.
-    pub base_image: String,
-    /// The start command a native runner (no Docker) prefers when set.
-    #[serde(default)]
-    pub native_start_command: Option<String>,
-    /// The base image of the build stage, when there is one.
-    #[serde(default)]
-    pub build_image: Option<String>,
-    /// Debian packages needed only to build.
-    #[serde(default)]
-    pub build_system_packages: Vec<String>,
-    /// Dockerfile template family.
-    #[serde(default)]
-    pub template: String,
-    /// Folder of static files served (static sites, single-page apps).
-    #[serde(default)]
-    pub static_dir: Option<String>,
-    /// Build artifact kept by the runtime stage.
-    #[serde(default)]
-    pub artifact: Option<String>,
-    /// Manifests copied before the sources.
-    #[serde(default)]
-    pub manifests: Vec<String>,
-    /// The repository's own Dockerfile content, rendered as is.
-    #[serde(default)]
-    pub existing_dockerfile: Option<String>,
-    /// Names of environment variables the app reads (never values).
-    #[serde(default)]
-    pub env_vars: Vec<EnvVarUse>,
-}
-
-impl BuildPlan {
-    /// The command a native runner should start (prefers `native_start_command`).
-    pub fn native_start(&self) -> &str {
-        self.native_start_command
-            .as_deref()
-            .unwrap_or(&self.start_command)
     }
 }
 
@@ -355,7 +302,7 @@ pub fn analyze_repo_service(repo: &repo::Repo, service_path: &str) -> Analysis {
 
 /// Makes the build plan for an analysis.
 pub fn plan(analysis: &Analysis) -> Result<BuildPlan, PlanError> {
-    if !analysis.is_recognized() {
+    let Some(language) = analysis.language else {
         let hint = if analysis.services.is_empty() {
             "add a manifest (package.json, requirements.txt, go.mod, Cargo.toml, pom.xml...) or a Dockerfile at the app root".to_string()
         } else {
@@ -373,25 +320,29 @@ pub fn plan(analysis: &Analysis) -> Result<BuildPlan, PlanError> {
             reason: "no deployable app was recognised".into(),
             hint,
         });
-    }
+    };
     let Some(start) = analysis.start_command.clone() else {
         return Err(PlanError {
-            reason: format!(
-                "no start command could be determined for this {} app",
-                analysis.language
-            ),
-            hint: common::start_hint(&analysis.language),
+            reason: format!("no start command could be determined for this {language} app"),
+            hint: common::start_hint(language),
         });
     };
     let d = &analysis.details;
-    let mut env = common::production_env(&analysis.language);
+    // Every detector names its template; a recognised analysis without one is a detector bug.
+    let Some(template) = d.template else {
+        return Err(PlanError {
+            reason: format!("no Dockerfile template was chosen for this {language} app"),
+            hint: "add a Dockerfile at the app root".into(),
+        });
+    };
+    let mut env = common::production_env(language);
     env.extend(d.env.clone());
     env.insert("PORT".into(), analysis.deploy_port.to_string());
     Ok(BuildPlan {
-        language: analysis.language.clone(),
+        language,
         framework: analysis.framework.clone(),
         runtime_version: analysis.runtime_version.clone(),
-        package_manager: analysis.package_manager.clone(),
+        package_manager: analysis.package_manager,
         app_dir: if d.app_dir.is_empty() {
             ".".into()
         } else {
@@ -410,7 +361,7 @@ pub fn plan(analysis: &Analysis) -> Result<BuildPlan, PlanError> {
         native_start_command: d.native_start_command.clone(),
         build_image: d.build_image.clone(),
         build_system_packages: d.build_system_packages.clone(),
-        template: d.template.clone(),
+        template,
         static_dir: d.static_dir.clone(),
         artifact: d.artifact.clone(),
         manifests: d.manifests.clone(),
@@ -429,11 +380,40 @@ pub fn render_dockerignore(plan: &BuildPlan) -> String {
     dockerfile::render_ignore(plan)
 }
 
+/// How much a finding of the security scan matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Blocks the deployment.
+    High,
+    /// A warning.
+    Medium,
+    /// A warning.
+    Low,
+}
+
+impl Severity {
+    /// The name as serialized and shown to users.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::High => "high",
+            Severity::Medium => "medium",
+            Severity::Low => "low",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A finding of the security scan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
-    /// "high" blocks the deployment; "medium" and "low" are warnings.
-    pub severity: String,
+    /// [`Severity::High`] blocks the deployment; the others are warnings.
+    pub severity: Severity,
     pub file: String,
     pub line: Option<u32>,
     pub message: String,
@@ -448,7 +428,9 @@ pub struct ScanReport {
 
 impl ScanReport {
     pub fn blocking(&self) -> impl Iterator<Item = &Finding> {
-        self.findings.iter().filter(|f| f.severity == "high")
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::High)
     }
 }
 
@@ -461,4 +443,26 @@ pub fn scan(dir: &Path, plan: &BuildPlan, dockerfile: &str) -> ScanReport {
 /// [`scan`] over an in-memory view (pure).
 pub fn scan_repo(repo: &repo::Repo, plan: &BuildPlan, dockerfile: &str) -> ScanReport {
     scan::scan_repo(repo, plan, dockerfile)
+}
+
+/// [`Analysis::language`] on the wire: the language's name, or "unknown" when nothing was
+/// recognised, as `devgem analyze --json` has always printed it.
+mod language_or_unknown {
+    use crate::Language;
+    use serde::de::IntoDeserializer;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub const UNKNOWN: &str = "unknown";
+
+    pub fn serialize<S: Serializer>(language: &Option<Language>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(language.map_or(UNKNOWN, Language::as_str))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Language>, D::Error> {
+        let name = String::deserialize(d)?;
+        if name == UNKNOWN {
+            return Ok(None);
+        }
+        Language::deserialize(name.as_str().into_deserializer()).map(Some)
+    }
 }

@@ -1,16 +1,16 @@
 //! The pipeline's security scan: committed credentials and the generated Dockerfile.
-//! Findings with severity "high" block the deployment; "medium" and "low" are warnings.
+//! Findings of [`Severity::High`] block the deployment; the others are warnings.
 
 use crate::common::re;
 use crate::common::{is_secret, line_of};
 use crate::repo::Repo;
-use crate::{BuildPlan, Finding, ScanReport};
+use crate::{BuildPlan, Finding, ScanReport, Severity};
 use regex::Regex;
 use std::sync::LazyLock;
 
 struct Rule {
     re: LazyLock<Regex>,
-    severity: &'static str,
+    severity: Severity,
     what: &'static str,
     fix: &'static str,
 }
@@ -20,49 +20,49 @@ static RULES: [Rule; 8] = [
         re: LazyLock::new(|| {
             re(r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED |PGP )?PRIVATE KEY( BLOCK)?-----")
         }),
-        severity: "high",
+        severity: Severity::High,
         what: "a private key is committed",
         fix: "remove the key from the repository (and its history), rotate it, and pass it as a secret",
     },
     Rule {
         re: LazyLock::new(|| re(r#""type"\s*:\s*"service_account""#)),
-        severity: "high",
+        severity: Severity::High,
         what: "a Google service account key file is committed",
         fix: "delete the key in IAM, remove the file, and use the Cloud Run service identity instead",
     },
     Rule {
         re: LazyLock::new(|| re(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
-        severity: "high",
+        severity: Severity::High,
         what: "an AWS access key id is committed",
         fix: "deactivate the key in AWS IAM and pass credentials as secrets",
     },
     Rule {
         re: LazyLock::new(|| re(r"\bgh[pousr]_[A-Za-z0-9]{36,}\b|\bgithub_pat_[A-Za-z0-9_]{40,}")),
-        severity: "high",
+        severity: Severity::High,
         what: "a GitHub token is committed",
         fix: "revoke the token on GitHub and pass it as a secret",
     },
     Rule {
         re: LazyLock::new(|| re(r"\b(?:sk|rk)_live_[0-9a-zA-Z]{16,}")),
-        severity: "high",
+        severity: Severity::High,
         what: "a Stripe live secret key is committed",
         fix: "roll the key in the Stripe dashboard and pass it as a secret",
     },
     Rule {
         re: LazyLock::new(|| re(r"\bxox[baprs]-[0-9A-Za-z-]{10,}")),
-        severity: "high",
+        severity: Severity::High,
         what: "a Slack token is committed",
         fix: "revoke the token and pass it as a secret",
     },
     Rule {
         re: LazyLock::new(|| re(r"\bsk-(?:proj-)?[A-Za-z0-9_-]{32,}")),
-        severity: "high",
+        severity: Severity::High,
         what: "an API secret key (sk-...) is committed",
         fix: "revoke the key and pass it as a secret",
     },
     Rule {
         re: LazyLock::new(|| re(r"\bAIza[0-9A-Za-z_-]{35}\b")),
-        severity: "medium",
+        severity: Severity::Medium,
         what: "a Google API key is committed",
         fix: "restrict or rotate the key and pass it as a secret",
     },
@@ -75,9 +75,15 @@ static ADD_URL: LazyLock<Regex> = LazyLock::new(|| re(r"(?im)^\s*ADD\s+(?:--\S+\
 static CURL_SH: LazyLock<Regex> =
     LazyLock::new(|| re(r"(?i)(?:curl|wget)[^|\n]*\|\s*(?:sudo\s+)?(?:ba)?sh\b"));
 
-fn finding(severity: &str, file: &str, line: Option<u32>, message: String, fix: &str) -> Finding {
+fn finding(
+    severity: Severity,
+    file: &str,
+    line: Option<u32>,
+    message: String,
+    fix: &str,
+) -> Finding {
     Finding {
-        severity: severity.into(),
+        severity,
         file: file.into(),
         line,
         message,
@@ -133,14 +139,14 @@ pub fn scan_repo(repo: &Repo, plan: &BuildPlan, dockerfile: &str) -> ScanReport 
                     .iter()
                     .any(|s| name.ends_with(s)));
         if is_env {
-            findings.push(finding("medium", path, None, format!("{path} is committed: local environment files often hold credentials"), "remove it from the repository, add it to .gitignore, and set the variables on the service (secrets for credentials)"));
+            findings.push(finding(Severity::Medium, path, None, format!("{path} is committed: local environment files often hold credentials"), "remove it from the repository, add it to .gitignore, and set the variables on the service (secrets for credentials)"));
             for (i, l) in text.lines().enumerate() {
                 if let Some((k, v)) = l.trim().trim_start_matches("export ").split_once('=')
                     && is_secret(k.trim())
                     && !is_placeholder(v)
                 {
                     findings.push(finding(
-                        "high",
+                        Severity::High,
                         path,
                         Some(i as u32 + 1),
                         format!("{path} sets the credential {} in the repository", k.trim()),
@@ -156,7 +162,7 @@ pub fn scan_repo(repo: &Repo, plan: &BuildPlan, dockerfile: &str) -> ScanReport 
             && !repo.files.contains_key(p)
         {
             findings.push(finding(
-                "high",
+                Severity::High,
                 p,
                 None,
                 format!("{p} looks like a committed SSH private key"),
@@ -166,21 +172,14 @@ pub fn scan_repo(repo: &Repo, plan: &BuildPlan, dockerfile: &str) -> ScanReport 
     }
     scan_dockerfile(&mut findings, plan, dockerfile);
     findings.sort_by(|a, b| {
-        rank(&a.severity)
-            .cmp(&rank(&b.severity))
+        // High first (the enum's order).
+        a.severity
+            .cmp(&b.severity)
             .then(a.file.cmp(&b.file))
             .then(a.line.cmp(&b.line))
     });
     findings.dedup();
     ScanReport { findings }
-}
-
-fn rank(s: &str) -> u8 {
-    match s {
-        "high" => 0,
-        "medium" => 1,
-        _ => 2,
-    }
 }
 
 fn scan_dockerfile(findings: &mut Vec<Finding>, plan: &BuildPlan, dockerfile: &str) {
@@ -204,7 +203,7 @@ fn scan_dockerfile(findings: &mut Vec<Finding>, plan: &BuildPlan, dockerfile: &s
             match (it.next(), it.next()) {
                 (Some(k), Some(v)) => vec![(k.to_string(), v.to_string())],
                 (Some(k), None) if kw.as_str().eq_ignore_ascii_case("ARG") && is_secret(k) => {
-                    findings.push(finding("medium", file, Some(line), format!("build argument {k} looks like a credential: build arguments are kept in the image history"), "use a BuildKit secret mount (RUN --mount=type=secret) or set it on the service at runtime"));
+                    findings.push(finding(Severity::Medium, file, Some(line), format!("build argument {k} looks like a credential: build arguments are kept in the image history"), "use a BuildKit secret mount (RUN --mount=type=secret) or set it on the service at runtime"));
                     vec![]
                 }
                 _ => vec![],
@@ -213,7 +212,7 @@ fn scan_dockerfile(findings: &mut Vec<Finding>, plan: &BuildPlan, dockerfile: &s
         for (k, v) in pairs {
             if is_secret(&k) && !is_placeholder(&v) {
                 findings.push(finding(
-                    "high",
+                    Severity::High,
                     file,
                     Some(line),
                     format!(
@@ -239,7 +238,7 @@ fn scan_dockerfile(findings: &mut Vec<Finding>, plan: &BuildPlan, dockerfile: &s
         let tag = i.rsplit('/').next().unwrap_or(i);
         if tag.ends_with(":latest") {
             findings.push(finding(
-                "medium",
+                Severity::Medium,
                 file,
                 line,
                 format!("base image {i} uses the `latest` tag: builds are not reproducible"),
@@ -252,7 +251,7 @@ fn scan_dockerfile(findings: &mut Vec<Finding>, plan: &BuildPlan, dockerfile: &s
                 .contains(&format!(" as {}", i.to_ascii_lowercase()))
         {
             findings.push(finding(
-                "low",
+                Severity::Low,
                 file,
                 line,
                 format!("base image {i} has no tag (means `latest`)"),
@@ -261,7 +260,7 @@ fn scan_dockerfile(findings: &mut Vec<Finding>, plan: &BuildPlan, dockerfile: &s
         }
         if tag.contains("alpine") {
             findings.push(finding(
-                "low",
+                Severity::Low,
                 file,
                 line,
                 format!("base image {i} is Alpine (musl): native modules often break"),
@@ -275,14 +274,14 @@ fn scan_dockerfile(findings: &mut Vec<Finding>, plan: &BuildPlan, dockerfile: &s
         .last();
     match last_user {
         None => findings.push(finding(
-            "medium",
+            Severity::Medium,
             file,
             None,
             "the container runs as root (no USER instruction)".into(),
             "add a non-root user and a USER line before CMD",
         )),
         Some(u) if matches!(u.as_str(), "root" | "0" | "0:0") => findings.push(finding(
-            "medium",
+            Severity::Medium,
             file,
             Some(line_of(dockerfile, u.start())),
             "the container runs as root (USER root)".into(),
@@ -292,7 +291,7 @@ fn scan_dockerfile(findings: &mut Vec<Finding>, plan: &BuildPlan, dockerfile: &s
     }
     if let Some(m) = ADD_URL.find(dockerfile) {
         findings.push(finding(
-            "medium",
+            Severity::Medium,
             file,
             Some(line_of(dockerfile, m.start())),
             "ADD from a URL downloads unverified content".into(),
@@ -301,7 +300,7 @@ fn scan_dockerfile(findings: &mut Vec<Finding>, plan: &BuildPlan, dockerfile: &s
     }
     if let Some(m) = CURL_SH.find(dockerfile) {
         findings.push(finding(
-            "low",
+            Severity::Low,
             file,
             Some(line_of(dockerfile, m.start())),
             "a script is piped from the network into a shell".into(),
@@ -310,7 +309,7 @@ fn scan_dockerfile(findings: &mut Vec<Finding>, plan: &BuildPlan, dockerfile: &s
     }
     if plan.existing_dockerfile.is_none() && !dockerfile.contains("PORT") {
         findings.push(finding(
-            "low",
+            Severity::Low,
             file,
             None,
             "the Dockerfile does not mention PORT".into(),

@@ -1,6 +1,6 @@
 //! The readable summary `devgem analyze PATH` prints without `--json`.
 
-use crate::Analysis;
+use crate::{Analysis, PackageManager, Template};
 use std::fmt::Write;
 
 pub fn summary(a: &Analysis) -> String {
@@ -11,7 +11,7 @@ pub fn summary(a: &Analysis) -> String {
         let _ = writeln!(
             o,
             "{}{}  (confidence {:.0}%)",
-            a.language,
+            a.language_name(),
             a.framework
                 .as_deref()
                 .map(|f| format!(" / {f}"))
@@ -38,7 +38,11 @@ pub fn summary(a: &Analysis) -> String {
         )
     });
     row(&mut o, "runtime", version.as_deref());
-    row(&mut o, "package manager", a.package_manager.as_deref());
+    row(
+        &mut o,
+        "package manager",
+        a.package_manager.map(PackageManager::as_str),
+    );
     row(&mut o, "install", a.install_command.as_deref());
     row(&mut o, "build", a.build_command.as_deref());
     row(&mut o, "start", a.start_command.as_deref());
@@ -71,7 +75,7 @@ pub fn summary(a: &Analysis) -> String {
             .as_deref()
             .map(|d| format!("{d} (used as is)"))
             .as_deref()
-            .or(Some(a.details.template.as_str())),
+            .or(a.details.template.map(Template::as_str)),
     );
     if !a.env_vars.is_empty() {
         let vars: Vec<String> = a
@@ -102,7 +106,7 @@ pub fn summary(a: &Analysis) -> String {
                 o,
                 "  {:<24} {}{}  start: {}",
                 s.path,
-                s.analysis.language,
+                s.analysis.language_name(),
                 s.analysis
                     .framework
                     .as_deref()

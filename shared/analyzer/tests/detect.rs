@@ -2,7 +2,7 @@
 //! native libraries, environment variables, bad input. Each case goes through `check`.
 
 use devgem_analyzer::repo::Repo;
-use devgem_analyzer::{Analysis, analyze_repo};
+use devgem_analyzer::{Analysis, Language, PackageManager, analyze_repo};
 
 fn analyze(files: &[(&str, &str)]) -> Analysis {
     analyze_repo(&Repo::from_files(files.iter().copied()))
@@ -16,7 +16,7 @@ fn check(
     more: impl Fn(&Analysis),
 ) {
     let a = analyze(files);
-    assert_eq!(a.language, language, "evidence: {:#?}", a.evidence);
+    assert_eq!(a.language_name(), language, "evidence: {:#?}", a.evidence);
     assert_eq!(
         a.framework.as_deref(),
         framework,
@@ -68,7 +68,7 @@ fn runners_up_are_reported() {
         Some("flask"),
         |a| {
             assert!(
-                a.candidates.iter().any(|c| c.language == "node"),
+                a.candidates.iter().any(|c| c.language == Language::Node),
                 "{:?}",
                 a.candidates
             );
@@ -91,7 +91,7 @@ fn python_package_managers_and_versions() {
         "python",
         Some("fastapi"),
         |a| {
-            assert_eq!(a.package_manager.as_deref(), Some("uv"));
+            assert_eq!(a.package_manager, Some(PackageManager::Uv));
             assert_eq!(a.runtime_version.as_deref(), Some("3.11"));
             assert!(
                 a.install_command
@@ -115,7 +115,7 @@ fn python_package_managers_and_versions() {
         "python",
         Some("flask"),
         |a| {
-            assert_eq!(a.package_manager.as_deref(), Some("poetry"));
+            assert_eq!(a.package_manager, Some(PackageManager::Poetry));
         },
     );
     check(
@@ -130,7 +130,7 @@ fn python_package_managers_and_versions() {
         "python",
         Some("flask"),
         |a| {
-            assert_eq!(a.package_manager.as_deref(), Some("pdm"));
+            assert_eq!(a.package_manager, Some(PackageManager::Pdm));
         },
     );
     check(
@@ -143,7 +143,7 @@ fn python_package_managers_and_versions() {
         "python",
         Some("flask"),
         |a| {
-            assert_eq!(a.package_manager.as_deref(), Some("pipenv"));
+            assert_eq!(a.package_manager, Some(PackageManager::Pipenv));
             assert_eq!(a.runtime_version.as_deref(), Some("3.10.4"));
             assert_eq!(
                 a.details.runtime_version_source.as_deref(),
@@ -182,7 +182,7 @@ fn node_package_managers_and_versions() {
             "node",
             Some("express"),
             |a| {
-                assert_eq!(a.package_manager.as_deref(), Some(pm));
+                assert_eq!(a.package_manager.map(PackageManager::as_str), Some(pm));
                 assert_eq!(a.install_command.as_deref(), Some(install));
                 assert_eq!(a.runtime_version.as_deref(), Some("20"));
             },
@@ -193,7 +193,7 @@ fn node_package_managers_and_versions() {
         "bun",
         Some("express"),
         |a| {
-            assert!(a.candidates.iter().any(|c| c.language == "node"));
+            assert!(a.candidates.iter().any(|c| c.language == Language::Node));
         },
     );
     check(
@@ -448,6 +448,28 @@ fn unknown_and_plan_errors() {
 }
 
 #[test]
+fn nothing_recognised_prints_unknown_and_reads_back() {
+    let a = analyze(&[("README.md", "hello")]);
+    assert_eq!(a.language, None);
+    let public = serde_json::to_value(a.public()).expect("json");
+    assert_eq!(public["language"], "unknown");
+    let full = serde_json::to_string(&a).expect("json");
+    assert!(full.contains(r#""language":"unknown""#), "{full}");
+    let back: Analysis = serde_json::from_str(&full).expect("reads back");
+    assert_eq!(back, a);
+    // A stored analysis of a recognised app reads back with its types.
+    let a = analyze(&[
+        ("go.mod", "module x\ngo 1.23\n"),
+        ("main.go", "package main\n"),
+    ]);
+    let back: Analysis =
+        serde_json::from_str(&serde_json::to_string(&a).expect("json")).expect("reads back");
+    assert_eq!(back.language, Some(Language::Go));
+    assert_eq!(back.package_manager, Some(PackageManager::GoModules));
+    assert_eq!(back, a);
+}
+
+#[test]
 fn monorepo_services_are_listed_and_pickable() {
     let files = [
         (
@@ -660,7 +682,7 @@ fn framework_signatures() {
             files.iter().map(|(a, b)| (a.as_str(), b.as_str())),
         ));
         assert_eq!(
-            (a.language.as_str(), a.framework.as_deref()),
+            (a.language_name(), a.framework.as_deref()),
             (*lang, Some(*fw)),
             "{files:?}"
         );
@@ -691,7 +713,7 @@ fn multibyte_text_after_an_environment_read_does_not_panic() {
 fn table_sizes() {
     let n = devgem_analyzer::NATIVE_LIBRARIES.len();
     assert!(n >= 40, "{n} native library rows");
-    assert!(devgem_analyzer::TEMPLATES.len() >= 15);
+    assert!(devgem_analyzer::Template::ALL.len() >= 15);
 }
 
 #[test]

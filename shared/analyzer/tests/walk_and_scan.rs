@@ -2,6 +2,7 @@
 //! security scan.
 
 use devgem_analyzer::repo::{Limits, Repo};
+use devgem_analyzer::{Language, Severity};
 use std::fs;
 use std::path::Path;
 
@@ -66,7 +67,7 @@ fn symlinks_out_of_the_checkout_and_loops_are_not_followed() {
     std::os::unix::fs::symlink(r, r.join("loop")).expect("loop");
     std::os::unix::fs::symlink(r.join("app.py"), r.join("wsgi.py")).expect("inside link");
     let a = devgem_analyzer::analyze(r);
-    assert_eq!(a.language, "python");
+    assert_eq!(a.language, Some(Language::Python));
     assert!(
         a.evidence.iter().any(|e| e.contains("symbolic link")),
         "{:#?}",
@@ -89,7 +90,7 @@ fn huge_binary_and_unreadable_manifests_are_skipped_with_a_warning() {
     write(r, "Cargo.toml", b"\xff\xfe\xfd not utf-8");
     write(r, "index.html", b"<h1>hi</h1>");
     let a = devgem_analyzer::analyze(r);
-    assert_eq!(a.language, "static");
+    assert_eq!(a.language, Some(Language::Static));
     let warnings: Vec<&String> = a
         .evidence
         .iter()
@@ -184,19 +185,23 @@ fn env_files_and_dockerfile_secrets() {
         ],
         "FROM node:latest\nENV API_TOKEN=abc123def\nARG DB_PASSWORD\nADD https://example.com/x.tgz /x\nRUN curl -sL https://x.sh | bash\n",
     );
-    let has = |sev: &str, needle: &str| {
+    let has = |sev: Severity, needle: &str| {
         r.findings
             .iter()
             .any(|f| f.severity == sev && f.message.contains(needle))
     };
-    assert!(has("medium", ".env is committed"), "{:#?}", r.findings);
-    assert!(has("high", "STRIPE_SECRET_KEY"));
-    assert!(has("high", "API_TOKEN"));
-    assert!(has("medium", "DB_PASSWORD"));
-    assert!(has("medium", "latest"));
-    assert!(has("medium", "runs as root"));
-    assert!(has("medium", "ADD from a URL"));
-    assert!(has("low", "piped"));
+    assert!(
+        has(Severity::Medium, ".env is committed"),
+        "{:#?}",
+        r.findings
+    );
+    assert!(has(Severity::High, "STRIPE_SECRET_KEY"));
+    assert!(has(Severity::High, "API_TOKEN"));
+    assert!(has(Severity::Medium, "DB_PASSWORD"));
+    assert!(has(Severity::Medium, "latest"));
+    assert!(has(Severity::Medium, "runs as root"));
+    assert!(has(Severity::Medium, "ADD from a URL"));
+    assert!(has(Severity::Low, "piped"));
     let line = r
         .findings
         .iter()

@@ -3,7 +3,7 @@
 //! first on `PATH`. It renders the same plan the Dockerfile encodes, so a local run proves it.
 
 use async_trait::async_trait;
-use devgem_analyzer::BuildPlan;
+use devgem_plan::{BuildPlan, Language, PackageManager};
 use devgem_ports::{Artifact, BuildError, BuildRequest, Builder, LogSink};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -108,8 +108,8 @@ impl Builder for NativeBuilder {
             ));
         }
         let mut steps: Vec<String> = Vec::new();
-        match plan.language.to_ascii_lowercase().as_str() {
-            "python" => {
+        match plan.language {
+            Language::Python => {
                 let python = pick_python(plan, &env, log)?;
                 self.make_venv(&python, &app, &env, log, cancel).await?;
                 env.push((
@@ -118,7 +118,7 @@ impl Builder for NativeBuilder {
                 ));
                 steps.extend(python_tools(plan));
             }
-            "node" | "nodejs" | "javascript" | "typescript" => {
+            Language::Node => {
                 require(
                     &env,
                     "node",
@@ -494,10 +494,10 @@ async fn shim_package_managers(
 ) -> Result<(), BuildError> {
     let path = path_of(env);
     let commands = all_commands(plan);
-    let uses = |pm: &str| {
-        plan.package_manager.as_deref() == Some(pm) || commands.split_whitespace().any(|w| w == pm)
+    let uses = |pm: PackageManager| {
+        plan.package_manager == Some(pm) || commands.split_whitespace().any(|w| w == pm.as_str())
     };
-    if uses("npm") || plan.package_manager.is_none() {
+    if uses(PackageManager::Npm) || plan.package_manager.is_none() {
         require(
             env,
             "npm",
@@ -506,8 +506,9 @@ async fn shim_package_managers(
         )?;
     }
     let declared = declared_package_manager(app);
-    for pm in ["yarn", "pnpm"] {
-        if !uses(pm) || process::which(pm, &path).is_some() {
+    for manager in [PackageManager::Yarn, PackageManager::Pnpm] {
+        let pm = manager.as_str();
+        if !uses(manager) || process::which(pm, &path).is_some() {
             continue;
         }
         let version = declared
@@ -609,23 +610,12 @@ fn write_shim(dir: &Path, name: &str, body: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
 
     fn plan(install: &str, start: &str) -> BuildPlan {
         BuildPlan {
-            language: "python".into(),
-            framework: None,
-            runtime_version: None,
-            package_manager: None,
-            app_dir: ".".into(),
             install_command: Some(install.into()),
-            build_command: None,
-            start_command: start.into(),
-            deploy_port: 8080,
-            system_packages: vec![],
-            env: BTreeMap::new(),
             base_image: "python:3.12-slim".into(),
-            ..BuildPlan::default()
+            ..BuildPlan::new(Language::Python, devgem_plan::Template::Python, start)
         }
     }
 

@@ -7,8 +7,8 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use devgem_analyzer::BuildPlan;
 use devgem_domain::DeploymentId;
+use devgem_plan::BuildPlan;
 use devgem_ports::{DeployRequest, LogSink, Release, Runtime, RuntimeError};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;

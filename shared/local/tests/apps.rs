@@ -4,9 +4,9 @@
 mod common;
 
 use common::{Lines, fixture, get, plan, refuses, wait_until};
-use devgem_analyzer::BuildPlan;
 use devgem_domain::{DeploymentId, ServiceName, Source};
 use devgem_local::{LocalSourceFetcher, NativeBuilder, ProcessRuntime};
+use devgem_plan::{BuildPlan, Language, PackageManager};
 use devgem_ports::{
     BuildRequest, Builder, CancellationToken, DeployRequest, Runtime, SecretValue, SourceFetcher,
 };
@@ -124,7 +124,7 @@ async fn flask_basic() {
     deploy_fixture(
         "flask-basic",
         plan(
-            "python",
+            Language::Python,
             Some("pip install -r requirements.txt"),
             "gunicorn -b 0.0.0.0:$PORT app:app",
         ),
@@ -139,7 +139,7 @@ async fn fastapi_basic() {
     deploy_fixture(
         "fastapi-basic",
         plan(
-            "python",
+            Language::Python,
             Some("pip install -r requirements.txt"),
             "uvicorn main:app --host 0.0.0.0 --port $PORT",
         ),
@@ -151,8 +151,8 @@ async fn fastapi_basic() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn express_basic() {
-    let mut p = plan("node", Some("npm install"), "npm start");
-    p.package_manager = Some("npm".into());
+    let mut p = plan(Language::Node, Some("npm install"), "npm start");
+    p.package_manager = Some(PackageManager::Npm);
     p.env.insert("NODE_ENV".into(), "production".into());
     deploy_fixture(
         "express-basic",
@@ -168,7 +168,7 @@ async fn static_site() {
     deploy_fixture(
         "static-site",
         plan(
-            "static",
+            Language::Static,
             None,
             "python3 -m http.server $PORT --bind 0.0.0.0",
         ),
@@ -181,8 +181,8 @@ async fn static_site() {
 /// yarn is not installed on most machines: the builder provides it (corepack, else npx).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn express_basic_with_yarn() {
-    let mut p = plan("node", Some("yarn install"), "yarn start");
-    p.package_manager = Some("yarn".into());
+    let mut p = plan(Language::Node, Some("yarn install"), "yarn start");
+    p.package_manager = Some(PackageManager::Yarn);
     deploy_fixture(
         "express-basic",
         p,
@@ -194,8 +194,8 @@ async fn express_basic_with_yarn() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn express_basic_with_pnpm() {
-    let mut p = plan("node", Some("pnpm install"), "pnpm start");
-    p.package_manager = Some("pnpm".into());
+    let mut p = plan(Language::Node, Some("pnpm install"), "pnpm start");
+    p.package_manager = Some(PackageManager::Pnpm);
     deploy_fixture(
         "express-basic",
         p,

@@ -7,6 +7,7 @@ mod common;
 use common::{Lines, get, plan, refuses, wait_until};
 use devgem_domain::{DeploymentId, ServiceName};
 use devgem_local::ProcessRuntime;
+use devgem_plan::Language;
 use devgem_ports::{Artifact, CancellationToken, DeployRequest, Runtime};
 use std::time::Duration;
 
@@ -28,7 +29,7 @@ async fn the_app_outlives_the_process_that_deployed_it() {
             service_name: ServiceName::derive_from("detached"),
             artifact: Artifact(app),
             plan: plan(
-                "static",
+                Language::Static,
                 None,
                 "python3 -m http.server $PORT --bind 0.0.0.0",
             ),

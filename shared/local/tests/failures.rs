@@ -4,9 +4,9 @@
 mod common;
 
 use common::{Lines, plan, process_alive, wait_until};
-use devgem_analyzer::BuildPlan;
 use devgem_domain::{DeploymentId, ServiceName};
 use devgem_local::{BuildConfig, NativeBuilder, ProcessRuntime, RunConfig};
+use devgem_plan::{BuildPlan, Language};
 use devgem_ports::{
     Artifact, BuildError, BuildRequest, Builder, CancellationToken, DeployRequest, Runtime,
     RuntimeError,
@@ -41,7 +41,7 @@ async fn deploy_script(script: &str, start: &str) -> (Result<String, RuntimeErro
                 deployment_id: id.clone(),
                 service_name: ServiceName::derive_from("script"),
                 artifact: Artifact(app.to_string_lossy().into_owned()),
-                plan: plan("static", None, start),
+                plan: plan(Language::Static, None, start),
                 env: vec![],
             },
             &lines,
@@ -159,7 +159,7 @@ async fn the_user_env_reaches_the_app_and_a_redeploy_replaces_the_old_process() 
         deployment_id: id.clone(),
         service_name: ServiceName::derive_from("envy"),
         artifact: Artifact(app.to_string_lossy().into_owned()),
-        plan: plan("static", None, "python3 app.py"),
+        plan: plan(Language::Static, None, "python3 app.py"),
         env: vec![("GREETING".into(), devgem_ports::SecretValue::new("bonjour"))],
     };
     let lines = Lines::default();
@@ -193,7 +193,7 @@ async fn cancelling_a_deploy_kills_the_app() {
         deployment_id: id.clone(),
         service_name: ServiceName::derive_from("slow"),
         artifact: Artifact(app.to_string_lossy().into_owned()),
-        plan: plan("static", None, "echo $$ > pid; exec sleep 60"),
+        plan: plan(Language::Static, None, "echo $$ > pid; exec sleep 60"),
         env: vec![],
     };
     let lines = Lines::default();
@@ -234,7 +234,7 @@ async fn a_failing_build_command_reports_its_exit_code_output_and_hint() {
     std::fs::write(work.path().join("index.html"), "hi").unwrap();
     let builder = NativeBuilder::new(work.path().join("builds"));
     let mut p = plan(
-        "static",
+        Language::Static,
         Some("echo compiling; echo 'Error: pg_config executable not found.' >&2; exit 3"),
         "true",
     );
@@ -276,7 +276,10 @@ async fn a_build_command_that_overruns_its_timeout_fails() {
     let started = Instant::now();
     let result = builder
         .build(
-            &build_request(work.path(), plan("static", Some("sleep 30"), "true")),
+            &build_request(
+                work.path(),
+                plan(Language::Static, Some("sleep 30"), "true"),
+            ),
             &Lines::default(),
             &CancellationToken::new(),
         )
@@ -299,7 +302,7 @@ async fn cancelling_a_long_install_is_quick_and_leaves_no_process() {
     let request = build_request(
         work.path(),
         plan(
-            "static",
+            Language::Static,
             Some("sleep 30 & echo $! > sleep.pid; wait"),
             "true",
         ),
@@ -336,7 +339,7 @@ async fn cancelling_a_long_install_is_quick_and_leaves_no_process() {
 async fn a_missing_app_folder_fails_the_build() {
     let work = tempfile::tempdir().unwrap();
     std::fs::write(work.path().join("index.html"), "hi").unwrap();
-    let mut p = plan("static", None, "true");
+    let mut p = plan(Language::Static, None, "true");
     p.app_dir = "web".into();
     let result = NativeBuilder::new(work.path().join("builds"))
         .build(
@@ -374,7 +377,7 @@ async fn stop_kills_an_app_that_ignores_sigterm() {
         artifact: Artifact(app.to_string_lossy().into_owned()),
         // An ignored signal stays ignored across exec, so Python never sees the SIGTERM.
         plan: plan(
-            "static",
+            Language::Static,
             None,
             "trap '' TERM; exec python3 -m http.server $PORT",
         ),
@@ -406,7 +409,7 @@ async fn a_missing_toolchain_fails_with_an_install_hint() {
             ..BuildConfig::default()
         },
     );
-    for (language, program) in [("python", "python3"), ("node", "node")] {
+    for (language, program) in [(Language::Python, "python3"), (Language::Node, "node")] {
         let result = builder
             .build(
                 &build_request(&src, plan(language, Some("true"), "true")),
@@ -436,7 +439,7 @@ async fn a_pip_install_that_finds_no_distribution_names_it_and_hints() {
     let builder = NativeBuilder::new(work.path().join("builds"));
     // --no-index keeps the test off the network: pip looks nowhere and finds nothing.
     let p = plan(
-        "python",
+        Language::Python,
         Some("pip install --no-index -r requirements.txt"),
         "true",
     );

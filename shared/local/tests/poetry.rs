@@ -55,7 +55,10 @@ async fn a_poetry_project_installs_the_versions_its_lock_pins() {
 
     let analysis = devgem_analyzer::analyze(&checkout);
     let plan = devgem_analyzer::plan(&analysis).expect("a plan");
-    assert_eq!(plan.package_manager.as_deref(), Some("poetry"));
+    assert_eq!(
+        plan.package_manager,
+        Some(devgem_analyzer::PackageManager::Poetry)
+    );
 
     let lines = Lines::default();
     let artifact = NativeBuilder::new(work.path().join("builds"))

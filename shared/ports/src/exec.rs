@@ -4,8 +4,8 @@
 //! not retried) from what may pass (`Unavailable`, retried by redelivery).
 
 use async_trait::async_trait;
-use devgem_analyzer::BuildPlan;
 use devgem_domain::{DeploymentId, ServiceName, Source};
+use devgem_plan::BuildPlan;
 use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
 

@@ -5,6 +5,7 @@ use crate::common::*;
 use crate::native;
 use crate::pat::Pat;
 use crate::repo::App;
+use crate::{Language, PackageManager, Template};
 
 const GO: &[&str] = &["go"];
 
@@ -29,7 +30,7 @@ pub fn detect(app: &App) -> Option<Detected> {
         return None;
     }
     let gomod = app.text("go.mod").unwrap_or("");
-    let mut det = Detected::new("go", 0.6);
+    let mut det = Detected::new(Language::Go, 0.6);
     det.evidence("go.mod at the app root");
     let module = gomod
         .lines()
@@ -66,7 +67,7 @@ pub fn detect(app: &App) -> Option<Detected> {
         .or_else(|| tool_versions(app, "golang"))
         .unwrap_or_else(|| Versioned::new("1.23", "default (no pin found)"));
     det.set_version(v);
-    det.analysis.package_manager = Some("go modules".into());
+    det.analysis.package_manager = Some(PackageManager::GoModules);
     const FW: &[(&str, &str)] = &[
         ("gin", "github.com/gin-gonic/gin"),
         ("echo", "github.com/labstack/echo"),
@@ -161,7 +162,7 @@ pub fn detect(app: &App) -> Option<Detected> {
     det.analysis.env_vars = env_vars_by(app, GO, &ENV, Required::Never);
     let v = det.analysis.runtime_version.clone().unwrap_or_default();
     let d = &mut det.analysis.details;
-    d.template = "go".into();
+    d.template = Some(Template::Go);
     d.build_image = Some(format!("golang:{v}-bookworm"));
     d.base_image = Some(
         if cgo {

@@ -3,6 +3,7 @@
 use crate::common::*;
 use crate::pat::Pat;
 use crate::repo::App;
+use crate::{Language, PackageManager, Template};
 
 const JAVA: &[&str] = &["java", "kt"];
 const KNOWN: &[&str] = &["11", "17", "21", "25"];
@@ -154,9 +155,9 @@ fn child<'a, 'i>(n: roxmltree::Node<'a, 'i>, name: &str) -> Option<roxmltree::No
 
 pub fn detect_maven(app: &App) -> Option<Detected> {
     let text = app.text("pom.xml")?;
-    let mut det = Detected::new("java", 0.6);
+    let mut det = Detected::new(Language::Java, 0.6);
     det.evidence("pom.xml at the app root");
-    det.analysis.package_manager = Some("maven".into());
+    det.analysis.package_manager = Some(PackageManager::Maven);
     let mut j = Jvm {
         framework: None,
         version: None,
@@ -219,7 +220,7 @@ pub fn detect_maven(app: &App) -> Option<Detected> {
     let mvn = if app.has("mvnw") { "./mvnw" } else { "mvn" };
     det.analysis.install_command = Some(format!("{mvn} -B -q dependency:go-offline"));
     det.analysis.build_command = Some(format!("{mvn} -B -q -DskipTests package"));
-    det.analysis.details.template = "java-maven".into();
+    det.analysis.details.template = Some(Template::JavaMaven);
     det.analysis.details.manifests = ["pom.xml", "mvnw", ".mvn"]
         .iter()
         .filter(|f| app.has(f) || app.has_dir(f))
@@ -231,9 +232,9 @@ pub fn detect_maven(app: &App) -> Option<Detected> {
 pub fn detect_gradle(app: &App) -> Option<Detected> {
     let name = app.first_of(&["build.gradle.kts", "build.gradle"])?;
     let text = app.text(name).unwrap_or("");
-    let mut det = Detected::new("java", 0.6);
+    let mut det = Detected::new(Language::Java, 0.6);
     det.evidence(format!("{name} at the app root"));
-    det.analysis.package_manager = Some("gradle".into());
+    det.analysis.package_manager = Some(PackageManager::Gradle);
     let framework = if text.contains("org.springframework.boot") {
         Some("spring-boot")
     } else if text.contains("io.quarkus") {
@@ -268,7 +269,7 @@ pub fn detect_gradle(app: &App) -> Option<Detected> {
         "build"
     };
     det.analysis.build_command = Some(format!("{gradle} --no-daemon {task} -x test"));
-    det.analysis.details.template = "java-gradle".into();
+    det.analysis.details.template = Some(Template::JavaGradle);
     det.analysis.details.manifests = [
         name,
         "settings.gradle",

@@ -11,7 +11,7 @@ mod rust;
 
 use crate::common::Detected;
 use crate::repo::{App, Repo};
-use crate::{Analysis, Candidate, PortIssue, Service};
+use crate::{Analysis, Candidate, Language, PortIssue, Service, Template};
 
 type Detector = fn(&App) -> Option<Detected>;
 
@@ -41,7 +41,7 @@ pub fn analyze_app(app: &App) -> Analysis {
     let mut analysis = if results.is_empty() {
         let mut a = Analysis::unknown();
         if dockerfile.is_some() {
-            a.language = "docker".into();
+            a.language = Some(Language::Docker);
             a.confidence = 0.5;
             a.evidence
                 .push("no language manifest, but the repository has its own Dockerfile".into());
@@ -61,17 +61,20 @@ pub fn analyze_app(app: &App) -> Analysis {
         a.confidence = round2((winner.score * (0.6 + 0.4 * margin.min(0.5) * 2.0)).min(1.0));
         a.candidates = results
             .into_iter()
-            .map(|r| Candidate {
-                language: r.analysis.language,
-                framework: r.analysis.framework,
-                score: round2(r.score),
+            // Every detector's analysis names its language (`Detected::new`).
+            .filter_map(|r| {
+                Some(Candidate {
+                    language: r.analysis.language?,
+                    framework: r.analysis.framework,
+                    score: round2(r.score),
+                })
             })
             .collect();
         a.evidence.insert(
             0,
             format!(
                 "detected {}{} with score {:.2}",
-                a.language,
+                a.language_name(),
                 a.framework
                     .as_deref()
                     .map(|f| format!(" ({f})"))
@@ -115,7 +118,7 @@ fn existing_dockerfile<'a>(app: &App<'a>) -> Option<(String, &'a str)> {
 fn apply_existing_dockerfile(a: &mut Analysis, path: &str, content: &str) {
     a.details.existing_dockerfile = Some(path.to_string());
     a.details.existing_dockerfile_content = Some(content.to_string());
-    a.details.template = "dockerfile".into();
+    a.details.template = Some(Template::Dockerfile);
     a.evidence.push(format!(
         "{path} exists: it is used as is (the detected plan is kept for native runs)"
     ));
@@ -286,7 +289,7 @@ pub fn analyze_root(repo: &Repo) -> Analysis {
             && a.start_command.is_some()
             && !library
             && has_own_project_file(&app)
-            && (a.language != "static" || is_service_dir(&dir))
+            && (a.language != Some(Language::Static) || is_service_dir(&dir))
         {
             let mut a = a;
             a.evidence.push(format!("service found through {why}"));
@@ -326,11 +329,11 @@ pub fn analyze_root(repo: &Repo) -> Analysis {
                 chosen.path
             ),
         );
-        if root.is_recognized() {
+        if let Some(language) = root.language {
             top.candidates.insert(
                 0,
                 Candidate {
-                    language: root.language.clone(),
+                    language,
                     framework: root.framework.clone(),
                     score: root.confidence,
                 },

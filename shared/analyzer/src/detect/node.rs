@@ -7,6 +7,7 @@ use crate::common::*;
 use crate::native;
 use crate::pat::Pat;
 use crate::repo::App;
+use crate::{Language, PackageManager, Template};
 use serde_json::Value;
 
 /// Evidence prefix when the start command only comes from package.json `main` (a library in
@@ -96,46 +97,53 @@ fn package_json(app: &App) -> Option<Result<Pkg, String>> {
 }
 
 struct Pm {
-    name: &'static str,
+    manager: PackageManager,
     lock: Option<&'static str>,
 }
 
 fn package_manager(app: &App, pkg: Option<&Pkg>) -> Pm {
     let field = pkg.and_then(|p| p.str("packageManager")).unwrap_or("");
-    for (lock, name) in [
-        ("bun.lockb", "bun"),
-        ("bun.lock", "bun"),
-        ("pnpm-lock.yaml", "pnpm"),
-        ("yarn.lock", "yarn"),
-        ("package-lock.json", "npm"),
-        ("npm-shrinkwrap.json", "npm"),
+    for (lock, manager) in [
+        ("bun.lockb", PackageManager::Bun),
+        ("bun.lock", PackageManager::Bun),
+        ("pnpm-lock.yaml", PackageManager::Pnpm),
+        ("yarn.lock", PackageManager::Yarn),
+        ("package-lock.json", PackageManager::Npm),
+        ("npm-shrinkwrap.json", PackageManager::Npm),
     ] {
         if app.has(lock) {
             return Pm {
-                name,
+                manager,
                 lock: Some(lock),
             };
         }
     }
-    for name in ["pnpm", "yarn", "bun"] {
-        if field.starts_with(name) {
-            return Pm { name, lock: None };
+    for manager in [
+        PackageManager::Pnpm,
+        PackageManager::Yarn,
+        PackageManager::Bun,
+    ] {
+        if field.starts_with(manager.as_str()) {
+            return Pm {
+                manager,
+                lock: None,
+            };
         }
     }
     Pm {
-        name: "npm",
+        manager: PackageManager::Npm,
         lock: None,
     }
 }
 
 /// Install (all dependencies when there is a build, else production only), and a script runner.
 fn install_cmd(pm: &Pm, with_dev: bool) -> String {
-    match (pm.name, pm.lock.is_some(), with_dev) {
-        ("npm", true, true) => "npm ci --include=dev".into(),
-        ("npm", true, false) => "npm ci --omit=dev".into(),
-        ("npm", false, true) => "npm install --include=dev".into(),
-        ("npm", false, false) => "npm install --omit=dev".into(),
-        ("yarn", lock, dev) => format!(
+    match (pm.manager, pm.lock.is_some(), with_dev) {
+        (PackageManager::Npm, true, true) => "npm ci --include=dev".into(),
+        (PackageManager::Npm, true, false) => "npm ci --omit=dev".into(),
+        (PackageManager::Npm, false, true) => "npm install --include=dev".into(),
+        (PackageManager::Npm, false, false) => "npm install --omit=dev".into(),
+        (PackageManager::Yarn, lock, dev) => format!(
             "yarn install{}{}",
             if lock { " --frozen-lockfile" } else { "" },
             if dev {
@@ -144,12 +152,12 @@ fn install_cmd(pm: &Pm, with_dev: bool) -> String {
                 " --production=true"
             }
         ),
-        ("pnpm", lock, dev) => format!(
+        (PackageManager::Pnpm, lock, dev) => format!(
             "pnpm install{}{}",
             if lock { " --frozen-lockfile" } else { "" },
             if dev { " --prod=false" } else { " --prod" }
         ),
-        ("bun", lock, dev) => format!(
+        (PackageManager::Bun, lock, dev) => format!(
             "bun install{}{}",
             if lock { " --frozen-lockfile" } else { "" },
             if dev { "" } else { " --production" }
@@ -159,10 +167,7 @@ fn install_cmd(pm: &Pm, with_dev: bool) -> String {
 }
 
 fn run_script(pm: &Pm, script: &str) -> String {
-    match pm.name {
-        "npm" => format!("npm run {script}"),
-        other => format!("{other} run {script}"),
-    }
+    format!("{} run {script}", pm.manager)
 }
 
 fn node_version(app: &App, pkg: Option<&Pkg>) -> Versioned {
@@ -229,26 +234,26 @@ const FRAMEWORKS: &[(&str, &[&str])] = &[
 const SPA: &[&str] = &["angular", "vite", "cra", "vue-cli", "gatsby"];
 
 /// The Node.js detector (also used by Bun with another runtime).
-fn detect_js(app: &App, runtime: &'static str) -> Option<Detected> {
+fn detect_js(app: &App, runtime: Language) -> Option<Detected> {
     let parsed = package_json(app)?;
     let (pkg, warn) = match parsed {
         Ok(p) => (Some(p), None),
         Err(w) => (None, Some(w)),
     };
     let pm = package_manager(app, pkg.as_ref());
-    let is_bun = pm.name == "bun"
+    let is_bun = pm.manager == PackageManager::Bun
         || app.has("bunfig.toml")
         || pkg.as_ref().is_some_and(|p| {
             p.has("@types/bun")
                 || p.has("bun-types")
                 || p.script("start").is_some_and(|s| s.starts_with("bun "))
         });
-    if (runtime == "bun") != is_bun && runtime == "bun" {
+    if (runtime == Language::Bun) != is_bun && runtime == Language::Bun {
         return None;
     }
     let mut det = Detected::new(
         runtime,
-        if runtime == "bun" {
+        if runtime == Language::Bun {
             0.65
         } else if is_bun {
             0.45
@@ -260,7 +265,7 @@ fn detect_js(app: &App, runtime: &'static str) -> Option<Detected> {
         det.evidence(w);
         det.score = 0.35;
     }
-    det.evidence(if runtime == "bun" {
+    det.evidence(if runtime == Language::Bun {
         "package.json with Bun markers (bun lockfile, bunfig.toml or bun types)".to_string()
     } else {
         "package.json at the app root".to_string()
@@ -269,16 +274,16 @@ fn detect_js(app: &App, runtime: &'static str) -> Option<Detected> {
         json: Value::Object(Default::default()),
     };
     let p = pkg.as_ref().unwrap_or(&empty);
-    det.analysis.package_manager = Some(pm.name.to_string());
+    det.analysis.package_manager = Some(pm.manager);
     det.evidence(format!(
         "package manager {}{}",
-        pm.name,
+        pm.manager,
         pm.lock.map(|l| format!(" (from {l})")).unwrap_or_default()
     ));
     if pm.lock.is_some() {
         det.score += 0.05;
     }
-    if runtime == "bun" {
+    if runtime == Language::Bun {
         let v = p
             .str("packageManager")
             .and_then(|s| s.strip_prefix("bun@"))
@@ -317,7 +322,11 @@ fn detect_js(app: &App, runtime: &'static str) -> Option<Detected> {
     if let Some(s) = &start {
         det.evidence(format!("start command from Procfile: {s}"));
     }
-    let mut template = if runtime == "bun" { "bun" } else { "node" };
+    let mut template = if runtime == Language::Bun {
+        Template::Bun
+    } else {
+        Template::Node
+    };
     let mut static_dir: Option<String> = None;
     let mut has_build = false;
     let mut framework_default_port: Option<u16> = None;
@@ -337,7 +346,7 @@ fn detect_js(app: &App, runtime: &'static str) -> Option<Detected> {
             let export = cfg.as_ref().is_some_and(|(_, t)| EXPORT.is_match(t));
             if export {
                 det.evidence("next.config sets output: 'export': served as static files from out/");
-                template = "spa";
+                template = Template::Spa;
                 static_dir = Some("out".into());
             } else {
                 if standalone {
@@ -345,12 +354,12 @@ fn detect_js(app: &App, runtime: &'static str) -> Option<Detected> {
                         "{} sets output: 'standalone': the image keeps only .next/standalone",
                         cfg.as_ref().map(|c| c.0.as_str()).unwrap_or("next.config")
                     ));
-                    template = "nextjs-standalone";
+                    template = Template::NextjsStandalone;
                     if app.has_dir("public") {
                         det.analysis.details.artifact = Some("public".into());
                     }
                 } else {
-                    template = "nextjs";
+                    template = Template::Nextjs;
                 }
                 if start.is_none() {
                     start = Some("next start -H 0.0.0.0 -p $PORT".into());
@@ -360,7 +369,7 @@ fn detect_js(app: &App, runtime: &'static str) -> Option<Detected> {
         Some("nuxt") => {
             has_build = true;
             framework_default_port = Some(3000);
-            template = "nuxt";
+            template = Template::Nuxt;
             if start.is_none() {
                 start = Some("HOST=0.0.0.0 node .output/server/index.mjs".into());
             }
@@ -370,11 +379,11 @@ fn detect_js(app: &App, runtime: &'static str) -> Option<Detected> {
             has_build = true;
             framework_default_port = Some(3000);
             if p.has("@sveltejs/adapter-static") {
-                template = "spa";
+                template = Template::Spa;
                 static_dir = Some("build".into());
                 det.evidence("@sveltejs/adapter-static: served as static files from build/");
             } else {
-                template = "node-build";
+                template = Template::NodeBuild;
                 if !p.has("@sveltejs/adapter-node") {
                     det.evidence("warning: SvelteKit without @sveltejs/adapter-node; add it so `node build` serves the app (adapter-auto does not target containers)");
                 } else {
@@ -388,7 +397,7 @@ fn detect_js(app: &App, runtime: &'static str) -> Option<Detected> {
         Some("remix") => {
             has_build = true;
             framework_default_port = Some(3000);
-            template = "node-build";
+            template = Template::NodeBuild;
             if start.is_none() {
                 let s = p.script("start").map(str::to_string).unwrap_or_else(|| {
                     if app.has("vite.config.ts") || app.has("vite.config.js") {
@@ -406,14 +415,14 @@ fn detect_js(app: &App, runtime: &'static str) -> Option<Detected> {
         Some("astro") => {
             has_build = true;
             if p.has("@astrojs/node") {
-                template = "node-build";
+                template = Template::NodeBuild;
                 framework_default_port = Some(4321);
                 if start.is_none() {
                     start = Some("HOST=0.0.0.0 node ./dist/server/entry.mjs".into());
                 }
                 det.evidence("@astrojs/node adapter: a Node server in dist/server/entry.mjs");
             } else {
-                template = "spa";
+                template = Template::Spa;
                 static_dir = Some("dist".into());
                 det.evidence("Astro without a server adapter builds a static site in dist/");
             }
@@ -421,7 +430,7 @@ fn detect_js(app: &App, runtime: &'static str) -> Option<Detected> {
         Some("nestjs") => {
             has_build = true;
             framework_default_port = Some(3000);
-            template = "node-build";
+            template = Template::NodeBuild;
             if start.is_none() {
                 let s = p
                     .script("start:prod")
@@ -437,7 +446,7 @@ fn detect_js(app: &App, runtime: &'static str) -> Option<Detected> {
         }
         Some(f) if SPA.contains(&f) => {
             has_build = true;
-            template = "spa";
+            template = Template::Spa;
             let dir = match f {
                 "angular" => angular_output(app).unwrap_or_else(|| "dist".into()),
                 "cra" => "build".into(),
@@ -468,7 +477,7 @@ fn detect_js(app: &App, runtime: &'static str) -> Option<Detected> {
                 det.evidence(format!("start script: {s}"));
                 start = Some(s.to_string());
             } else {
-                det.evidence(format!("start script: {s} (run through {})", pm.name));
+                det.evidence(format!("start script: {s} (run through {})", pm.manager));
                 start = Some(run_script(&pm, "start"));
             }
             if p.script("build").is_some() && !s.contains("vite") {
@@ -479,10 +488,8 @@ fn detect_js(app: &App, runtime: &'static str) -> Option<Detected> {
             .filter(|m| app.has(m.trim_start_matches("./")))
         {
             det.evidence(format!("{MAIN_EVIDENCE}{m}"));
-            start = Some(format!(
-                "{} {m}",
-                if runtime == "bun" { "bun" } else { "node" }
-            ));
+            // The runtime's name is its command (`node`, `bun`).
+            start = Some(format!("{runtime} {m}"));
         } else if let Some(f) = [
             "server.js",
             "index.js",
@@ -499,7 +506,7 @@ fn detect_js(app: &App, runtime: &'static str) -> Option<Detected> {
         .iter()
         .find(|f| app.has(f))
         {
-            if runtime == "bun" {
+            if runtime == Language::Bun {
                 start = Some(format!("bun {f}"));
             } else if f.ends_with(".ts") {
                 start = Some(format!("npx tsx {f}"));
@@ -514,8 +521,8 @@ fn detect_js(app: &App, runtime: &'static str) -> Option<Detected> {
     } else if start.is_some() || static_dir.is_some() {
         det.score += 0.1;
     }
-    if runtime == "bun" && template == "node" {
-        template = "bun";
+    if runtime == Language::Bun && template == Template::Node {
+        template = Template::Bun;
     }
     if let Some(dir) = &static_dir {
         start = Some(format!(
@@ -525,7 +532,7 @@ fn detect_js(app: &App, runtime: &'static str) -> Option<Detected> {
         env.insert("STATIC_DIR".to_string(), dir.clone());
     }
     det.analysis.details.static_dir = static_dir.clone();
-    det.analysis.details.template = template.to_string();
+    det.analysis.details.template = Some(template);
 
     let entry = start.as_deref().and_then(|s| {
         s.split_whitespace()
@@ -653,7 +660,7 @@ fn detect_js(app: &App, runtime: &'static str) -> Option<Detected> {
     let v = det.analysis.runtime_version.clone().unwrap_or_default();
     let d = &mut det.analysis.details;
     d.env.extend(env);
-    if runtime == "bun" {
+    if runtime == Language::Bun {
         d.base_image = Some(format!("oven/bun:{v}-slim"));
         d.build_image = d.base_image.clone();
     } else {
@@ -695,11 +702,11 @@ fn angular_output(app: &App) -> Option<String> {
 }
 
 pub fn detect_node(app: &App) -> Option<Detected> {
-    detect_js(app, "node")
+    detect_js(app, Language::Node)
 }
 
 pub fn detect_bun(app: &App) -> Option<Detected> {
-    detect_js(app, "bun")
+    detect_js(app, Language::Bun)
 }
 
 /// Deno: deno.json(c) or Deno.serve in a main module.
@@ -715,7 +722,7 @@ pub fn detect_deno(app: &App) -> Option<Detected> {
     if cfg_name.is_none() && main.is_none() {
         return None;
     }
-    let mut det = Detected::new("deno", if cfg_name.is_some() { 0.7 } else { 0.4 });
+    let mut det = Detected::new(Language::Deno, if cfg_name.is_some() { 0.7 } else { 0.4 });
     let cfg: Option<Value> = cfg_name.and_then(|n| {
         let t = app.text(n)?;
         // deno.jsonc may hold comments: strip full-line ones.
@@ -759,7 +766,7 @@ pub fn detect_deno(app: &App) -> Option<Detected> {
         tool_versions(app, "deno")
             .unwrap_or_else(|| Versioned::new("2.1.4", "default (no pin found)")),
     );
-    det.analysis.package_manager = Some("deno".into());
+    det.analysis.package_manager = Some(PackageManager::Deno);
     let task = cfg
         .as_ref()
         .and_then(|c| c.get("tasks"))
@@ -790,7 +797,7 @@ pub fn detect_deno(app: &App) -> Option<Detected> {
     }
     det.analysis.env_vars = env_vars_by(app, JS, &ENV_DENO, Required::UnlessDefault);
     let v = det.analysis.runtime_version.clone().unwrap_or_default();
-    det.analysis.details.template = "deno".into();
+    det.analysis.details.template = Some(Template::Deno);
     det.analysis.details.base_image = Some(format!("denoland/deno:debian-{v}"));
     det.analysis.details.manifests = cfg_name
         .into_iter()

@@ -5,6 +5,7 @@ use crate::common::*;
 use crate::native;
 use crate::pat::Pat;
 use crate::repo::App;
+use crate::{Language, PackageManager, Template};
 use serde_json::Value;
 
 static PHP_ENV: Pat = Pat::new(
@@ -46,7 +47,7 @@ pub fn detect_php(app: &App) -> Option<Detected> {
     if text.is_none() && !index {
         return None;
     }
-    let mut det = Detected::new("php", if text.is_some() { 0.6 } else { 0.4 });
+    let mut det = Detected::new(Language::Php, if text.is_some() { 0.6 } else { 0.4 });
     let json: Value = match text.map(serde_json::from_str::<Value>) {
         Some(Ok(v)) => {
             det.evidence("composer.json at the app root");
@@ -93,7 +94,7 @@ pub fn detect_php(app: &App) -> Option<Detected> {
         .or_else(|| tool_versions(app, "php"))
         .unwrap_or_else(|| Versioned::new("8.3", "default (no pin found)"));
     det.set_version(v);
-    det.analysis.package_manager = Some("composer".into());
+    det.analysis.package_manager = Some(PackageManager::Composer);
     if text.is_some() {
         det.analysis.install_command = Some(
             "composer install --no-dev --optimize-autoloader --no-interaction --no-scripts".into(),
@@ -157,7 +158,7 @@ pub fn detect_php(app: &App) -> Option<Detected> {
     det.analysis.env_vars = env_vars_by(app, &["php"], &PHP_ENV, Required::Never);
     let v = det.analysis.runtime_version.clone().unwrap_or_default();
     let d = &mut det.analysis.details;
-    d.template = "php".into();
+    d.template = Some(Template::Php);
     d.base_image = Some(format!("php:{v}-apache-bookworm"));
     d.build_image = Some("composer:2".into());
     d.manifests = existing_files(app, &["composer.json", "composer.lock"]);
@@ -167,7 +168,7 @@ pub fn detect_php(app: &App) -> Option<Detected> {
 
 pub fn detect_ruby(app: &App) -> Option<Detected> {
     let gemfile = app.text("Gemfile")?;
-    let mut det = Detected::new("ruby", 0.6);
+    let mut det = Detected::new(Language::Ruby, 0.6);
     det.evidence("Gemfile at the app root");
     let gems: Vec<String> = GEM
         .captures_iter(gemfile)
@@ -217,7 +218,7 @@ pub fn detect_ruby(app: &App) -> Option<Detected> {
         .or_else(|| tool_versions(app, "ruby"))
         .unwrap_or_else(|| Versioned::new("3.3", "default (no pin found)"));
     det.set_version(v);
-    det.analysis.package_manager = Some("bundler".into());
+    det.analysis.package_manager = Some(PackageManager::Bundler);
     det.analysis.install_command = Some(
         "bundle config set --local without 'development test' && bundle install --jobs 4".into(),
     );
@@ -280,7 +281,7 @@ pub fn detect_ruby(app: &App) -> Option<Detected> {
     );
     let v = det.analysis.runtime_version.clone().unwrap_or_default();
     let d = &mut det.analysis.details;
-    d.template = "ruby".into();
+    d.template = Some(Template::Ruby);
     d.base_image = Some(format!("ruby:{v}-slim-bookworm"));
     d.build_image = d.base_image.clone();
     d.manifests = existing_files(app, &["Gemfile", "Gemfile.lock"]);
@@ -294,7 +295,7 @@ pub fn detect_dotnet(app: &App) -> Option<Detected> {
         .into_iter()
         .find(|f| f.ends_with(".csproj") || f.ends_with(".fsproj"))?;
     let text = app.text(&proj).unwrap_or("");
-    let mut det = Detected::new("dotnet", 0.6);
+    let mut det = Detected::new(Language::Dotnet, 0.6);
     det.evidence(format!("{proj} at the app root"));
     let web = text.contains("Microsoft.NET.Sdk.Web");
     if web {
@@ -319,7 +320,7 @@ pub fn detect_dotnet(app: &App) -> Option<Detected> {
         })
         .unwrap_or_else(|| Versioned::new("8.0", "default (no pin found)"));
     det.set_version(v);
-    det.analysis.package_manager = Some("dotnet".into());
+    det.analysis.package_manager = Some(PackageManager::Dotnet);
     let stem = proj.rsplit_once('.').map(|x| x.0).unwrap_or(&proj);
     let assembly = ASSEMBLY
         .captures(text)
@@ -342,7 +343,7 @@ pub fn detect_dotnet(app: &App) -> Option<Detected> {
     det.analysis.env_vars = env_vars_by(app, &["cs"], &DOTNET_ENV, Required::Never);
     let v = det.analysis.runtime_version.clone().unwrap_or_default();
     let d = &mut det.analysis.details;
-    d.template = "dotnet".into();
+    d.template = Some(Template::Dotnet);
     d.build_image = Some(format!("mcr.microsoft.com/dotnet/sdk:{v}-bookworm-slim"));
     d.base_image = Some(format!("mcr.microsoft.com/dotnet/aspnet:{v}-bookworm-slim"));
     d.manifests = vec![proj.clone()];
@@ -354,7 +355,7 @@ pub fn detect_dotnet(app: &App) -> Option<Detected> {
 
 pub fn detect_elixir(app: &App) -> Option<Detected> {
     let mix = app.text("mix.exs")?;
-    let mut det = Detected::new("elixir", 0.6);
+    let mut det = Detected::new(Language::Elixir, 0.6);
     det.evidence("mix.exs at the app root");
     let phoenix = mix.contains(":phoenix,") || mix.contains("{:phoenix,");
     if phoenix {
@@ -397,7 +398,7 @@ pub fn detect_elixir(app: &App) -> Option<Detected> {
         v
     };
     det.set_version(v);
-    det.analysis.package_manager = Some("mix".into());
+    det.analysis.package_manager = Some(PackageManager::Mix);
     det.analysis.install_command =
         Some("mix local.hex --force && mix local.rebar --force && mix deps.get --only prod".into());
     let assets = if app.has_dir("assets") && phoenix {
@@ -428,7 +429,7 @@ pub fn detect_elixir(app: &App) -> Option<Detected> {
     det.analysis.details.build_system_packages = vec!["build-essential".into(), "git".into()];
     let v = det.analysis.runtime_version.clone().unwrap_or_default();
     let d = &mut det.analysis.details;
-    d.template = "elixir".into();
+    d.template = Some(Template::Elixir);
     d.build_image = Some(format!("elixir:{v}-slim"));
     d.base_image = Some("debian:bookworm-slim".into());
     d.manifests = existing_files(app, &["mix.exs", "mix.lock"]);
@@ -444,7 +445,7 @@ pub fn detect_static(app: &App) -> Option<Detected> {
     } else {
         return None;
     };
-    let mut det = Detected::new("static", 0.5);
+    let mut det = Detected::new(Language::Static, 0.5);
     det.evidence(format!(
         "{} at the app root",
         if dir == "." {
@@ -466,7 +467,7 @@ pub fn detect_static(app: &App) -> Option<Detected> {
     det.analysis.dev_port = None;
     det.evidence("served by nginx in the image (python3 -m http.server for native runs)");
     let d = &mut det.analysis.details;
-    d.template = "static".into();
+    d.template = Some(Template::Static);
     d.base_image = Some("nginxinc/nginx-unprivileged:1.27-bookworm".into());
     Some(det)
 }

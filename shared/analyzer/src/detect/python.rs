@@ -5,6 +5,7 @@ use crate::common::*;
 use crate::native;
 use crate::pat::Pat;
 use crate::repo::App;
+use crate::{Language, PackageManager, Template};
 
 const PY: &[&str] = &["py"];
 const KNOWN: &[&str] = &["3.8", "3.9", "3.10", "3.11", "3.12", "3.13"];
@@ -387,7 +388,10 @@ pub fn detect(app: &App) -> Option<Detected> {
     {
         return None;
     }
-    let mut det = Detected::new("python", if d.manifests.is_empty() { 0.3 } else { 0.55 });
+    let mut det = Detected::new(
+        Language::Python,
+        if d.manifests.is_empty() { 0.3 } else { 0.55 },
+    );
     for w in &d.warnings {
         det.evidence(w.clone());
     }
@@ -414,19 +418,19 @@ pub fn detect(app: &App) -> Option<Detected> {
             "pip install uv && uv pip install --python \"$(command -v python)\" -r pyproject.toml"
         };
         (
-            "uv",
+            PackageManager::Uv,
             cmd.to_string(),
             has_lock("uv.lock").then_some("uv.lock"),
         )
     } else if has_lock("poetry.lock") || (tool("poetry") && !app.has("requirements.txt")) {
         (
-            "poetry",
+            PackageManager::Poetry,
             "pip install poetry && POETRY_VIRTUALENVS_CREATE=false poetry install --no-root --only main --no-interaction".to_string(),
             has_lock("poetry.lock").then_some("poetry.lock"),
         )
     } else if has_lock("pdm.lock") || (tool("pdm") && !app.has("requirements.txt")) {
         (
-            "pdm",
+            PackageManager::Pdm,
             "pip install pdm && pdm export --prod --without-hashes -o requirements.pdm.txt && pip install -r requirements.pdm.txt".to_string(),
             has_lock("pdm.lock").then_some("pdm.lock"),
         )
@@ -437,16 +441,16 @@ pub fn detect(app: &App) -> Option<Detected> {
             "pip install pipenv && pipenv install --system --skip-lock"
         };
         (
-            "pipenv",
+            PackageManager::Pipenv,
             cmd.to_string(),
             has_lock("Pipfile.lock").then_some("Pipfile.lock"),
         )
     } else if let Some(req) = d.manifests.iter().find(|m| m.starts_with("requirements")) {
-        ("pip", format!("pip install -r {req}"), None)
+        (PackageManager::Pip, format!("pip install -r {req}"), None)
     } else if app.has("pyproject.toml") || app.has("setup.py") {
-        ("pip", "pip install .".to_string(), None)
+        (PackageManager::Pip, "pip install .".to_string(), None)
     } else {
-        ("pip", String::new(), None)
+        (PackageManager::Pip, String::new(), None)
     };
     det.evidence(format!(
         "package manager {pm}{}",
@@ -458,7 +462,7 @@ pub fn detect(app: &App) -> Option<Detected> {
         det.score += 0.05;
     }
     let needs_sources = install.contains("pip install .");
-    det.analysis.package_manager = Some(pm.to_string());
+    det.analysis.package_manager = Some(pm);
     det.set_version(version(app, &d));
 
     // Framework: dependency first, then imports.
@@ -775,11 +779,11 @@ pub fn detect(app: &App) -> Option<Detected> {
         .clone()
         .unwrap_or(DEFAULT.into());
     let dd = &mut det.analysis.details;
-    dd.template = if needs_sources {
-        "python-source-install".into()
+    dd.template = Some(if needs_sources {
+        Template::PythonSourceInstall
     } else {
-        "python".into()
-    };
+        Template::Python
+    });
     dd.base_image = Some(format!("python:{v}-slim-bookworm"));
     dd.build_image = Some(format!("python:{v}-slim-bookworm"));
     dd.manifests = manifests;

@@ -5,6 +5,7 @@ use crate::common::*;
 use crate::native;
 use crate::pat::Pat;
 use crate::repo::App;
+use crate::{Language, PackageManager, Template};
 
 const RS: &[&str] = &["rs"];
 
@@ -30,7 +31,7 @@ static ADDR: Pat = Pat::new(
 
 pub fn detect(app: &App) -> Option<Detected> {
     let text = app.text("Cargo.toml")?;
-    let mut det = Detected::new("rust", 0.6);
+    let mut det = Detected::new(Language::Rust, 0.6);
     det.evidence("Cargo.toml at the app root");
     let cargo = match text.parse::<toml::Table>() {
         Ok(t) => t,
@@ -72,7 +73,7 @@ pub fn detect(app: &App) -> Option<Detected> {
         det.evidence(format!("framework {f}: \"{f}\" is a dependency"));
     }
     det.analysis.framework = framework.map(str::to_string);
-    det.analysis.package_manager = Some("cargo".into());
+    det.analysis.package_manager = Some(PackageManager::Cargo);
     // Version: rust-toolchain, then package.rust-version.
     let v = app
         .text("rust-toolchain.toml")
@@ -201,7 +202,7 @@ pub fn detect(app: &App) -> Option<Detected> {
     );
     let v = det.analysis.runtime_version.clone().unwrap_or_default();
     let d = &mut det.analysis.details;
-    d.template = "rust".into();
+    d.template = Some(Template::Rust);
     d.build_image = Some(format!("rust:{v}-slim-bookworm"));
     d.base_image = Some("debian:bookworm-slim".into());
     d.manifests =

@@ -3,9 +3,8 @@
 
 #![allow(dead_code)]
 
-use devgem_analyzer::BuildPlan;
+use devgem_plan::{BuildPlan, Language, Template};
 use devgem_ports::LogSink;
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -35,21 +34,16 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-pub fn plan(language: &str, install: Option<&str>, start: &str) -> BuildPlan {
+pub fn plan(language: Language, install: Option<&str>, start: &str) -> BuildPlan {
+    // The native builder ignores the Dockerfile template; any family of the language will do.
+    let template = match language {
+        Language::Python => Template::Python,
+        Language::Node => Template::Node,
+        _ => Template::Static,
+    };
     BuildPlan {
-        language: language.into(),
-        framework: None,
-        runtime_version: None,
-        package_manager: None,
-        app_dir: ".".into(),
         install_command: install.map(Into::into),
-        build_command: None,
-        start_command: start.into(),
-        deploy_port: 8080,
-        system_packages: vec![],
-        env: BTreeMap::new(),
-        base_image: "debian:bookworm-slim".into(),
-        ..BuildPlan::default()
+        ..BuildPlan::new(language, template, start)
     }
 }
 
