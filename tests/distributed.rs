@@ -283,6 +283,7 @@ fn a_message_that_always_fails_is_dead_lettered_and_fails_its_deployment() {
                 owner: devgem_fn_chat::LOCAL_OWNER.to_string(),
                 source: devgem_domain::Source {
                     location: static_site(),
+                    archive: None,
                     branch: None,
                     commit: None,
                     subdir: None,

@@ -5,7 +5,7 @@
 
 use async_trait::async_trait;
 use devgem_analyzer::{Analysis, BuildPlan};
-use devgem_app::{StageContext, StageError, StageWork, archive, keys};
+use devgem_app::{StageContext, StageError, StageWork, keys};
 use devgem_domain::{Deployment, Failure, Stage, StageResult, Step};
 use devgem_ports::{FetchedSource, ObjectStore, SourceFetcher};
 use std::path::{Component, Path, PathBuf};
@@ -59,16 +59,19 @@ impl Analyze {
         let step = Step::RepositoryAccess;
         r.step_started(step, format!("Fetching {}", d.source.location));
         let root = tempfile::tempdir().map_err(|e| StageError::Transient(e.to_string()))?;
-        let fetched = {
-            let _ticker = r.ticker(step, Duration::from_secs(5));
-            self.source
-                .fetch(&d.source, root.path(), &r.log_sink(step), &ctx.cancel)
-                .await?
+        let fetched = match &d.source.archive {
+            Some(key) => self.unpack_upload(key, root.path()).await?,
+            None => {
+                let _ticker = r.ticker(step, Duration::from_secs(5));
+                self.source
+                    .fetch(&d.source, root.path(), &r.log_sink(step), &ctx.cancel)
+                    .await?
+            }
         };
         let app_dir =
             app_dir(root.path(), d.source.subdir.as_deref()).map_err(StageError::Failed)?;
         let packed = root.path().to_path_buf();
-        let archive = tokio::task::spawn_blocking(move || archive::pack(&packed))
+        let archive = tokio::task::spawn_blocking(move || devgem_archive::pack(&packed))
             .await?
             .map_err(|e| {
                 StageError::Failed(
@@ -94,6 +97,27 @@ impl Analyze {
             app_dir,
             fetched,
         })
+    }
+
+    /// An uploaded source: its archive, checked again as it is unpacked.
+    async fn unpack_upload(&self, key: &str, dest: &Path) -> Result<FetchedSource, StageError> {
+        let bytes = self
+            .objects
+            .get(key)
+            .await?
+            .ok_or_else(|| StageError::Transient(format!("the uploaded source {key} is missing")))?;
+        let dest = dest.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            devgem_archive::unpack(&bytes, &dest, &devgem_archive::Limits::default())
+        })
+        .await?
+        .map_err(|e| {
+            StageError::Failed(
+                Failure::new(Step::RepositoryAccess, format!("the uploaded source: {e}"))
+                    .with_hint("upload the app's folder again"),
+            )
+        })?;
+        Ok(FetchedSource { commit: None })
     }
 
     /// Step 2: detect the language, framework, commands and port, with the reasons.

@@ -3,17 +3,20 @@
 //! stores the build log.
 
 use async_trait::async_trait;
-use devgem_app::{StageContext, StageError, StageWork, archive, keys, load_json};
-use devgem_domain::{Artifact, Stage, StageResult, Step};
+use devgem_app::{StageContext, StageError, StageWork, keys, load_json};
+use devgem_domain::{Deployment, ImageRef, SourceKind, Stage, StageResult, Step};
 use devgem_plan::BuildPlan;
-use devgem_ports::{BuildRequest, Builder, ObjectStore};
+use devgem_ports::{BuildRequest, BuildSource, Builder, GitRevision, ObjectStore};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The build stage, with the two ports it uses.
+/// The build stage, with the two ports it uses and where its images go.
 pub struct BuildTrigger {
     pub objects: Arc<dyn ObjectStore>,
     pub builder: Arc<dyn Builder>,
+    /// The image repository, e.g. `us-central1-docker.pkg.dev/PROJECT/devgem`.
+    pub image_repository: String,
 }
 
 #[async_trait]
@@ -26,30 +29,7 @@ impl StageWork for BuildTrigger {
         let (d, r) = (&ctx.deployment, &ctx.reporter);
         let step = Step::ContainerBuild;
         r.step_started(step, "Building the app");
-        let plan: BuildPlan = load_json(self.objects.as_ref(), &keys::plan(&d.id)).await?;
-        let dockerfile = self
-            .objects
-            .get(&keys::dockerfile(&d.id))
-            .await?
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default();
-        let archive_bytes = self
-            .objects
-            .get(&keys::source_archive(&d.id))
-            .await?
-            .ok_or_else(|| StageError::Transient("the source archive is missing".into()))?;
-        let source = tempfile::tempdir().map_err(|e| StageError::Transient(e.to_string()))?;
-        let dest = source.path().to_path_buf();
-        tokio::task::spawn_blocking(move || archive::unpack(&archive_bytes, &dest))
-            .await?
-            .map_err(|e| StageError::Transient(e.to_string()))?;
-        let request = BuildRequest {
-            deployment_id: d.id.clone(),
-            service_name: d.service_name.clone(),
-            source_dir: source.path().to_path_buf(),
-            plan,
-            dockerfile,
-        };
+        let request = self.request(d).await?;
         let result = {
             let _ticker = r.ticker(step, Duration::from_secs(40));
             self.builder
@@ -63,12 +43,55 @@ impl StageWork for BuildTrigger {
             .put(&keys::build_log(&d.id), r.log_text().into_bytes().into())
             .await;
         let artifact = result?;
-        r.step_completed(step, "Build finished");
+        r.step_completed(step, format!("Built {artifact}"));
         Ok(StageResult {
-            artifact: Some(Artifact::LocalBuild {
-                dir: artifact.0.into(),
-            }),
+            artifact: Some(artifact),
             ..StageResult::default()
+        })
+    }
+}
+
+impl BuildTrigger {
+    /// The build request from what the analyze stage stored.
+    async fn request(&self, d: &Deployment) -> Result<BuildRequest, StageError> {
+        let plan: BuildPlan = load_json(self.objects.as_ref(), &keys::plan(&d.id)).await?;
+        let text = |key: String| async move {
+            Ok::<_, StageError>(
+                self.objects
+                    .get(&key)
+                    .await?
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default(),
+            )
+        };
+        let dockerfile = text(keys::dockerfile(&d.id)).await?;
+        let dockerignore = text(keys::dockerignore(&d.id)).await?;
+        let image = ImageRef::for_deployment(&self.image_repository, &d.service_name, &d.id)
+            .map_err(|e| StageError::Transient(format!("the image repository: {e}")))?;
+        let git = match (d.source.kind(), &d.commit) {
+            (SourceKind::Git, Some(commit)) => Some(GitRevision {
+                url: d.source.location.clone(),
+                commit: commit.clone(),
+            }),
+            _ => None,
+        };
+        let mut labels = BTreeMap::from([("devgem-deployment".to_string(), d.id.to_string())]);
+        if let Some(git) = &git {
+            labels.insert("devgem-repository".into(), git.url.clone());
+            labels.insert("devgem-commit".into(), git.commit.clone());
+        }
+        Ok(BuildRequest {
+            deployment_id: d.id.clone(),
+            service_name: d.service_name.clone(),
+            source: BuildSource {
+                archive_key: keys::source_archive(&d.id),
+                git,
+            },
+            plan,
+            dockerfile,
+            dockerignore,
+            image,
+            labels,
         })
     }
 }

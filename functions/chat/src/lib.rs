@@ -8,7 +8,7 @@
 // response itself, so its size is not worth boxing.
 #![allow(clippy::result_large_err)]
 
-use devgem_app::{AppError, CreateDeployment, Services, keys};
+use devgem_app::{AppError, CreateDeployment, LocalPaths, Services, keys};
 use devgem_domain::DeploymentId;
 use devgem_http::{Request, Response, SseEvent, error, json, read_json};
 use devgem_ports::ListFilter;
@@ -23,13 +23,28 @@ pub const LOCAL_OWNER: &str = "local";
 
 pub struct Api {
     services: Services,
-    /// When set, every /api request must carry `Authorization: Bearer <token>`.
-    token: Option<String>,
+    options: ApiOptions,
 }
+
+/// How the API treats its callers.
+#[derive(Debug, Clone, Default)]
+pub struct ApiOptions {
+    /// When set, every /api request must carry `Authorization: Bearer <token>`.
+    pub token: Option<String>,
+    /// Whether a request may name a folder on this server's disk.
+    pub local_paths: LocalPaths,
+    /// The largest source archive an upload may be.
+    pub max_upload_bytes: usize,
+}
+
+/// A JSON body can be small; an upload is the archive's size.
+const MAX_JSON_BODY: usize = 64 * 1024;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateBody {
+    /// A git URL or path; with an upload, the name of the uploaded folder (optional).
+    #[serde(default)]
     source: String,
     #[serde(default)]
     branch: Option<String>,
@@ -66,6 +81,79 @@ fn app_error(e: AppError) -> Response {
     }
 }
 
+/// The boundary of a `multipart/form-data` request, which carries an upload.
+fn multipart_boundary(req: &Request) -> Option<String> {
+    let content_type = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)?
+        .to_str()
+        .ok()?;
+    multer::parse_boundary(content_type).ok()
+}
+
+fn bad_upload(message: impl Into<String>) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        "bad_upload",
+        message,
+        Some(
+            "send multipart/form-data with a `deployment` part (the JSON fields) and a `source` \
+             part (a gzipped tar of the app's folder); `devgem deploy PATH --server URL` does"
+                .into(),
+        ),
+    )
+}
+
+/// Reads an upload: the `deployment` part (JSON, as the plain request's body) and the
+/// `source` part (the `.tar.gz`), the whole request at most `limit` bytes.
+async fn read_upload(
+    req: Request,
+    boundary: String,
+    limit: usize,
+) -> Result<(CreateBody, bytes::Bytes), Response> {
+    let body = devgem_http::read_body(req, limit).await?;
+    let stream = futures::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
+    let mut parts = multer::Multipart::new(stream, boundary);
+    let (mut fields, mut archive) = (None, None);
+    loop {
+        let part = match parts.next_field().await {
+            Ok(Some(part)) => part,
+            Ok(None) => break,
+            Err(e) => return Err(bad_upload(format!("the upload is not valid multipart: {e}"))),
+        };
+        let name = part.name().map(str::to_string);
+        let bytes = part
+            .bytes()
+            .await
+            .map_err(|e| bad_upload(format!("the upload was cut off: {e}")))?;
+        match name.as_deref() {
+            Some("deployment") if bytes.len() <= MAX_JSON_BODY => {
+                let parsed: CreateBody = serde_json::from_slice(&bytes).map_err(|e| {
+                    bad_upload(format!("the `deployment` part is not valid JSON: {e}"))
+                })?;
+                fields = Some(parsed);
+            }
+            Some("deployment") => return Err(bad_upload("the `deployment` part is too large")),
+            Some("source") => archive = Some(bytes),
+            other => {
+                return Err(bad_upload(format!(
+                    "unexpected part {:?}",
+                    other.unwrap_or("(unnamed)")
+                )));
+            }
+        }
+    }
+    let archive = archive.ok_or_else(|| bad_upload("the upload has no `source` part"))?;
+    let fields = fields.unwrap_or(CreateBody {
+        source: String::new(),
+        branch: None,
+        subdir: None,
+        service_name: None,
+        env: BTreeMap::new(),
+    });
+    Ok((fields, archive))
+}
+
 fn parse_id(raw: &str) -> Result<DeploymentId, Response> {
     DeploymentId::parse(raw).map_err(|e| {
         error(
@@ -78,8 +166,8 @@ fn parse_id(raw: &str) -> Result<DeploymentId, Response> {
 }
 
 impl Api {
-    pub fn new(services: Services, token: Option<String>) -> Self {
-        Self { services, token }
+    pub fn new(services: Services, options: ApiOptions) -> Self {
+        Self { services, options }
     }
 
     pub fn services(&self) -> &Services {
@@ -125,7 +213,7 @@ impl Api {
     }
 
     fn authenticate(&self, req: &Request) -> Result<String, Response> {
-        let Some(token) = &self.token else {
+        let Some(token) = &self.options.token else {
             return Ok(LOCAL_OWNER.to_string());
         };
         let given = req
@@ -156,12 +244,25 @@ impl Api {
         let services = &self.services;
         match (method, rest) {
             (&Method::POST, ["deployments"]) => {
-                let body: CreateBody = read_json(req, 64 * 1024).await?;
+                let (body, upload) = match multipart_boundary(&req) {
+                    Some(boundary) => {
+                        let (body, archive) =
+                            read_upload(req, boundary, self.options.max_upload_bytes).await?;
+                        (body, Some(archive))
+                    }
+                    None => (read_json(req, MAX_JSON_BODY).await?, None),
+                };
+                if let Some(archive) = &upload {
+                    let limits = devgem_archive::Limits::default();
+                    devgem_app::check_upload(archive, &limits).map_err(app_error)?;
+                }
                 let d = devgem_app::create_deployment(
                     services,
                     CreateDeployment {
                         owner: owner.to_string(),
                         source: body.source,
+                        upload,
+                        local_paths: self.options.local_paths,
                         branch: body.branch,
                         subdir: body.subdir,
                         service_name: body.service_name,

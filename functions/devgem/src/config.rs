@@ -242,6 +242,8 @@ pub struct Config {
     pub allow_local_sources: bool,
     /// The largest source archive `POST /api/deployments` accepts.
     pub max_upload_bytes: usize,
+    /// Where built images go (`DEVGEM_IMAGE_REPOSITORY`).
+    pub image_repository: String,
     /// Deliver every bus message twice (fault injection for idempotency tests).
     pub deliver_twice: bool,
     /// How long a stage worker's claim lasts without renewal.
@@ -253,6 +255,9 @@ pub struct Config {
     /// The Google adapters' settings, when any Google adapter is chosen.
     pub gcp: Option<devgem_gcp::GcpConfig>,
 }
+
+/// Where images are named when no registry is configured: built here, pushed nowhere.
+const DEFAULT_IMAGE_REPOSITORY: &str = "devgem.local/devgem";
 
 /// A source archive larger than this is refused unless `DEVGEM_MAX_UPLOAD_MB` says otherwise.
 const DEFAULT_MAX_UPLOAD_MB: usize = 200;
@@ -426,6 +431,8 @@ impl Config {
             github_token: get("GITHUB_TOKEN").map(Secret),
             allow_local_sources: flag(&get, "DEVGEM_ALLOW_LOCAL_SOURCES")?,
             max_upload_bytes: max_upload_mb << 20,
+            image_repository: get("DEVGEM_IMAGE_REPOSITORY")
+                .unwrap_or_else(|| DEFAULT_IMAGE_REPOSITORY.to_string()),
             deliver_twice: flag(&get, "DEVGEM_BUS_DELIVER_TWICE")?,
             lease: seconds(&get, "DEVGEM_LEASE_SECS", 30)?,
             ready_timeout: seconds(&get, "DEVGEM_READY_TIMEOUT_SECS", 60)?,
@@ -537,6 +544,7 @@ impl Config {
                 }
             ),
             format!("max_upload    {} MiB", self.max_upload_bytes >> 20),
+            format!("images        {}", self.image_repository),
             format!("lease         {}s", self.lease.as_secs()),
             format!("ready_timeout {}s", self.ready_timeout.as_secs()),
         ];

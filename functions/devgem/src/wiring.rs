@@ -15,7 +15,7 @@ use devgem_embedded::{BusOptions, FileSecrets, FolderObjectStore, InProcessBus, 
 use devgem_gcp::{DEAD_LETTER_TOPIC, GcpConfig};
 use devgem_local::{FetchConfig, LocalSourceFetcher, NativeBuilder, ProcessRuntime, RunConfig};
 use devgem_ports::{
-    Builder, IdSource, MessageBus, MessageHandler, ObjectStore, Runtime, SecretValue,
+    Builder, IdSource, MessageBus, MessageHandler, ObjectStore, Runtime, SecretValue, Secrets,
     SourceFetcher, StateStore,
 };
 use std::collections::HashMap;
@@ -28,6 +28,8 @@ pub struct Wiring {
     /// The ports only the stages use.
     pub source: Arc<dyn SourceFetcher>,
     pub builder: Arc<dyn Builder>,
+    /// Where built images go.
+    pub image_repository: String,
     /// Set with the in-process bus: deliveries happen inside this process.
     pub local_bus: Option<InProcessBus>,
     /// Set when any Google adapter is used.
@@ -77,12 +79,14 @@ pub async fn from_config(config: &Config) -> anyhow::Result<Wiring> {
             .map_err(|e| anyhow::anyhow!("Cloud Storage: {e}"))?,
     };
     let builder: Arc<dyn Builder> = match config.adapters.builder {
-        BuilderKind::Native => Arc::new(NativeBuilder::new(home.join("builds"))),
+        BuilderKind::Native => Arc::new(NativeBuilder::new(home.join("builds"), objects.clone())),
         other => unbuilt(BuilderKind::VAR, other)?,
     };
+    let secrets: Arc<dyn Secrets> = Arc::new(FileSecrets::new(home.join("secrets.json")));
     let runtime: Arc<dyn Runtime> = match config.adapters.runtime {
         RuntimeKind::Process => Arc::new(ProcessRuntime::with_config(
             home.join("apps"),
+            secrets.clone(),
             RunConfig {
                 ready_timeout: config.ready_timeout,
                 ..RunConfig::default()
@@ -101,7 +105,7 @@ pub async fn from_config(config: &Config) -> anyhow::Result<Wiring> {
             lease: config.lease,
         },
         objects,
-        secrets: Arc::new(FileSecrets::new(home.join("secrets.json"))),
+        secrets,
         runtime,
     };
     let wiring = Wiring {
@@ -114,6 +118,7 @@ pub async fn from_config(config: &Config) -> anyhow::Result<Wiring> {
             ..FetchConfig::default()
         })),
         builder,
+        image_repository: config.image_repository.clone(),
         local_bus,
         gcp: config.gcp.clone(),
     };
@@ -142,8 +147,8 @@ impl Wiring {
         let Services {
             core,
             objects,
-            secrets,
             runtime,
+            ..
         } = &self.services;
         let mut map: HashMap<&'static str, Arc<dyn MessageHandler>> = HashMap::new();
         map.insert(
@@ -163,6 +168,7 @@ impl Wiring {
                 devgem_fn_build_trigger::BuildTrigger {
                     objects: objects.clone(),
                     builder: self.builder.clone(),
+                    image_repository: self.image_repository.clone(),
                 },
             )),
         );
@@ -172,7 +178,6 @@ impl Wiring {
                 core.clone(),
                 devgem_fn_deploy::Deploy {
                     objects: objects.clone(),
-                    secrets: secrets.clone(),
                     runtime: runtime.clone(),
                 },
             )),

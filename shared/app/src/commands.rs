@@ -6,7 +6,7 @@ use crate::lifecycle::{finish_aborted, modify, stored_events};
 use crate::services::{Core, Services};
 use devgem_domain::{
     Deployment, DeploymentId, EnvVarName, NewDeployment, NewEvent, ServiceName, Source,
-    StageMessage, Status,
+    SourceKind, StageMessage, Status,
 };
 use devgem_ports::{ListFilter, SecretError, SecretValue, Secrets, StoreError};
 use std::collections::BTreeMap;
@@ -42,6 +42,12 @@ impl From<SecretError> for AppError {
     }
 }
 
+impl From<devgem_ports::ObjectError> for AppError {
+    fn from(e: devgem_ports::ObjectError) -> Self {
+        AppError::Unavailable(format!("object storage ({e})"))
+    }
+}
+
 impl From<devgem_ports::BusError> for AppError {
     fn from(e: devgem_ports::BusError) -> Self {
         AppError::Unavailable(e.to_string())
@@ -54,12 +60,26 @@ impl From<devgem_ports::RuntimeError> for AppError {
     }
 }
 
+/// Whether a request may name a folder on the disk of the machine that serves it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LocalPaths {
+    /// The CLI on its own machine, or a server started with `DEVGEM_ALLOW_LOCAL_SOURCES=1`.
+    Allowed,
+    /// A request over HTTP: the server's disk is not the caller's to read.
+    #[default]
+    Refused,
+}
+
 /// A request to deploy something.
 #[derive(Debug, Clone, Default)]
 pub struct CreateDeployment {
     pub owner: String,
-    /// A git URL or a path on the machine that runs the analyze stage.
+    /// A git URL or a path on the machine that runs the analyze stage; for an upload, the name
+    /// of the uploaded folder.
     pub source: String,
+    /// An uploaded `.tar.gz` of the source, already checked by [`check_upload`].
+    pub upload: Option<bytes::Bytes>,
+    pub local_paths: LocalPaths,
     pub branch: Option<String>,
     /// A folder inside the repository to deploy (monorepos).
     pub subdir: Option<String>,
@@ -92,7 +112,7 @@ pub async fn create_deployment(
     request: CreateDeployment,
 ) -> Result<Deployment, AppError> {
     let source = request.source.trim().to_string();
-    if source.is_empty() {
+    if source.is_empty() && request.upload.is_none() {
         return Err(bad(
             "the source is empty",
             "give a git URL (https://github.com/owner/repo) or a path to a folder",
@@ -102,6 +122,23 @@ pub async fn create_deployment(
         return Err(bad(
             "the source is not a valid URL or path",
             "check for stray characters",
+        ));
+    }
+    let location = Source {
+        location: source.clone(),
+        archive: None,
+        branch: None,
+        commit: None,
+        subdir: None,
+    };
+    if request.upload.is_none()
+        && location.kind() == SourceKind::LocalPath
+        && request.local_paths == LocalPaths::Refused
+    {
+        return Err(bad(
+            format!("{source:?} is a path on the server's disk, which requests cannot deploy"),
+            "deploy a git URL, or upload the folder (`devgem deploy PATH --server URL` sends it \
+             as an archive); a server's owner may allow paths with DEVGEM_ALLOW_LOCAL_SOURCES=1",
         ));
     }
     if let Some(sub) = &request.subdir
@@ -132,6 +169,14 @@ pub async fn create_deployment(
     }
     let core = &services.core;
     let id = core.ids.deployment_id();
+    let archive = match request.upload {
+        Some(bytes) => {
+            let key = keys::upload(&id);
+            services.objects.put(&key, bytes).await?;
+            Some(key)
+        }
+        None => None,
+    };
     for (name, value) in &request.env {
         services
             .secrets
@@ -147,6 +192,7 @@ pub async fn create_deployment(
             owner: request.owner,
             source: Source {
                 location: source,
+                archive,
                 branch: request.branch.filter(|b| !b.is_empty()),
                 commit: None,
                 subdir: request.subdir.filter(|s| !s.is_empty()),
@@ -171,6 +217,21 @@ pub async fn create_deployment(
         .publish(&StageMessage::new(id, devgem_domain::Stage::Analyze))
         .await?;
     Ok(deployment)
+}
+
+/// Checks an uploaded source archive the way a clone is checked (no entry outside the folder,
+/// links kept only inside it, size limits), so a bad upload is refused before it is stored.
+pub fn check_upload(bytes: &[u8], limits: &devgem_archive::Limits) -> Result<(), AppError> {
+    let scratch = tempfile::tempdir().map_err(|e| AppError::Internal(e.to_string()))?;
+    match devgem_archive::unpack(bytes, scratch.path(), limits) {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_the_archives_fault() => Err(bad(
+            format!("the uploaded source was refused: {e}"),
+            "upload a gzipped tar of the app's folder (tar czf app.tar.gz -C app .), with no \
+             paths outside it",
+        )),
+        Err(e) => Err(AppError::Internal(e.to_string())),
+    }
 }
 
 /// The deployment, or `NotFound`.

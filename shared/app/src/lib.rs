@@ -5,7 +5,6 @@
 //! **Invariant:** nothing here keeps state between requests; everything that must outlive a
 //! request is in the store, everything that must happen next is a bus message.
 
-pub mod archive;
 pub mod clock;
 mod commands;
 mod lifecycle;
@@ -14,7 +13,7 @@ mod services;
 mod stage;
 
 pub use commands::{
-    AppError, CreateDeployment, abort_deployment, create_deployment, follow, resume_unfinished,
+    AppError, CreateDeployment, LocalPaths, check_upload, abort_deployment, create_deployment, follow, resume_unfinished,
     stop_deployment, user_env,
 };
 pub use reporter::{Reporter, TickerGuard};
@@ -25,6 +24,10 @@ pub use stage::{DeadLetterHandler, StageContext, StageError, StageHandler, Stage
 pub mod keys {
     use devgem_domain::DeploymentId;
 
+    /// A source archive the user uploaded.
+    pub fn upload(id: &DeploymentId) -> String {
+        format!("deployments/{id}/upload.tar.gz")
+    }
     pub fn source_archive(id: &DeploymentId) -> String {
         format!("deployments/{id}/source.tar.gz")
     }
@@ -33,6 +36,9 @@ pub mod keys {
     }
     pub fn dockerfile(id: &DeploymentId) -> String {
         format!("deployments/{id}/Dockerfile")
+    }
+    pub fn dockerignore(id: &DeploymentId) -> String {
+        format!("deployments/{id}/dockerignore")
     }
     pub fn analysis(id: &DeploymentId) -> String {
         format!("deployments/{id}/analysis.json")

@@ -66,7 +66,10 @@ fn world() -> World {
         },
         objects: Arc::new(FolderObjectStore::new(dir.path().join("objects"))),
         secrets: Arc::new(FileSecrets::new(dir.path().join("secrets.json"))),
-        runtime: Arc::new(ProcessRuntime::new(dir.path().join("apps"))),
+        runtime: Arc::new(ProcessRuntime::new(
+            dir.path().join("apps"),
+            Arc::new(FileSecrets::new(dir.path().join("secrets.json"))),
+        )),
     };
     World {
         _dir: dir,
@@ -83,6 +86,7 @@ async fn queued(store: &SqliteStore) -> Deployment {
             owner: "local".into(),
             source: Source {
                 location: "/nowhere".into(),
+                archive: None,
                 branch: None,
                 commit: None,
                 subdir: None,

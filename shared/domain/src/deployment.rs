@@ -16,17 +16,59 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// What to deploy: a git URL or a local path, optionally a branch, a commit and a folder
-/// inside the repository (for monorepos).
+/// What to deploy: a git URL, a local path or an uploaded archive, optionally a branch, a
+/// commit and a folder inside the repository (for monorepos).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Source {
+    /// The URL or path as the user gave it (for an upload, the name of the uploaded folder).
     pub location: String,
+    /// The object key of an uploaded source archive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subdir: Option<String>,
+}
+
+/// What a [`Source`] names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// A repository to clone (`https://`, `ssh://`, `git@host:`, or `github.com/owner/repo`).
+    Git,
+    /// A folder on the machine that runs the analyze stage.
+    LocalPath,
+    /// An archive the user uploaded, in object storage.
+    Upload,
+}
+
+/// Hosts whose `host/owner/repo` shorthand means the https URL.
+pub const SHORTHAND_GIT_HOSTS: &[&str] = &["github.com/", "gitlab.com/", "bitbucket.org/"];
+
+impl Source {
+    /// What the location names, decided from the text alone.
+    pub fn kind(&self) -> SourceKind {
+        if self.archive.is_some() {
+            return SourceKind::Upload;
+        }
+        let location = self.location.trim();
+        let schemes = ["https://", "http://", "git://", "ssh://", "git+ssh://"];
+        let scp_like = location
+            .split_once(':')
+            .is_some_and(|(before, _)| before.contains('@') && !before.contains('/'));
+        let bare = location.strip_prefix("www.").unwrap_or(location);
+        if schemes.iter().any(|s| location.starts_with(s))
+            || scp_like
+            || SHORTHAND_GIT_HOSTS.iter().any(|h| bare.starts_with(h))
+        {
+            SourceKind::Git
+        } else {
+            SourceKind::LocalPath
+        }
+    }
 }
 
 /// Why a deployment failed, in words a user can act on.
@@ -387,6 +429,7 @@ mod tests {
                 owner: "local".into(),
                 source: Source {
                     location: "/tmp/app".into(),
+                    archive: None,
                     branch: None,
                     commit: None,
                     subdir: None,
@@ -521,6 +564,26 @@ mod tests {
             d.commit_stage(Stage::Build, "a", &StageResult::default(), now),
             Err(CommitRefused::AbortRequested)
         );
+    }
+
+    #[test]
+    fn sources_are_told_apart_by_their_text() {
+        let kind = |location: &str| {
+            Source {
+                location: location.into(),
+                archive: None,
+                branch: None,
+                commit: None,
+                subdir: None,
+            }
+            .kind()
+        };
+        assert_eq!(kind("https://github.com/acme/shop"), SourceKind::Git);
+        assert_eq!(kind("git@github.com:acme/shop.git"), SourceKind::Git);
+        assert_eq!(kind("github.com/acme/shop"), SourceKind::Git);
+        assert_eq!(kind("/srv/app"), SourceKind::LocalPath);
+        assert_eq!(kind("./app"), SourceKind::LocalPath);
+        assert_eq!(kind("file:///srv/repo"), SourceKind::LocalPath);
     }
 
     #[test]

@@ -210,6 +210,88 @@ impl fmt::Display for EnvVarName {
     }
 }
 
+/// A container image reference to push to or run: `registry/path/name[:tag]`, lowercase, as
+/// Docker and Artifact Registry accept it (a digest is kept apart, in the artifact).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ImageRef(String);
+
+impl ImageRef {
+    pub fn parse(value: &str) -> Result<Self, InvalidName> {
+        let err = |reason| InvalidName {
+            what: "image reference",
+            value: value.chars().take(120).collect(),
+            reason,
+        };
+        if value.is_empty() || value.len() > 255 {
+            return Err(err("must be 1 to 255 characters"));
+        }
+        let (name, tag) = match value.rsplit_once(':') {
+            Some((name, tag)) if !tag.contains('/') => (name, Some(tag)),
+            _ => (value, None),
+        };
+        let name_ok = !name.starts_with(['/', '.', '-'])
+            && !name.ends_with('/')
+            && !name.contains("//")
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-/:".contains(&b));
+        if !name_ok {
+            return Err(err("use lowercase letters, digits, '.', '_', '-' and '/'"));
+        }
+        if let Some(tag) = tag {
+            let tag_ok = !tag.is_empty()
+                && tag.len() <= 128
+                && !tag.starts_with(['.', '-'])
+                && tag
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+            if !tag_ok {
+                return Err(err("the tag may hold letters, digits, '.', '_' and '-'"));
+            }
+        }
+        Ok(Self(value.to_string()))
+    }
+
+    /// The image of one deployment of `service` in `repository` (e.g.
+    /// `us-central1-docker.pkg.dev/proj/devgem`), tagged with the deployment id.
+    pub fn for_deployment(
+        repository: &str,
+        service: &ServiceName,
+        id: &DeploymentId,
+    ) -> Result<Self, InvalidName> {
+        Self::parse(&format!(
+            "{}/{}:{}",
+            repository.trim_end_matches('/'),
+            service.as_str(),
+            id.as_str()
+        ))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ImageRef {
+    type Error = InvalidName;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<ImageRef> for String {
+    fn from(i: ImageRef) -> Self {
+        i.0
+    }
+}
+
+impl fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,6 +317,22 @@ mod tests {
         assert_eq!(DeploymentId::parse(id.as_str()).unwrap(), id);
         assert!(DeploymentId::parse("../etc/passwd").is_err());
         assert!(DeploymentId::parse("").is_err());
+    }
+
+    #[test]
+    fn image_references_follow_registry_rules() {
+        let id = DeploymentId::parse("d-0123").unwrap();
+        let shop = ServiceName::parse("shop").unwrap();
+        let image = ImageRef::for_deployment("us-central1-docker.pkg.dev/proj/devgem/", &shop, &id)
+            .unwrap();
+        assert_eq!(
+            image.as_str(),
+            "us-central1-docker.pkg.dev/proj/devgem/shop:d-0123"
+        );
+        assert!(ImageRef::parse("localhost:5000/devgem/shop").is_ok());
+        assert!(ImageRef::parse("Shop").is_err());
+        assert!(ImageRef::parse("shop:bad tag").is_err());
+        assert!(ImageRef::parse("/shop").is_err());
     }
 
     #[test]

@@ -11,9 +11,10 @@ mod progress;
 mod status;
 
 pub use deployment::{
-    Artifact, Claim, CommitRefused, Deployment, Failure, NewDeployment, Source, StageResult,
+    Artifact, Claim, CommitRefused, Deployment, Failure, NewDeployment, SHORTHAND_GIT_HOSTS,
+    Source, SourceKind, StageResult,
 };
-pub use id::{DeploymentId, EnvVarName, InvalidName, ServiceName};
+pub use id::{DeploymentId, EnvVarName, ImageRef, InvalidName, ServiceName};
 pub use message::{Stage, StageMessage};
 pub use progress::{EventKind, NewEvent, ProgressEvent, Step, virtual_fraction};
 pub use status::{Status, TransitionError};

@@ -310,6 +310,7 @@ mod tests {
                 owner: "local".into(),
                 source: Source {
                     location: "/tmp/x".into(),
+                    archive: None,
                     branch: None,
                     commit: None,
                     subdir: None,

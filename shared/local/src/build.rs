@@ -4,8 +4,9 @@
 
 use async_trait::async_trait;
 use devgem_plan::{BuildPlan, Language, PackageManager};
-use devgem_ports::{Artifact, BuildError, BuildRequest, Builder, LogSink};
+use devgem_ports::{Artifact, BuildError, BuildRequest, Builder, LogSink, ObjectStore};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
@@ -34,23 +35,59 @@ impl Default for BuildConfig {
     }
 }
 
-/// Builds in `<base_dir>/<deployment id>/`; the artifact is that folder.
-#[derive(Debug, Clone)]
+/// Builds in `<base_dir>/<deployment id>/`; the artifact is that folder. The source comes
+/// from the archive the request names, read from object storage.
+#[derive(Clone)]
 pub struct NativeBuilder {
     base_dir: PathBuf,
+    objects: Arc<dyn ObjectStore>,
     config: BuildConfig,
 }
 
 impl NativeBuilder {
-    pub fn new(base_dir: impl Into<PathBuf>) -> Self {
-        Self::with_config(base_dir, BuildConfig::default())
+    pub fn new(base_dir: impl Into<PathBuf>, objects: Arc<dyn ObjectStore>) -> Self {
+        Self::with_config(base_dir, objects, BuildConfig::default())
     }
 
-    pub fn with_config(base_dir: impl Into<PathBuf>, config: BuildConfig) -> Self {
+    pub fn with_config(
+        base_dir: impl Into<PathBuf>,
+        objects: Arc<dyn ObjectStore>,
+        config: BuildConfig,
+    ) -> Self {
         Self {
             base_dir: base_dir.into(),
+            objects,
             config,
         }
+    }
+
+    /// Unpacks the request's source archive into `<base>/<id>.src/`, which the caller removes.
+    async fn unpack_source(&self, request: &BuildRequest) -> Result<PathBuf, BuildError> {
+        let key = &request.source.archive_key;
+        let bytes = self
+            .objects
+            .get(key)
+            .await
+            .map_err(|e| BuildError::Unavailable(e.to_string()))?
+            .ok_or_else(|| {
+                BuildError::Unavailable(format!("the source archive {key} is missing"))
+            })?;
+        let dest = self
+            .base_dir
+            .join(format!("{}.src", request.deployment_id.as_str()));
+        let unpacked_to = dest.clone();
+        tokio::task::spawn_blocking(move || {
+            if unpacked_to.exists() {
+                std::fs::remove_dir_all(&unpacked_to)?;
+            }
+            std::fs::create_dir_all(&unpacked_to)?;
+            devgem_archive::unpack(&bytes, &unpacked_to, &devgem_archive::Limits::default())
+                .map_err(std::io::Error::other)
+        })
+        .await
+        .map_err(|e| BuildError::Unavailable(format!("unpack task failed: {e}")))?
+        .map_err(|e| BuildError::Unavailable(format!("could not unpack {key}: {e}")))?;
+        Ok(dest)
     }
 }
 
@@ -84,7 +121,10 @@ impl Builder for NativeBuilder {
             ));
         }
         let root = self.base_dir.join(request.deployment_id.as_str());
-        prepare_copy(&request.source_dir, &root, log).await?;
+        let source = self.unpack_source(request).await?;
+        let copied = prepare_copy(&source, &root, log).await;
+        let _ = std::fs::remove_dir_all(&source);
+        copied?;
         let app = root.join(&plan.app_dir);
         if !app.is_dir() {
             return Err(failed(
@@ -167,7 +207,7 @@ impl Builder for NativeBuilder {
             }
         }
         log.line(&format!("Build ready in {}", root.display()));
-        Ok(Artifact(root.to_string_lossy().into_owned()))
+        Ok(Artifact::LocalBuild { dir: root })
     }
 }
 

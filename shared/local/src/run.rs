@@ -7,9 +7,10 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use devgem_domain::DeploymentId;
-use devgem_plan::BuildPlan;
-use devgem_ports::{DeployRequest, LogSink, Release, Runtime, RuntimeError};
+use devgem_domain::{Artifact, DeploymentId, ServiceName};
+use devgem_ports::{
+    EnvUpdate, LogSink, Release, ReleaseSpec, Revision, Runtime, RuntimeError, Secrets,
+};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -54,10 +56,13 @@ impl Default for RunConfig {
 }
 
 /// Runs each deployment as a process group of its own, with its state in
-/// `<base_dir>/<deployment id>/` (`runtime.json`, `app.log`).
-#[derive(Debug, Clone)]
+/// `<base_dir>/<deployment id>/` (`runtime.json`, `app.log`). A deployment's current run is
+/// a revision of its service; the user's variables are read from the secrets port when the app
+/// starts, as Cloud Run reads Secret Manager.
+#[derive(Clone)]
 pub struct ProcessRuntime {
     base_dir: PathBuf,
+    secrets: Arc<dyn Secrets>,
     config: RunConfig,
 }
 
@@ -86,6 +91,12 @@ struct Record {
     start_ticks: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     stopped_at: Option<DateTime<Utc>>,
+    /// The revision this run is, and the release it runs (references, never secret values),
+    /// so that it can be listed, started again (a rollback) or changed (an env update).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    revision: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    spec: Option<ReleaseSpec>,
 }
 
 /// How many lines of the app's output a failure quotes, and `logs` returns.
@@ -103,22 +114,187 @@ fn unavailable(what: &str, e: impl std::fmt::Display) -> RuntimeError {
     RuntimeError::Unavailable(format!("{what}: {e}"))
 }
 
-/// The command that starts the app on this machine.
-// When the plan gains a native start command (one that differs from the container's), prefer
-// it here: this is the only place the runtime reads the start command.
-fn start_command(plan: &BuildPlan) -> &str {
-    plan.native_start()
+/// The name of a deployment's first revision: the service and the random end of the id.
+fn revision_name(spec: &ReleaseSpec) -> String {
+    let id = spec.deployment_id.as_str();
+    format!(
+        "{}-{}",
+        spec.service_name,
+        &id[id.len().saturating_sub(8)..]
+    )
 }
 
 impl ProcessRuntime {
-    pub fn new(base_dir: impl Into<PathBuf>) -> Self {
-        Self::with_config(base_dir, RunConfig::default())
+    pub fn new(base_dir: impl Into<PathBuf>, secrets: Arc<dyn Secrets>) -> Self {
+        Self::with_config(base_dir, secrets, RunConfig::default())
     }
 
-    pub fn with_config(base_dir: impl Into<PathBuf>, config: RunConfig) -> Self {
+    pub fn with_config(
+        base_dir: impl Into<PathBuf>,
+        secrets: Arc<dyn Secrets>,
+        config: RunConfig,
+    ) -> Self {
         Self {
             base_dir: base_dir.into(),
+            secrets,
             config,
+        }
+    }
+
+    /// Every recorded run of `service`, with its deployment.
+    fn runs_of(&self, service: &ServiceName) -> Vec<(DeploymentId, Record)> {
+        let Ok(entries) = std::fs::read_dir(&self.base_dir) else {
+            return Vec::new();
+        };
+        let mut runs: Vec<(DeploymentId, Record)> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| DeploymentId::parse(&e.file_name().to_string_lossy()).ok())
+            .filter_map(|id| self.read_record(&id).map(|r| (id, r)))
+            .filter(|(_, r)| r.spec.as_ref().is_some_and(|s| &s.service_name == service))
+            .collect();
+        runs.sort_by_key(|run| std::cmp::Reverse(run.1.started_at));
+        runs
+    }
+
+    /// The user's variables, resolved from the secrets port at start.
+    async fn resolve_secrets(
+        &self,
+        spec: &ReleaseSpec,
+    ) -> Result<Vec<(String, String)>, RuntimeError> {
+        let mut env = Vec::new();
+        for s in &spec.secret_env {
+            let value = self
+                .secrets
+                .get(&s.secret)
+                .await
+                .map_err(|e| unavailable("the secret store", e))?
+                .ok_or_else(|| {
+                    failed(
+                        format!("the value of {} is missing from the secret store", s.name),
+                        "set the variable again and redeploy",
+                    )
+                })?;
+            env.push((s.name.as_str().to_string(), value.expose().to_string()));
+        }
+        Ok(env)
+    }
+
+    /// Starts `spec` as `revision` in its deployment's folder, replacing that deployment's
+    /// earlier run, and waits until it answers.
+    async fn start(
+        &self,
+        spec: &ReleaseSpec,
+        revision: String,
+        log: &dyn LogSink,
+        cancel: &CancellationToken,
+    ) -> Result<Release, RuntimeError> {
+        let id = &spec.deployment_id;
+        let dir = self.dir(id);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| unavailable(&format!("could not create {}", dir.display()), e))?;
+        if let Some(old) = self.read_record(id).filter(|r| r.stopped_at.is_none()) {
+            log.line("Stopping the previous run of this deployment");
+            self.stop_record(id, old, self.config.stop_grace).await;
+        }
+
+        let command = spec.start_command.clone().unwrap_or_default();
+        if command.trim().is_empty() {
+            return Err(failed(
+                "the release has no start command",
+                "add a Procfile with a `web:` line, or a start script",
+            ));
+        }
+        let Artifact::LocalBuild { dir: root } = &spec.artifact else {
+            return Err(failed(
+                format!(
+                    "the process runtime cannot run the container image {}",
+                    spec.artifact
+                ),
+                "use DEVGEM_RUNTIME=docker or cloudrun for images, or DEVGEM_BUILDER=native",
+            ));
+        };
+        let working_dir = spec.working_dir.clone().unwrap_or_else(|| ".".into());
+        if !tree::is_contained(Path::new(&working_dir)) || !root.join(&working_dir).is_dir() {
+            return Err(failed(
+                format!(
+                    "the build folder {} has no app folder {working_dir:?}",
+                    root.display(),
+                ),
+                "build the deployment again",
+            ));
+        }
+        let app_dir = root.join(&working_dir);
+        let secrets = self.resolve_secrets(spec).await?;
+        let port = port::free_port().map_err(|e| unavailable("no free port", e))?;
+        let log_path = self.log_path(id);
+        rotate_if_large(&log_path);
+        append_line(
+            &log_path,
+            &format!(
+                "--- devgem: starting `{command}` on port {port} at {} ---",
+                Utc::now().to_rfc3339()
+            ),
+        );
+        let mut follower = LogFollower::at_end(&log_path);
+        let out = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| unavailable(&format!("could not open {}", log_path.display()), e))?;
+        let err = out.try_clone().map_err(|e| unavailable("app.log", e))?;
+
+        log.line(&format!("$ {command}   (PORT={port})"));
+        let mut cmd = Command::new(process::SHELL);
+        cmd.arg("-c")
+            .arg(command)
+            .current_dir(&app_dir)
+            .env_clear()
+            .envs(run_env(spec, &revision, secrets, root, &app_dir, port))
+            // Its own group: Ctrl-C on DevGem does not reach it, and stopping it reaches
+            // every process it started.
+            .process_group(0)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| unavailable("could not start sh", e))?;
+        let pid = child.id().map_or(0, |p| p as i32);
+        let url = format!("http://127.0.0.1:{port}");
+        let record = Record {
+            pid,
+            pgid: pid,
+            port,
+            url: url.clone(),
+            started_at: Utc::now(),
+            start_ticks: port::start_ticks(pid),
+            stopped_at: None,
+            revision: Some(revision.clone()),
+            spec: Some(spec.clone()),
+        };
+        if let Err(e) = self.write_record(id, &record) {
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+            return Err(e);
+        }
+
+        tracing::info!(deployment = %id, pid, port, "started the app");
+        match self
+            .wait_live(&mut child, &record, &mut follower, log, cancel)
+            .await
+        {
+            Ok(()) => {
+                // Dropping the handle leaves the app running; tokio reaps it if it exits
+                // while this process lives.
+                drop(child);
+                Ok(Release { url, revision })
+            }
+            Err(e) => {
+                // A failed or cancelled start leaves nothing running.
+                self.stop_record(id, record, Duration::from_millis(500))
+                    .await;
+                let _ = child.try_wait();
+                Err(e)
+            }
         }
     }
 
@@ -359,109 +535,131 @@ impl ProcessRuntime {
 impl Runtime for ProcessRuntime {
     async fn deploy(
         &self,
-        request: &DeployRequest,
+        spec: &ReleaseSpec,
         log: &dyn LogSink,
         cancel: &CancellationToken,
     ) -> Result<Release, RuntimeError> {
-        let id = &request.deployment_id;
-        let plan = &request.plan;
-        let dir = self.dir(id);
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| unavailable(&format!("could not create {}", dir.display()), e))?;
-        if let Some(old) = self.read_record(id).filter(|r| r.stopped_at.is_none()) {
-            log.line("Stopping the previous run of this deployment");
-            self.stop_record(id, old, self.config.stop_grace).await;
-        }
+        self.start(spec, revision_name(spec), log, cancel).await
+    }
 
-        if start_command(plan).trim().is_empty() {
+    async fn revisions(&self, service: &ServiceName) -> Result<Vec<Revision>, RuntimeError> {
+        Ok(self
+            .runs_of(service)
+            .into_iter()
+            .filter_map(|(id, record)| {
+                let serving = record.stopped_at.is_none() && is_ours_and_alive(&record);
+                Some(Revision {
+                    name: record.revision.clone()?,
+                    deployment_id: id,
+                    created_at: record.started_at,
+                    serving,
+                    url: serving.then(|| record.url.clone()),
+                })
+            })
+            .collect())
+    }
+
+    async fn route_traffic(
+        &self,
+        service: &ServiceName,
+        revision: &str,
+        log: &dyn LogSink,
+        cancel: &CancellationToken,
+    ) -> Result<Release, RuntimeError> {
+        let runs = self.runs_of(service);
+        let Some((target_id, target)) = runs
+            .iter()
+            .find(|(_, r)| r.revision.as_deref() == Some(revision))
+            .cloned()
+        else {
+            let known: Vec<String> = runs
+                .iter()
+                .filter_map(|(_, r)| r.revision.clone())
+                .collect();
             return Err(failed(
-                "the plan has no start command",
-                "add a Procfile with a `web:` line, or a start script",
-            ));
-        }
-        let root = PathBuf::from(&request.artifact.0);
-        if !tree::is_contained(Path::new(&plan.app_dir)) || !root.join(&plan.app_dir).is_dir() {
-            return Err(failed(
+                format!("service {service} has no revision {revision:?}"),
                 format!(
-                    "the build folder {} has no app folder {:?}",
-                    root.display(),
-                    plan.app_dir
+                    "pick one of its revisions: {}",
+                    if known.is_empty() {
+                        "(none)".to_string()
+                    } else {
+                        known.join(", ")
+                    }
                 ),
-                "build the deployment again",
             ));
-        }
-        let app_dir = root.join(&plan.app_dir);
-        let port = port::free_port().map_err(|e| unavailable("no free port", e))?;
-        let command = start_command(plan);
-
-        let log_path = self.log_path(id);
-        rotate_if_large(&log_path);
-        append_line(
-            &log_path,
-            &format!(
-                "--- devgem: starting `{command}` on port {port} at {} ---",
-                Utc::now().to_rfc3339()
-            ),
-        );
-        let mut follower = LogFollower::at_end(&log_path);
-        let out = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(|e| unavailable(&format!("could not open {}", log_path.display()), e))?;
-        let err = out.try_clone().map_err(|e| unavailable("app.log", e))?;
-
-        log.line(&format!("$ {command}   (PORT={port})"));
-        let mut cmd = Command::new(process::SHELL);
-        cmd.arg("-c")
-            .arg(command)
-            .current_dir(&app_dir)
-            .env_clear()
-            .envs(run_env(request, &root, &app_dir, port))
-            // Its own group: Ctrl-C on DevGem does not reach it, and stopping it reaches
-            // every process it started.
-            .process_group(0)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err);
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| unavailable("could not start sh", e))?;
-        let pid = child.id().map_or(0, |p| p as i32);
-        let url = format!("http://127.0.0.1:{port}");
-        let record = Record {
-            pid,
-            pgid: pid,
-            port,
-            url: url.clone(),
-            started_at: Utc::now(),
-            start_ticks: port::start_ticks(pid),
-            stopped_at: None,
         };
-        if let Err(e) = self.write_record(id, &record) {
-            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-            return Err(e);
+        let release = if target.stopped_at.is_none() && is_ours_and_alive(&target) {
+            Release {
+                url: target.url.clone(),
+                revision: revision.to_string(),
+            }
+        } else {
+            let Some(spec) = target.spec.clone() else {
+                return Err(failed(
+                    format!(
+                        "revision {revision} was started by an older DevGem and cannot be started again"
+                    ),
+                    "deploy the service again",
+                ));
+            };
+            log.line(&format!("Starting revision {revision} again"));
+            self.start(&spec, revision.to_string(), log, cancel).await?
+        };
+        // All traffic to the target: the service's other runs stop, once the target answers.
+        for (id, record) in runs {
+            if id != target_id && record.stopped_at.is_none() {
+                log.line(&format!(
+                    "Stopping revision {}",
+                    record.revision.as_deref().unwrap_or("(unnamed)")
+                ));
+                self.stop_record(&id, record, self.config.stop_grace).await;
+            }
         }
+        Ok(release)
+    }
 
-        tracing::info!(deployment = %id, pid, port, "started the app");
-        match self
-            .wait_live(&mut child, &record, &mut follower, log, cancel)
-            .await
-        {
-            Ok(()) => {
-                // Dropping the handle leaves the app running; tokio reaps it if it exits
-                // while this process lives.
-                drop(child);
-                Ok(Release { url })
-            }
-            Err(e) => {
-                // A failed or cancelled start leaves nothing running.
-                self.stop_record(id, record, Duration::from_millis(500))
-                    .await;
-                let _ = child.try_wait();
-                Err(e)
-            }
+    async fn update_env(
+        &self,
+        service: &ServiceName,
+        update: &EnvUpdate,
+        log: &dyn LogSink,
+        cancel: &CancellationToken,
+    ) -> Result<Release, RuntimeError> {
+        let Some((_, serving)) = self
+            .runs_of(service)
+            .into_iter()
+            .find(|(_, r)| r.stopped_at.is_none() && is_ours_and_alive(r))
+        else {
+            return Err(failed(
+                format!("service {service} has no running revision to change"),
+                "deploy it (or roll back to a revision) first",
+            ));
+        };
+        let (Some(mut spec), Some(current)) = (serving.spec.clone(), serving.revision.clone())
+        else {
+            return Err(failed(
+                format!("the running revision of {service} was started by an older DevGem"),
+                "deploy the service again",
+            ));
+        };
+        for name in &update.remove {
+            spec.env.remove(name);
+            spec.secret_env.retain(|s| s.name.as_str() != name);
         }
+        for (name, value) in &update.set {
+            spec.secret_env.retain(|s| s.name.as_str() != name);
+            spec.env.insert(name.clone(), value.clone());
+        }
+        for secret in &update.set_secrets {
+            spec.env.remove(secret.name.as_str());
+            spec.secret_env.retain(|s| s.name != secret.name);
+            spec.secret_env.push(secret.clone());
+        }
+        let revision = next_revision(&current);
+        log.line(&format!(
+            "Starting revision {revision} with the new environment"
+        ));
+        self.start(&spec, revision, log, cancel).await
     }
 
     async fn stop(&self, id: &DeploymentId) -> Result<(), RuntimeError> {
@@ -488,27 +686,40 @@ impl Runtime for ProcessRuntime {
 /// The app's environment, in increasing precedence: the host's toolchain settings (no DevGem
 /// secrets), the app's tool folders first on `PATH`, the plan's production settings, the
 /// user's variables, then what Cloud Run itself sets (`PORT`, `K_SERVICE`...).
-fn run_env(request: &DeployRequest, root: &Path, app: &Path, port: u16) -> Vec<(String, String)> {
+fn run_env(
+    spec: &ReleaseSpec,
+    revision: &str,
+    secrets: Vec<(String, String)>,
+    root: &Path,
+    app: &Path,
+    port: u16,
+) -> Vec<(String, String)> {
     let mut env = process::tool_env(root, app, None);
     let venv = app.join(".venv");
     if venv.is_dir() {
         env.push(("VIRTUAL_ENV".into(), venv.to_string_lossy().into_owned()));
     }
-    env.extend(request.plan.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-    env.extend(
-        request
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), v.expose().to_string())),
-    );
-    let service = request.service_name.as_str();
+    env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env.extend(secrets);
+    let service = spec.service_name.as_str();
     env.extend([
         ("PORT".to_string(), port.to_string()),
         ("K_SERVICE".to_string(), service.to_string()),
         ("K_CONFIGURATION".to_string(), service.to_string()),
-        ("K_REVISION".to_string(), format!("{service}-local")),
+        ("K_REVISION".to_string(), revision.to_string()),
     ]);
     env
+}
+
+/// The revision after `name`: `svc-abc` -> `svc-abc-r2` -> `svc-abc-r3`.
+fn next_revision(name: &str) -> String {
+    let generation = name
+        .rsplit_once("-r")
+        .and_then(|(base, n)| Some((base, n.parse::<u32>().ok()?)));
+    match generation {
+        Some((base, n)) => format!("{base}-r{}", n + 1),
+        None => format!("{name}-r2"),
+    }
 }
 
 /// Whether the recorded app still runs and is really ours (its leader's pid was not reused).
@@ -666,6 +877,14 @@ fn tail_of_file(mut file: File, n: usize) -> std::io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn revisions_count_up() {
+        assert_eq!(next_revision("shop-0a1b2c3d"), "shop-0a1b2c3d-r2");
+        assert_eq!(next_revision("shop-0a1b2c3d-r2"), "shop-0a1b2c3d-r3");
+        assert_eq!(next_revision("my-shop-12345678-r9"), "my-shop-12345678-r10");
+        assert_eq!(next_revision("web-r2d2-12345678"), "web-r2d2-12345678-r2");
+    }
 
     #[test]
     fn parses_status_lines() {

@@ -4,12 +4,10 @@
 mod common;
 
 use common::{Lines, fixture, get, plan, refuses, wait_until};
-use devgem_domain::{DeploymentId, ServiceName, Source};
+use devgem_domain::{DeploymentId, Source};
 use devgem_local::{LocalSourceFetcher, NativeBuilder, ProcessRuntime};
 use devgem_plan::{BuildPlan, Language, PackageManager};
-use devgem_ports::{
-    BuildRequest, Builder, CancellationToken, DeployRequest, Runtime, SecretValue, SourceFetcher,
-};
+use devgem_ports::{Builder, CancellationToken, Runtime, SecretValue, SourceFetcher};
 use std::time::{Duration, Instant};
 
 /// Fetches, builds, deploys and checks one fixture; prints the timings.
@@ -23,6 +21,7 @@ async fn deploy_fixture(name: &str, plan: BuildPlan, expected: &str, in_log: &st
 
     let source = Source {
         location: fixture(name).to_string_lossy().into_owned(),
+        archive: None,
         branch: None,
         commit: None,
         subdir: None,
@@ -33,16 +32,10 @@ async fn deploy_fixture(name: &str, plan: BuildPlan, expected: &str, in_log: &st
         .unwrap();
 
     let started = Instant::now();
-    let builder = NativeBuilder::new(work.path().join("builds"));
+    let builder = NativeBuilder::new(work.path().join("builds"), common::objects());
     let artifact = builder
         .build(
-            &BuildRequest {
-                deployment_id: id.clone(),
-                service_name: ServiceName::derive_from(name),
-                source_dir: checkout,
-                plan: plan.clone(),
-                dockerfile: String::new(),
-            },
+            &common::build_request_for(&id, name, &checkout, plan.clone()).await,
             &lines,
             &cancel,
         )
@@ -51,16 +44,17 @@ async fn deploy_fixture(name: &str, plan: BuildPlan, expected: &str, in_log: &st
     let build_time = started.elapsed();
 
     let started = Instant::now();
-    let runtime = ProcessRuntime::new(work.path().join("run"));
+    let runtime = ProcessRuntime::new(work.path().join("run"), common::secrets());
     let release = runtime
         .deploy(
-            &DeployRequest {
-                deployment_id: id.clone(),
-                service_name: ServiceName::derive_from(name),
+            &common::release(
+                &id,
+                name,
                 artifact,
                 plan,
-                env: vec![("GREETING".into(), SecretValue::new("s3cret-value"))],
-            },
+                vec![("GREETING".into(), SecretValue::new("s3cret-value"))],
+            )
+            .await,
             &lines,
             &cancel,
         )

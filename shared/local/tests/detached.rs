@@ -5,10 +5,10 @@
 mod common;
 
 use common::{Lines, get, plan, refuses, wait_until};
-use devgem_domain::{DeploymentId, ServiceName};
+use devgem_domain::DeploymentId;
 use devgem_local::ProcessRuntime;
 use devgem_plan::Language;
-use devgem_ports::{Artifact, CancellationToken, DeployRequest, Runtime};
+use devgem_ports::{CancellationToken, Runtime};
 use std::time::Duration;
 
 const CHILD_BASE: &str = "DEVGEM_LOCAL_TEST_CHILD_BASE";
@@ -23,18 +23,19 @@ async fn the_app_outlives_the_process_that_deployed_it() {
         std::env::var(CHILD_ID),
         std::env::var(CHILD_APP),
     ) {
-        let runtime = ProcessRuntime::new(base);
-        let request = DeployRequest {
-            deployment_id: DeploymentId::parse(&id).unwrap(),
-            service_name: ServiceName::derive_from("detached"),
-            artifact: Artifact(app),
-            plan: plan(
+        let runtime = ProcessRuntime::new(base, common::secrets());
+        let request = common::release(
+            &DeploymentId::parse(&id).unwrap(),
+            "detached",
+            common::local_build(app),
+            plan(
                 Language::Static,
                 None,
                 "python3 -m http.server $PORT --bind 0.0.0.0",
             ),
-            env: vec![],
-        };
+            vec![],
+        )
+        .await;
         runtime
             .deploy(&request, &Lines::default(), &CancellationToken::new())
             .await
@@ -58,7 +59,7 @@ async fn the_app_outlives_the_process_that_deployed_it() {
         .unwrap();
     assert!(status.success(), "the deploying process failed");
 
-    let runtime = ProcessRuntime::new(&base);
+    let runtime = ProcessRuntime::new(&base, common::secrets());
     let running = runtime.status(&id).expect("runtime.json names the app");
     assert!(
         running.alive,

@@ -4,19 +4,17 @@
 mod common;
 
 use common::{Lines, plan, process_alive, wait_until};
-use devgem_domain::{DeploymentId, ServiceName};
+use devgem_domain::DeploymentId;
 use devgem_local::{BuildConfig, NativeBuilder, ProcessRuntime, RunConfig};
 use devgem_plan::{BuildPlan, Language};
-use devgem_ports::{
-    Artifact, BuildError, BuildRequest, Builder, CancellationToken, DeployRequest, Runtime,
-    RuntimeError,
-};
+use devgem_ports::{BuildError, BuildRequest, Builder, CancellationToken, Runtime, RuntimeError};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 fn quick_runtime(base: &Path) -> ProcessRuntime {
     ProcessRuntime::with_config(
         base,
+        common::secrets(),
         RunConfig {
             ready_timeout: Duration::from_secs(5),
             http_timeout: Duration::from_secs(2),
@@ -37,13 +35,14 @@ async fn deploy_script(script: &str, start: &str) -> (Result<String, RuntimeErro
     let lines = Lines::default();
     let result = runtime
         .deploy(
-            &DeployRequest {
-                deployment_id: id.clone(),
-                service_name: ServiceName::derive_from("script"),
-                artifact: Artifact(app.to_string_lossy().into_owned()),
-                plan: plan(Language::Static, None, start),
-                env: vec![],
-            },
+            &common::release(
+                &id,
+                "script",
+                common::local_build(app.clone()),
+                plan(Language::Static, None, start),
+                vec![],
+            )
+            .await,
             &lines,
             &CancellationToken::new(),
         )
@@ -155,13 +154,14 @@ async fn the_user_env_reaches_the_app_and_a_redeploy_replaces_the_old_process() 
     std::fs::write(app.join("app.py"), script).unwrap();
     let runtime = quick_runtime(&work.path().join("run"));
     let id = DeploymentId::generate();
-    let request = DeployRequest {
-        deployment_id: id.clone(),
-        service_name: ServiceName::derive_from("envy"),
-        artifact: Artifact(app.to_string_lossy().into_owned()),
-        plan: plan(Language::Static, None, "python3 app.py"),
-        env: vec![("GREETING".into(), devgem_ports::SecretValue::new("bonjour"))],
-    };
+    let request = common::release(
+        &id,
+        "envy",
+        common::local_build(app.clone()),
+        plan(Language::Static, None, "python3 app.py"),
+        vec![("GREETING".into(), devgem_ports::SecretValue::new("bonjour"))],
+    )
+    .await;
     let lines = Lines::default();
     let cancel = CancellationToken::new();
     let first = runtime.deploy(&request, &lines, &cancel).await.unwrap();
@@ -189,13 +189,14 @@ async fn cancelling_a_deploy_kills_the_app() {
     let runtime = quick_runtime(&work.path().join("run"));
     let id = DeploymentId::generate();
     let cancel = CancellationToken::new();
-    let request = DeployRequest {
-        deployment_id: id.clone(),
-        service_name: ServiceName::derive_from("slow"),
-        artifact: Artifact(app.to_string_lossy().into_owned()),
-        plan: plan(Language::Static, None, "echo $$ > pid; exec sleep 60"),
-        env: vec![],
-    };
+    let request = common::release(
+        &id,
+        "slow",
+        common::local_build(app.clone()),
+        plan(Language::Static, None, "echo $$ > pid; exec sleep 60"),
+        vec![],
+    )
+    .await;
     let lines = Lines::default();
     let canceller = cancel.clone();
     let pid_file = app.join("pid");
@@ -218,21 +219,15 @@ async fn cancelling_a_deploy_kills_the_app() {
     assert!(!process_alive(pid));
 }
 
-fn build_request(source: &Path, plan: BuildPlan) -> BuildRequest {
-    BuildRequest {
-        deployment_id: DeploymentId::generate(),
-        service_name: ServiceName::derive_from("b"),
-        source_dir: source.to_path_buf(),
-        plan,
-        dockerfile: String::new(),
-    }
+async fn build_request(source: &Path, plan: BuildPlan) -> BuildRequest {
+    common::build_request_for(&DeploymentId::generate(), "b", source, plan).await
 }
 
 #[tokio::test]
 async fn a_failing_build_command_reports_its_exit_code_output_and_hint() {
     let work = tempfile::tempdir().unwrap();
     std::fs::write(work.path().join("index.html"), "hi").unwrap();
-    let builder = NativeBuilder::new(work.path().join("builds"));
+    let builder = NativeBuilder::new(work.path().join("builds"), common::objects());
     let mut p = plan(
         Language::Static,
         Some("echo compiling; echo 'Error: pg_config executable not found.' >&2; exit 3"),
@@ -242,7 +237,7 @@ async fn a_failing_build_command_reports_its_exit_code_output_and_hint() {
     let lines = Lines::default();
     let result = builder
         .build(
-            &build_request(work.path(), p),
+            &build_request(work.path(), p).await,
             &lines,
             &CancellationToken::new(),
         )
@@ -268,6 +263,7 @@ async fn a_build_command_that_overruns_its_timeout_fails() {
     std::fs::write(work.path().join("index.html"), "hi").unwrap();
     let builder = NativeBuilder::with_config(
         work.path().join("builds"),
+        common::objects(),
         BuildConfig {
             command_timeout: Duration::from_secs(1),
             tool_path: None,
@@ -279,7 +275,8 @@ async fn a_build_command_that_overruns_its_timeout_fails() {
             &build_request(
                 work.path(),
                 plan(Language::Static, Some("sleep 30"), "true"),
-            ),
+            )
+            .await,
             &Lines::default(),
             &CancellationToken::new(),
         )
@@ -298,7 +295,7 @@ async fn cancelling_a_long_install_is_quick_and_leaves_no_process() {
     let work = tempfile::tempdir().unwrap();
     std::fs::write(work.path().join("index.html"), "hi").unwrap();
     let builds = work.path().join("builds");
-    let builder = NativeBuilder::new(&builds);
+    let builder = NativeBuilder::new(&builds, common::objects());
     let request = build_request(
         work.path(),
         plan(
@@ -306,7 +303,8 @@ async fn cancelling_a_long_install_is_quick_and_leaves_no_process() {
             Some("sleep 30 & echo $! > sleep.pid; wait"),
             "true",
         ),
-    );
+    )
+    .await;
     let pid_file = builds
         .join(request.deployment_id.as_str())
         .join("sleep.pid");
@@ -341,9 +339,9 @@ async fn a_missing_app_folder_fails_the_build() {
     std::fs::write(work.path().join("index.html"), "hi").unwrap();
     let mut p = plan(Language::Static, None, "true");
     p.app_dir = "web".into();
-    let result = NativeBuilder::new(work.path().join("builds"))
+    let result = NativeBuilder::new(work.path().join("builds"), common::objects())
         .build(
-            &build_request(work.path(), p),
+            &build_request(work.path(), p).await,
             &Lines::default(),
             &CancellationToken::new(),
         )
@@ -371,18 +369,18 @@ async fn stop_kills_an_app_that_ignores_sigterm() {
     std::fs::write(app.join("index.html"), "stubborn").unwrap();
     let runtime = quick_runtime(&work.path().join("run"));
     let id = DeploymentId::generate();
-    let request = DeployRequest {
-        deployment_id: id.clone(),
-        service_name: ServiceName::derive_from("stubborn"),
-        artifact: Artifact(app.to_string_lossy().into_owned()),
-        // An ignored signal stays ignored across exec, so Python never sees the SIGTERM.
-        plan: plan(
+    let request = common::release(
+        &id,
+        "stubborn",
+        common::local_build(app.clone()),
+        plan(
             Language::Static,
             None,
             "trap '' TERM; exec python3 -m http.server $PORT",
         ),
-        env: vec![],
-    };
+        vec![],
+    )
+    .await;
     let release = runtime
         .deploy(&request, &Lines::default(), &CancellationToken::new())
         .await
@@ -404,6 +402,7 @@ async fn a_missing_toolchain_fails_with_an_install_hint() {
     std::fs::write(src.join("package.json"), "{}").unwrap();
     let builder = NativeBuilder::with_config(
         work.path().join("builds"),
+        common::objects(),
         BuildConfig {
             tool_path: Some(work.path().join("empty-bin").into_os_string()),
             ..BuildConfig::default()
@@ -412,7 +411,7 @@ async fn a_missing_toolchain_fails_with_an_install_hint() {
     for (language, program) in [(Language::Python, "python3"), (Language::Node, "node")] {
         let result = builder
             .build(
-                &build_request(&src, plan(language, Some("true"), "true")),
+                &build_request(&src, plan(language, Some("true"), "true")).await,
                 &Lines::default(),
                 &CancellationToken::new(),
             )
@@ -436,7 +435,7 @@ async fn a_pip_install_that_finds_no_distribution_names_it_and_hints() {
     let src = work.path().join("src");
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("requirements.txt"), "flask==0.0.1\n").unwrap();
-    let builder = NativeBuilder::new(work.path().join("builds"));
+    let builder = NativeBuilder::new(work.path().join("builds"), common::objects());
     // --no-index keeps the test off the network: pip looks nowhere and finds nothing.
     let p = plan(
         Language::Python,
@@ -445,7 +444,11 @@ async fn a_pip_install_that_finds_no_distribution_names_it_and_hints() {
     );
     let lines = Lines::default();
     let result = builder
-        .build(&build_request(&src, p), &lines, &CancellationToken::new())
+        .build(
+            &build_request(&src, p).await,
+            &lines,
+            &CancellationToken::new(),
+        )
         .await;
     match result {
         Err(BuildError::Failed { reason, hint }) => {

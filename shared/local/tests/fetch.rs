@@ -54,6 +54,7 @@ fn make_repo(dir: &Path) -> String {
 fn source(location: &str) -> Source {
     Source {
         location: location.into(),
+        archive: None,
         branch: None,
         commit: None,
         subdir: None,

@@ -6,9 +6,9 @@
 mod common;
 
 use common::Lines;
-use devgem_domain::{DeploymentId, ServiceName};
+use devgem_domain::DeploymentId;
 use devgem_local::NativeBuilder;
-use devgem_ports::{BuildRequest, Builder, CancellationToken};
+use devgem_ports::{Builder, CancellationToken};
 
 const PYPROJECT: &str = r#"[tool.poetry]
 name = "pinned"
@@ -61,22 +61,19 @@ async fn a_poetry_project_installs_the_versions_its_lock_pins() {
     );
 
     let lines = Lines::default();
-    let artifact = NativeBuilder::new(work.path().join("builds"))
+    let artifact = NativeBuilder::new(work.path().join("builds"), common::objects())
         .build(
-            &BuildRequest {
-                deployment_id: DeploymentId::generate(),
-                service_name: ServiceName::derive_from("pinned"),
-                source_dir: checkout,
-                plan,
-                dockerfile: String::new(),
-            },
+            &common::build_request_for(&DeploymentId::generate(), "pinned", &checkout, plan).await,
             &lines,
             &CancellationToken::new(),
         )
         .await
         .unwrap_or_else(|e| panic!("build failed: {e:?}\n{}", lines.text()));
 
-    let python = std::path::Path::new(&artifact.0).join(".venv/bin/python");
+    let devgem_domain::Artifact::LocalBuild { dir } = &artifact else {
+        panic!("a native build makes a folder")
+    };
+    let python = dir.join(".venv/bin/python");
     let out = std::process::Command::new(python)
         .args([
             "-c",

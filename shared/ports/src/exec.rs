@@ -4,12 +4,14 @@
 //! not retried) from what may pass (`Unavailable`, retried by redelivery).
 
 use async_trait::async_trait;
-use devgem_domain::{DeploymentId, ServiceName, Source};
+use serde::{Deserialize, Serialize};
+pub use devgem_domain::Artifact;
+use devgem_domain::{DeploymentId, EnvVarName, ImageRef, ServiceName, Source};
 use devgem_plan::BuildPlan;
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-
-use crate::secrets::SecretValue;
 
 /// Where adapters send the lines of output a user should see (build output, app start-up).
 pub trait LogSink: Send + Sync {
@@ -46,20 +48,37 @@ pub trait SourceFetcher: Send + Sync {
     ) -> Result<FetchedSource, SourceError>;
 }
 
-/// What to build.
+/// Where a build's source is. The packed checkout is always in object storage; for a git
+/// source the repository and the exact commit are named too, so a remote builder (Cloud Build)
+/// may clone it itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildSource {
+    /// The object key of the `.tar.gz` of the checkout.
+    pub archive_key: String,
+    pub git: Option<GitRevision>,
+}
+
+/// A repository and the exact commit that was analysed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitRevision {
+    pub url: String,
+    pub commit: String,
+}
+
+/// What to build: the source, the plan, its rendered Dockerfile and `.dockerignore`, and the
+/// image to produce (a native builder keeps a folder instead).
 #[derive(Debug, Clone)]
 pub struct BuildRequest {
     pub deployment_id: DeploymentId,
     pub service_name: ServiceName,
-    /// The checkout, unpacked by the build stage.
-    pub source_dir: PathBuf,
+    pub source: BuildSource,
     pub plan: BuildPlan,
     pub dockerfile: String,
+    pub dockerignore: String,
+    pub image: ImageRef,
+    /// Labels for the image: the deployment, the repository and the commit.
+    pub labels: BTreeMap<String, String>,
 }
-
-/// What a build produced: an image reference or a local build folder.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Artifact(pub String);
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -81,21 +100,129 @@ pub trait Builder: Send + Sync {
     ) -> Result<Artifact, BuildError>;
 }
 
-/// What to run.
-#[derive(Debug, Clone)]
-pub struct DeployRequest {
+/// An environment variable whose value lives in the secrets port; the runtime resolves it when
+/// the app starts (Cloud Run: a Secret Manager reference), so no request carries the value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretEnv {
+    pub name: EnvVarName,
+    /// The key of the value in the secrets port.
+    pub secret: String,
+    /// `latest`, or a version number.
+    pub version: String,
+}
+
+/// CPU and memory of one instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resources {
+    /// Thousandths of a CPU (1000 = one CPU).
+    pub cpu_millis: u32,
+    pub memory_mib: u32,
+}
+
+/// How many instances may run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scaling {
+    pub min_instances: u32,
+    pub max_instances: u32,
+}
+
+/// Cloud Run's startup probe: the container port must accept a TCP connection within
+/// `timeout`, tried every `period`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TcpProbe {
+    pub port: u16,
+    pub period: Duration,
+    pub timeout: Duration,
+}
+
+/// What to run: everything Cloud Run's service template needs, and the local runtimes honour.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseSpec {
     pub deployment_id: DeploymentId,
     pub service_name: ServiceName,
     pub artifact: Artifact,
-    pub plan: BuildPlan,
-    /// The user's environment variables, values included.
-    pub env: Vec<(String, SecretValue)>,
+    /// The port the app listens on inside its container: `$PORT`, 8080 on Cloud Run.
+    pub container_port: u16,
+    /// The command and folder (inside a local build) a runtime without an image starts; an
+    /// image brings its own.
+    pub start_command: Option<String>,
+    pub working_dir: Option<String>,
+    /// Plain settings (the plan's production settings).
+    pub env: BTreeMap<String, String>,
+    /// The user's variables, as references.
+    pub secret_env: Vec<SecretEnv>,
+    pub resources: Resources,
+    pub scaling: Scaling,
+    pub startup_probe: TcpProbe,
+    pub labels: BTreeMap<String, String>,
 }
 
-/// A running release.
+impl ReleaseSpec {
+    /// The release of `artifact` for `plan`, with the user's variables `secret_env`. Cloud
+    /// Run's defaults where the plan says nothing: one CPU, 512 MiB, zero to ten instances.
+    pub fn from_plan(
+        deployment_id: DeploymentId,
+        service_name: ServiceName,
+        artifact: Artifact,
+        plan: &BuildPlan,
+        secret_env: Vec<SecretEnv>,
+        labels: BTreeMap<String, String>,
+    ) -> Self {
+        let local = matches!(artifact, Artifact::LocalBuild { .. });
+        let mut env = plan.env.clone();
+        // The runtime sets PORT itself, as Cloud Run does.
+        env.remove("PORT");
+        Self {
+            deployment_id,
+            service_name,
+            container_port: plan.deploy_port,
+            start_command: local.then(|| plan.native_start().to_string()),
+            working_dir: local.then(|| plan.app_dir.clone()),
+            artifact,
+            env,
+            secret_env,
+            resources: Resources {
+                cpu_millis: 1000,
+                memory_mib: 512,
+            },
+            scaling: Scaling {
+                min_instances: 0,
+                max_instances: 10,
+            },
+            startup_probe: TcpProbe {
+                port: plan.deploy_port,
+                period: Duration::from_secs(1),
+                timeout: Duration::from_secs(240),
+            },
+            labels,
+        }
+    }
+}
+
+/// A running release: where it answers and the revision that serves it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Release {
     pub url: String,
+    pub revision: String,
+}
+
+/// One revision of a service, newest first in listings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revision {
+    pub name: String,
+    pub deployment_id: DeploymentId,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Whether it receives the service's traffic now.
+    pub serving: bool,
+    pub url: Option<String>,
+}
+
+/// A change to a service's environment, applied as a new revision.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnvUpdate {
+    pub set: BTreeMap<String, String>,
+    pub set_secrets: Vec<SecretEnv>,
+    pub remove: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,11 +237,12 @@ pub enum RuntimeError {
 
 #[async_trait]
 pub trait Runtime: Send + Sync {
-    /// Starts the artifact, waits until it answers, and returns its URL. Deploying the same
-    /// deployment again replaces what ran before.
+    /// Starts the release as a new revision of its service, waits until it answers, and
+    /// returns its URL and revision. Deploying the same deployment again replaces what ran
+    /// before.
     async fn deploy(
         &self,
-        request: &DeployRequest,
+        spec: &ReleaseSpec,
         log: &dyn LogSink,
         cancel: &CancellationToken,
     ) -> Result<Release, RuntimeError>;
@@ -124,4 +252,26 @@ pub trait Runtime: Send + Sync {
 
     /// The app's recent output (stdout and stderr), oldest line first.
     async fn logs(&self, id: &DeploymentId) -> Result<String, RuntimeError>;
+
+    /// The service's revisions, newest first.
+    async fn revisions(&self, service: &ServiceName) -> Result<Vec<Revision>, RuntimeError>;
+
+    /// Sends all of the service's traffic to `revision` (a rollback when it is older),
+    /// starting it again if it does not run.
+    async fn route_traffic(
+        &self,
+        service: &ServiceName,
+        revision: &str,
+        log: &dyn LogSink,
+        cancel: &CancellationToken,
+    ) -> Result<Release, RuntimeError>;
+
+    /// Applies `update` to the serving revision's environment as a new revision.
+    async fn update_env(
+        &self,
+        service: &ServiceName,
+        update: &EnvUpdate,
+        log: &dyn LogSink,
+        cancel: &CancellationToken,
+    ) -> Result<Release, RuntimeError>;
 }

@@ -13,8 +13,9 @@ mod store;
 pub use bus::{BusError, Delivery, HandlerError, MessageBus, MessageHandler};
 pub use clock::{Clock, IdSource};
 pub use exec::{
-    Artifact, BuildError, BuildRequest, Builder, DeployRequest, FetchedSource, LogSink, Release,
-    Runtime, RuntimeError, SourceError, SourceFetcher,
+    Artifact, BuildError, BuildRequest, BuildSource, Builder, EnvUpdate, FetchedSource,
+    GitRevision, LogSink, Release, ReleaseSpec, Resources, Revision, Runtime, RuntimeError,
+    Scaling, SecretEnv, SourceError, SourceFetcher, TcpProbe,
 };
 pub use objects::{ObjectError, ObjectStore};
 pub use secrets::{SecretError, SecretValue, Secrets};

@@ -8,8 +8,10 @@ use crate::config::Config;
 use crate::render::Renderer;
 use crate::wiring;
 use anyhow::{Context, bail};
-use devgem_app::CreateDeployment;
-use devgem_domain::{Deployment, Status};
+use devgem_app::{CreateDeployment, LocalPaths};
+use devgem_domain::{Deployment, SourceKind, Status};
+use devgem_local::{FetchConfig, LocalSourceFetcher};
+use devgem_ports::{CancellationToken, SourceFetcher};
 use futures::StreamExt;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -66,6 +68,9 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
     let request = CreateDeployment {
         owner: devgem_fn_chat::LOCAL_OWNER.to_string(),
         source: absolute_source(&args.source),
+        upload: None,
+        // This machine's own folders are the user's to deploy.
+        local_paths: LocalPaths::Allowed,
         branch: args.branch.clone(),
         subdir: args.subdir.clone(),
         service_name: args.name.clone(),
@@ -130,16 +135,40 @@ async fn deploy_remote(
     renderer: &mut Renderer,
 ) -> anyhow::Result<Deployment> {
     let client = Client::new(server, token)?;
+    let folder = local_folder(&request.source);
+    let source = match &folder {
+        // The server's disk is not this machine's: the folder goes up as an archive.
+        Some(path) => path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        None => request.source.clone(),
+    };
     let body = serde_json::json!({
-        "source": request.source,
+        "source": source,
         "branch": request.branch,
         "subdir": request.subdir,
         "service_name": request.service_name,
         "env": request.env,
     });
-    let created: Deployment = client
-        .call(reqwest::Method::POST, "/api/deployments", Some(body))
-        .await?;
+    let created: Deployment = match folder {
+        Some(path) => {
+            let archive = pack_folder(&path).await?;
+            if !renderer.is_json() {
+                eprintln!(
+                    "Uploading {} ({} KiB packed)",
+                    path.display(),
+                    archive.len().div_ceil(1024)
+                );
+            }
+            client.upload("/api/deployments", body, archive).await?
+        }
+        None => {
+            client
+                .call(reqwest::Method::POST, "/api/deployments", Some(body))
+                .await?
+        }
+    };
     client
         .follow(created.id.as_str(), |event| renderer.show(event))
         .await?;
@@ -150,6 +179,44 @@ async fn deploy_remote(
             None,
         )
         .await
+}
+
+/// The folder on this machine that `source` names, if it names one.
+fn local_folder(source: &str) -> Option<std::path::PathBuf> {
+    let probe = devgem_domain::Source {
+        location: source.to_string(),
+        archive: None,
+        branch: None,
+        commit: None,
+        subdir: None,
+    };
+    let path = std::path::Path::new(source);
+    (probe.kind() == SourceKind::LocalPath && path.is_dir()).then(|| path.to_path_buf())
+}
+
+/// Packs the folder as a clone of it would hold it: without `.git`, ignored files or links
+/// leading out of it.
+async fn pack_folder(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let copy = tempfile::tempdir()?;
+    let fetcher = LocalSourceFetcher::new(FetchConfig::default());
+    let source = devgem_domain::Source {
+        location: path.display().to_string(),
+        archive: None,
+        branch: None,
+        commit: None,
+        subdir: None,
+    };
+    struct Quiet;
+    impl devgem_ports::LogSink for Quiet {
+        fn line(&self, _: &str) {}
+    }
+    fetcher
+        .fetch(&source, copy.path(), &Quiet, &CancellationToken::new())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let dir = copy.path().to_path_buf();
+    let packed = tokio::task::spawn_blocking(move || devgem_archive::pack(&dir)).await??;
+    Ok(packed)
 }
 
 /// Prints the outcome; its last line names the deployment, its status and its URL.

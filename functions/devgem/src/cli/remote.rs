@@ -44,6 +44,32 @@ impl Client {
         if let Some(body) = body {
             req = req.json(&body);
         }
+        self.send(req).await
+    }
+
+    /// Posts `fields` (JSON) and a source archive as `multipart/form-data`.
+    pub async fn upload<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        fields: serde_json::Value,
+        archive: Vec<u8>,
+    ) -> anyhow::Result<T> {
+        let form = reqwest::multipart::Form::new()
+            .part(
+                "deployment",
+                reqwest::multipart::Part::text(fields.to_string()).mime_str("application/json")?,
+            )
+            .part(
+                "source",
+                reqwest::multipart::Part::bytes(archive)
+                    .file_name("source.tar.gz")
+                    .mime_str("application/gzip")?,
+            );
+        let req = self.request(reqwest::Method::POST, path).multipart(form);
+        self.send(req).await
+    }
+
+    async fn send<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> anyhow::Result<T> {
         let res = req
             .send()
             .await

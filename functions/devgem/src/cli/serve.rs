@@ -7,6 +7,7 @@ use crate::config::FunctionTarget;
 use crate::push::PushRoutes;
 use crate::wiring;
 use anyhow::Context;
+use devgem_app::LocalPaths;
 use devgem_domain::Stage;
 use devgem_gcp::DEAD_LETTER_TOPIC;
 use devgem_http::{Request, Response, error, json};
@@ -97,7 +98,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let api = target.serves_api().then(|| {
         devgem_fn_chat::Api::new(
             services,
-            config.api_token.as_ref().map(|t| t.expose().to_string()),
+            devgem_fn_chat::ApiOptions {
+                token: config.api_token.as_ref().map(|t| t.expose().to_string()),
+                local_paths: if config.allow_local_sources {
+                    LocalPaths::Allowed
+                } else {
+                    LocalPaths::Refused
+                },
+                max_upload_bytes: config.max_upload_bytes,
+            },
         )
     });
     let app = Arc::new(App {

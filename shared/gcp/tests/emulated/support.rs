@@ -104,6 +104,7 @@ pub fn deployment(owner: &str) -> Deployment {
             owner: owner.to_string(),
             source: Source {
                 location: "https://github.com/acme/shop".into(),
+                archive: None,
                 branch: Some("main".into()),
                 commit: None,
                 subdir: None,

@@ -3,12 +3,17 @@
 
 #![allow(dead_code)]
 
+use devgem_domain::{Artifact, DeploymentId, EnvVarName, ImageRef, ServiceName};
+use devgem_embedded::{FileSecrets, FolderObjectStore};
 use devgem_plan::{BuildPlan, Language, Template};
-use devgem_ports::LogSink;
+use devgem_ports::{
+    BuildRequest, BuildSource, LogSink, ObjectStore, ReleaseSpec, SecretEnv, SecretValue, Secrets,
+};
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Keeps every line, and echoes it for `cargo test -- --nocapture`.
@@ -85,4 +90,92 @@ pub fn process_alive(pid: i32) -> bool {
         .ok()
         .and_then(|s| s.rsplit(") ").next().map(|r| !r.starts_with('Z')))
         .unwrap_or(false)
+}
+
+/// The object store and secrets every test of a process shares: sources are packed into the
+/// one, the user's variables kept in the other, as the stages do.
+struct Stores {
+    _dir: tempfile::TempDir,
+    objects: Arc<FolderObjectStore>,
+    secrets: Arc<FileSecrets>,
+}
+
+fn stores() -> &'static Stores {
+    static STORES: OnceLock<Stores> = OnceLock::new();
+    STORES.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        Stores {
+            objects: Arc::new(FolderObjectStore::new(dir.path().join("objects"))),
+            secrets: Arc::new(FileSecrets::new(dir.path().join("secrets.json"))),
+            _dir: dir,
+        }
+    })
+}
+
+pub fn objects() -> Arc<dyn ObjectStore> {
+    stores().objects.clone()
+}
+
+pub fn secrets() -> Arc<dyn Secrets> {
+    stores().secrets.clone()
+}
+
+/// A build request for the folder `source`, packed into the shared object store.
+pub async fn build_request_for(
+    id: &DeploymentId,
+    service: &str,
+    source: &Path,
+    plan: BuildPlan,
+) -> BuildRequest {
+    let key = format!("deployments/{id}/source.tar.gz");
+    let packed = devgem_archive::pack(source).unwrap();
+    stores().objects.put(&key, packed.into()).await.unwrap();
+    let service_name = ServiceName::derive_from(service);
+    BuildRequest {
+        deployment_id: id.clone(),
+        image: ImageRef::for_deployment("devgem.local/test", &service_name, id).unwrap(),
+        service_name,
+        source: BuildSource {
+            archive_key: key,
+            git: None,
+        },
+        plan,
+        dockerfile: String::new(),
+        dockerignore: String::new(),
+        labels: BTreeMap::new(),
+    }
+}
+
+/// The release of `artifact`; `env`'s values go to the shared secrets and the spec names
+/// them by reference, as the deploy stage does.
+pub async fn release(
+    id: &DeploymentId,
+    service: &str,
+    artifact: Artifact,
+    plan: BuildPlan,
+    env: Vec<(String, SecretValue)>,
+) -> ReleaseSpec {
+    let mut secret_env = Vec::new();
+    for (name, value) in env {
+        let key = format!("deployments/{id}/env/{name}");
+        stores().secrets.put(&key, &value).await.unwrap();
+        secret_env.push(SecretEnv {
+            name: EnvVarName::parse(&name).unwrap(),
+            secret: key,
+            version: "latest".into(),
+        });
+    }
+    ReleaseSpec::from_plan(
+        id.clone(),
+        ServiceName::derive_from(service),
+        artifact,
+        &plan,
+        secret_env,
+        BTreeMap::new(),
+    )
+}
+
+/// A local build artifact in `dir`.
+pub fn local_build(dir: impl Into<PathBuf>) -> Artifact {
+    Artifact::LocalBuild { dir: dir.into() }
 }
