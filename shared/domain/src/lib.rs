@@ -11,7 +11,9 @@ mod progress;
 mod status;
 
 pub use deployment::{Claim, Deployment, Failure, NewDeployment, Source};
-pub use status::{Status, TransitionError};
 pub use id::{DeploymentId, EnvVarName, InvalidName, ServiceName};
 pub use message::{Stage, StageMessage};
-pub use progress::{EventKind, NewEvent, ProgressEvent, Step, virtual_fraction};
+pub use progress::{
+    EventKind, NewEvent, ProgressEvent, Step, VirtualProgress, ticking_percent, virtual_fraction,
+};
+pub use status::{Status, TransitionError};
