@@ -175,8 +175,8 @@ pub fn outcome(output: &Output) -> Outcome {
     }
 }
 
-/// Reads a deployment's SSE stream from `after`, returning (seq, event JSON) pairs. Stops after
-/// `max` events, or when the stream ends.
+/// Reads a deployment's SSE stream from `after`, returning the stored events (those with an
+/// `id:`) as JSON. Stops after `max` events, or when the stream ends.
 pub fn read_events(base: &str, id: &str, after: u64, max: usize) -> Vec<serde_json::Value> {
     let res = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(300))
@@ -193,12 +193,18 @@ pub fn read_events(base: &str, id: &str, after: u64, max: usize) -> Vec<serde_js
     );
     let mut events = Vec::new();
     let mut data = String::new();
+    let mut stored = false;
     for line in BufReader::new(res).lines() {
         let Ok(line) = line else { break };
         if let Some(d) = line.strip_prefix("data: ") {
             data.push_str(d);
+        } else if line.starts_with("id: ") {
+            stored = true;
         } else if line.is_empty() && !data.is_empty() {
-            events.push(serde_json::from_str(&data).expect("event JSON"));
+            // A frame without an id is progress computed while a step ticks, not a stored event.
+            if std::mem::take(&mut stored) {
+                events.push(serde_json::from_str(&data).expect("event JSON"));
+            }
             data.clear();
             if events.len() >= max {
                 break;

@@ -101,11 +101,9 @@ impl Analyze {
 
     /// An uploaded source: its archive, checked again as it is unpacked.
     async fn unpack_upload(&self, key: &str, dest: &Path) -> Result<FetchedSource, StageError> {
-        let bytes = self
-            .objects
-            .get(key)
-            .await?
-            .ok_or_else(|| StageError::Transient(format!("the uploaded source {key} is missing")))?;
+        let bytes = self.objects.get(key).await?.ok_or_else(|| {
+            StageError::Transient(format!("the uploaded source {key} is missing"))
+        })?;
         let dest = dest.to_path_buf();
         tokio::task::spawn_blocking(move || {
             devgem_archive::unpack(&bytes, &dest, &devgem_archive::Limits::default())

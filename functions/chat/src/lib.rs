@@ -8,11 +8,12 @@
 // response itself, so its size is not worth boxing.
 #![allow(clippy::result_large_err)]
 
+mod progress_stream;
+
 use devgem_app::{AppError, CreateDeployment, LocalPaths, Services, keys};
 use devgem_domain::DeploymentId;
-use devgem_http::{Request, Response, SseEvent, error, json, read_json};
+use devgem_http::{Request, Response, error, json, read_json};
 use devgem_ports::ListFilter;
-use futures::StreamExt;
 use http::{Method, StatusCode};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -119,7 +120,11 @@ async fn read_upload(
         let part = match parts.next_field().await {
             Ok(Some(part)) => part,
             Ok(None) => break,
-            Err(e) => return Err(bad_upload(format!("the upload is not valid multipart: {e}"))),
+            Err(e) => {
+                return Err(bad_upload(format!(
+                    "the upload is not valid multipart: {e}"
+                )));
+            }
         };
         let name = part.name().map(str::to_string);
         let bytes = part
@@ -325,17 +330,12 @@ impl Api {
             (&Method::GET, ["deployments", id, "events"]) => {
                 let after = last_event_id(&req)?;
                 let d = self.owned(id, owner).await?;
-                let stream = devgem_app::follow(&services.core, &d.id, after)
+                // From the first event, so a resumed stream knows whether a bar is moving.
+                let stream = devgem_app::follow(&services.core, &d.id, 0)
                     .await
                     .map_err(app_error)?;
-                let events = stream
-                    .take_while(|item| futures::future::ready(item.is_ok()))
-                    .filter_map(|item| futures::future::ready(item.ok()))
-                    .map(|event| SseEvent {
-                        id: Some(event.seq.to_string()),
-                        event: Some("progress".to_string()),
-                        data: serde_json::to_string(&event).unwrap_or_default(),
-                    });
+                let clock = services.core.clock.clone();
+                let events = progress_stream::progress_events(stream, after, move || clock.now());
                 Ok(devgem_http::sse(events, Duration::from_secs(15)))
             }
             _ => Err(error(

@@ -5,8 +5,8 @@ use crate::keys;
 use crate::lifecycle::{finish_aborted, modify, stored_events};
 use crate::services::{Core, Services};
 use devgem_domain::{
-    Deployment, DeploymentId, EnvVarName, NewDeployment, NewEvent, ServiceName, Source,
-    SourceKind, StageMessage, Status,
+    Deployment, DeploymentId, EnvVarName, NewDeployment, NewEvent, ServiceName, Source, SourceKind,
+    StageMessage, Status,
 };
 use devgem_ports::{ListFilter, SecretError, SecretValue, Secrets, StoreError};
 use std::collections::BTreeMap;

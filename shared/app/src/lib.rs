@@ -13,8 +13,8 @@ mod services;
 mod stage;
 
 pub use commands::{
-    AppError, CreateDeployment, LocalPaths, check_upload, abort_deployment, create_deployment, follow, resume_unfinished,
-    stop_deployment, user_env,
+    AppError, CreateDeployment, LocalPaths, abort_deployment, check_upload, create_deployment,
+    follow, resume_unfinished, stop_deployment, user_env,
 };
 pub use reporter::{Reporter, TickerGuard};
 pub use services::{Core, InstanceId, Services};

@@ -1,16 +1,30 @@
 //! Reports a stage's progress as numbered events in the store: step boundaries, reasoning,
 //! warnings, output lines and a progress bar that never goes backward.
+//!
+//! Every stored event is a write (a Firestore document in production), so the reporter stores
+//! few: output lines go in batches, and a step of unknown length stores one event saying its
+//! bar moves on its own; readers compute the moves ([`devgem_domain::VirtualProgress`]).
 
-use devgem_domain::{DeploymentId, EventKind, NewEvent, Step, virtual_fraction};
+use devgem_domain::{DeploymentId, EventKind, NewEvent, Step};
 use devgem_ports::{LogSink, StateStore, StoreError};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
-/// Output lines streamed as events per step; the rest is only in the stored log.
-const MAX_LOG_EVENTS_PER_STEP: usize = 400;
+/// Output lines streamed per stage run (the build and deploy stages have one step each); the
+/// rest is only in the stored log. Lines are stored in batches, so this bounds what a reader
+/// scrolls through and what the events weigh, not the number of writes.
+const MAX_STREAMED_LINES: usize = 2_000;
+/// How long an output line waits for others to share its stored event: at most a few output
+/// events per second, however chatty the build.
+const LINES_BATCH_FOR: Duration = Duration::from_millis(400);
+/// A batch is stored early when it reaches this many bytes (a Firestore document holds 1 MiB).
+const MAX_BATCH_BYTES: usize = 64 << 10;
+/// A step that ends sooner than this never stores that its bar moves on its own.
+const TICKING_AFTER: Duration = Duration::from_secs(1);
 /// Bytes of output kept for the stored log.
 const MAX_LOG_BYTES: usize = 4 << 20;
 
@@ -57,7 +71,99 @@ struct Inner {
 
 enum Queued {
     Event(NewEvent),
+    /// A line of output; consecutive lines of one step are stored as one event.
+    Line {
+        step: Step,
+        line: String,
+        percent: u8,
+    },
     Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Output lines waiting to be stored as one `Log` event, one line of its message each.
+struct Batch {
+    step: Step,
+    message: String,
+    percent: u8,
+    due: Instant,
+}
+
+impl Batch {
+    fn into_event(self) -> NewEvent {
+        NewEvent::new(EventKind::Log, Some(self.step), self.message, self.percent)
+    }
+}
+
+/// Stores what the reporter queued, in order: a pending batch of output lines is stored
+/// before anything that follows it, when it is due, or when it is full.
+async fn write_queued(
+    store: Arc<dyn StateStore>,
+    id: DeploymentId,
+    mut rx: mpsc::UnboundedReceiver<Queued>,
+) {
+    let mut batch: Option<Batch> = None;
+    loop {
+        let item = match &batch {
+            Some(pending) => tokio::select! {
+                item = rx.recv() => item,
+                () = tokio::time::sleep_until(pending.due) => {
+                    if let Some(done) = batch.take() {
+                        append_with_retry(store.as_ref(), &id, done.into_event()).await;
+                    }
+                    continue;
+                }
+            },
+            None => rx.recv().await,
+        };
+        match item {
+            Some(Queued::Line {
+                step,
+                line,
+                percent,
+            }) => {
+                if let Some(pending) = batch.as_mut().filter(|b| b.step == step) {
+                    pending.message.push('\n');
+                    pending.message.push_str(&line);
+                    pending.percent = percent;
+                } else {
+                    if let Some(done) = batch.take() {
+                        append_with_retry(store.as_ref(), &id, done.into_event()).await;
+                    }
+                    batch = Some(Batch {
+                        step,
+                        message: line,
+                        percent,
+                        due: Instant::now() + LINES_BATCH_FOR,
+                    });
+                }
+                if batch
+                    .as_ref()
+                    .is_some_and(|b| b.message.len() >= MAX_BATCH_BYTES)
+                    && let Some(done) = batch.take()
+                {
+                    append_with_retry(store.as_ref(), &id, done.into_event()).await;
+                }
+            }
+            Some(Queued::Event(event)) => {
+                if let Some(done) = batch.take() {
+                    append_with_retry(store.as_ref(), &id, done.into_event()).await;
+                }
+                append_with_retry(store.as_ref(), &id, event).await;
+            }
+            Some(Queued::Flush(flushed)) => {
+                if let Some(done) = batch.take() {
+                    append_with_retry(store.as_ref(), &id, done.into_event()).await;
+                }
+                let _ = flushed.send(());
+            }
+            None => {
+                if let Some(done) = batch.take() {
+                    append_with_retry(store.as_ref(), &id, done.into_event()).await;
+                }
+                return;
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -70,21 +176,8 @@ struct LogBuffer {
 impl Reporter {
     /// A reporter for `id` whose bar starts at `percent`.
     pub fn new(store: Arc<dyn StateStore>, id: DeploymentId, percent: u8) -> Self {
-        let (queue, mut rx) = mpsc::unbounded_channel::<Queued>();
-        let writer_store = store.clone();
-        let writer_id = id.clone();
-        tokio::spawn(async move {
-            while let Some(item) = rx.recv().await {
-                match item {
-                    Queued::Event(event) => {
-                        append_with_retry(writer_store.as_ref(), &writer_id, event).await;
-                    }
-                    Queued::Flush(done) => {
-                        let _ = done.send(());
-                    }
-                }
-            }
-        });
+        let (queue, rx) = mpsc::unbounded_channel::<Queued>();
+        tokio::spawn(write_queued(store.clone(), id.clone(), rx));
         Self {
             inner: Arc::new(Inner {
                 store,
@@ -179,27 +272,16 @@ impl Reporter {
         }
     }
 
-    /// Keeps the bar moving during a step of unknown length until the guard is dropped.
+    /// Keeps the bar moving during a step of unknown length (typically `expected` long) until
+    /// the guard is dropped. One event is stored, once the step has lasted a moment: it tells
+    /// readers the bar moves on its own from then on, and they compute the moves.
     pub fn ticker(&self, step: Step, expected: Duration) -> TickerGuard {
         let reporter = self.clone();
-        let started = Instant::now();
+        let expected_secs = u32::try_from(expected.as_secs()).unwrap_or(u32::MAX);
         let handle = tokio::spawn(async move {
-            let mut shown = reporter.percent();
-            loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                let fraction =
-                    virtual_fraction(started.elapsed().as_secs_f64(), expected.as_secs_f64());
-                let percent = step.percent_at(fraction);
-                if percent > shown {
-                    shown = percent;
-                    reporter.emit(
-                        EventKind::Progress,
-                        Some(step),
-                        step.title().to_string(),
-                        percent,
-                    );
-                }
-            }
+            tokio::time::sleep(TICKING_AFTER).await;
+            let percent = reporter.raise(step.start_percent());
+            reporter.emit_raw(NewEvent::ticking(step, percent, expected_secs));
         });
         TickerGuard(handle)
     }
@@ -236,7 +318,7 @@ impl Inner {
             log.text.push_str(line);
             log.text.push('\n');
         }
-        if log.streamed < MAX_LOG_EVENTS_PER_STEP {
+        if log.streamed < MAX_STREAMED_LINES {
             log.streamed += 1;
             true
         } else {
@@ -264,12 +346,11 @@ impl LogSink for StepLog {
         } else {
             line.to_string()
         };
-        self.reporter.emit(
-            EventKind::Log,
-            Some(self.step),
-            message,
-            self.reporter.percent(),
-        );
+        let _ = inner.queue.send(Queued::Line {
+            step: self.step,
+            line: message,
+            percent: self.reporter.percent(),
+        });
     }
 }
 
@@ -279,5 +360,145 @@ pub struct TickerGuard(tokio::task::JoinHandle<()>);
 impl Drop for TickerGuard {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use devgem_domain::ProgressEvent;
+    use devgem_embedded::SqliteStore;
+
+    struct World {
+        _dir: tempfile::TempDir,
+        store: Arc<SqliteStore>,
+        reporter: Reporter,
+    }
+
+    fn world() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("db")).unwrap());
+        let reporter = Reporter::new(store.clone(), DeploymentId::generate(), 0);
+        World {
+            _dir: dir,
+            store,
+            reporter,
+        }
+    }
+
+    impl World {
+        async fn stored(&self) -> Vec<ProgressEvent> {
+            self.reporter.flush().await;
+            self.store
+                .events(self.reporter.deployment_id(), 0)
+                .await
+                .unwrap()
+        }
+    }
+
+    fn output(events: &[ProgressEvent]) -> Vec<String> {
+        events
+            .iter()
+            .filter(|e| e.kind == EventKind::Log)
+            .flat_map(|e| e.lines().map(str::to_string).collect::<Vec<_>>())
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_five_minute_step_stores_one_progress_event() {
+        let w = world();
+        let step = Step::ContainerBuild;
+        w.reporter.step_started(step, "Building");
+        let ticker = w.reporter.ticker(step, Duration::from_secs(40));
+        tokio::time::sleep(Duration::from_secs(300)).await;
+        drop(ticker);
+        w.reporter.step_completed(step, "Built");
+        let events = w.stored().await;
+        let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                EventKind::StepStarted,
+                EventKind::Progress,
+                EventKind::StepCompleted
+            ]
+        );
+        assert_eq!(events[1].expected_secs, Some(40));
+        assert_eq!(events[1].percent, step.start_percent());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_step_that_ends_at_once_stores_no_progress_event() {
+        let w = world();
+        let step = Step::Deploy;
+        w.reporter.step_started(step, "Starting");
+        let ticker = w.reporter.ticker(step, Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        drop(ticker);
+        w.reporter.step_completed(step, "Started");
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let events = w.stored().await;
+        assert!(
+            events.iter().all(|e| e.kind != EventKind::Progress),
+            "{events:#?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_thousand_lines_in_two_seconds_are_stored_in_a_few_events_in_order() {
+        let w = world();
+        let step = Step::ContainerBuild;
+        let sink = w.reporter.log_sink(step);
+        let sent: Vec<String> = (0..1000).map(|i| format!("npm line {i}")).collect();
+        for chunk in sent.chunks(10) {
+            for line in chunk {
+                sink.line(line);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let events = w.stored().await;
+        assert!(events.len() <= 10, "{} events stored", events.len());
+        assert_eq!(output(&events), sent);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_step_completed_after_output_lines_is_stored_after_them() {
+        let w = world();
+        let step = Step::Deploy;
+        let sink = w.reporter.log_sink(step);
+        sink.line("listening on 8080");
+        sink.line("ready");
+        w.reporter.step_completed(step, "Answering");
+        let events = w.stored().await;
+        assert_eq!(events.len(), 2, "{events:#?}");
+        assert_eq!(events[0].kind, EventKind::Log);
+        assert_eq!(events[0].message, "listening on 8080\nready");
+        assert_eq!(events[1].kind, EventKind::StepCompleted);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn flush_stores_the_pending_lines_without_waiting_for_the_batch() {
+        let w = world();
+        let started = Instant::now();
+        w.reporter.log_sink(Step::ContainerBuild).line("compiling");
+        let events = w.stored().await;
+        assert_eq!(output(&events), ["compiling"]);
+        assert!(started.elapsed() < LINES_BATCH_FOR);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn output_past_the_streamed_limit_is_only_in_the_stored_log() {
+        let w = world();
+        let sink = w.reporter.log_sink(Step::ContainerBuild);
+        for i in 0..MAX_STREAMED_LINES + 500 {
+            sink.line(&format!("line {i}"));
+        }
+        let streamed = output(&w.stored().await);
+        assert_eq!(streamed.len(), MAX_STREAMED_LINES + 1);
+        assert_eq!(
+            streamed.last().unwrap(),
+            "(more output in the deployment's logs)"
+        );
+        assert!(w.reporter.log_text().contains("line 2499"));
     }
 }

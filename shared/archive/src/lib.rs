@@ -200,7 +200,10 @@ mod tests {
             let bytes = raw_archive(&[(path, tar::EntryType::Regular, b"x", None)]);
             let dest = tempfile::tempdir().unwrap();
             let err = unpack(&bytes, dest.path(), &Limits::default()).unwrap_err();
-            assert!(matches!(&err, ArchiveError::Escapes(p) if p == path), "{err}");
+            assert!(
+                matches!(&err, ArchiveError::Escapes(p) if p == path),
+                "{err}"
+            );
             assert!(err.is_the_archives_fault());
         }
     }

@@ -16,5 +16,7 @@ pub use deployment::{
 };
 pub use id::{DeploymentId, EnvVarName, ImageRef, InvalidName, ServiceName};
 pub use message::{Stage, StageMessage};
-pub use progress::{EventKind, NewEvent, ProgressEvent, Step, virtual_fraction};
+pub use progress::{
+    EventKind, NewEvent, ProgressEvent, Step, VirtualProgress, ticking_percent, virtual_fraction,
+};
 pub use status::{Status, TransitionError};

@@ -4,10 +4,10 @@
 //! not retried) from what may pass (`Unavailable`, retried by redelivery).
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 pub use devgem_domain::Artifact;
 use devgem_domain::{DeploymentId, EnvVarName, ImageRef, ServiceName, Source};
 use devgem_plan::BuildPlan;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;

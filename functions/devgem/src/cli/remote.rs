@@ -136,6 +136,8 @@ impl Client {
                     }
                     let event: ProgressEvent = serde_json::from_str(&data)
                         .context("the progress stream sent an event that is not valid")?;
+                    // Seen already, or progress the server computed while a step ticks (it
+                    // repeats the last stored seq): the renderer computes that itself.
                     if event.seq <= last {
                         continue;
                     }
