@@ -349,3 +349,59 @@ fn dockerfile_write_creates_the_dockerfile_and_dockerignore() {
         );
     }
 }
+
+#[test]
+fn serve_refuses_to_expose_itself_without_authentication() {
+    let home = Home::new();
+    let out = home
+        .devgem()
+        .args(["serve"])
+        .env("DEVGEM_LISTEN", "0.0.0.0")
+        .env("PORT", "0")
+        .env_remove("DEVGEM_API_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("DEVGEM_LISTEN") && err.contains("DEVGEM_API_TOKEN"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_adapter_that_is_not_built_is_refused_at_start() {
+    let home = Home::new();
+    let out = home
+        .devgem()
+        .args(["serve"])
+        .env("DEVGEM_RUNTIME", "cloudrun")
+        .env("PORT", "0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("DEVGEM_RUNTIME") && err.contains("cloudrun"),
+        "{err}"
+    );
+}
+
+#[test]
+fn print_config_shows_the_chosen_adapters_and_masks_secrets() {
+    let home = Home::new();
+    let out = home
+        .devgem()
+        .args(["serve", "--print-config"])
+        .env_remove("PORT")
+        .env("DEVGEM_API_TOKEN", "tok-5ecret")
+        .env("GITHUB_TOKEN", "ghp_5ecret")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("store         sqlite"), "{text}");
+    assert!(text.contains("listen        127.0.0.1:8080"), "{text}");
+    assert!(text.contains("api_token     ***"), "{text}");
+    assert!(!text.contains("5ecret"), "{text}");
+}

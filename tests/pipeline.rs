@@ -210,7 +210,8 @@ fn api_errors_have_one_shape_and_the_right_status() {
 #[test]
 fn the_cli_can_deploy_through_a_running_server() {
     let home = Home::new();
-    let server = home.serve(&[]);
+    // The server refuses paths on its disk: the CLI uploads the folder instead.
+    let server = home.serve(&[("DEVGEM_ALLOW_LOCAL_SOURCES", "0")]);
     // A second, empty home shows the CLI keeps nothing locally in this mode.
     let client_home = Home::new();
     let output = client_home
@@ -277,4 +278,89 @@ fn an_api_token_is_required_when_configured() {
     assert_eq!(right.status().as_u16(), 200);
     // Health stays open for load balancers.
     assert_eq!(get(&format!("{}/health", server.url)).unwrap().0, 200);
+}
+
+#[test]
+fn a_path_on_the_servers_disk_is_refused_over_http_with_a_hint() {
+    let home = Home::new();
+    let server = home.serve(&[("DEVGEM_ALLOW_LOCAL_SOURCES", "0")]);
+    let url = format!("{}/api/deployments", server.url);
+    for source in [
+        fixture("static-site").display().to_string(),
+        "file:///etc".to_string(),
+    ] {
+        let res = http()
+            .post(&url)
+            .json(&json!({ "source": source }))
+            .send()
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 400, "{source}");
+        let body: Value = res.json().unwrap();
+        assert_eq!(body["error"]["code"], "bad_request");
+        let hint = body["error"]["hint"].as_str().unwrap();
+        assert!(hint.contains("devgem deploy PATH --server URL"), "{hint}");
+    }
+    let list: Value = http().get(&url).send().unwrap().json().unwrap();
+    assert_eq!(list["deployments"].as_array().unwrap().len(), 0, "{list}");
+}
+
+/// A gzipped tar with one entry whose name is written raw, so `..` gets through.
+fn archive_with_entry(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    let mut header = tar::Header::new_gnu();
+    header.set_size(data.len() as u64);
+    header.set_mode(0o644);
+    header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    header.set_cksum();
+    builder.append(&header, data).unwrap();
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+fn upload(url: &str, archive: Vec<u8>) -> reqwest::blocking::Response {
+    let form = reqwest::blocking::multipart::Form::new()
+        .text("deployment", json!({ "source": "site" }).to_string())
+        .part(
+            "source",
+            reqwest::blocking::multipart::Part::bytes(archive).file_name("source.tar.gz"),
+        );
+    http().post(url).multipart(form).send().unwrap()
+}
+
+#[test]
+fn an_uploaded_archive_deploys_and_one_that_escapes_its_folder_is_refused() {
+    let home = Home::new();
+    let server = home.serve(&[("DEVGEM_ALLOW_LOCAL_SOURCES", "0")]);
+    let url = format!("{}/api/deployments", server.url);
+
+    let evil = archive_with_entry("../../outside.txt", b"pwned");
+    let res = upload(&url, evil);
+    assert_eq!(res.status().as_u16(), 400);
+    let body: Value = res.json().unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("../../outside.txt"), "{message}");
+    assert!(!home.path().join("outside.txt").exists());
+    let garbage = upload(&url, b"not a tarball".to_vec());
+    assert_eq!(garbage.status().as_u16(), 400);
+    let list: Value = http().get(&url).send().unwrap().json().unwrap();
+    assert_eq!(list["deployments"].as_array().unwrap().len(), 0, "{list}");
+
+    let site = archive_with_entry("index.html", b"<h1>Uploaded site</h1>");
+    let res = upload(&url, site);
+    assert_eq!(res.status().as_u16(), 202);
+    let d: Value = res.json().unwrap();
+    let id = d["id"].as_str().unwrap();
+    let live = wait_status(
+        &server.url,
+        id,
+        &["live", "failed"],
+        Duration::from_secs(120),
+    );
+    assert_eq!(live["status"], "live", "{live}");
+    let (status, body) = get(live["url"].as_str().unwrap()).expect("the app answers");
+    assert_eq!(status, 200);
+    assert!(body.contains("Uploaded site"), "{body}");
+    let _ = http().post(format!("{url}/{id}/stop")).send().unwrap();
 }

@@ -37,6 +37,8 @@ impl Home {
         cmd.env("DEVGEM_HOME", self.path())
             .env_remove("DEVGEM_SERVER")
             .env_remove("FUNCTION_TARGET")
+            .env_remove("DEVGEM_LISTEN")
+            .env_remove("K_SERVICE")
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null());
         cmd
@@ -46,11 +48,13 @@ impl Home {
         self.devgem().args(args).output().expect("run devgem")
     }
 
-    /// Starts `devgem serve` on a free port.
+    /// Starts `devgem serve` on a free port. The tests deploy fixture folders by path, so
+    /// the server allows paths on its disk unless `env` says `DEVGEM_ALLOW_LOCAL_SOURCES=0`.
     pub fn serve(&self, env: &[(&str, &str)]) -> Server {
         let mut cmd = self.devgem();
         cmd.arg("serve")
             .env("PORT", "0")
+            .env("DEVGEM_ALLOW_LOCAL_SOURCES", "1")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         for (k, v) in env {

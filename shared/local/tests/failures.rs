@@ -4,7 +4,7 @@
 mod common;
 
 use common::{Lines, plan, process_alive, wait_until};
-use devgem_domain::DeploymentId;
+use devgem_domain::{DeploymentId, ServiceName};
 use devgem_local::{BuildConfig, NativeBuilder, ProcessRuntime, RunConfig};
 use devgem_plan::{BuildPlan, Language};
 use devgem_ports::{BuildError, BuildRequest, Builder, CancellationToken, Runtime, RuntimeError};
@@ -467,4 +467,90 @@ async fn a_pip_install_that_finds_no_distribution_names_it_and_hints() {
             .text()
             .contains("$ python3 -m venv --without-pip .venv")
     );
+}
+
+/// An app that answers with its greeting and the revision it is.
+const ECHO_APP: &str = "import http.server, os\nclass H(http.server.BaseHTTPRequestHandler):\n    def do_GET(self):\n        body = ('greeting=' + os.environ.get('GREETING', '') + ' revision=' + os.environ.get('K_REVISION', '')).encode()\n        self.send_response(200)\n        self.end_headers()\n        self.wfile.write(body)\nhttp.server.HTTPServer(('0.0.0.0', int(os.environ['PORT'])), H).serve_forever()\n";
+
+#[tokio::test]
+async fn revisions_are_listed_rolled_back_to_and_given_new_env() {
+    let work = tempfile::tempdir().unwrap();
+    let app = work.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("app.py"), ECHO_APP).unwrap();
+    let runtime = quick_runtime(&work.path().join("run"));
+    let service = ServiceName::derive_from("rolling");
+    let (lines, cancel) = (Lines::default(), CancellationToken::new());
+    let mut releases = Vec::new();
+    for greeting in ["one", "two"] {
+        let id = DeploymentId::generate();
+        let spec = common::release(
+            &id,
+            "rolling",
+            common::local_build(app.clone()),
+            plan(Language::Static, None, "python3 app.py"),
+            vec![("GREETING".into(), devgem_ports::SecretValue::new(greeting))],
+        )
+        .await;
+        releases.push(runtime.deploy(&spec, &lines, &cancel).await.unwrap());
+    }
+    let (first, second) = (&releases[0], &releases[1]);
+    assert!(common::get(&first.url).unwrap().1.contains("greeting=one"));
+    let body = common::get(&second.url).unwrap().1;
+    assert!(
+        body.contains(&format!("greeting=two revision={}", second.revision)),
+        "{body}"
+    );
+
+    let revisions = runtime.revisions(&service).await.unwrap();
+    let names: Vec<&str> = revisions.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, [second.revision.as_str(), first.revision.as_str()]);
+    assert!(revisions.iter().all(|r| r.serving));
+
+    // Roll back: the first revision takes all traffic, the second stops.
+    let back = runtime
+        .route_traffic(&service, &first.revision, &lines, &cancel)
+        .await
+        .unwrap();
+    assert_eq!(back.revision, first.revision);
+    wait_until("the second revision stops", Duration::from_secs(5), || {
+        common::refuses(&second.url)
+    })
+    .await;
+    let serving: Vec<String> = runtime
+        .revisions(&service)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.serving)
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(serving, [first.revision.clone()]);
+
+    // A plain value replaces the secret one, as a new revision.
+    let update = devgem_ports::EnvUpdate {
+        set: [("GREETING".to_string(), "three".to_string())].into(),
+        ..Default::default()
+    };
+    let changed = runtime
+        .update_env(&service, &update, &lines, &cancel)
+        .await
+        .unwrap();
+    assert_eq!(changed.revision, format!("{}-r2", first.revision));
+    let body = common::get(&changed.url).unwrap().1;
+    assert!(
+        body.contains(&format!("greeting=three revision={}", changed.revision)),
+        "{body}"
+    );
+
+    let unknown = runtime
+        .route_traffic(&service, "rolling-nope", &lines, &cancel)
+        .await
+        .unwrap_err();
+    let (reason, hint) = failure(Err(unknown));
+    assert!(reason.contains("no revision \"rolling-nope\""), "{reason}");
+    assert!(hint.contains(&changed.revision), "{hint}");
+    for r in runtime.revisions(&service).await.unwrap() {
+        runtime.stop(&r.deployment_id).await.unwrap();
+    }
 }
