@@ -170,6 +170,13 @@ impl EventHub {
             .collect()
     }
 
+    /// Marks `id` as needing a read again (the feed's read failed).
+    pub fn mark_needs_read(&self, id: &DeploymentId) {
+        if let Some(channel) = self.lock().get_mut(id) {
+            channel.needs_read = true;
+        }
+    }
+
     /// The feed of `watch` could not start or stopped for good: its subscribers read what the
     /// store has and then end with an error, and the next subscriber starts a new watch.
     pub fn fail(&self, id: &DeploymentId, watch: WatchId) {

@@ -197,10 +197,17 @@ async fn poll_changes(store: SqliteStore) {
                         to_read.entry(id).or_insert(cursor);
                     }
                 }
+                let mut failed = None;
                 for (id, cursor) in to_read {
-                    side.catch_up(conn, &id, cursor)?;
+                    if failed.is_some() {
+                        side.hub.mark_needs_read(&id);
+                    } else if let Err(e) = side.catch_up(conn, &id, cursor) {
+                        // Read these again next time instead of forgetting them.
+                        side.hub.mark_needs_read(&id);
+                        failed = Some(e);
+                    }
                 }
-                Ok(version)
+                failed.map_or(Ok(version), Err)
             })
             .await;
         match checked {
