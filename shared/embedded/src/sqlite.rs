@@ -1,24 +1,59 @@
 //! The state store in one SQLite file. Deployments are JSON documents with a version column
 //! for compare-and-set; events are rows numbered per deployment. WAL mode and a busy timeout
 //! let several DevGem processes (a `devgem serve` and a `devgem status`, say) share the file.
+//!
+//! Change streams go through an [`EventHub`]: an event appended here is published to its
+//! subscribers as it commits (no read), and one poller per store, running only while some
+//! deployment is watched, sees other processes' writes: every [`POLL_INTERVAL`] it asks SQLite
+//! whether anyone else committed (`PRAGMA data_version`, no table read), and only then asks,
+//! in one query, which watched deployments have new events, and reads those.
 
+use crate::fanout::{ChangeFeed, EventHub, Published, WatchId};
 use async_trait::async_trait;
 use devgem_domain::{Deployment, DeploymentId, NewEvent, ProgressEvent};
 use devgem_ports::{EventStream, ListFilter, StateStore, StoreError};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 
-/// How often a subscriber looks for events written by other processes; writes in this process
-/// wake subscribers at once.
-const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// How often the poller looks for events written by other processes; writes in this process
+/// reach subscribers at once.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// Events read per query.
+const PAGE: usize = 1000;
 
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
-    written: Arc<Notify>,
+    hub: Arc<EventHub>,
+    poller: Arc<Poller>,
+    counts: Arc<Counters>,
+}
+
+/// The store's one poller: at most one task per store, woken early by new watches and gaps.
+#[derive(Default)]
+struct Poller {
+    running: AtomicBool,
+    wake: Notify,
+}
+
+#[derive(Default)]
+struct Counters {
+    event_reads: AtomicU64,
+    change_checks: AtomicU64,
+}
+
+/// Queries this store has run, for tests and benchmarks that check what streams cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueryCounts {
+    /// Queries that read the events table (backfill, catch-up, "which have new events").
+    pub event_reads: u64,
+    /// `PRAGMA data_version` checks for other processes' writes.
+    pub change_checks: u64,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -28,6 +63,11 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with_hub(path, EventHub::default())
+    }
+
+    /// Opens the database with a hub of its own (another channel capacity, say).
+    pub fn open_with_hub(path: &Path, hub: EventHub) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(unavailable)?;
         }
@@ -57,25 +97,171 @@ impl SqliteStore {
         .map_err(unavailable)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
-            written: Arc::new(Notify::new()),
+            hub: Arc::new(hub),
+            poller: Arc::default(),
+            counts: Arc::default(),
         })
+    }
+
+    /// The queries run so far.
+    pub fn query_counts(&self) -> QueryCounts {
+        QueryCounts {
+            event_reads: self.counts.event_reads.load(Ordering::Relaxed),
+            change_checks: self.counts.change_checks.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The fan-out of this store's change streams.
+    pub fn hub(&self) -> &EventHub {
+        &self.hub
     }
 
     /// Runs `f` on the connection off the async threads.
     async fn with_conn<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&mut Connection, &StoreSide) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let conn = self.conn.clone();
+        let side = StoreSide {
+            hub: self.hub.clone(),
+            counts: self.counts.clone(),
+        };
         tokio::task::spawn_blocking(move || {
             let mut conn = conn
                 .lock()
                 .map_err(|_| unavailable("store lock poisoned"))?;
-            f(&mut conn)
+            f(&mut conn, &side)
         })
         .await
         .map_err(unavailable)?
     }
+
+    /// Starts the poller unless it runs.
+    fn ensure_poller(&self) {
+        if !self.poller.running.swap(true, Ordering::AcqRel) {
+            tokio::spawn(poll_changes(self.clone()));
+        }
+    }
+}
+
+/// What a closure on the connection may use besides it.
+struct StoreSide {
+    hub: Arc<EventHub>,
+    counts: Arc<Counters>,
+}
+
+impl StoreSide {
+    fn counted_read(&self) {
+        self.counts.event_reads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Reads `id`'s events after `cursor` and publishes them, page by page. Runs under the
+    /// connection lock, like a local append's publish, so the two cannot interleave.
+    fn catch_up(
+        &self,
+        conn: &Connection,
+        id: &DeploymentId,
+        mut cursor: u64,
+    ) -> Result<(), StoreError> {
+        loop {
+            let events = read_events(conn, self, id, cursor)?;
+            let full = events.len() == PAGE;
+            for event in events {
+                cursor = event.seq;
+                self.hub.publish(id, event);
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// The poller: see the module doc. Stops when no deployment is watched.
+async fn poll_changes(store: SqliteStore) {
+    let mut seen_version: Option<i64> = None;
+    loop {
+        let checked = store
+            .with_conn(move |conn, side| {
+                side.counts.change_checks.fetch_add(1, Ordering::Relaxed);
+                // Changes when another connection commits; this connection's own commits
+                // are published as they happen.
+                let version: i64 = conn
+                    .query_row("PRAGMA data_version", [], |row| row.get(0))
+                    .map_err(unavailable)?;
+                let others_wrote = seen_version.is_some_and(|seen| seen != version);
+                let mut to_read: HashMap<DeploymentId, u64> =
+                    side.hub.take_needs_read().into_iter().collect();
+                if others_wrote {
+                    for (id, cursor) in with_new_events(conn, side, &side.hub.watched())? {
+                        to_read.entry(id).or_insert(cursor);
+                    }
+                }
+                let mut failed = None;
+                for (id, cursor) in to_read {
+                    if failed.is_some() {
+                        side.hub.mark_needs_read(&id);
+                    } else if let Err(e) = side.catch_up(conn, &id, cursor) {
+                        // Read these again next time instead of forgetting them.
+                        side.hub.mark_needs_read(&id);
+                        failed = Some(e);
+                    }
+                }
+                failed.map_or(Ok(version), Err)
+            })
+            .await;
+        match checked {
+            Ok(version) => seen_version = Some(version),
+            Err(e) => tracing::warn!(error = %e, "reading new events failed; retrying"),
+        }
+        if store.hub.watched().is_empty() {
+            store.poller.running.store(false, Ordering::Release);
+            // A watch that came in meanwhile either saw `running` false and started a poller,
+            // or we keep going.
+            if store.hub.watched().is_empty() || store.poller.running.swap(true, Ordering::AcqRel) {
+                return;
+            }
+        }
+        tokio::select! {
+            () = store.poller.wake.notified() => {}
+            () = tokio::time::sleep(POLL_INTERVAL) => {}
+        }
+    }
+}
+
+/// Of the `watched` deployments and their cursors, those with events past the cursor: one
+/// query, one index lookup per deployment.
+fn with_new_events(
+    conn: &Connection,
+    side: &StoreSide,
+    watched: &[(DeploymentId, u64)],
+) -> Result<Vec<(DeploymentId, u64)>, StoreError> {
+    if watched.is_empty() {
+        return Ok(vec![]);
+    }
+    let list: Vec<(&str, u64)> = watched.iter().map(|(id, c)| (id.as_str(), *c)).collect();
+    let list = to_json(&list)?;
+    side.counted_read();
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT w.value ->> 0, w.value ->> 1 FROM json_each(?1) AS w
+             WHERE (SELECT MAX(seq) FROM events WHERE deployment_id = w.value ->> 0)
+                   > w.value ->> 1",
+        )
+        .map_err(unavailable)?;
+    let rows = stmt
+        .query_map(params![list], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })
+        .map_err(unavailable)?;
+    let mut found = Vec::new();
+    for row in rows {
+        let (id, cursor) = row.map_err(unavailable)?;
+        let id =
+            DeploymentId::parse(&id).map_err(|e| unavailable(format!("corrupt id {id}: {e}")))?;
+        found.push((id, cursor as u64));
+    }
+    Ok(found)
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
@@ -88,16 +274,18 @@ fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError
 
 fn read_events(
     conn: &Connection,
+    side: &StoreSide,
     id: &DeploymentId,
     after: u64,
 ) -> Result<Vec<ProgressEvent>, StoreError> {
+    side.counted_read();
     let mut stmt = conn
         .prepare_cached(
-            "SELECT doc FROM events WHERE deployment_id = ?1 AND seq > ?2 ORDER BY seq LIMIT 1000",
+            "SELECT doc FROM events WHERE deployment_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
         )
         .map_err(unavailable)?;
     let rows = stmt
-        .query_map(params![id.as_str(), after as i64], |row| {
+        .query_map(params![id.as_str(), after as i64, PAGE as i64], |row| {
             row.get::<_, String>(0)
         })
         .map_err(unavailable)?;
@@ -110,7 +298,7 @@ impl StateStore for SqliteStore {
     async fn create(&self, deployment: &Deployment) -> Result<(), StoreError> {
         let d = deployment.clone();
         let doc = to_json(&d)?;
-        self.with_conn(move |conn| {
+        self.with_conn(move |conn, _| {
             let inserted = conn
                 .execute(
                     "INSERT OR IGNORE INTO deployments (id, owner, created_at, version, doc)
@@ -134,7 +322,7 @@ impl StateStore for SqliteStore {
 
     async fn get(&self, id: &DeploymentId) -> Result<Option<Deployment>, StoreError> {
         let id = id.clone();
-        self.with_conn(move |conn| {
+        self.with_conn(move |conn, _| {
             let doc: Option<String> = conn
                 .query_row(
                     "SELECT doc FROM deployments WHERE id = ?1",
@@ -151,7 +339,7 @@ impl StateStore for SqliteStore {
     async fn list(&self, filter: &ListFilter) -> Result<Vec<Deployment>, StoreError> {
         let owner = filter.owner.clone();
         let limit = if filter.limit == 0 { 100 } else { filter.limit } as i64;
-        self.with_conn(move |conn| {
+        self.with_conn(move |conn, _| {
             let mut stmt = conn
                 .prepare_cached(
                     "SELECT doc FROM deployments WHERE (?1 IS NULL OR owner = ?1)
@@ -174,7 +362,7 @@ impl StateStore for SqliteStore {
         let expected = next.version as i64;
         let id = next.id.clone();
         let result = self
-            .with_conn(move |conn| {
+            .with_conn(move |conn, _| {
                 let changed = conn
                     .execute(
                         "UPDATE deployments SET doc = ?1, version = version + 1
@@ -202,7 +390,6 @@ impl StateStore for SqliteStore {
             })
             .await;
         result?;
-        self.written.notify_waiters();
         Ok(stored)
     }
 
@@ -213,7 +400,7 @@ impl StateStore for SqliteStore {
     ) -> Result<ProgressEvent, StoreError> {
         let id = id.clone();
         let numbered = self
-            .with_conn(move |conn| {
+            .with_conn(move |conn, side| {
                 // IMMEDIATE takes the write lock first, so two processes cannot pick one seq.
                 let tx = conn
                     .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -232,10 +419,20 @@ impl StateStore for SqliteStore {
                 )
                 .map_err(unavailable)?;
                 tx.commit().map_err(unavailable)?;
-                Ok(numbered)
+                // Published under the connection lock: this process's events reach the hub
+                // in seq order, with no read.
+                if side.hub.publish(&id, numbered.clone()) == Published::Gap {
+                    // Another process wrote the seqs in between; the poller reads them.
+                    Ok((numbered, true))
+                } else {
+                    Ok((numbered, false))
+                }
             })
             .await?;
-        self.written.notify_waiters();
+        let (numbered, gap) = numbered;
+        if gap {
+            self.poller.wake.notify_one();
+        }
         Ok(numbered)
     }
 
@@ -245,55 +442,50 @@ impl StateStore for SqliteStore {
         after: u64,
     ) -> Result<Vec<ProgressEvent>, StoreError> {
         let id = id.clone();
-        self.with_conn(move |conn| read_events(conn, &id, after))
+        self.with_conn(move |conn, side| read_events(conn, side, &id, after))
             .await
     }
 
     async fn subscribe(&self, id: &DeploymentId, after: u64) -> Result<EventStream, StoreError> {
-        struct State {
-            store: SqliteStore,
-            id: DeploymentId,
-            last: u64,
-            pending: std::collections::VecDeque<ProgressEvent>,
-            finished: bool,
-        }
-        let state = State {
-            store: self.clone(),
-            id: id.clone(),
-            last: after,
-            pending: Default::default(),
-            finished: false,
-        };
-        let stream = futures::stream::unfold(state, |mut st| async move {
-            loop {
-                if let Some(event) = st.pending.pop_front() {
-                    st.last = event.seq;
-                    if event.is_final() {
-                        st.finished = true;
-                        st.pending.clear();
-                    }
-                    return Some((Ok(event), st));
-                }
-                if st.finished {
-                    return None;
-                }
-                // Register for wake-ups before reading, so a write between the read and the
-                // wait is not missed.
-                let written = st.store.written.clone();
-                let notified = written.notified();
-                match st.store.events(&st.id, st.last).await {
-                    Ok(events) if !events.is_empty() => st.pending.extend(events),
-                    Ok(_) => {
-                        let _ = tokio::time::timeout(POLL_INTERVAL, notified).await;
-                    }
-                    Err(e) => {
-                        st.finished = true;
-                        return Some((Err(e), st));
-                    }
-                }
-            }
-        });
-        Ok(Box::pin(stream))
+        self.hub.clone().subscribe(self, id, after).await
+    }
+}
+
+#[async_trait]
+impl ChangeFeed for SqliteStore {
+    async fn read_after(
+        &self,
+        id: &DeploymentId,
+        after: u64,
+    ) -> Result<Vec<ProgressEvent>, StoreError> {
+        self.events(id, after).await
+    }
+
+    async fn last_event(&self, id: &DeploymentId) -> Result<Option<ProgressEvent>, StoreError> {
+        let id = id.clone();
+        self.with_conn(move |conn, side| {
+            side.counted_read();
+            let doc: Option<String> = conn
+                .query_row(
+                    "SELECT doc FROM events WHERE deployment_id = ?1 ORDER BY seq DESC LIMIT 1",
+                    params![id.as_str()],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            doc.map(|d| from_json(&d)).transpose()
+        })
+        .await
+    }
+
+    fn watch(&self, _id: &DeploymentId, _watch: WatchId, _cursor: u64) {
+        // The hub marked the new channel as needing a read; the poller does it.
+        self.poller.wake.notify_one();
+        self.ensure_poller();
+    }
+
+    fn unwatch(&self, _id: &DeploymentId, _watch: WatchId) {
+        // The poller stops by itself once nothing is watched.
     }
 }
 

@@ -12,11 +12,16 @@
 //! only ever created once all lower ones exist: numbering is gapless, unique across
 //! processes, and events become visible in seq order. There is no counter document, so no
 //! single document takes a write per event beyond the event itself.
+//!
+//! **Change streams.** One Listen per watched deployment per instance, opened with its first
+//! subscriber and closed with its last, feeds an [`EventHub`] that fans the events out to every
+//! subscriber; events appended by this instance are published to it directly as well.
 
 use crate::config::GcpConfig;
 use async_trait::async_trait;
 use chrono::Utc;
 use devgem_domain::{Deployment, DeploymentId, NewEvent, ProgressEvent};
+use devgem_embedded::fanout::{ChangeFeed, EventHub, WatchId};
 use devgem_ports::{EventStream, ListFilter, StateStore, StoreError};
 use firestore::errors::FirestoreError;
 use firestore::{
@@ -24,13 +29,12 @@ use firestore::{
     FirestoreListenerTarget, FirestoreMemListenStateStorage, FirestoreTimestamp,
     FirestoreWritePrecondition,
 };
-use futures::StreamExt;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::oneshot;
 
 const DEPLOYMENTS: &str = "deployments";
 const EVENTS: &str = "events";
@@ -75,7 +79,15 @@ pub struct FirestoreStore {
     /// Per deployment, the last event whose append failed without telling whether it was
     /// stored (a timeout): a retry of that very event at that seq is recognised, not doubled.
     uncertain: Arc<Mutex<HashMap<DeploymentId, ProgressEvent>>>,
+    /// This instance's fan-out of change streams.
+    hub: Arc<EventHub>,
+    /// The open Listens, one per watched deployment; dropping the sender closes it.
+    listens: Arc<Mutex<Listens>>,
 }
+
+type Listener = FirestoreListener<FirestoreDb, FirestoreMemListenStateStorage>;
+/// Per watched deployment: its watch, and the sender whose drop closes its Listen.
+type Listens = HashMap<DeploymentId, (WatchId, oneshot::Sender<()>)>;
 
 impl std::fmt::Debug for FirestoreStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -116,7 +128,61 @@ impl FirestoreStore {
             db,
             last_seq: Arc::default(),
             uncertain: Arc::default(),
+            hub: Arc::default(),
+            listens: Arc::default(),
         }
+    }
+
+    /// The fan-out of this instance's change streams.
+    pub fn hub(&self) -> &EventHub {
+        &self.hub
+    }
+
+    /// Opens a Listen on `id`'s events after `cursor` that publishes them into the hub.
+    async fn listen(&self, id: &DeploymentId, cursor: u64) -> Result<Listener, StoreError> {
+        let mut listener = self
+            .db
+            .create_listener(FirestoreMemListenStateStorage::new())
+            .await
+            .map_err(unavailable)?;
+        let parent = self.events_parent(id)?;
+        let after_i = i64::try_from(cursor).unwrap_or(i64::MAX);
+        self.db
+            .fluent()
+            .select()
+            .from(EVENTS)
+            .parent(parent)
+            .filter(move |q| q.field("seq").greater_than(after_i))
+            .listen()
+            .add_target(FirestoreListenerTarget::new(1), &mut listener)
+            .map_err(unavailable)?;
+        let hub = self.hub.clone();
+        let id = id.clone();
+        listener
+            .start(move |event| {
+                let hub = hub.clone();
+                let id = id.clone();
+                async move {
+                    // Changes come with repeats (a target reset resends every match) and
+                    // possibly out of order; the hub keeps each event once, in seq order.
+                    if let FirestoreListenEvent::DocumentChange(change) = &event
+                        && let Some(doc) = &change.document
+                    {
+                        match FirestoreDb::deserialize_doc_to::<ProgressEvent>(doc) {
+                            Ok(event) => {
+                                hub.publish(&id, event);
+                            }
+                            Err(e) => {
+                                tracing::warn!(doc = %doc.name, error = %e, "unreadable event")
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+            })
+            .await
+            .map_err(unavailable)?;
+        Ok(listener)
     }
 
     async fn read(&self, id: &DeploymentId) -> Result<Option<DeploymentDoc>, StoreError> {
@@ -139,6 +205,11 @@ impl FirestoreStore {
 
     /// The highest stored seq of a deployment's events (0 when there are none).
     async fn max_seq(&self, id: &DeploymentId) -> Result<u64, StoreError> {
+        Ok(self.last_stored(id).await?.map_or(0, |e| e.seq))
+    }
+
+    /// The deployment's highest-numbered stored event.
+    async fn last_stored(&self, id: &DeploymentId) -> Result<Option<ProgressEvent>, StoreError> {
         let parent = self.events_parent(id)?;
         let last: Vec<ProgressEvent> = self
             .db
@@ -152,7 +223,7 @@ impl FirestoreStore {
             .query()
             .await
             .map_err(unavailable)?;
-        Ok(last.first().map_or(0, |e| e.seq))
+        Ok(last.into_iter().next())
     }
 
     /// The stored event numbered `seq`, if any.
@@ -171,22 +242,6 @@ impl FirestoreStore {
             .one(seq_doc_id(seq))
             .await
             .map_err(unavailable)
-    }
-
-    /// Whether the event numbered `seq` exists and is the deployment's final one.
-    async fn is_final_seq(&self, id: &DeploymentId, seq: u64) -> Result<bool, StoreError> {
-        let parent = self.events_parent(id)?;
-        let event: Option<ProgressEvent> = self
-            .db
-            .fluent()
-            .select()
-            .by_id_in(EVENTS)
-            .parent(parent)
-            .obj()
-            .one(seq_doc_id(seq))
-            .await
-            .map_err(unavailable)?;
-        Ok(event.is_some_and(|e| e.is_final()))
     }
 
     fn remember_seq(&self, id: &DeploymentId, seq: u64) {
@@ -374,6 +429,8 @@ impl StateStore for FirestoreStore {
                 Ok(_) => {
                     self.remember_seq(id, seq);
                     self.was_uncertain(id, &numbered);
+                    // This instance's subscribers get it now, not after a Listen round trip.
+                    self.hub.publish(id, numbered.clone());
                     return Ok(numbered);
                 }
                 Err(FirestoreError::DataConflictError(_)) => {
@@ -384,6 +441,7 @@ impl StateStore for FirestoreStore {
                         && same_event(&stored, &numbered)
                     {
                         self.remember_seq(id, seq);
+                        self.hub.publish(id, stored.clone());
                         return Ok(stored);
                     }
                     // Taken: all seqs up to the stored maximum exist, so the next free one
@@ -434,117 +492,52 @@ impl StateStore for FirestoreStore {
     }
 
     async fn subscribe(&self, id: &DeploymentId, after: u64) -> Result<EventStream, StoreError> {
-        let (tx, rx) = mpsc::unbounded_channel::<Result<ProgressEvent, StoreError>>();
-
-        // Listen first, then read what is stored: an event written in between arrives through
-        // both, and the ordering below drops the second copy.
-        let mut listener = self
-            .db
-            .create_listener(FirestoreMemListenStateStorage::new())
-            .await
-            .map_err(unavailable)?;
-        let parent = self.events_parent(id)?;
-        let after_i = i64::try_from(after).unwrap_or(i64::MAX);
-        self.db
-            .fluent()
-            .select()
-            .from(EVENTS)
-            .parent(parent)
-            .filter(move |q| q.field("seq").greater_than(after_i))
-            .listen()
-            .add_target(FirestoreListenerTarget::new(1), &mut listener)
-            .map_err(unavailable)?;
-        let listen_tx = tx.clone();
-        listener
-            .start(move |event| {
-                let tx = listen_tx.clone();
-                async move {
-                    if let FirestoreListenEvent::DocumentChange(change) = &event
-                        && let Some(doc) = &change.document
-                    {
-                        let parsed =
-                            FirestoreDb::deserialize_doc_to::<ProgressEvent>(doc).map_err(|e| {
-                                StoreError::Unavailable(format!(
-                                    "unreadable event {}: {e}",
-                                    doc.name
-                                ))
-                            });
-                        // The subscriber may be gone; the listener is shut down with the stream.
-                        let _ = tx.send(parsed);
-                    }
-                    Ok(())
-                }
-            })
-            .await
-            .map_err(unavailable)?;
-
-        let stored = self.events(id, after).await?;
-        if stored.is_empty() && after > 0 && self.is_final_seq(id, after).await? {
-            // A client resuming right after the final event: nothing will ever follow.
-            let _ = listener.shutdown().await;
-            return Ok(futures::stream::empty().boxed());
-        }
-        for event in stored {
-            let _ = tx.send(Ok(event));
-        }
-        drop(tx);
-
-        Ok(ordered_events(rx, after, listener).boxed())
+        self.hub.clone().subscribe(self, id, after).await
     }
 }
 
-/// Turns the raw feed (stored events and Listen changes, with duplicates and, after a
-/// listener reset, repeats) into each event once in seq order, ending after the final one.
-/// The listener lives as long as the stream and is shut down with it.
-fn ordered_events(
-    rx: mpsc::UnboundedReceiver<Result<ProgressEvent, StoreError>>,
-    after: u64,
-    listener: FirestoreListener<FirestoreDb, FirestoreMemListenStateStorage>,
-) -> impl futures::Stream<Item = Result<ProgressEvent, StoreError>> + Send + 'static {
-    struct State {
-        rx: mpsc::UnboundedReceiver<Result<ProgressEvent, StoreError>>,
-        next: u64,
-        pending: BTreeMap<u64, ProgressEvent>,
-        done: bool,
-        listener: Option<FirestoreListener<FirestoreDb, FirestoreMemListenStateStorage>>,
+#[async_trait]
+impl ChangeFeed for FirestoreStore {
+    async fn read_after(
+        &self,
+        id: &DeploymentId,
+        after: u64,
+    ) -> Result<Vec<ProgressEvent>, StoreError> {
+        self.events(id, after).await
     }
-    let state = State {
-        rx,
-        next: after + 1,
-        pending: BTreeMap::new(),
-        done: false,
-        listener: Some(listener),
-    };
-    futures::stream::unfold(state, |mut st| async move {
-        loop {
-            if st.done {
-                if let Some(mut l) = st.listener.take() {
-                    let _ = l.shutdown().await;
+
+    async fn last_event(&self, id: &DeploymentId) -> Result<Option<ProgressEvent>, StoreError> {
+        self.last_stored(id).await
+    }
+
+    fn watch(&self, id: &DeploymentId, watch: WatchId, cursor: u64) {
+        let (stop, stopped) = oneshot::channel();
+        self.listens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), (watch, stop));
+        let store = self.clone();
+        let id = id.clone();
+        tokio::spawn(async move {
+            match store.listen(&id, cursor).await {
+                Ok(mut listener) => {
+                    // Until `unwatch` drops the sender (or the store goes away).
+                    let _ = stopped.await;
+                    let _ = listener.shutdown().await;
                 }
-                return None;
-            }
-            if let Some(event) = st.pending.remove(&st.next) {
-                st.next += 1;
-                st.done = event.is_final();
-                return Some((Ok(event), st));
-            }
-            match st.rx.recv().await {
-                Some(Ok(event)) => {
-                    if event.seq >= st.next {
-                        st.pending.insert(event.seq, event);
-                    }
-                }
-                Some(Err(e)) => return Some((Err(e), st)),
-                None => {
-                    // The listener stopped for good (it reconnects by itself on transient
-                    // errors, so this is a shutdown): say so instead of ending quietly.
-                    st.done = true;
-                    return Some((
-                        Err(StoreError::Unavailable("Firestore listener stopped".into())),
-                        st,
-                    ));
+                Err(e) => {
+                    tracing::warn!(deployment = %id, error = %e, "cannot listen to events");
+                    store.unwatch(&id, watch);
+                    store.hub.fail(&id, watch);
                 }
             }
+        });
+    }
+
+    fn unwatch(&self, id: &DeploymentId, watch: WatchId) {
+        let mut listens = self.listens.lock().unwrap_or_else(|p| p.into_inner());
+        if listens.get(id).is_some_and(|(w, _)| *w == watch) {
+            listens.remove(id);
         }
-    })
+    }
 }

@@ -42,7 +42,7 @@
 //!   `CloudPubSubDeadLetterSourceSubscriptionProject` and
 //!   `CloudPubSubDeadLetterSourceTopicPublishTime` (see [`PushEnvelope::dead_letter_info`]).
 //! * Firestore Listen on a query resets its target after every change and resends every
-//!   matching document; [`FirestoreStore::subscribe`] drops the repeats by seq.
+//!   matching document; the store's event hub drops the repeats by seq.
 
 mod bootstrap;
 mod config;

@@ -344,3 +344,54 @@ async fn an_unreachable_firestore_is_unavailable() {
         "{result:?}"
     );
 }
+
+#[tokio::test]
+async fn many_subscribers_share_one_listen_and_each_get_every_event_once() {
+    let Some(emu) = require_emulators!() else {
+        return;
+    };
+    let reader = store(&emu.config()).await;
+    // Another instance writes, so the events reach the reader only through its Listen.
+    let writer = store(&emu.config()).await;
+    let d = deployment("fan-out");
+    writer.create(&d).await.unwrap();
+    writer.append_event(&d.id, log(1)).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let stream = reader.subscribe(&d.id, 0).await.unwrap();
+        tasks.push(tokio::spawn(async move {
+            stream.map(|e| e.unwrap().seq).collect::<Vec<_>>().await
+        }));
+    }
+    let stats = reader.hub().stats();
+    assert_eq!(
+        (stats.watched, stats.subscribers),
+        (1, 50),
+        "one watched deployment"
+    );
+    for i in 2..=10 {
+        writer.append_event(&d.id, log(i)).await.unwrap();
+    }
+    // A late subscriber with an old `after` joins mid-stream.
+    let late = reader.subscribe(&d.id, 4).await.unwrap();
+    writer
+        .append_event(&d.id, NewEvent::status(Status::Live, "live", 100))
+        .await
+        .unwrap();
+    let all = async {
+        let mut got = Vec::new();
+        for task in tasks {
+            got.push(task.await.unwrap());
+        }
+        let late: Vec<u64> = late.map(|e| e.unwrap().seq).collect().await;
+        (got, late)
+    };
+    let (got, late) = tokio::time::timeout(Duration::from_secs(60), all)
+        .await
+        .expect("streams finished");
+    for seqs in got {
+        assert_eq!(seqs, (1..=11).collect::<Vec<_>>());
+    }
+    assert_eq!(late, (5..=11).collect::<Vec<_>>());
+    assert_eq!(reader.hub().stats().watched, 0, "the Listen closed");
+}
