@@ -525,7 +525,7 @@ async fn revisions_are_listed_rolled_back_to_and_given_new_env() {
         .filter(|r| r.serving)
         .map(|r| r.name)
         .collect();
-    assert_eq!(serving, [first.revision.clone()]);
+    assert_eq!(serving, std::slice::from_ref(&first.revision));
 
     // A plain value replaces the secret one, as a new revision.
     let update = devgem_ports::EnvUpdate {
