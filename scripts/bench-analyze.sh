@@ -3,8 +3,8 @@
 # on the same fixture apps in the same run, plus a generated 100,000-file monorepo.
 #
 # usage: scripts/bench-analyze.sh [DEVGEM_BIN] [NIXPACKS_BIN]
-#   DEVGEM_BIN   default target/release/devgem, as shipped: build it with `cargo build-devgem`
-#                (static, non-PIE; a plain `cargo build --release` is ~1 ms slower per run); a binary named `analyze` (the analyzer's
+#   DEVGEM_BIN   default target/release/devgem, as shipped: build it with
+#                `cargo build --release -p devgem`; a binary named `analyze` (the analyzer's
 #                example, `cargo build --release -p devgem-analyzer --example analyze`) is
 #                called as `analyze PATH` instead of `devgem analyze PATH --json`.
 #   NIXPACKS_BIN default: `nixpacks` on PATH, else /work/tools/bin/nixpacks; skipped if absent.

@@ -1,5 +1,5 @@
-//! Helpers for the distributed-mode black-box tests: the real gcloud emulators (started once
-//! per test binary by `scripts/emulators.sh`, stopped when the binary exits), and a "cluster"
+//! Helpers for the distributed-mode black-box tests: the real gcloud emulators (devgem-testing
+//! starts them once per test binary and stops them when the binary exits), and a "cluster"
 //! of four `devgem serve` processes (chat, analyze, build-trigger, deploy), each on its own
 //! port, wired together by `devgem bootstrap` under a topic prefix unique to the test.
 
@@ -8,158 +8,18 @@
 use crate::support::{Home, Server, http, read_events, wait_for};
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-/// The emulator settings, as `NAME=value` pairs for the child processes.
-pub struct Emulators {
-    pub vars: HashMap<String, String>,
-    /// The state directory of `scripts/emulators.sh` (pid files), when this binary started
-    /// the emulators; `None` when they came from the environment.
-    pub dir: Option<PathBuf>,
-}
+pub use devgem_testing::{Emulators, emulators, exclusive_emulators, shared_emulators};
 
-const NEEDED: [&str; 3] = [
-    "PUBSUB_EMULATOR_HOST",
-    "FIRESTORE_EMULATOR_HOST",
-    "STORAGE_EMULATOR_HOST",
-];
-
-fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/emulators.sh")
-}
-
-fn start() -> Option<Emulators> {
-    let mut vars: HashMap<String, String> = HashMap::new();
-    if NEEDED.iter().all(|v| std::env::var(v).is_ok()) {
-        for v in NEEDED {
-            vars.insert(v.into(), std::env::var(v).unwrap_or_default());
-        }
-        vars.insert(
-            "GOOGLE_CLOUD_PROJECT".into(),
-            std::env::var("GOOGLE_CLOUD_PROJECT").unwrap_or_else(|_| "devgem-local".into()),
-        );
-        vars.insert(
-            "DEVGEM_BUCKET".into(),
-            std::env::var("DEVGEM_BUCKET").unwrap_or_else(|_| "devgem-artifacts".into()),
-        );
-        let dir = std::env::var("DEVGEM_EMULATOR_DIR").ok().map(PathBuf::from);
-        return Some(Emulators { vars, dir });
-    }
-    let gcloud = Command::new("sh")
-        .args(["-c", "command -v gcloud"])
-        .output();
-    if !gcloud.is_ok_and(|o| o.status.success()) {
-        eprintln!(
-            "\n\n==========\nSKIPPED: gcloud missing — install the Google Cloud CLI with the Pub/Sub and Firestore emulators to run the distributed tests\n==========\n"
-        );
-        return None;
-    }
-    let dir = std::env::temp_dir().join(format!("devgem-dist-tests-{}", std::process::id()));
-    let started = std::time::Instant::now();
-    let out = Command::new("bash")
-        .arg(script())
-        .args([
-            "start",
-            "--owner-pid",
-            &std::process::id().to_string(),
-            "--cleanup",
-        ])
-        .env("DEVGEM_EMULATOR_DIR", &dir)
-        .output()
-        .expect("run scripts/emulators.sh");
-    assert!(
-        out.status.success(),
-        "scripts/emulators.sh start failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        if let Some((k, v)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
-            vars.insert(k.to_string(), v.to_string());
-        }
-    }
-    eprintln!("emulators started in {:?}: {vars:?}", started.elapsed());
-    Some(Emulators {
-        vars,
-        dir: Some(dir),
-    })
-}
-
-/// The emulators, started once per test binary; `None` (after a loud message) without gcloud.
-pub fn emulators() -> Option<&'static Emulators> {
-    static EMULATORS: OnceLock<Option<Emulators>> = OnceLock::new();
-    EMULATORS.get_or_init(start).as_ref()
-}
-
-/// Tests that make an emulator unreachable hold this exclusively; every other test holds it
-/// shared, so an outage never hits a test that did not ask for it.
-static GATE: RwLock<()> = RwLock::new(());
-
-pub fn shared_emulators() -> RwLockReadGuard<'static, ()> {
-    GATE.read().unwrap_or_else(|e| e.into_inner())
-}
-
-pub fn exclusive_emulators() -> RwLockWriteGuard<'static, ()> {
-    GATE.write().unwrap_or_else(|e| e.into_inner())
-}
-
-impl Emulators {
-    pub fn var(&self, name: &str) -> &str {
-        self.vars
-            .get(name)
-            .map(String::as_str)
-            .unwrap_or_else(|| panic!("{name} is not set"))
-    }
-
-    pub fn project(&self) -> &str {
-        self.var("GOOGLE_CLOUD_PROJECT")
-    }
-
-    /// The Google adapters' configuration for this set and `prefix`.
-    pub fn config(&self, prefix: &str) -> devgem_gcp::GcpConfig {
-        let mut config = devgem_gcp::GcpConfig::from_lookup(|k| self.vars.get(k).cloned())
-            .expect("emulator config");
-        config.topic_prefix = prefix.to_string();
-        config
-    }
-
-    /// Stops (SIGSTOP) the process group of emulator `name` (`pubsub` or `firestore`): it
-    /// keeps its port, accepts connections, and answers nothing until the guard is dropped.
-    pub fn pause(&self, name: &str) -> Paused {
-        let dir = self
-            .dir
-            .as_ref()
-            .expect("pausing needs emulators started by this test binary");
-        let pid = std::fs::read_to_string(dir.join(format!("{name}.pid")))
-            .unwrap_or_else(|e| panic!("{name}.pid: {e}"))
-            .trim()
-            .to_string();
-        signal_group("STOP", &pid);
-        Paused { pgid: pid }
-    }
-}
-
-fn signal_group(signal: &str, pgid: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{signal}"), "--", &format!("-{pgid}")])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -{signal} -{pgid} failed");
-}
-
-/// An emulator stopped by [`Emulators::pause`]; continued (SIGCONT) when dropped, so a
-/// failing test never leaves it frozen for the others.
-pub struct Paused {
-    pgid: String,
-}
-
-impl Drop for Paused {
-    fn drop(&mut self) {
-        signal_group("CONT", &self.pgid);
-    }
+/// The Google adapters' configuration for the emulators and topic `prefix`.
+pub fn gcp_config(emulators: &Emulators, prefix: &str) -> devgem_gcp::GcpConfig {
+    let mut config = devgem_gcp::GcpConfig::from_lookup(|k| emulators.vars().get(k).cloned())
+        .expect("emulator config");
+    config.topic_prefix = prefix.to_string();
+    config
 }
 
 /// A name no other test (or earlier run against the same emulators) uses.
@@ -220,7 +80,7 @@ impl Cluster {
         let home = Home::new();
         let prefix = unique(name);
         let mut env: Vec<(String, String)> = emulators
-            .vars
+            .vars()
             .iter()
             .filter(|(k, _)| *k != "DEVGEM_EMULATOR_DIR")
             .map(|(k, v)| (k.clone(), v.clone()))

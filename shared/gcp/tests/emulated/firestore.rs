@@ -1,7 +1,7 @@
 //! FirestoreStore against the Firestore emulator: the StateStore contract.
 
 use crate::require_emulators;
-use crate::support::{deployment, median};
+use crate::support::{config, deployment, median};
 use devgem_domain::{DeploymentId, EventKind, NewEvent, Status, Step};
 use devgem_gcp::{FirestoreStore, GcpConfig};
 use devgem_ports::{ListFilter, StateStore, StoreError};
@@ -26,7 +26,7 @@ async fn create_get_and_list_newest_first() {
     let Some(emu) = require_emulators!() else {
         return;
     };
-    let s = store(&emu.config()).await;
+    let s = store(&config(emu)).await;
     let owner = format!("owner-{}", crate::support::short_uid());
     let mut ids = Vec::new();
     for i in 0..3 {
@@ -74,8 +74,8 @@ async fn concurrent_updates_from_one_version_have_exactly_one_winner() {
     let Some(emu) = require_emulators!() else {
         return;
     };
-    let a = store(&emu.config()).await;
-    let b = store(&emu.config()).await; // an independent client, as another instance would be
+    let a = store(&config(emu)).await;
+    let b = store(&config(emu)).await; // an independent client, as another instance would be
     let d = deployment("cas");
     a.create(&d).await.unwrap();
 
@@ -124,7 +124,7 @@ async fn cas_update_latency() {
     let Some(emu) = require_emulators!() else {
         return;
     };
-    let s = store(&emu.config()).await;
+    let s = store(&config(emu)).await;
     let mut d = deployment("latency");
     s.create(&d).await.unwrap();
     let mut times = Vec::new();
@@ -146,8 +146,8 @@ async fn concurrent_appenders_get_gapless_unique_seqs() {
     let Some(emu) = require_emulators!() else {
         return;
     };
-    let a = store(&emu.config()).await;
-    let b = store(&emu.config()).await;
+    let a = store(&config(emu)).await;
+    let b = store(&config(emu)).await;
     let d = deployment("append");
     a.create(&d).await.unwrap();
 
@@ -229,7 +229,7 @@ async fn subscribe_sees_events_from_another_process_in_order_and_resumes() {
     let Some(emu) = require_emulators!() else {
         return;
     };
-    let s = store(&emu.config()).await;
+    let s = store(&config(emu)).await;
     let d = deployment("subscribe");
     s.create(&d).await.unwrap();
     // Some events exist before the subscription; the rest come from the child.
@@ -248,7 +248,7 @@ async fn subscribe_sees_events_from_another_process_in_order_and_resumes() {
             "--nocapture",
             "--test-threads=1",
         ])
-        .envs(&emu.vars)
+        .envs(emu.vars())
         .env("DEVGEM_TEST_CHILD_APPEND", format!("{}:{total}", d.id))
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -308,8 +308,8 @@ async fn live_events_reach_a_subscriber_quickly() {
     let Some(emu) = require_emulators!() else {
         return;
     };
-    let writer = store(&emu.config()).await;
-    let reader = store(&emu.config()).await;
+    let writer = store(&config(emu)).await;
+    let reader = store(&config(emu)).await;
     let d = deployment("listen-latency");
     writer.create(&d).await.unwrap();
     let mut stream = reader.subscribe(&d.id, 0).await.unwrap();
@@ -350,9 +350,9 @@ async fn many_subscribers_share_one_listen_and_each_get_every_event_once() {
     let Some(emu) = require_emulators!() else {
         return;
     };
-    let reader = store(&emu.config()).await;
+    let reader = store(&config(emu)).await;
     // Another instance writes, so the events reach the reader only through its Listen.
-    let writer = store(&emu.config()).await;
+    let writer = store(&config(emu)).await;
     let d = deployment("fan-out");
     writer.create(&d).await.unwrap();
     writer.append_event(&d.id, log(1)).await.unwrap();

@@ -1,7 +1,7 @@
 //! GcsObjectStore against fake-gcs-server.
 
 use crate::require_emulators;
-use crate::support::short_uid;
+use crate::support::{config, short_uid};
 use bytes::Bytes;
 use devgem_gcp::{GcpConfig, GcsObjectStore};
 use devgem_ports::{ObjectError, ObjectStore};
@@ -12,7 +12,7 @@ async fn objects_round_trip_and_missing_is_none() {
     let Some(emu) = require_emulators!() else {
         return;
     };
-    let store = GcsObjectStore::new(&emu.config()).await.unwrap();
+    let store = GcsObjectStore::new(&config(emu)).await.unwrap();
     let prefix = format!("deployments/d-{}", short_uid());
 
     let small = Bytes::from_static(b"hello from devgem\n");
@@ -71,7 +71,7 @@ async fn a_missing_bucket_setting_names_the_variable() {
     let Some(emu) = require_emulators!() else {
         return;
     };
-    let mut config = emu.config();
+    let mut config = config(emu);
     config.bucket = None;
     let err = GcsObjectStore::new(&config).await.unwrap_err();
     assert!(err.to_string().contains("DEVGEM_BUCKET"), "{err}");

@@ -1,94 +1,19 @@
-//! Emulator start-up shared by the tests, and small helpers.
+//! The emulators (from devgem-testing, shared with the distributed tests) as the Google
+//! adapters' configuration, a local push endpoint, and small helpers.
 
 use devgem_domain::{Deployment, DeploymentId, NewDeployment, ServiceName, Source};
 use devgem_gcp::GcpConfig;
+pub use devgem_testing::{Emulators, emulators};
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::process::Command;
-use std::sync::OnceLock;
 
-/// The emulator settings as `NAME=value` pairs (also passed to child processes).
-pub struct Emulators {
-    pub vars: HashMap<String, String>,
-}
-
-impl Emulators {
-    pub fn config(&self) -> GcpConfig {
-        GcpConfig::from_lookup(|k| self.vars.get(k).cloned()).expect("emulator config")
-    }
-}
-
-const NEEDED: [&str; 3] = [
-    "PUBSUB_EMULATOR_HOST",
-    "FIRESTORE_EMULATOR_HOST",
-    "STORAGE_EMULATOR_HOST",
-];
-
-fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/emulators.sh")
-}
-
-fn start() -> Option<Emulators> {
-    let mut vars: HashMap<String, String> = HashMap::new();
-    if NEEDED.iter().all(|v| std::env::var(v).is_ok()) {
-        for v in NEEDED {
-            vars.insert(v.into(), std::env::var(v).unwrap_or_default());
-        }
-        vars.insert(
-            "GOOGLE_CLOUD_PROJECT".into(),
-            std::env::var("GOOGLE_CLOUD_PROJECT").unwrap_or_else(|_| "devgem-local".into()),
-        );
-        vars.insert(
-            "DEVGEM_BUCKET".into(),
-            std::env::var("DEVGEM_BUCKET").unwrap_or_else(|_| "devgem-artifacts".into()),
-        );
-        return Some(Emulators { vars });
-    }
-    let gcloud = Command::new("sh")
-        .args(["-c", "command -v gcloud"])
-        .output();
-    if !gcloud.is_ok_and(|o| o.status.success()) {
-        eprintln!(
-            "\n\n==========\nSKIPPED: gcloud missing — install the Google Cloud CLI with the Pub/Sub and Firestore emulators to run the devgem-gcp emulator tests\n==========\n"
-        );
-        return None;
-    }
-    let dir = std::env::temp_dir().join(format!("devgem-gcp-tests-{}", std::process::id()));
-    let started = std::time::Instant::now();
-    let out = Command::new("bash")
-        .arg(script())
-        .args([
-            "start",
-            "--owner-pid",
-            &std::process::id().to_string(),
-            "--cleanup",
-        ])
-        .env("DEVGEM_EMULATOR_DIR", &dir)
-        .output()
-        .expect("run scripts/emulators.sh");
-    assert!(
-        out.status.success(),
-        "scripts/emulators.sh start failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        if let Some((k, v)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
-            vars.insert(k.to_string(), v.to_string());
-        }
-    }
-    eprintln!("emulators started in {:?}: {vars:?}", started.elapsed());
-    Some(Emulators { vars })
-}
-
-/// The emulators, started once per test binary; `None` (after a loud message) without gcloud.
-pub fn emulators() -> Option<&'static Emulators> {
-    static EMULATORS: OnceLock<Option<Emulators>> = OnceLock::new();
-    EMULATORS.get_or_init(start).as_ref()
+/// The Google adapters' configuration for the emulators.
+pub fn config(emulators: &Emulators) -> GcpConfig {
+    GcpConfig::from_lookup(|k| emulators.vars().get(k).cloned()).expect("emulator config")
 }
 
 /// A config whose topic prefix is unique to the calling test, so tests never share topics.
 pub fn unique_config(emulators: &Emulators, test: &str) -> GcpConfig {
-    let mut config = emulators.config();
+    let mut config = config(emulators);
     config.topic_prefix = format!("t{}-{test}-", short_uid());
     config
 }
@@ -121,17 +46,12 @@ pub fn median(mut v: Vec<std::time::Duration>) -> std::time::Duration {
     v[v.len() / 2]
 }
 
-/// `let Some(emu) = require_emulators!() else { return };`
+/// `let Some(emu) = require_emulators!() else { return };` (devgem-testing says SKIPPED, or
+/// fails the test under CI, when the emulators are missing).
 #[macro_export]
 macro_rules! require_emulators {
     () => {
-        match $crate::support::emulators() {
-            Some(e) => Some(e),
-            None => {
-                eprintln!("SKIPPED: gcloud missing");
-                None
-            }
-        }
+        $crate::support::emulators()
     };
 }
 
