@@ -271,3 +271,40 @@ fn every_module_starts_with_a_doc_line() {
         missing.join("\n  ")
     );
 }
+
+/// The code of a module before its `#[cfg(test)]` tests.
+fn code_before_tests(source: &str) -> &str {
+    source.split("#[cfg(test)]").next().unwrap_or(source)
+}
+
+#[test]
+fn the_pure_crates_read_no_clock_and_no_randomness() {
+    let mut files = vec![];
+    for krate in ["shared/domain", "shared/plan", "shared/analyzer"] {
+        rust_files(&root().join(krate).join("src"), &mut files);
+    }
+    assert!(files.len() > 10, "found only {} modules", files.len());
+    let forbidden = [
+        "Utc::now",
+        "Local::now",
+        "SystemTime",
+        "Instant::now",
+        "now_v7",
+        "new_v4",
+    ];
+    let mut found = vec![];
+    for file in &files {
+        let source = std::fs::read_to_string(file).expect("read a module");
+        for call in forbidden {
+            if code_before_tests(&source).contains(call) {
+                let relative = file.strip_prefix(root()).unwrap_or(file);
+                found.push(format!("{} calls {call}", relative.display()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "time and ids come from the Clock and IdSource ports:\n  {}",
+        found.join("\n  ")
+    );
+}

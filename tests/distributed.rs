@@ -264,7 +264,7 @@ fn a_message_that_always_fails_is_dead_lettered_and_fails_its_deployment() {
     let cluster = Cluster::start(emu, "dlq");
     // A deployment in `building` whose plan artifact was never stored: the build stage
     // answers "retry" on every delivery.
-    let id = devgem_domain::DeploymentId::generate();
+    let id = devgem_domain::DeploymentId::from_uuid(uuid::Uuid::now_v7());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -378,7 +378,11 @@ mod tests {
     fn world() -> World {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::open(&dir.path().join("db")).unwrap());
-        let reporter = Reporter::new(store.clone(), DeploymentId::generate(), 0);
+        let reporter = Reporter::new(
+            store.clone(),
+            DeploymentId::from_uuid(uuid::Uuid::now_v7()),
+            0,
+        );
         World {
             _dir: dir,
             store,

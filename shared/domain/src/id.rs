@@ -24,12 +24,6 @@ impl DeploymentId {
         Self(format!("d-{}", uuid.simple()))
     }
 
-    /// Transitional: tests of other crates still call this; it goes once they use an id source.
-    #[doc(hidden)]
-    pub fn generate() -> Self {
-        Self::from_uuid(uuid::Uuid::now_v7())
-    }
-
     pub fn parse(value: &str) -> Result<Self, InvalidName> {
         let ok = value.len() >= 3
             && value.len() <= 64

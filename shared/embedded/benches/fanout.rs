@@ -55,7 +55,7 @@ fn percentile(sorted: &[u64], p: f64) -> Duration {
 
 fn deployment() -> Deployment {
     Deployment::new(
-        DeploymentId::generate(),
+        DeploymentId::from_uuid(uuid::Uuid::now_v7()),
         NewDeployment {
             owner: "bench".into(),
             source: Source {

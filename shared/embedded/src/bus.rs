@@ -169,7 +169,7 @@ mod tests {
     }
 
     fn message() -> StageMessage {
-        StageMessage::new(DeploymentId::generate(), Stage::Build)
+        StageMessage::new(DeploymentId::from_uuid(uuid::Uuid::now_v7()), Stage::Build)
     }
 
     #[tokio::test]

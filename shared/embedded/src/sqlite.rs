@@ -497,7 +497,7 @@ mod tests {
 
     fn deployment() -> Deployment {
         Deployment::new(
-            DeploymentId::generate(),
+            DeploymentId::from_uuid(uuid::Uuid::now_v7()),
             NewDeployment {
                 owner: "local".into(),
                 source: Source {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 fn deployment() -> Deployment {
     Deployment::new(
-        DeploymentId::generate(),
+        DeploymentId::from_uuid(uuid::Uuid::now_v7()),
         NewDeployment {
             owner: "local".into(),
             source: Source {

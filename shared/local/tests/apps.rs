@@ -17,7 +17,7 @@ async fn deploy_fixture(name: &str, plan: BuildPlan, expected: &str, in_log: &st
     std::fs::create_dir_all(&checkout).unwrap();
     let cancel = CancellationToken::new();
     let lines = Lines::default();
-    let id = DeploymentId::generate();
+    let id = DeploymentId::from_uuid(uuid::Uuid::now_v7());
 
     let source = Source {
         location: fixture(name).to_string_lossy().into_owned(),

@@ -48,7 +48,7 @@ async fn the_app_outlives_the_process_that_deployed_it() {
     std::fs::create_dir_all(&app).unwrap();
     std::fs::write(app.join("index.html"), "still here").unwrap();
     let base = work.path().join("run");
-    let id = DeploymentId::generate();
+    let id = DeploymentId::from_uuid(uuid::Uuid::now_v7());
 
     let status = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "the_app_outlives_the_process_that_deployed_it"])

@@ -31,7 +31,7 @@ async fn deploy_script(script: &str, start: &str) -> (Result<String, RuntimeErro
     std::fs::create_dir_all(&app).unwrap();
     std::fs::write(app.join("app.py"), script).unwrap();
     let runtime = quick_runtime(&work.path().join("run"));
-    let id = DeploymentId::generate();
+    let id = DeploymentId::from_uuid(uuid::Uuid::now_v7());
     let lines = Lines::default();
     let result = runtime
         .deploy(
@@ -153,7 +153,7 @@ async fn the_user_env_reaches_the_app_and_a_redeploy_replaces_the_old_process() 
     let script = "import http.server, os\nclass H(http.server.BaseHTTPRequestHandler):\n    def do_GET(self):\n        body = ('greeting=' + os.environ.get('GREETING', '') + ' service=' + os.environ.get('K_SERVICE', '')).encode()\n        self.send_response(200)\n        self.end_headers()\n        self.wfile.write(body)\nhttp.server.HTTPServer(('0.0.0.0', int(os.environ['PORT'])), H).serve_forever()\n";
     std::fs::write(app.join("app.py"), script).unwrap();
     let runtime = quick_runtime(&work.path().join("run"));
-    let id = DeploymentId::generate();
+    let id = DeploymentId::from_uuid(uuid::Uuid::now_v7());
     let request = common::release(
         &id,
         "envy",
@@ -187,7 +187,7 @@ async fn cancelling_a_deploy_kills_the_app() {
     let app = work.path().join("app");
     std::fs::create_dir_all(&app).unwrap();
     let runtime = quick_runtime(&work.path().join("run"));
-    let id = DeploymentId::generate();
+    let id = DeploymentId::from_uuid(uuid::Uuid::now_v7());
     let cancel = CancellationToken::new();
     let request = common::release(
         &id,
@@ -220,7 +220,13 @@ async fn cancelling_a_deploy_kills_the_app() {
 }
 
 async fn build_request(source: &Path, plan: BuildPlan) -> BuildRequest {
-    common::build_request_for(&DeploymentId::generate(), "b", source, plan).await
+    common::build_request_for(
+        &DeploymentId::from_uuid(uuid::Uuid::now_v7()),
+        "b",
+        source,
+        plan,
+    )
+    .await
 }
 
 #[tokio::test]
@@ -368,7 +374,7 @@ async fn stop_kills_an_app_that_ignores_sigterm() {
     std::fs::create_dir_all(&app).unwrap();
     std::fs::write(app.join("index.html"), "stubborn").unwrap();
     let runtime = quick_runtime(&work.path().join("run"));
-    let id = DeploymentId::generate();
+    let id = DeploymentId::from_uuid(uuid::Uuid::now_v7());
     let request = common::release(
         &id,
         "stubborn",
@@ -483,7 +489,7 @@ async fn revisions_are_listed_rolled_back_to_and_given_new_env() {
     let (lines, cancel) = (Lines::default(), CancellationToken::new());
     let mut releases = Vec::new();
     for greeting in ["one", "two"] {
-        let id = DeploymentId::generate();
+        let id = DeploymentId::from_uuid(uuid::Uuid::now_v7());
         let spec = common::release(
             &id,
             "rolling",

@@ -63,7 +63,13 @@ async fn a_poetry_project_installs_the_versions_its_lock_pins() {
     let lines = Lines::default();
     let artifact = NativeBuilder::new(work.path().join("builds"), common::objects())
         .build(
-            &common::build_request_for(&DeploymentId::generate(), "pinned", &checkout, plan).await,
+            &common::build_request_for(
+                &DeploymentId::from_uuid(uuid::Uuid::now_v7()),
+                "pinned",
+                &checkout,
+                plan,
+            )
+            .await,
             &lines,
             &CancellationToken::new(),
         )

@@ -41,7 +41,12 @@ async fn create_get_and_list_newest_first() {
         s.create(&again).await,
         Err(StoreError::AlreadyExists(_))
     ));
-    assert_eq!(s.get(&DeploymentId::generate()).await.unwrap(), None);
+    assert_eq!(
+        s.get(&DeploymentId::from_uuid(uuid::Uuid::now_v7()))
+            .await
+            .unwrap(),
+        None
+    );
 
     let listed = s
         .list(&ListFilter {
@@ -336,7 +341,10 @@ async fn an_unreachable_firestore_is_unavailable() {
     let mut config = GcpConfig::new("devgem-local");
     config.firestore_emulator = Some("127.0.0.1:9".into());
     let result = match FirestoreStore::new(&config).await {
-        Ok(s) => s.get(&DeploymentId::generate()).await.map(drop),
+        Ok(s) => s
+            .get(&DeploymentId::from_uuid(uuid::Uuid::now_v7()))
+            .await
+            .map(drop),
         Err(e) => Err(e),
     };
     assert!(

@@ -32,7 +32,7 @@ async fn a_published_stage_message_is_pushed_and_decodes_back() {
     let mut server = PushServer::start().await;
     let bus = setup(&config, &server).await;
 
-    let message = StageMessage::new(DeploymentId::generate(), Stage::Build);
+    let message = StageMessage::new(DeploymentId::from_uuid(uuid::Uuid::now_v7()), Stage::Build);
     let id = bus.publish_with_id(&message).await.unwrap();
     let got = server.next(20).await.expect("a push delivery");
     assert_eq!(got.path, "/pubsub/build");
@@ -82,7 +82,10 @@ async fn publish_to_push_handler_latency() {
     let mut times = Vec::new();
     let mut publish_times = Vec::new();
     for _ in 0..50 {
-        let message = StageMessage::new(DeploymentId::generate(), Stage::Analyze);
+        let message = StageMessage::new(
+            DeploymentId::from_uuid(uuid::Uuid::now_v7()),
+            Stage::Analyze,
+        );
         let t = Instant::now();
         bus.publish(&message).await.unwrap();
         publish_times.push(t.elapsed());
@@ -110,7 +113,7 @@ async fn a_500_answer_is_redelivered_with_the_same_message_id() {
     let config = unique_config(emu, "retry");
     let mut server = PushServer::start().await;
     let bus = setup(&config, &server).await;
-    let message = StageMessage::new(DeploymentId::generate(), Stage::Deploy);
+    let message = StageMessage::new(DeploymentId::from_uuid(uuid::Uuid::now_v7()), Stage::Deploy);
     server.fail_first(&message.deployment_id, 2);
     bus.publish(&message).await.unwrap();
 
@@ -163,7 +166,7 @@ async fn bootstrap_is_idempotent_and_moves_endpoints() {
         .await
         .unwrap();
     assert_eq!(moved.subscriptions_updated.len(), 4, "{moved:?}");
-    let message = StageMessage::new(DeploymentId::generate(), Stage::Build);
+    let message = StageMessage::new(DeploymentId::from_uuid(uuid::Uuid::now_v7()), Stage::Build);
     bus.publish(&message).await.unwrap();
     let got = second
         .next(20)
@@ -181,7 +184,7 @@ async fn ordered_publishing_is_accepted_and_keeps_order() {
     config.ordering = true;
     let mut server = PushServer::start().await;
     let bus = setup(&config, &server).await;
-    let id = DeploymentId::generate();
+    let id = DeploymentId::from_uuid(uuid::Uuid::now_v7());
     let stages = [Stage::Analyze, Stage::Analyze, Stage::Analyze];
     let mut ids = Vec::new();
     for stage in stages {
@@ -215,7 +218,7 @@ async fn a_message_failing_every_attempt_is_dead_lettered() {
     let config = unique_config(emu, "dlq");
     let mut server = PushServer::start().await;
     let bus = setup(&config, &server).await;
-    let message = StageMessage::new(DeploymentId::generate(), Stage::Build);
+    let message = StageMessage::new(DeploymentId::from_uuid(uuid::Uuid::now_v7()), Stage::Build);
     server.fail_first(&message.deployment_id, u32::MAX);
     bus.publish(&message).await.unwrap();
     let started = Instant::now();
@@ -270,7 +273,10 @@ async fn oidc_push_settings_are_accepted_but_no_token_is_sent() {
     });
     let mut server = PushServer::start().await;
     let bus = setup(&config, &server).await;
-    let message = StageMessage::new(DeploymentId::generate(), Stage::Analyze);
+    let message = StageMessage::new(
+        DeploymentId::from_uuid(uuid::Uuid::now_v7()),
+        Stage::Analyze,
+    );
     bus.publish(&message).await.unwrap();
     let got = server.next(20).await.expect("a push delivery");
     assert_eq!(decode_push(&got.body).unwrap().message, message);
@@ -286,7 +292,10 @@ async fn publishing_to_a_missing_topic_fails_quickly() {
     let bus = PubSubBus::new(&config).await.unwrap();
     let t = Instant::now();
     let result = bus
-        .publish(&StageMessage::new(DeploymentId::generate(), Stage::Build))
+        .publish(&StageMessage::new(
+            DeploymentId::from_uuid(uuid::Uuid::now_v7()),
+            Stage::Build,
+        ))
         .await;
     assert!(
         matches!(result, Err(devgem_ports::BusError::Unavailable(_))),

@@ -24,7 +24,7 @@ pub fn short_uid() -> String {
 
 pub fn deployment(owner: &str) -> Deployment {
     Deployment::new(
-        DeploymentId::generate(),
+        DeploymentId::from_uuid(uuid::Uuid::now_v7()),
         NewDeployment {
             owner: owner.to_string(),
             source: Source {
