@@ -103,9 +103,25 @@ fn the_progress_stream_comes_from_chat_in_order_and_resumes() {
         "the stream ends with the final event: {last}"
     );
 
-    // The whole stream read again after the end is the same events.
+    // The whole stream read again after the end is the same events. A live stream may show a
+    // stored event's percent raised to the progress it had already computed (the bar never
+    // goes back), so percent is the one field left out of the comparison.
+    let without_percent = |events: &[Value]| -> Vec<Value> {
+        events
+            .iter()
+            .map(|e| {
+                let mut e = e.clone();
+                e.as_object_mut().map(|o| o.remove("percent"));
+                e
+            })
+            .collect()
+    };
     let again = cluster.all_events(&id);
-    assert_eq!(again, joined, "a fresh read differs from the resumed one");
+    assert_eq!(
+        without_percent(&again),
+        without_percent(&joined),
+        "a fresh read differs from the resumed one"
+    );
     assert_each_stage_once(&joined);
     eprintln!(
         "{} events; reconnected after seq {last_seen} while the deployment was {}",
@@ -175,7 +191,7 @@ fn a_build_process_killed_mid_build_is_redelivered_and_nothing_runs_twice() {
             e["kind"] == "step_completed"
                 && e["message"]
                     .as_str()
-                    .is_some_and(|m| m.starts_with("Answering at"))
+                    .is_some_and(|m| m.contains(" answering at "))
         })
         .count();
     assert_eq!(answering, 1, "the app was started {answering} times");

@@ -43,7 +43,8 @@ impl StageWork for BuildTrigger {
             .put(&keys::build_log(&d.id), r.log_text().into_bytes().into())
             .await;
         let artifact = result?;
-        r.step_completed(step, format!("Built {artifact}"));
+        r.reasoning(step, format!("Built {artifact}"));
+        r.step_completed(step, "Build finished");
         Ok(StageResult {
             artifact: Some(artifact),
             ..StageResult::default()
