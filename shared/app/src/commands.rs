@@ -124,15 +124,8 @@ pub async fn create_deployment(
             "check for stray characters",
         ));
     }
-    let location = Source {
-        location: source.clone(),
-        archive: None,
-        branch: None,
-        commit: None,
-        subdir: None,
-    };
     if request.upload.is_none()
-        && location.kind() == SourceKind::LocalPath
+        && Source::at(source.clone()).kind() == SourceKind::LocalPath
         && request.local_paths == LocalPaths::Refused
     {
         return Err(bad(

@@ -49,6 +49,17 @@ pub enum SourceKind {
 pub const SHORTHAND_GIT_HOSTS: &[&str] = &["github.com/", "gitlab.com/", "bitbucket.org/"];
 
 impl Source {
+    /// The source at `location`: its default branch, the whole repository.
+    pub fn at(location: impl Into<String>) -> Self {
+        Self {
+            location: location.into(),
+            archive: None,
+            branch: None,
+            commit: None,
+            subdir: None,
+        }
+    }
+
     /// What the location names, decided from the text alone.
     pub fn kind(&self) -> SourceKind {
         if self.archive.is_some() {
@@ -568,16 +579,7 @@ mod tests {
 
     #[test]
     fn sources_are_told_apart_by_their_text() {
-        let kind = |location: &str| {
-            Source {
-                location: location.into(),
-                archive: None,
-                branch: None,
-                commit: None,
-                subdir: None,
-            }
-            .kind()
-        };
+        let kind = |location: &str| Source::at(location).kind();
         assert_eq!(kind("https://github.com/acme/shop"), SourceKind::Git);
         assert_eq!(kind("git@github.com:acme/shop.git"), SourceKind::Git);
         assert_eq!(kind("github.com/acme/shop"), SourceKind::Git);

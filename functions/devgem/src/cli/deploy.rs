@@ -183,15 +183,9 @@ async fn deploy_remote(
 
 /// The folder on this machine that `source` names, if it names one.
 fn local_folder(source: &str) -> Option<std::path::PathBuf> {
-    let probe = devgem_domain::Source {
-        location: source.to_string(),
-        archive: None,
-        branch: None,
-        commit: None,
-        subdir: None,
-    };
     let path = std::path::Path::new(source);
-    (probe.kind() == SourceKind::LocalPath && path.is_dir()).then(|| path.to_path_buf())
+    (devgem_domain::Source::at(source).kind() == SourceKind::LocalPath && path.is_dir())
+        .then(|| path.to_path_buf())
 }
 
 /// Packs the folder as a clone of it would hold it: without `.git`, ignored files or links
@@ -199,13 +193,7 @@ fn local_folder(source: &str) -> Option<std::path::PathBuf> {
 async fn pack_folder(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
     let copy = tempfile::tempdir()?;
     let fetcher = LocalSourceFetcher::new(FetchConfig::default());
-    let source = devgem_domain::Source {
-        location: path.display().to_string(),
-        archive: None,
-        branch: None,
-        commit: None,
-        subdir: None,
-    };
+    let source = devgem_domain::Source::at(path.display().to_string());
     struct Quiet;
     impl devgem_ports::LogSink for Quiet {
         fn line(&self, _: &str) {}
