@@ -43,9 +43,47 @@ fn quote_env(v: &str) -> String {
 }
 
 fn cmd(out: &mut String, start: &str) {
-    let json = serde_json::to_string(&vec!["sh", "-c", &format!("exec {start}")])
-        .unwrap_or_else(|_| "[\"sh\"]".into());
+    // Assignments go before `exec` (`HOST=0.0.0.0 exec node build`): after it, sh would look
+    // for a program named `HOST=0.0.0.0`.
+    let words: Vec<&str> = start.split_whitespace().collect();
+    let assignments = words.iter().take_while(|w| is_assignment(w)).count();
+    let line = if assignments == 0 {
+        format!("exec {start}")
+    } else {
+        format!(
+            "{} exec {}",
+            words[..assignments].join(" "),
+            words[assignments..].join(" ")
+        )
+    };
+    let json =
+        serde_json::to_string(&vec!["sh", "-c", &line]).unwrap_or_else(|_| "[\"sh\"]".into());
     let _ = writeln!(out, "EXPOSE 8080\nCMD {json}");
+}
+
+/// `NAME=value` at the start of a shell command.
+fn is_assignment(word: &str) -> bool {
+    word.split_once('=').is_some_and(|(name, _)| {
+        !name.is_empty()
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+    })
+}
+
+/// Whether a Node start command runs a package's own binary (`next start`, `tsx src/index.ts`,
+/// `remix-serve ...`), found in `node_modules/.bin`, rather than the runtime or a package manager.
+fn runs_package_binary(start: &str) -> bool {
+    start
+        .split_whitespace()
+        .find(|w| !is_assignment(w))
+        .is_some_and(|w| !["node", "npm", "npx", "yarn", "pnpm", "bun", "bunx"].contains(&w))
+}
+
+/// Puts the app's `node_modules/.bin` on PATH when the start command needs it.
+fn node_bin_path(out: &mut String, plan: &BuildPlan) {
+    if runs_package_binary(&plan.start_command) {
+        let _ = writeln!(out, "ENV PATH=\"/app/node_modules/.bin:$PATH\"");
+    }
 }
 
 /// COPY line for manifests: files together, folders one by one.
@@ -211,6 +249,15 @@ pub fn render(plan: &BuildPlan) -> String {
             } else {
                 "node"
             };
+            if install.is_empty() && build.is_none() {
+                // No package.json: nothing to install, the sources are the app.
+                runtime_stage(&mut o, plan);
+                let _ = writeln!(o, "WORKDIR /app");
+                let _ = writeln!(o, "COPY --chown={user}:{user} . .");
+                let _ = writeln!(o, "USER {user}");
+                cmd(&mut o, &plan.start_command);
+                return o;
+            }
             build_stage(&mut o, plan, &build_img, "deps");
             let _ = writeln!(o, "WORKDIR /app");
             corepack(&mut o, plan);
@@ -221,6 +268,7 @@ pub fn render(plan: &BuildPlan) -> String {
             }
             runtime_stage(&mut o, plan);
             let _ = writeln!(o, "WORKDIR /app");
+            node_bin_path(&mut o, plan);
             if build.is_some() {
                 let _ = writeln!(o, "COPY --from=deps --chown={user}:{user} /app /app");
             } else {
@@ -240,7 +288,9 @@ pub fn render(plan: &BuildPlan) -> String {
             install_then_copy_sources(&mut o, plan, &install);
             let _ = writeln!(o, "ENV NODE_ENV=production NEXT_TELEMETRY_DISABLED=1");
             run_build(&mut o, &build);
-            if !matches!(plan.template, Template::Nuxt | Template::NextjsStandalone) {
+            // A start command that runs a dev tool (tsx, ts-node) keeps the dev dependencies.
+            let keeps_dev = crate::detect::dev_runner(&plan.start_command).is_some();
+            if !keeps_dev && !matches!(plan.template, Template::Nuxt | Template::NextjsStandalone) {
                 let prune = match plan.package_manager {
                     Some(PackageManager::Pnpm) => "pnpm prune --prod",
                     Some(PackageManager::Yarn) => {
@@ -279,6 +329,7 @@ pub fn render(plan: &BuildPlan) -> String {
                     cmd(&mut o, "node server.js");
                 }
                 _ => {
+                    node_bin_path(&mut o, plan);
                     let _ = writeln!(o, "COPY --from=build --chown=node:node /app /app");
                     let _ = writeln!(o, "USER node");
                     cmd(&mut o, &plan.start_command);
@@ -323,7 +374,12 @@ pub fn render(plan: &BuildPlan) -> String {
         Template::Go => {
             build_stage(&mut o, plan, &build_img, "build");
             let _ = writeln!(o, "WORKDIR /src");
-            install_then_copy_sources(&mut o, plan, &install);
+            if install.is_empty() {
+                // No go.mod: the standard library only, nothing to download.
+                let _ = writeln!(o, "COPY . .");
+            } else {
+                install_then_copy_sources(&mut o, plan, &install);
+            }
             if let Some(b) = &build {
                 let _ = writeln!(o, "RUN {}", b.replace("-o ./server", "-o /out/server"));
             }
@@ -428,15 +484,70 @@ pub fn render(plan: &BuildPlan) -> String {
             let _ = writeln!(o, "USER app");
             cmd(&mut o, &plan.start_command);
         }
+        Template::JavaSource => {
+            let v = plan.runtime_version.clone().unwrap_or_else(|| "21".into());
+            build_stage_bare(&mut o, &build_img, "build");
+            let _ = writeln!(o, "WORKDIR /src\nCOPY . .");
+            run_build(&mut o, &build);
+            runtime_stage_bare(&mut o, plan);
+            let _ = writeln!(o, "# The Temurin JRE on a Debian slim base.");
+            let _ = writeln!(
+                o,
+                "COPY --from=eclipse-temurin:{v}-jre /opt/java/openjdk /opt/java/openjdk"
+            );
+            let mut pkgs = plan.system_packages.clone();
+            pkgs.push("ca-certificates".into());
+            apt(&mut o, &pkgs);
+            let _ = writeln!(o, "{USERADD}");
+            env_block(&mut o, plan, &[]);
+            let _ = writeln!(o, "ENV PATH=\"/opt/java/openjdk/bin:$PATH\"\nWORKDIR /app");
+            let _ = writeln!(o, "COPY --from=build --chown=app:app /src/out ./out");
+            let _ = writeln!(o, "USER app");
+            cmd(&mut o, &plan.start_command);
+        }
         Template::Php => {
             let docroot = plan.static_dir.clone().unwrap_or_else(|| "public".into());
+            // Front-end assets (Vite, Webpack Encore) are built by Node in a stage of their
+            // own; PHP serves what they write to the document root.
+            let assets =
+                plan.build_command.is_some() && plan.manifests.iter().any(|m| m == "package.json");
+            if assets {
+                let (node_install, node_build) = crate::detect::asset_build(&plan.manifests);
+                build_stage_bare(&mut o, crate::detect::ASSET_BUILD_IMAGE, "assets");
+                let _ = writeln!(o, "WORKDIR /app");
+                corepack_for(
+                    &mut o,
+                    crate::detect::asset_package_manager(&plan.manifests),
+                );
+                let node_manifests: Vec<&str> = plan
+                    .manifests
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|m| !m.starts_with("composer."))
+                    .collect();
+                let _ = writeln!(o, "COPY {} ./", node_manifests.join(" "));
+                let _ = writeln!(o, "RUN {node_install}");
+                let _ = writeln!(o, "COPY . .");
+                let _ = writeln!(o, "RUN {node_build}");
+            }
             build_stage_bare(&mut o, &build_img, "vendor");
             let _ = writeln!(o, "WORKDIR /app");
-            copy_manifests(&mut o, plan, "");
+            let composer: Vec<&str> = plan
+                .manifests
+                .iter()
+                .map(String::as_str)
+                .filter(|m| m.starts_with("composer."))
+                .collect();
+            if !composer.is_empty() {
+                let _ = writeln!(o, "COPY {} ./", composer.join(" "));
+            }
             if !install.is_empty() {
                 let _ = writeln!(o, "RUN {install} --ignore-platform-reqs");
             }
             let _ = writeln!(o, "COPY . .");
+            if assets {
+                let _ = writeln!(o, "COPY --from=assets /app/{docroot}/ ./{docroot}/");
+            }
             if !install.is_empty() {
                 let _ = writeln!(
                     o,
@@ -539,10 +650,11 @@ pub fn render(plan: &BuildPlan) -> String {
 }
 
 fn corepack(o: &mut String, plan: &BuildPlan) {
-    if matches!(
-        plan.package_manager,
-        Some(PackageManager::Yarn | PackageManager::Pnpm)
-    ) {
+    corepack_for(o, plan.package_manager);
+}
+
+fn corepack_for(o: &mut String, manager: Option<PackageManager>) {
+    if matches!(manager, Some(PackageManager::Yarn | PackageManager::Pnpm)) {
         let _ = writeln!(o, "RUN corepack enable");
     }
 }

@@ -31,6 +31,7 @@
 //! - `detect/`: one module per ecosystem (`python`, `node` with Bun and Deno, `go`, `rust`,
 //!   `jvm`, `others` for PHP, Ruby, .NET, Elixir and static sites) and `mod.rs`, which ranks
 //!   them and finds monorepo services,
+//! - `icon.rs`: the framework's Simple Icons slug ([`Analysis::framework_icon`]),
 //! - `common.rs`: versions, environment variables, ports, Procfiles; `native.rs`: the table
 //!   of language packages that need Debian packages ([`NATIVE_LIBRARIES`]); `pat.rs`: cheap
 //!   literal-prefiltered patterns,
@@ -51,6 +52,7 @@
 mod common;
 mod detect;
 mod dockerfile;
+mod icon;
 mod native;
 mod pat;
 pub mod repo;
@@ -133,6 +135,10 @@ pub struct Analysis {
     #[serde(with = "language_or_unknown")]
     pub language: Option<Language>,
     pub framework: Option<String>,
+    /// The framework's Simple Icons slug (`flask`, `nextdotjs`...) for clients to show; not
+    /// part of the documented `--json` object ([`PublicAnalysis`]).
+    #[serde(default)]
+    pub framework_icon: Option<String>,
     pub runtime_version: Option<String>,
     pub package_manager: Option<PackageManager>,
     pub install_command: Option<String>,
@@ -230,6 +236,7 @@ impl Analysis {
         Analysis {
             language: None,
             framework: None,
+            framework_icon: None,
             runtime_version: None,
             package_manager: None,
             install_command: None,

@@ -8,6 +8,10 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+/// Build-output folders among [`SKIPPED_DIRS`] whose `index.html` is recorded (not read): a
+/// folder of built static files is an app of its own when nothing else is.
+pub const BUILT_SITE_DIRS: &[&str] = &["dist", "build"];
+
 /// Folders that hold dependencies or build output: never walked.
 pub const SKIPPED_DIRS: &[&str] = &[
     "node_modules",
@@ -73,6 +77,7 @@ const MANIFEST_NAMES: &[&str] = &[
     "deno.jsonc",
     "bunfig.toml",
     "Procfile",
+    "Staticfile",
     "Dockerfile",
     "pnpm-workspace.yaml",
     "angular.json",
@@ -301,6 +306,14 @@ impl Walk<'_> {
             };
             if ft.is_dir() {
                 if SKIPPED_DIRS.contains(&name.as_str()) || self.ignored(&path, true) {
+                    // Built static files committed without their sources are the app: note
+                    // the folder and its index.html (never walked or read).
+                    if BUILT_SITE_DIRS.contains(&name.as_str())
+                        && !self.ignored(&path, true)
+                        && path.join("index.html").is_file()
+                    {
+                        repo.add_path(&format!("{child}/index.html"));
+                    }
                     continue;
                 }
                 repo.dirs.insert(child.clone());

@@ -574,15 +574,31 @@ fn framework_signatures() {
         ));
     }
     cases.push((
+        vec![(
+            "composer.json".into(),
+            r#"{"require":{"slim/slim":"^4","symfony/yaml":"^7"}}"#.into(),
+        )],
+        "php",
+        "slim",
+    ));
+    cases.push((
         vec![
-            ("go.mod".into(), "module x\ngo 1.23\n".into()),
+            ("requirements.txt".into(), "python-fasthtml\n".into()),
             (
-                "main.go".into(),
-                "package main\nfunc main(){ http.ListenAndServe(\":8080\", nil) }".into(),
+                "main.py".into(),
+                "from fasthtml.common import *\napp, rt = fast_app()\n".into(),
             ),
         ],
-        "go",
-        "net/http",
+        "python",
+        "fasthtml",
+    ));
+    cases.push((
+        vec![(
+            "package.json".into(),
+            r#"{"dependencies":{"react-router":"7","@react-router/node":"7"},"devDependencies":{"@react-router/dev":"7","vite":"6"}}"#.into(),
+        )],
+        "node",
+        "react-router",
     ));
     for fw in ["axum", "actix-web", "rocket", "warp"] {
         cases.push((

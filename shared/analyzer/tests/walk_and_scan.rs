@@ -30,6 +30,7 @@ fn walk_is_gitignore_aware_and_skips_dependency_folders() {
     write(r, "secret-notes/package.json", b"{}");
     write(r, "node_modules/express/package.json", b"{}");
     write(r, "dist/index.html", b"<html>");
+    write(r, "dist/app.js", b"console.log(1)");
     write(r, ".venv/lib/site.py", b"");
     let repo = Repo::load(r, &Limits::default());
     assert!(repo.paths.contains("package.json"));
@@ -38,11 +39,13 @@ fn walk_is_gitignore_aware_and_skips_dependency_folders() {
         "{:?}",
         repo.paths
     );
-    assert!(
-        !repo.paths.iter().any(|p| p.starts_with("node_modules")
-            || p.starts_with("dist")
-            || p.starts_with(".venv"))
-    );
+    assert!(!repo.paths.iter().any(|p| p.starts_with("node_modules")
+        || (p.starts_with("dist") && p != "dist/index.html")
+        || p.starts_with(".venv")));
+    // A build folder's index.html is noted (a folder of built files can be the app), never
+    // read, and nothing else in it is listed.
+    assert!(repo.paths.contains("dist/index.html"));
+    assert!(!repo.files.contains_key("dist/index.html"));
 }
 
 #[cfg(unix)]

@@ -1,5 +1,6 @@
-//! Go modules: Gin, Echo, Fiber, Chi, Gorilla mux and plain net/http; the main package at the
-//! root or in cmd/*.
+//! Go modules: Gin, Echo, Fiber, Chi, Gorilla mux and plain net/http (the standard library,
+//! so no framework); the main package at the root or in cmd/*; a lone `main.go` without a
+//! go.mod.
 
 use crate::common::*;
 use crate::native;
@@ -23,11 +24,27 @@ static NET_HTTP: Pat = Pat::new(
     &["http.ListenAndServe", "http.Server{"],
     r"http\.ListenAndServe|http\.Server\{",
 );
+static IMPORT_PATH: Pat = Pat::new(
+    &["\""],
+    r#"(?m)^\s*(?:import\s+)?(?:\w+\s+)?"([\w.\-]+(?:/[\w.\-]+)*)"\s*$"#,
+);
 static GIN_RUN_DEFAULT: Pat = Pat::new(&[".Run("], r"\.Run\(\s*\)");
+
+/// Main-package files at the root of an app without a go.mod (tests excluded).
+fn lone_main_files(app: &App) -> Vec<String> {
+    app.files_in("")
+        .into_iter()
+        .filter(|f| {
+            f.ends_with(".go")
+                && !f.ends_with("_test.go")
+                && app.text(f).is_some_and(|t| PKG_MAIN.is_match(t))
+        })
+        .collect()
+}
 
 pub fn detect(app: &App) -> Option<Detected> {
     if !app.has("go.mod") {
-        return None;
+        return detect_lone(app);
     }
     let gomod = app.text("go.mod").unwrap_or("");
     let mut det = Detected::new(Language::Go, 0.6);
@@ -75,20 +92,23 @@ pub fn detect(app: &App) -> Option<Detected> {
         ("chi", "github.com/go-chi/chi"),
         ("gorilla", "github.com/gorilla/mux"),
     ];
-    let mut framework = FW
+    let framework = FW
         .iter()
         .find(|(_, m)| requires.iter().any(|r| r.starts_with(m)))
         .map(|(f, m)| {
             det.evidence(format!("framework {f}: {m} is required in go.mod"));
             *f
         });
-    if framework.is_none()
-        && let Some(f) = any_source(app, GO, &NET_HTTP, 3)
-    {
-        det.evidence(format!("plain net/http server in {f}"));
-        framework = Some("net/http");
-    }
-    if framework.is_some() {
+    // net/http is the standard library: a server, but no framework to report.
+    let net_http = framework.is_none()
+        && any_source(app, GO, &NET_HTTP, 3)
+            .inspect(|f| {
+                det.evidence(format!(
+                    "plain net/http server in {f} (standard library, no framework)"
+                ));
+            })
+            .is_some();
+    if framework.is_some() || net_http {
         det.score += 0.3;
     }
     det.analysis.framework = framework.map(str::to_string);
@@ -173,5 +193,62 @@ pub fn detect(app: &App) -> Option<Detected> {
         .into(),
     );
     d.manifests = existing_files(app, &["go.mod", "go.sum"]);
+    Some(det)
+}
+
+/// A lone `main.go` (no go.mod): built as named files, which needs only the standard library.
+fn detect_lone(app: &App) -> Option<Detected> {
+    let files = lone_main_files(app);
+    if files.is_empty() {
+        return None;
+    }
+    let mut det = Detected::new(Language::Go, 0.4);
+    det.evidence(format!(
+        "no go.mod: {} in package main, built as files",
+        files.join(", ")
+    ));
+    let sources: Vec<&str> = files.iter().filter_map(|f| app.text(f)).collect();
+    if sources.iter().any(|t| NET_HTTP.is_match(t)) {
+        det.score += 0.3;
+        det.evidence("plain net/http server (standard library, no framework)");
+    }
+    let foreign: Vec<String> = sources
+        .iter()
+        .flat_map(|t| IMPORT_PATH.captures_iter(t))
+        .filter_map(|c| c.get(1).map(|m| m.as_str().to_string()))
+        .filter(|p| p.split('/').next().is_some_and(|h| h.contains('.')))
+        .collect();
+    if !foreign.is_empty() {
+        det.evidence(format!(
+            "warning: {} is not in the standard library; add a go.mod (`go mod init` and `go mod tidy`) so it can be downloaded",
+            dedup(foreign).join(", ")
+        ));
+    }
+    det.set_version(
+        tool_versions(app, "golang")
+            .unwrap_or_else(|| Versioned::new("1.23", "default (no pin found)")),
+    );
+    det.analysis.entrypoint = files.first().cloned();
+    det.analysis.build_command = Some(format!(
+        "CGO_ENABLED=0 go build -trimpath -ldflags=\"-s -w\" -o ./server {}",
+        files.join(" ")
+    ));
+    det.analysis.start_command = Some(procfile_web(app).unwrap_or_else(|| "./server".into()));
+    det.analysis.details.artifact = Some("server".into());
+    det.analysis.reads_port_env = any_source(app, GO, &READS_PORT, 1).is_some();
+    port_from_sources(
+        app,
+        &mut det.analysis,
+        GO,
+        &LISTEN,
+        None,
+        "read the port: port := os.Getenv(\"PORT\"); if port == \"\" { port = \"8080\" } and listen on \":\"+port",
+    );
+    det.analysis.env_vars = env_vars_by(app, GO, &ENV, Required::Never);
+    let v = det.analysis.runtime_version.clone().unwrap_or_default();
+    let d = &mut det.analysis.details;
+    d.template = Some(Template::Go);
+    d.build_image = Some(format!("golang:{v}-bookworm"));
+    d.base_image = Some("gcr.io/distroless/static-debian12:nonroot".into());
     Some(det)
 }

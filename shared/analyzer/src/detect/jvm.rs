@@ -284,3 +284,82 @@ pub fn detect_gradle(app: &App) -> Option<Detected> {
     .collect();
     Some(finish(app, det, j, "gradle"))
 }
+
+static MAIN_METHOD: Pat = Pat::new(
+    &["void main("],
+    r"\bstatic\s+void\s+main\s*\(\s*(?:final\s+)?String",
+);
+static JAVA_PACKAGE: Pat = Pat::new(&["package "], r"(?m)^\s*package\s+[\w.]+\s*;");
+static JAVA_READS_PORT: Pat = Pat::new(
+    &["\"PORT\""],
+    r#"getenv\(\s*"PORT"\s*\)|getenv\(\)\.(?:getOrDefault|get)\(\s*"PORT""#,
+);
+static JAVA_PORT: Pat = Pat::new(
+    &["InetSocketAddress(", "port"],
+    r"(?:InetSocketAddress\(\s*(?:[^,()]+,\s*)?|\bport\s*=\s*)(\d{2,5})\b",
+);
+
+/// Java sources without Maven or Gradle (a lone `Main.java`): compiled with `javac`, run with
+/// `java` on the class with the `main` method. Only sources at the app root without a
+/// `package` line, the layout `java Main.java` runs.
+pub fn detect_java_source(app: &App) -> Option<Detected> {
+    if app.has("pom.xml") || app.has("build.gradle") || app.has("build.gradle.kts") {
+        return None;
+    }
+    let files: Vec<String> = app
+        .files_in("")
+        .into_iter()
+        .filter(|f| f.ends_with(".java"))
+        .filter(|f| app.text(f).is_some_and(|t| !JAVA_PACKAGE.is_match(t)))
+        .collect();
+    let main = files
+        .iter()
+        .filter(|f| app.text(f).is_some_and(|t| MAIN_METHOD.is_match(t)))
+        .min_by_key(|f| (f.as_str() != "Main.java", f.len()))?;
+    let class = main.trim_end_matches(".java").to_string();
+    let mut det = Detected::new(Language::Java, 0.4);
+    det.evidence(format!(
+        "no Maven or Gradle build: {main} has a main method; compiled with javac"
+    ));
+    if app
+        .text(main)
+        .is_some_and(|t| t.contains("com.sun.net.httpserver") || t.contains("ServerSocket"))
+    {
+        det.score += 0.3;
+        det.evidence(format!("{main} starts an HTTP server from the JDK"));
+    }
+    det.set_version(
+        tool_versions(app, "java")
+            .map(|v| {
+                let major = v
+                    .version
+                    .split(['-', '.'])
+                    .find(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+                    .unwrap_or("21")
+                    .to_string();
+                Versioned::new(major, v.source)
+            })
+            .unwrap_or_else(|| Versioned::new("21", "default (no pin found)")),
+    );
+    det.analysis.build_command = Some(format!("javac -d out {}", files.join(" ")));
+    det.analysis.start_command =
+        Some(procfile_web(app).unwrap_or_else(|| format!("java -cp out {class}")));
+    det.analysis.entrypoint = Some(main.clone());
+    det.analysis.details.artifact = Some("out".into());
+    det.analysis.reads_port_env = any_source(app, JAVA, &JAVA_READS_PORT, 1).is_some();
+    port_from_sources(
+        app,
+        &mut det.analysis,
+        JAVA,
+        &JAVA_PORT,
+        None,
+        "read the port: int port = Integer.parseInt(System.getenv().getOrDefault(\"PORT\", \"8080\"));",
+    );
+    det.analysis.env_vars = env_vars_by(app, JAVA, &ENV, Required::UnlessDefault);
+    let v = det.analysis.runtime_version.clone().unwrap_or_default();
+    let d = &mut det.analysis.details;
+    d.template = Some(Template::JavaSource);
+    d.build_image = Some(format!("eclipse-temurin:{v}-jdk"));
+    d.base_image = Some("debian:bookworm-slim".into());
+    Some(det)
+}

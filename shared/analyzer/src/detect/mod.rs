@@ -13,6 +13,10 @@ use crate::common::Detected;
 use crate::repo::{App, Repo};
 use crate::{Analysis, Candidate, Language, PortIssue, Service, Template};
 
+pub use node::{
+    ASSET_BUILD_IMAGE, asset_build, asset_manifests, asset_package_manager, dev_runner,
+};
+
 type Detector = fn(&App) -> Option<Detected>;
 
 /// Every detector. Ties are broken by this order.
@@ -25,6 +29,7 @@ const DETECTORS: &[Detector] = &[
     rust::detect,
     jvm::detect_maven,
     jvm::detect_gradle,
+    jvm::detect_java_source,
     others::detect_php,
     others::detect_ruby,
     others::detect_dotnet,
@@ -35,9 +40,23 @@ const DETECTORS: &[Detector] = &[
 /// Analyses the app in folder `app` (no monorepo discovery).
 pub fn analyze_app(app: &App) -> Analysis {
     let mut results: Vec<Detected> = DETECTORS.iter().filter_map(|d| d(app)).collect();
+    let dockerfile = existing_dockerfile(app);
+    // The repository's own Dockerfile says what runs the app: the manifest of that runtime
+    // wins over the others beside it (a package.json of dev tools next to a Python service).
+    if results.len() > 1
+        && let Some((path, content)) = &dockerfile
+        && let Some((language, why)) = dockerfile_runtime(content)
+    {
+        for r in results.iter_mut() {
+            if r.analysis.language == Some(language) {
+                r.evidence(format!("{path} runs {language} ({why})"));
+            } else {
+                r.score = (r.score - DOCKERFILE_VOTE).max(0.0);
+            }
+        }
+    }
     // Stable sort: highest score first, ties in detector order.
     results.sort_by(|a, b| b.score.total_cmp(&a.score));
-    let dockerfile = existing_dockerfile(app);
     let mut analysis = if results.is_empty() {
         let mut a = Analysis::unknown();
         if dockerfile.is_some() {
@@ -47,7 +66,7 @@ pub fn analyze_app(app: &App) -> Analysis {
                 .push("no language manifest, but the repository has its own Dockerfile".into());
         } else {
             a.evidence.push(format!(
-                "no manifest recognised in {} (looked for package.json, requirements.txt, pyproject.toml, go.mod, Cargo.toml, pom.xml, build.gradle, composer.json, Gemfile, *.csproj, mix.exs, deno.json, index.html)",
+                "no manifest recognised in {} (looked for package.json, requirements.txt, pyproject.toml, go.mod, Cargo.toml, pom.xml, build.gradle, composer.json, Gemfile, *.csproj, mix.exs, deno.json, index.html, Staticfile, and a lone server.js, main.go or Main.java)",
                 app.dir()
             ));
         }
@@ -85,6 +104,11 @@ pub fn analyze_app(app: &App) -> Analysis {
         a
     };
     analysis.details.app_dir = app.dir().to_string();
+    analysis.framework_icon = analysis
+        .framework
+        .as_deref()
+        .and_then(crate::icon::framework_icon)
+        .map(str::to_string);
     // A Cargo workspace member is built and run from the workspace root (its detector lists
     // the workspace's manifests, root-relative).
     if analysis.details.env.remove("DEVGEM_BUILD_ROOT").is_some() {
@@ -100,6 +124,85 @@ pub fn analyze_app(app: &App) -> Analysis {
         ));
     }
     analysis
+}
+
+/// What the other languages lose when the repository's own Dockerfile runs one of them.
+const DOCKERFILE_VOTE: f64 = 0.3;
+
+/// The runtime a Dockerfile runs, from its start command (`CMD`/`ENTRYPOINT`) first, then from
+/// its base images (the last stage's first): the language and the line that says so.
+fn dockerfile_runtime(content: &str) -> Option<(Language, String)> {
+    let mut images: Vec<&str> = vec![];
+    let mut command: Option<&str> = None;
+    for line in content.lines().map(str::trim) {
+        let upper = line.to_ascii_uppercase();
+        if upper.starts_with("FROM ") {
+            if let Some(image) = line[5..].split_whitespace().find(|w| !w.starts_with("--")) {
+                images.push(image);
+            }
+        } else if upper.starts_with("CMD ") || upper.starts_with("ENTRYPOINT ") {
+            command = line.split_once(' ').map(|(_, c)| c.trim());
+        }
+    }
+    const COMMANDS: &[(&str, Language)] = &[
+        ("gunicorn", Language::Python),
+        ("uvicorn", Language::Python),
+        ("python", Language::Python),
+        ("streamlit", Language::Python),
+        ("deno", Language::Deno),
+        ("bun", Language::Bun),
+        ("node", Language::Node),
+        ("npm", Language::Node),
+        ("java", Language::Java),
+        ("php", Language::Php),
+        ("apache2-foreground", Language::Php),
+        ("bundle", Language::Ruby),
+        ("rails", Language::Ruby),
+        ("dotnet", Language::Dotnet),
+    ];
+    if let Some(c) = command {
+        let words: Vec<&str> = c
+            .split(|ch: char| ch.is_whitespace() || "[],\"'".contains(ch))
+            .filter(|w| !w.is_empty() && !["sh", "-c", "exec"].contains(w))
+            .collect();
+        if let Some(first) = words.first() {
+            let name = first.rsplit('/').next().unwrap_or(first);
+            if let Some((_, language)) = COMMANDS
+                .iter()
+                .find(|(cmd, _)| name == *cmd || name.starts_with(&format!("{cmd}3")))
+            {
+                return Some((*language, format!("its start command is `{c}`")));
+            }
+        }
+    }
+    const IMAGES: &[(&str, Language)] = &[
+        ("python", Language::Python),
+        ("node", Language::Node),
+        ("oven/bun", Language::Bun),
+        ("denoland/deno", Language::Deno),
+        ("golang", Language::Go),
+        ("rust", Language::Rust),
+        ("eclipse-temurin", Language::Java),
+        ("openjdk", Language::Java),
+        ("maven", Language::Java),
+        ("gradle", Language::Java),
+        ("php", Language::Php),
+        ("composer", Language::Php),
+        ("ruby", Language::Ruby),
+        ("mcr.microsoft.com/dotnet", Language::Dotnet),
+        ("elixir", Language::Elixir),
+        ("hexpm/elixir", Language::Elixir),
+    ];
+    images.iter().rev().find_map(|image| {
+        let name = image
+            .trim_start_matches("docker.io/")
+            .trim_start_matches("library/");
+        let name = name.split([':', '@']).next().unwrap_or(name);
+        IMAGES
+            .iter()
+            .find(|(prefix, _)| name == *prefix)
+            .map(|(_, language)| (*language, format!("FROM {image}")))
+    })
 }
 
 fn round2(x: f64) -> f64 {

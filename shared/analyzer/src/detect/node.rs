@@ -207,6 +207,8 @@ const FRAMEWORKS: &[(&str, &[&str])] = &[
     ("nextjs", &["next"]),
     ("nuxt", &["nuxt", "nuxt3"]),
     ("sveltekit", &["@sveltejs/kit"]),
+    // React Router 7 framework mode (Remix's successor); plain `react-router` is a library.
+    ("react-router", &["@react-router/dev"]),
     (
         "remix",
         &[
@@ -235,11 +237,23 @@ const SPA: &[&str] = &["angular", "vite", "cra", "vue-cli", "gatsby"];
 
 /// The Node.js detector (also used by Bun with another runtime).
 fn detect_js(app: &App, runtime: Language) -> Option<Detected> {
-    let parsed = package_json(app)?;
-    let (pkg, warn) = match parsed {
-        Ok(p) => (Some(p), None),
-        Err(w) => (None, Some(w)),
+    // No package.json: a lone server file is still a Node app (nothing to install).
+    let lone = match package_json(app) {
+        Some(parsed) => Err(parsed),
+        None if runtime == Language::Node => Ok(lone_server(app)?),
+        None => return None,
     };
+    let (pkg, warn) = match &lone {
+        Ok(_) => (None, None),
+        Err(Ok(p)) => (
+            Some(Pkg {
+                json: p.json.clone(),
+            }),
+            None,
+        ),
+        Err(Err(w)) => (None, Some(w.clone())),
+    };
+    let lone = lone.ok();
     let pm = package_manager(app, pkg.as_ref());
     let is_bun = pm.manager == PackageManager::Bun
         || app.has("bunfig.toml")
@@ -265,21 +279,31 @@ fn detect_js(app: &App, runtime: Language) -> Option<Detected> {
         det.evidence(w);
         det.score = 0.35;
     }
-    det.evidence(if runtime == Language::Bun {
-        "package.json with Bun markers (bun lockfile, bunfig.toml or bun types)".to_string()
+    if let Some(f) = lone {
+        det.score = 0.4;
+        det.evidence(format!(
+            "no package.json: {f} starts a server with Node's own modules"
+        ));
     } else {
-        "package.json at the app root".to_string()
-    });
+        det.evidence(if runtime == Language::Bun {
+            "package.json with Bun markers (bun lockfile, bunfig.toml or bun types)".to_string()
+        } else {
+            "package.json at the app root".to_string()
+        });
+    }
     let empty = Pkg {
         json: Value::Object(Default::default()),
     };
     let p = pkg.as_ref().unwrap_or(&empty);
-    det.analysis.package_manager = Some(pm.manager);
-    det.evidence(format!(
-        "package manager {}{}",
-        pm.manager,
-        pm.lock.map(|l| format!(" (from {l})")).unwrap_or_default()
-    ));
+    // Without a package.json there is nothing to install, so no package manager.
+    if lone.is_none() {
+        det.analysis.package_manager = Some(pm.manager);
+        det.evidence(format!(
+            "package manager {}{}",
+            pm.manager,
+            pm.lock.map(|l| format!(" (from {l})")).unwrap_or_default()
+        ));
+    }
     if pm.lock.is_some() {
         det.score += 0.05;
     }
@@ -306,7 +330,36 @@ fn detect_js(app: &App, runtime: Language) -> Option<Detected> {
     let framework = framework.map(|f| f.0);
     det.analysis.framework = framework.map(str::to_string);
 
-    let mut manifests = vec!["package.json".to_string()];
+    // Decoys: the package.json is there, but something else runs the app.
+    if let Some(cfg) = app
+        .first_of(&["deno.json", "deno.jsonc", "deno.lock"])
+        .or_else(|| {
+            p.script("start")
+                .filter(|s| s.trim_start().starts_with("deno "))
+                .map(|_| "the start script")
+        })
+    {
+        det.score = (det.score - 0.4).max(0.1);
+        det.evidence(format!(
+            "{cfg} says the app runs on Deno: package.json only lists its npm packages"
+        ));
+    }
+    let server = framework.is_some_and(|f| !SPA.contains(&f));
+    if let Some(backend) = app.first_of(BACKEND_MANIFESTS)
+        && p.script("start").is_none()
+        && !server
+    {
+        det.score = 0.3;
+        det.evidence(format!(
+            "package.json has no start script and no server beside {backend}: it only builds front-end assets"
+        ));
+    }
+
+    let mut manifests = if lone.is_some() {
+        vec![]
+    } else {
+        vec!["package.json".to_string()]
+    };
     if let Some(l) = pm.lock {
         manifests.push(l.to_string());
     }
@@ -341,11 +394,17 @@ fn detect_js(app: &App, runtime: Language) -> Option<Detected> {
         Some("nextjs") => {
             has_build = true;
             framework_default_port = Some(3000);
-            let cfg = config("next.config");
+            // A commented-out `output: 'export'` is not an export.
+            let cfg = config("next.config").map(|(f, t)| (f, without_js_comments(t)));
             let standalone = cfg.as_ref().is_some_and(|(_, t)| STANDALONE.is_match(t));
-            let export = cfg.as_ref().is_some_and(|(_, t)| EXPORT.is_match(t));
+            let export_script = p.script("build").is_some_and(|b| b.contains("next export"));
+            let export = export_script || cfg.as_ref().is_some_and(|(_, t)| EXPORT.is_match(t));
             if export {
-                det.evidence("next.config sets output: 'export': served as static files from out/");
+                det.evidence(if export_script {
+                    "the build script runs `next export`: served as static files from out/"
+                } else {
+                    "next.config sets output: 'export': served as static files from out/"
+                });
                 template = Template::Spa;
                 static_dir = Some("out".into());
             } else {
@@ -360,6 +419,9 @@ fn detect_js(app: &App, runtime: Language) -> Option<Detected> {
                     }
                 } else {
                     template = Template::Nextjs;
+                    det.evidence(
+                        "not a static export: the Next.js server renders the pages (next start)",
+                    );
                 }
                 if start.is_none() {
                     start = Some("next start -H 0.0.0.0 -p $PORT".into());
@@ -391,6 +453,28 @@ fn detect_js(app: &App, runtime: Language) -> Option<Detected> {
                 }
                 if start.is_none() {
                     start = Some("HOST=0.0.0.0 node build".into());
+                }
+            }
+        }
+        Some("react-router") => {
+            has_build = true;
+            framework_default_port = Some(3000);
+            let cfg = config("react-router.config").map(|(f, t)| (f, without_js_comments(t)));
+            if cfg.as_ref().is_some_and(|(_, t)| SSR_OFF.is_match(t)) {
+                template = Template::Spa;
+                static_dir = Some("build/client".into());
+                det.evidence("react-router.config sets ssr: false: served as static files from build/client/");
+            } else {
+                template = Template::NodeBuild;
+                if start.is_none() {
+                    let s = p
+                        .script("start")
+                        .map(str::to_string)
+                        .unwrap_or_else(|| "react-router-serve ./build/server/index.js".into());
+                    det.evidence(format!(
+                        "React Router framework mode: {s} serves the build (react-router-serve reads PORT)"
+                    ));
+                    start = Some(s);
                 }
             }
         }
@@ -483,6 +567,12 @@ fn detect_js(app: &App, runtime: Language) -> Option<Detected> {
             if p.script("build").is_some() && !s.contains("vite") {
                 has_build = true;
             }
+        } else if let Some(f) = lone.or_else(|| app.has("server.js").then_some("server.js")) {
+            // npm's default `start` is `node server.js` when server.js exists.
+            if lone.is_none() {
+                det.evidence("no start script: npm starts server.js (`node server.js`)");
+            }
+            start = Some(format!("{runtime} {f}"));
         } else if let Some(m) = p
             .str("main")
             .filter(|m| app.has(m.trim_start_matches("./")))
@@ -546,8 +636,17 @@ fn detect_js(app: &App, runtime: Language) -> Option<Detected> {
     // Port.
     let reads = any_source(app, JS, &READS_PORT, 3);
     det.analysis.reads_port_env = reads.is_some()
-        || framework
-            .is_some_and(|f| ["nextjs", "nuxt", "sveltekit", "remix", "astro"].contains(&f));
+        || framework.is_some_and(|f| {
+            [
+                "nextjs",
+                "nuxt",
+                "sveltekit",
+                "remix",
+                "react-router",
+                "astro",
+            ]
+            .contains(&f)
+        });
     let hit = entry
         .as_deref()
         .and_then(|e| app.text(e).map(|t| (e, t)))
@@ -569,8 +668,17 @@ fn detect_js(app: &App, runtime: Language) -> Option<Detected> {
         .or(dotenv_port(app))
         .or(framework_default_port);
     let own_server = static_dir.is_none()
-        && !framework
-            .is_some_and(|f| ["nextjs", "nuxt", "sveltekit", "remix", "astro"].contains(&f));
+        && !framework.is_some_and(|f| {
+            [
+                "nextjs",
+                "nuxt",
+                "sveltekit",
+                "remix",
+                "react-router",
+                "astro",
+            ]
+            .contains(&f)
+        });
     if own_server {
         if let Some(h) = &hit
             && reads.is_none()
@@ -620,7 +728,20 @@ fn detect_js(app: &App, runtime: Language) -> Option<Detected> {
     }
     let _ = p.deps();
 
-    det.analysis.install_command = Some(install_cmd(&pm, has_build));
+    let dev_runner = start
+        .as_deref()
+        .and_then(dev_runner)
+        .filter(|r| !p.runtime_deps().iter().any(|d| d == r));
+    if let Some(r) = dev_runner {
+        det.evidence(format!(
+            "the start command runs {r}, a dev dependency: the plan installs dev dependencies"
+        ));
+    }
+    det.analysis.install_command = if lone.is_some() {
+        None
+    } else {
+        Some(install_cmd(&pm, has_build || dev_runner.is_some()))
+    };
     det.analysis.build_command = if has_build {
         build_script.clone()
     } else {
@@ -632,6 +753,7 @@ fn detect_js(app: &App, runtime: Language) -> Option<Detected> {
             Some("nuxt") => Some("nuxt build"),
             Some("astro") => Some("astro build"),
             Some("vite") | Some("sveltekit") | Some("remix") => Some("vite build"),
+            Some("react-router") => Some("react-router build"),
             Some("angular") => Some("ng build"),
             Some("cra") => Some("react-scripts build"),
             Some("nestjs") => Some("nest build"),
@@ -673,6 +795,176 @@ fn detect_js(app: &App, runtime: Language) -> Option<Detected> {
     }
     det.score = det.score.min(1.0);
     Some(det)
+}
+
+/// Manifests of a server runtime that a package.json beside them only builds assets for.
+const BACKEND_MANIFESTS: &[&str] = &[
+    "composer.json",
+    "Gemfile",
+    "manage.py",
+    "requirements.txt",
+    "pyproject.toml",
+    "go.mod",
+    "mix.exs",
+];
+
+static SERVER_MARKER: Pat = Pat::new(
+    &["createServer", ".listen("],
+    r"\bcreateServer\(|\.listen\(",
+);
+static SSR_OFF: Pat = Pat::new(&["ssr"], r"\bssr\s*:\s*false\b");
+
+/// A server file that runs without a package.json (only Node's own modules), npm's default
+/// `server.js` first.
+fn lone_server(app: &App) -> Option<&'static str> {
+    [
+        "server.js",
+        "app.js",
+        "index.js",
+        "main.js",
+        "server.mjs",
+        "index.mjs",
+        "app.mjs",
+    ]
+    .into_iter()
+    .find(|f| app.text(f).is_some_and(|t| SERVER_MARKER.is_match(t)))
+}
+
+/// Tools that run TypeScript or reload code at start; projects list them as dev
+/// dependencies, so a start command that uses one needs them installed.
+const DEV_RUNNERS: &[&str] = &[
+    "tsx",
+    "ts-node",
+    "ts-node-esm",
+    "babel-node",
+    "vite-node",
+    "nodemon",
+];
+
+/// The dev tool a start command runs (`tsx src/index.ts`, `node --import tsx ...`,
+/// `node -r ts-node/register ...`), as its npm package name.
+pub fn dev_runner(start: &str) -> Option<&'static str> {
+    let words: Vec<&str> = start
+        .split_whitespace()
+        .filter(|w| !w.contains('=') || w.starts_with('-'))
+        .collect();
+    let first = words.first()?.rsplit('/').next()?;
+    let first = if first == "npx" {
+        words.iter().skip(1).find(|w| !w.starts_with('-'))?
+    } else {
+        first
+    };
+    if let Some(r) = DEV_RUNNERS.iter().find(|r| **r == first) {
+        return Some(if *r == "ts-node-esm" {
+            "ts-node"
+        } else if *r == "babel-node" {
+            "@babel/node"
+        } else {
+            r
+        });
+    }
+    if first == "node" {
+        for w in words.windows(2) {
+            let flag = w[0].split('=').next().unwrap_or(w[0]);
+            let value = if w[0].contains('=') {
+                w[0].split_once('=').map_or("", |x| x.1)
+            } else {
+                w[1]
+            };
+            if [
+                "--import",
+                "--loader",
+                "--require",
+                "-r",
+                "--experimental-loader",
+            ]
+            .contains(&flag)
+            {
+                let pkg = value.split('/').next().unwrap_or(value);
+                if let Some(r) = DEV_RUNNERS.iter().find(|r| **r == pkg) {
+                    return Some(r);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// JavaScript without its `//` and `/* */` comments (strings containing `//`, such as URLs,
+/// are kept: a `//` right after a colon or inside quotes is not a comment start).
+fn without_js_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix("/*") {
+            rest = after.find("*/").map_or("", |i| &after[i + 2..]);
+        } else if rest.starts_with("//") && !out.ends_with(':') {
+            rest = rest.find('\n').map_or("", |i| &rest[i..]);
+        } else if let Some(q) = rest.chars().next().filter(|c| "\"'`".contains(*c)) {
+            let end = rest[1..].find(q).map_or(rest.len(), |i| i + 2);
+            out.push_str(&rest[..end]);
+            rest = &rest[end..];
+        } else {
+            let c = rest.chars().next().unwrap_or(' ');
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    out
+}
+
+/// The Node image that builds front-end assets for an app another runtime serves.
+pub const ASSET_BUILD_IMAGE: &str = "node:22-bookworm-slim";
+
+/// The package manager of a front-end asset build, from the lockfile among `manifests`.
+pub fn asset_package_manager(manifests: &[String]) -> Option<PackageManager> {
+    Some(asset_pm(manifests).manager)
+}
+
+fn asset_pm(manifests: &[String]) -> Pm {
+    let has = |f: &str| manifests.iter().any(|m| m == f);
+    for (lock, manager) in [
+        ("pnpm-lock.yaml", PackageManager::Pnpm),
+        ("yarn.lock", PackageManager::Yarn),
+        ("package-lock.json", PackageManager::Npm),
+    ] {
+        if has(lock) {
+            return Pm {
+                manager,
+                lock: Some(lock),
+            };
+        }
+    }
+    Pm {
+        manager: PackageManager::Npm,
+        lock: None,
+    }
+}
+
+/// The install and the build of front-end assets (`npm ci --include=dev`, `npm run build`),
+/// from the package manifests among `manifests`: the same for the plan and the Dockerfile.
+pub fn asset_build(manifests: &[String]) -> (String, String) {
+    let pm = asset_pm(manifests);
+    (install_cmd(&pm, true), run_script(&pm, "build"))
+}
+
+/// The package.json of a server app in another language when it only builds front-end assets
+/// (a `build` script, no `start` script): the manifests to copy, for [`asset_build`].
+pub fn asset_manifests(app: &App) -> Option<Vec<String>> {
+    let Some(Ok(p)) = package_json(app) else {
+        return None;
+    };
+    if p.script("start").is_some() || p.script("build").is_none() {
+        return None;
+    }
+    let mut out = vec!["package.json".to_string()];
+    out.extend(
+        ["pnpm-lock.yaml", "yarn.lock", "package-lock.json", ".npmrc"]
+            .iter()
+            .filter(|f| app.has(f))
+            .map(|f| f.to_string()),
+    );
+    Some(out)
 }
 
 fn angular_output(app: &App) -> Option<String> {
@@ -719,10 +1011,23 @@ pub fn detect_deno(app: &App) -> Option<Detected> {
                 .is_some_and(|t| t.contains("Deno.serve") || t.contains("Deno."))
         })
         .copied();
+    // Deno 2 reads package.json too: a start script that runs deno says the runtime.
+    let deno_script = match package_json(app) {
+        Some(Ok(p)) => p
+            .script("start")
+            .map(str::trim)
+            .filter(|s| s.starts_with("deno "))
+            .map(str::to_string),
+        _ => None,
+    };
     if cfg_name.is_none() && main.is_none() {
         return None;
     }
     let mut det = Detected::new(Language::Deno, if cfg_name.is_some() { 0.7 } else { 0.4 });
+    if let Some(s) = &deno_script {
+        det.score += 0.3;
+        det.evidence(format!("package.json start script runs Deno: {s}"));
+    }
     let cfg: Option<Value> = cfg_name.and_then(|n| {
         let t = app.text(n)?;
         // deno.jsonc may hold comments: strip full-line ones.
@@ -777,6 +1082,8 @@ pub fn detect_deno(app: &App) -> Option<Detected> {
     } else if let Some(t) = task {
         det.evidence(format!("deno task start: {t}"));
         Some("deno task start".to_string())
+    } else if let Some(s) = deno_script {
+        Some(s)
     } else {
         main.map(|m| format!("deno run --allow-net --allow-env --allow-read {m}"))
     };

@@ -71,16 +71,38 @@ pub fn detect_php(app: &App) -> Option<Detected> {
         .map(|o| o.keys().cloned().collect())
         .unwrap_or_default();
     let has = |n: &str| require.iter().any(|r| r == n);
-    let framework = if has("laravel/framework") || app.has("artisan") {
-        Some("laravel")
-    } else if has("symfony/framework-bundle") || require.iter().any(|r| r.starts_with("symfony/")) {
-        Some("symfony")
-    } else {
-        None
+    // The framework package itself, not a component: Slim and Laravel apps require Symfony
+    // components too.
+    const FRAMEWORKS: &[(&str, &[&str])] = &[
+        ("laravel", &["laravel/framework", "laravel/lumen-framework"]),
+        ("slim", &["slim/slim"]),
+        (
+            "symfony",
+            &["symfony/framework-bundle", "symfony/http-kernel"],
+        ),
+        ("cakephp", &["cakephp/cakephp"]),
+        ("codeigniter", &["codeigniter4/framework"]),
+        ("yii", &["yiisoft/yii2"]),
+        ("laminas", &["laminas/laminas-mvc"]),
+    ];
+    let found = FRAMEWORKS
+        .iter()
+        .find_map(|(f, pkgs)| pkgs.iter().find(|p| has(p)).map(|p| (*f, *p)));
+    let framework = match found {
+        Some((f, pkg)) => {
+            det.evidence(format!(
+                "framework {f}: \"{pkg}\" is required in composer.json"
+            ));
+            Some(f)
+        }
+        None if app.has("artisan") => {
+            det.evidence("framework laravel: artisan at the app root");
+            Some("laravel")
+        }
+        None => None,
     };
-    if let Some(f) = framework {
+    if framework.is_some() {
         det.score += 0.3;
-        det.evidence(format!("framework {f} in composer.json"));
     }
     det.analysis.framework = framework.map(str::to_string);
     let v = json
@@ -156,12 +178,23 @@ pub fn detect_php(app: &App) -> Option<Detected> {
             .join(" "),
     );
     det.analysis.env_vars = env_vars_by(app, &["php"], &PHP_ENV, Required::Never);
+    let mut manifests = existing_files(app, &["composer.json", "composer.lock"]);
+    // PHP runs the app; a package.json beside it only builds the front-end assets, a step
+    // of the build.
+    if let Some(assets) = super::asset_manifests(app) {
+        let (install, build) = super::asset_build(&assets);
+        det.evidence(format!(
+            "package.json builds the front-end assets: `{install} && {build}` at build time"
+        ));
+        det.analysis.build_command = Some(format!("{install} && {build}"));
+        manifests.extend(assets);
+    }
     let v = det.analysis.runtime_version.clone().unwrap_or_default();
     let d = &mut det.analysis.details;
     d.template = Some(Template::Php);
     d.base_image = Some(format!("php:{v}-apache-bookworm"));
     d.build_image = Some("composer:2".into());
-    d.manifests = existing_files(app, &["composer.json", "composer.lock"]);
+    d.manifests = manifests;
     det.score = det.score.min(1.0);
     Some(det)
 }
@@ -438,14 +471,34 @@ pub fn detect_elixir(app: &App) -> Option<Detected> {
 
 /// Static HTML: index.html at the app root (or in public/ without any manifest).
 pub fn detect_static(app: &App) -> Option<Detected> {
-    let dir = if app.has("index.html") {
-        "."
-    } else if app.has("public/index.html") && !app.has("package.json") {
-        "public"
+    // A Staticfile (Cloud Foundry's static buildpack) names its root folder.
+    let staticfile_root = app.text("Staticfile").map(|t| {
+        t.lines()
+            .find_map(|l| l.trim().strip_prefix("root:"))
+            .map(|r| r.trim().trim_matches(['"', '\'']).trim_end_matches('/'))
+            .filter(|r| !r.is_empty())
+            .unwrap_or(".")
+            .to_string()
+    });
+    let dir: String = if let Some(root) = staticfile_root {
+        root
+    } else if app.has("index.html") {
+        ".".into()
+    } else if let Some(d) = ["public", "dist", "build"]
+        .iter()
+        .find(|d| app.has(&format!("{d}/index.html")))
+        .filter(|_| !app.has("package.json"))
+    {
+        d.to_string()
     } else {
         return None;
     };
+    let dir = dir.as_str();
     let mut det = Detected::new(Language::Static, 0.5);
+    if app.has("Staticfile") {
+        det.score = 0.6;
+        det.evidence(format!("Staticfile: the site's root is {dir}/"));
+    }
     det.evidence(format!(
         "{} at the app root",
         if dir == "." {

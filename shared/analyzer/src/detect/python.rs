@@ -1,5 +1,6 @@
 //! Python: pip, Poetry, uv, Pipenv, PDM; Flask, FastAPI, Django, Streamlit, Gradio, Starlette,
-//! aiohttp, Sanic, Tornado, Bottle, Falcon.
+//! aiohttp, Sanic, Tornado, Bottle, Falcon; FastHTML, Litestar and Quart (ASGI apps, served by
+//! uvicorn whatever their `__main__` block does).
 
 use crate::common::*;
 use crate::native;
@@ -51,6 +52,13 @@ static STARLETTE_APP: Pat = Pat::new(
     &["Starlette("],
     r"(?m)^(\w+)\s*(?::\s*\w+\s*)?=\s*Starlette\(",
 );
+static FASTHTML_APP: Pat = Pat::new(
+    &["fast_app(", "FastHTML("],
+    r"(?m)^(\w+)\s*(?:,\s*\w+\s*)*=\s*(?:fasthtml\.common\.)?(?:fast_app|FastHTML)\(",
+);
+static LITESTAR_APP: Pat = Pat::new(&["Litestar("], r"(?m)^(\w+)\s*=\s*Litestar\(");
+static QUART_APP: Pat = Pat::new(&["Quart("], r"(?m)^(\w+)\s*=\s*Quart\(");
+static FALCON_ASGI: Pat = Pat::new(&["falcon.asgi"], r"falcon\.asgi\.App\(");
 static SANIC_APP: Pat = Pat::new(&["Sanic("], r"(?m)^(\w+)\s*=\s*Sanic\(");
 static AIOHTTP_APP: Pat = Pat::new(
     &["web.Application("],
@@ -469,6 +477,17 @@ pub fn detect(app: &App) -> Option<Detected> {
     const ORDER: &[(&str, &str, &[&str])] = &[
         ("django", "django", &["from django", "import django"]),
         ("fastapi", "fastapi", &["from fastapi", "import fastapi"]),
+        (
+            "fasthtml",
+            "python-fasthtml",
+            &["from fasthtml", "import fasthtml"],
+        ),
+        (
+            "litestar",
+            "litestar",
+            &["from litestar", "import litestar"],
+        ),
+        ("quart", "quart", &["from quart", "import quart"]),
         ("flask", "flask", &["from flask", "import flask"]),
         ("streamlit", "streamlit", &["import streamlit"]),
         ("gradio", "gradio", &["import gradio"]),
@@ -503,8 +522,12 @@ pub fn detect(app: &App) -> Option<Detected> {
     };
     if let Some(f) = framework {
         det.score += 0.3;
-        det.evidence(if has(f) {
-            format!("framework {f}: \"{f}\" is a dependency")
+        let dep = ORDER
+            .iter()
+            .find(|(name, _, _)| *name == f)
+            .map_or(f, |(_, dep, _)| *dep);
+        det.evidence(if has(dep) {
+            format!("framework {f}: \"{dep}\" is a dependency")
         } else {
             format!("framework {f}: imported in the sources")
         });
@@ -527,6 +550,16 @@ pub fn detect(app: &App) -> Option<Detected> {
             quoted(&r.target)
         )
     };
+    let uvicorn = |r: &AppRef| {
+        format!(
+            "uvicorn {} --host 0.0.0.0 --port $PORT --proxy-headers --forwarded-allow-ips '*'{}",
+            factory_flag(&r.target),
+            r.chdir
+                .as_ref()
+                .map(|c| format!(" --app-dir {c}"))
+                .unwrap_or_default()
+        )
+    };
     if let Some(p) = procfile_web(app) {
         det.evidence(format!("start command from Procfile: {p}"));
         start = Some(p);
@@ -544,37 +577,48 @@ pub fn detect(app: &App) -> Option<Detected> {
                 _ => &FALCON_APP,
             };
             if let Some(r) = find_app(app, pat) {
-                det.evidence(format!("WSGI app `{}` found in {}", r.target, r.file));
+                let asgi = app.text(&r.file).is_some_and(|t| FALCON_ASGI.is_match(t));
+                det.evidence(format!(
+                    "{} app `{}` found in {}",
+                    if asgi { "ASGI" } else { "WSGI" },
+                    r.target,
+                    r.file
+                ));
                 det.score += 0.1;
                 entry = Some(r.file.clone());
                 if start.is_none() {
-                    start = Some(gunicorn(&r, ""));
+                    start = Some(if asgi { uvicorn(&r) } else { gunicorn(&r, "") });
                 }
-                if !has("gunicorn") {
-                    extra_pkgs.push("gunicorn");
+                let server = if asgi { "uvicorn" } else { "gunicorn" };
+                if !has(server) {
+                    extra_pkgs.push(server);
                 }
             }
         }
-        Some("fastapi") | Some("starlette") => {
-            dev_port_default = Some(8000);
-            let pat: &Pat = if framework == Some("fastapi") {
-                &FASTAPI_APP
-            } else {
-                &STARLETTE_APP
+        Some(f @ ("fastapi" | "starlette" | "fasthtml" | "litestar" | "quart")) => {
+            dev_port_default = Some(if f == "fasthtml" { 5001 } else { 8000 });
+            let pat: &Pat = match f {
+                "fastapi" => &FASTAPI_APP,
+                "fasthtml" => &FASTHTML_APP,
+                "litestar" => &LITESTAR_APP,
+                "quart" => &QUART_APP,
+                _ => &STARLETTE_APP,
             };
             if let Some(r) = find_app(app, pat) {
                 det.evidence(format!("ASGI app `{}` found in {}", r.target, r.file));
+                if app
+                    .text(&r.file)
+                    .is_some_and(|t| t.contains("__name__") && t.contains("__main__"))
+                {
+                    det.evidence(format!(
+                        "{}'s __main__ block is for local runs; the server is uvicorn",
+                        r.file
+                    ));
+                }
                 det.score += 0.1;
                 entry = Some(r.file.clone());
                 if start.is_none() {
-                    start = Some(format!(
-                        "uvicorn {} --host 0.0.0.0 --port $PORT --proxy-headers --forwarded-allow-ips '*'{}",
-                        factory_flag(&r.target),
-                        r.chdir
-                            .as_ref()
-                            .map(|c| format!(" --app-dir {c}"))
-                            .unwrap_or_default()
-                    ));
+                    start = Some(uvicorn(&r));
                 }
                 if !has("uvicorn") {
                     extra_pkgs.push("uvicorn");
