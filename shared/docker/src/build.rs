@@ -51,7 +51,11 @@ fn failed(reason: impl Into<String>, hint: impl Into<String>) -> BuildError {
 }
 
 impl DockerBuilder {
-    pub fn new(engine: Engine, objects: Arc<dyn ObjectStore>, work_dir: impl Into<PathBuf>) -> Self {
+    pub fn new(
+        engine: Engine,
+        objects: Arc<dyn ObjectStore>,
+        work_dir: impl Into<PathBuf>,
+    ) -> Self {
         Self::with_config(engine, objects, work_dir, DockerBuildConfig::default())
     }
 
@@ -81,10 +85,12 @@ impl DockerBuilder {
                 BuildError::Unavailable(format!("the source archive {key} is missing"))
             })?;
         let app_dir = request.plan.app_dir.clone();
-        if Path::new(&app_dir)
-            .components()
-            .any(|c| !matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir))
-        {
+        if Path::new(&app_dir).components().any(|c| {
+            !matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        }) {
             return Err(failed(
                 format!("the plan's app folder {app_dir:?} is outside the checkout"),
                 "the app folder must be a relative path inside the repository",

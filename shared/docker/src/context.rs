@@ -63,7 +63,8 @@ fn add_dir(
     for entry in entries {
         let name = rel.join(entry.file_name());
         let kind = entry.file_type()?;
-        if rel.as_os_str().is_empty() && (name == Path::new(DOCKERFILE) || name == Path::new(DOCKERIGNORE))
+        if rel.as_os_str().is_empty()
+            && (name == Path::new(DOCKERFILE) || name == Path::new(DOCKERIGNORE))
         {
             continue;
         }

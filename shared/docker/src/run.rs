@@ -129,9 +129,10 @@ impl Run {
                 .get(labels::STARTED_AT)
                 .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
                 .map_or_else(Utc::now, |t| t.with_timezone(&Utc)),
-            running: summary.state.as_ref().is_some_and(|s| {
-                matches!(s, bollard::models::ContainerSummaryStateEnum::RUNNING)
-            }),
+            running: summary
+                .state
+                .as_ref()
+                .is_some_and(|s| matches!(s, bollard::models::ContainerSummaryStateEnum::RUNNING)),
             spec: labels
                 .get(labels::SPEC)
                 .and_then(|s| serde_json::from_str(s).ok()),
@@ -153,7 +154,10 @@ impl DockerRuntime {
     }
 
     async fn docker(&self) -> Result<&Docker, RuntimeError> {
-        self.engine.client().await.map_err(RuntimeError::Unavailable)
+        self.engine
+            .client()
+            .await
+            .map_err(RuntimeError::Unavailable)
     }
 
     /// DevGem's containers with label `key=value`, newest first.
@@ -241,7 +245,9 @@ impl DockerRuntime {
                 ));
             }
         };
-        let earlier = self.runs(labels::DEPLOYMENT, spec.deployment_id.as_str()).await?;
+        let earlier = self
+            .runs(labels::DEPLOYMENT, spec.deployment_id.as_str())
+            .await?;
         let mut env: Vec<String> = spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
         env.extend(self.resolve_secrets(spec).await?);
         let service = spec.service_name.as_str();
@@ -382,7 +388,11 @@ impl DockerRuntime {
                 .inspect_container(container, None)
                 .await
                 .map_err(|e| unavailable("inspecting the container", e))?;
-            let running = state.state.as_ref().and_then(|s| s.running).unwrap_or(false);
+            let running = state
+                .state
+                .as_ref()
+                .and_then(|s| s.running)
+                .unwrap_or(false);
             if !running {
                 // Its last words arrive after it exits: read them whole.
                 let output = container_logs(docker, container, FAILURE_LINES).await;
@@ -625,7 +635,9 @@ impl Runtime for DockerRuntime {
         } else {
             let Some(spec) = target.spec.clone() else {
                 return Err(failed(
-                    format!("revision {revision} has no release recorded and cannot be started again"),
+                    format!(
+                        "revision {revision} has no release recorded and cannot be started again"
+                    ),
                     "deploy the service again",
                 ));
             };

@@ -9,8 +9,8 @@ use devgem_domain::{Artifact, DeploymentId, EnvVarName, ImageRef, ServiceName};
 use devgem_embedded::{FileSecrets, FolderObjectStore};
 use devgem_plan::BuildPlan;
 use devgem_ports::{
-    BuildRequest, BuildSource, Builder, LogSink, ObjectStore, ReleaseSpec, SecretEnv,
-    SecretValue, Secrets,
+    BuildRequest, BuildSource, Builder, LogSink, ObjectStore, ReleaseSpec, SecretEnv, SecretValue,
+    Secrets,
 };
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -148,7 +148,10 @@ pub async fn request(
         dockerignore,
         labels: BTreeMap::from([
             ("org.devgem.deployment".to_string(), id.to_string()),
-            ("org.devgem.repository".to_string(), dir.display().to_string()),
+            (
+                "org.devgem.repository".to_string(),
+                dir.display().to_string(),
+            ),
         ]),
     }
 }
