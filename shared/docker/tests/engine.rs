@@ -373,3 +373,37 @@ async fn a_native_build_is_refused_with_the_fix() {
     assert!(reason.contains("native build"), "{reason}");
     assert!(hint.contains("DEVGEM_BUILDER=docker"), "{hint}");
 }
+
+#[tokio::test]
+async fn express_installs_its_dependencies_and_runs_as_node() {
+    let Some(engine) = engine().await else { return };
+    let runtime = runtime(&engine);
+    let id = DeploymentId::generate();
+    let service = "express-docker-test";
+    let (artifact, _, took, plan) =
+        build_dir(&engine, &id, service, &fixture("express-basic")).await;
+    assert_eq!(plan.template, Template::Node);
+    println!("express-basic: first build {:.1} s", took.as_secs_f64());
+    let (_, user) = image_metadata(&engine, &image_id(&artifact)).await;
+    assert_eq!(user, "node");
+    let spec = release(&id, service, artifact, &plan, vec![]).await;
+    let lines = Lines::default();
+    let live = runtime
+        .deploy(&spec, &lines, &CancellationToken::new())
+        .await
+        .unwrap_or_else(|e| panic!("deploy failed: {e:?}"));
+    let (status, body) = get(&live.url).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("Hello from express-basic, a DevGem fixture"),
+        "{body}"
+    );
+    // The app's own start-up line reached the deployment's log, with the port it was given.
+    assert!(
+        lines.text().contains("express-basic listening on 8080"),
+        "{}",
+        lines.text()
+    );
+    runtime.stop(&id).await.unwrap();
+    assert!(gone(&live.url));
+}
