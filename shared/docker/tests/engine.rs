@@ -407,3 +407,38 @@ async fn express_installs_its_dependencies_and_runs_as_node() {
     runtime.stop(&id).await.unwrap();
     assert!(gone(&live.url));
 }
+
+#[tokio::test]
+async fn a_single_page_app_is_built_with_node_and_served_by_nginx_without_it() {
+    let Some(engine) = engine().await else { return };
+    let runtime = runtime(&engine);
+    let id = DeploymentId::generate();
+    let service = "spa-docker-test";
+    let (artifact, _, took, plan) = build_dir(&engine, &id, service, &fixture("vite-react")).await;
+    assert_eq!(plan.template, Template::Spa);
+    println!("vite-react: first build {:.1} s", took.as_secs_f64());
+    // The build stage's tools stay in the build stage: no npm step made a final layer.
+    let docker = engine.client().await.unwrap();
+    let history = docker.image_history(&image_id(&artifact)).await.unwrap();
+    assert!(
+        history.iter().all(|h| !h.created_by.contains("npm")),
+        "{:#?}",
+        history.iter().map(|h| &h.created_by).collect::<Vec<_>>()
+    );
+    let (_, user) = image_metadata(&engine, &image_id(&artifact)).await;
+    assert_eq!(user, "101");
+    let spec = release(&id, service, artifact, &plan, vec![]).await;
+    let live = runtime
+        .deploy(&spec, &Lines::default(), &CancellationToken::new())
+        .await
+        .unwrap_or_else(|e| panic!("deploy failed: {e:?}"));
+    let (status, body) = get(&live.url).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("Hello from vite-react, a DevGem fixture"),
+        "{body}"
+    );
+    // The built bundle, not the source entry point.
+    assert!(!body.contains("/src/main.jsx"), "{body}");
+    runtime.stop(&id).await.unwrap();
+}
