@@ -165,10 +165,10 @@ impl DockerBuilder {
                         partial.push_str(&text);
                         while let Some(end) = partial.find('\n') {
                             let line: String = partial.drain(..=end).collect();
-                            let line = line.trim_end();
+                            let line = without_ansi(line.trim_end());
                             if !line.trim().is_empty() {
-                                log.line(line);
-                                tail.push(line);
+                                log.line(&line);
+                                tail.push(&line);
                             }
                         }
                     }
@@ -195,6 +195,28 @@ impl DockerBuilder {
         }
         Ok(())
     }
+}
+
+/// `line` without terminal escape sequences (the classic builder colours a step's stderr).
+fn without_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters, then one final byte in @..~.
+            if chars.clone().next() == Some('[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// What the user reads when the engine reports a failed build.
@@ -294,5 +316,19 @@ impl Tail {
             .map(String::as_str)
             .collect::<Vec<_>>()
             .join("\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_the_colour_of_stderr_lines() {
+        assert_eq!(
+            without_ansi("\u{1b}[91mSyntaxError: x\u{1b}[0m"),
+            "SyntaxError: x"
+        );
+        assert_eq!(without_ansi("plain [91m"), "plain [91m");
     }
 }
