@@ -69,14 +69,15 @@ for app in "${fixtures[@]}"; do
     xargs -r $docker rmi -f >/dev/null
   $docker image prune -f >/dev/null
   read -r d1 id1 < <(deploy docker "$src")
-  d2=failed size=-
+  d2=failed size=- id2=-
   if [ "$d1" != failed ]; then
     change_one_line "$src"
     read -r d2 id2 < <(deploy docker "$src")
     size=$($docker image inspect --format '{{.Size}}' "devgem.local/devgem/$service:$id1" |
       awk '{ printf "%d MB", $1 / 1000000 }')
-    "$bin" stop "$id1" >/dev/null 2>&1 || true
-    [ "$d2" = failed ] || "$bin" stop "$id2" >/dev/null 2>&1 || true
+    for id in "$id1" "$id2"; do
+      [ "$id" = - ] || DEVGEM_BUILDER=docker DEVGEM_RUNTIME=docker "$bin" stop "$id" >/dev/null 2>&1 || true
+    done
   fi
   n1=- n2=-
   if [ "$native" = 1 ]; then

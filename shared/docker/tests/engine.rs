@@ -39,6 +39,7 @@ async fn flask_builds_runs_as_non_root_keeps_secrets_out_and_redeploys_from_cach
     let runtime = runtime(&engine);
     let dir = copy_fixture("flask-basic");
     let service = "flask-docker-test";
+    clear_service(&engine, service).await;
     let first = DeploymentId::generate();
     let (artifact, _, first_build, plan) = build_dir(&engine, &first, service, dir.path()).await;
     assert_eq!(plan.template, Template::Python);
@@ -184,6 +185,7 @@ async fn flask_builds_runs_as_non_root_keeps_secrets_out_and_redeploys_from_cach
         runtime.stop(id).await.unwrap();
     }
     assert!(gone(&live.url), "stopped, it still answers");
+    clear_service(&engine, service).await;
 }
 
 /// What a container's inspection lists as labels.
@@ -204,6 +206,7 @@ impl ConfigLabels for bollard::models::ContainerInspectResponse {
 async fn static_site_is_served_by_nginx_as_uid_101() {
     let Some(engine) = engine().await else { return };
     let runtime = runtime(&engine);
+    clear_service(&engine, "static-docker-test").await;
     let id = DeploymentId::generate();
     let (artifact, _, took, plan) =
         build_dir(&engine, &id, "static-docker-test", &fixture("static-site")).await;
@@ -380,6 +383,7 @@ async fn express_installs_its_dependencies_and_runs_as_node() {
     let runtime = runtime(&engine);
     let id = DeploymentId::generate();
     let service = "express-docker-test";
+    clear_service(&engine, service).await;
     let (artifact, _, took, plan) =
         build_dir(&engine, &id, service, &fixture("express-basic")).await;
     assert_eq!(plan.template, Template::Node);
@@ -406,6 +410,7 @@ async fn express_installs_its_dependencies_and_runs_as_node() {
     );
     runtime.stop(&id).await.unwrap();
     assert!(gone(&live.url));
+    clear_service(&engine, service).await;
 }
 
 #[tokio::test]
@@ -414,6 +419,7 @@ async fn a_single_page_app_is_built_with_node_and_served_by_nginx_without_it() {
     let runtime = runtime(&engine);
     let id = DeploymentId::generate();
     let service = "spa-docker-test";
+    clear_service(&engine, service).await;
     let (artifact, _, took, plan) = build_dir(&engine, &id, service, &fixture("vite-react")).await;
     assert_eq!(plan.template, Template::Spa);
     println!("vite-react: first build {:.1} s", took.as_secs_f64());
@@ -441,4 +447,5 @@ async fn a_single_page_app_is_built_with_node_and_served_by_nginx_without_it() {
     // The built bundle, not the source entry point.
     assert!(!body.contains("/src/main.jsx"), "{body}");
     runtime.stop(&id).await.unwrap();
+    clear_service(&engine, service).await;
 }

@@ -238,3 +238,23 @@ pub fn image_id(artifact: &Artifact) -> String {
         Artifact::LocalBuild { .. } => String::new(),
     }
 }
+
+/// Removes every container DevGem ran for `service` (left by an earlier run of a test, or by
+/// this one), so that each run starts from none and leaves none.
+pub async fn clear_service(engine: &Engine, service: &str) {
+    use bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
+    let docker = engine.client().await.unwrap();
+    let filters = std::collections::HashMap::from([(
+        "label",
+        vec![format!("{}={service}", devgem_docker::labels::SERVICE)],
+    )]);
+    let options = ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    for container in docker.list_containers(Some(options)).await.unwrap() {
+        let id = container.id.unwrap();
+        let force = RemoveContainerOptionsBuilder::default().force(true).build();
+        docker.remove_container(&id, Some(force)).await.unwrap();
+    }
+}
