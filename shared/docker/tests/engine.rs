@@ -225,6 +225,8 @@ async fn static_site_is_served_by_nginx_as_uid_101() {
         "{body}"
     );
     runtime.stop(&id).await.unwrap();
+    assert!(gone(&live.url));
+    clear_service(&engine, "static-docker-test").await;
 }
 
 /// A plan for a hand-written Dockerfile (the runtime reads only its port).
