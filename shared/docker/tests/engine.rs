@@ -451,3 +451,55 @@ async fn a_single_page_app_is_built_with_node_and_served_by_nginx_without_it() {
     runtime.stop(&id).await.unwrap();
     clear_service(&engine, service).await;
 }
+
+#[tokio::test]
+async fn a_redeploy_replaces_the_container_only_once_the_new_one_answers() {
+    let Some(engine) = engine().await else { return };
+    let runtime = runtime(&engine);
+    let service = "replace-docker-test";
+    clear_service(&engine, service).await;
+    let id = DeploymentId::generate();
+    let (good, _, _, plan) = build_dir(&engine, &id, service, &fixture("static-site")).await;
+    let spec = release(&id, service, good, &plan, vec![]).await;
+    let first = runtime
+        .deploy(&spec, &Lines::default(), &CancellationToken::new())
+        .await
+        .unwrap();
+
+    // The same deployment again, with an image that crashes: the running one keeps serving.
+    let crashing = build_dockerfile(
+        &engine,
+        &DeploymentId::generate(),
+        "FROM debian:bookworm-slim\nCMD [\"sh\", \"-c\", \"echo broken >&2; exit 1\"]\n",
+    )
+    .await;
+    let broken = devgem_ports::ReleaseSpec {
+        artifact: crashing,
+        ..spec.clone()
+    };
+    let err = runtime
+        .deploy(&broken, &Lines::default(), &CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("broken"), "{err}");
+    assert_eq!(
+        get(&first.url).unwrap().0,
+        200,
+        "the old container was replaced"
+    );
+
+    // Again with a good image: the new container serves, the old one is gone.
+    let second = runtime
+        .deploy(&spec, &Lines::default(), &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_ne!(second.url, first.url);
+    assert_eq!(get(&second.url).unwrap().0, 200);
+    assert!(gone(&first.url), "the old container still answers");
+    let revisions = runtime
+        .revisions(&ServiceName::derive_from(service))
+        .await
+        .unwrap();
+    assert_eq!(revisions.len(), 1, "{revisions:?}");
+    clear_service(&engine, service).await;
+}
