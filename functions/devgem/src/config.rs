@@ -101,7 +101,7 @@ choice!(
     /// What builds the app.
     BuilderKind, "DEVGEM_BUILDER", {
         Native = "native", built = true,
-        Docker = "docker", built = false,
+        Docker = "docker", built = true,
         CloudBuild = "cloudbuild", built = false,
     }
 );
@@ -109,7 +109,7 @@ choice!(
     /// What runs the app.
     RuntimeKind, "DEVGEM_RUNTIME", {
         Process = "process", built = true,
-        Docker = "docker", built = false,
+        Docker = "docker", built = true,
         CloudRun = "cloudrun", built = false,
     }
 );

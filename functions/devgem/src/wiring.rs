@@ -4,12 +4,14 @@
 //! in-process bus, a folder, under `DEVGEM_HOME`) or Google's (Firestore, Pub/Sub with push
 //! deliveries over HTTP at `/pubsub/{topic}`, Cloud Storage; the emulators when
 //! `*_EMULATOR_HOST` are set). Secrets, the source fetcher, the builder and the runtime are this
-//! machine's for now; Secret Manager, Cloud Build and Cloud Run adapters plug in here.
+//! machine's (natively, or on a Docker engine at `DOCKER_HOST`); Secret Manager, Cloud Build
+//! and Cloud Run adapters plug in here.
 
 use crate::config::{BuilderKind, BusKind, Config, ObjectsKind, RuntimeKind, StoreKind};
 use anyhow::Context;
 use devgem_app::clock::{RandomIds, SystemClock};
 use devgem_app::{Core, DeadLetterHandler, InstanceId, Services, StageHandler};
+use devgem_docker::{DockerBuilder, DockerRunConfig, DockerRuntime, Engine};
 use devgem_domain::Stage;
 use devgem_embedded::{BusOptions, FileSecrets, FolderObjectStore, InProcessBus, SqliteStore};
 use devgem_gcp::{DEAD_LETTER_TOPIC, GcpConfig};
@@ -80,6 +82,11 @@ pub async fn from_config(config: &Config) -> anyhow::Result<Wiring> {
     };
     let builder: Arc<dyn Builder> = match config.adapters.builder {
         BuilderKind::Native => Arc::new(NativeBuilder::new(home.join("builds"), objects.clone())),
+        BuilderKind::Docker => Arc::new(DockerBuilder::new(
+            Engine::from_env(),
+            objects.clone(),
+            home.join("builds"),
+        )),
         other => unbuilt(BuilderKind::VAR, other)?,
     };
     let secrets: Arc<dyn Secrets> = Arc::new(FileSecrets::new(home.join("secrets.json")));
@@ -90,6 +97,14 @@ pub async fn from_config(config: &Config) -> anyhow::Result<Wiring> {
             RunConfig {
                 ready_timeout: config.ready_timeout,
                 ..RunConfig::default()
+            },
+        )),
+        RuntimeKind::Docker => Arc::new(DockerRuntime::with_config(
+            Engine::from_env(),
+            secrets.clone(),
+            DockerRunConfig {
+                ready_timeout: config.ready_timeout,
+                ..DockerRunConfig::default()
             },
         )),
         other => unbuilt(RuntimeKind::VAR, other)?,

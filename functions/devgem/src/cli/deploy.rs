@@ -4,7 +4,7 @@
 use super::Remote;
 use super::remote::Client;
 use crate::cli::say;
-use crate::config::Config;
+use crate::config::{BuilderKind, Config, RuntimeKind};
 use crate::render::Renderer;
 use crate::wiring;
 use anyhow::{Context, bail};
@@ -87,12 +87,33 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
     Ok(report(&deployment, renderer.is_json()))
 }
 
+/// When a Docker engine answers and neither the builder nor the runtime was chosen, one line
+/// says that the native path is taken and how to take the engine's instead.
+async fn say_which_path(config: &Config) {
+    let chosen = |var: &str| std::env::var(var).is_ok_and(|v| !v.trim().is_empty());
+    if chosen(BuilderKind::VAR) || chosen(RuntimeKind::VAR) {
+        return;
+    }
+    let engine = devgem_docker::Engine::from_env();
+    if engine.answers(std::time::Duration::from_secs(1)).await {
+        eprintln!(
+            "note: a Docker engine answers at {}, but this deploy takes the native path \
+             (builder {}, runtime {}); to build and run the generated Dockerfile on it, set \
+             DEVGEM_BUILDER=docker DEVGEM_RUNTIME=docker",
+            engine.host(),
+            config.adapters.builder,
+            config.adapters.runtime
+        );
+    }
+}
+
 async fn deploy_here(
     request: CreateDeployment,
     renderer: &mut Renderer,
 ) -> anyhow::Result<Deployment> {
     let config = Config::from_env()?;
     config.check_adapters()?;
+    say_which_path(&config).await;
     let wiring = wiring::from_config(&config).await?;
     let services = wiring.services;
     let deployment = devgem_app::create_deployment(&services, request)
