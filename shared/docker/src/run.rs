@@ -84,27 +84,6 @@ fn unavailable(what: &str, e: impl std::fmt::Display) -> RuntimeError {
     RuntimeError::Unavailable(format!("{what}: {e}"))
 }
 
-/// The name of a deployment's first revision: the service and the random end of the id.
-fn revision_name(spec: &ReleaseSpec) -> String {
-    let id = spec.deployment_id.as_str();
-    format!(
-        "{}-{}",
-        spec.service_name,
-        &id[id.len().saturating_sub(8)..]
-    )
-}
-
-/// The revision after `name`: `svc-abc` -> `svc-abc-r2` -> `svc-abc-r3`.
-fn next_revision(name: &str) -> String {
-    let generation = name
-        .rsplit_once("-r")
-        .and_then(|(base, n)| Some((base, n.parse::<u32>().ok()?)));
-    match generation {
-        Some((base, n)) => format!("{base}-r{}", n + 1),
-        None => format!("{name}-r2"),
-    }
-}
-
 /// One container DevGem started, read back from its labels.
 #[derive(Debug, Clone)]
 struct Run {
@@ -565,7 +544,7 @@ impl Runtime for DockerRuntime {
         log: &dyn LogSink,
         cancel: &CancellationToken,
     ) -> Result<Release, RuntimeError> {
-        self.start(spec, revision_name(spec), log, cancel).await
+        self.start(spec, spec.first_revision(), log, cancel).await
     }
 
     async fn stop(&self, id: &DeploymentId) -> Result<(), RuntimeError> {
@@ -691,7 +670,7 @@ impl Runtime for DockerRuntime {
             spec.secret_env.retain(|s| s.name != secret.name);
             spec.secret_env.push(secret.clone());
         }
-        let revision = next_revision(&serving.revision);
+        let revision = devgem_ports::next_revision(&serving.revision);
         log.line(&format!(
             "Starting revision {revision} with the new environment"
         ));
@@ -699,13 +678,3 @@ impl Runtime for DockerRuntime {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn revisions_count_up() {
-        assert_eq!(next_revision("shop-0a1b2c3d"), "shop-0a1b2c3d-r2");
-        assert_eq!(next_revision("shop-0a1b2c3d-r2"), "shop-0a1b2c3d-r3");
-    }
-}

@@ -114,16 +114,6 @@ fn unavailable(what: &str, e: impl std::fmt::Display) -> RuntimeError {
     RuntimeError::Unavailable(format!("{what}: {e}"))
 }
 
-/// The name of a deployment's first revision: the service and the random end of the id.
-fn revision_name(spec: &ReleaseSpec) -> String {
-    let id = spec.deployment_id.as_str();
-    format!(
-        "{}-{}",
-        spec.service_name,
-        &id[id.len().saturating_sub(8)..]
-    )
-}
-
 impl ProcessRuntime {
     pub fn new(base_dir: impl Into<PathBuf>, secrets: Arc<dyn Secrets>) -> Self {
         Self::with_config(base_dir, secrets, RunConfig::default())
@@ -539,7 +529,7 @@ impl Runtime for ProcessRuntime {
         log: &dyn LogSink,
         cancel: &CancellationToken,
     ) -> Result<Release, RuntimeError> {
-        self.start(spec, revision_name(spec), log, cancel).await
+        self.start(spec, spec.first_revision(), log, cancel).await
     }
 
     async fn revisions(&self, service: &ServiceName) -> Result<Vec<Revision>, RuntimeError> {
@@ -655,7 +645,7 @@ impl Runtime for ProcessRuntime {
             spec.secret_env.retain(|s| s.name != secret.name);
             spec.secret_env.push(secret.clone());
         }
-        let revision = next_revision(&current);
+        let revision = devgem_ports::next_revision(&current);
         log.line(&format!(
             "Starting revision {revision} with the new environment"
         ));
@@ -709,17 +699,6 @@ fn run_env(
         ("K_REVISION".to_string(), revision.to_string()),
     ]);
     env
-}
-
-/// The revision after `name`: `svc-abc` -> `svc-abc-r2` -> `svc-abc-r3`.
-fn next_revision(name: &str) -> String {
-    let generation = name
-        .rsplit_once("-r")
-        .and_then(|(base, n)| Some((base, n.parse::<u32>().ok()?)));
-    match generation {
-        Some((base, n)) => format!("{base}-r{}", n + 1),
-        None => format!("{name}-r2"),
-    }
 }
 
 /// Whether the recorded app still runs and is really ours (its leader's pid was not reused).
@@ -877,14 +856,6 @@ fn tail_of_file(mut file: File, n: usize) -> std::io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn revisions_count_up() {
-        assert_eq!(next_revision("shop-0a1b2c3d"), "shop-0a1b2c3d-r2");
-        assert_eq!(next_revision("shop-0a1b2c3d-r2"), "shop-0a1b2c3d-r3");
-        assert_eq!(next_revision("my-shop-12345678-r9"), "my-shop-12345678-r10");
-        assert_eq!(next_revision("web-r2d2-12345678"), "web-r2d2-12345678-r2");
-    }
 
     #[test]
     fn parses_status_lines() {

@@ -199,6 +199,30 @@ impl ReleaseSpec {
     }
 }
 
+impl ReleaseSpec {
+    /// The name of a deployment's first revision, as every runtime names it: the service and
+    /// the random end of the deployment id.
+    pub fn first_revision(&self) -> String {
+        let id = self.deployment_id.as_str();
+        format!(
+            "{}-{}",
+            self.service_name,
+            &id[id.len().saturating_sub(8)..]
+        )
+    }
+}
+
+/// The revision after `name`: `svc-abc` -> `svc-abc-r2` -> `svc-abc-r3`.
+pub fn next_revision(name: &str) -> String {
+    let generation = name
+        .rsplit_once("-r")
+        .and_then(|(base, n)| Some((base, n.parse::<u32>().ok()?)));
+    match generation {
+        Some((base, n)) => format!("{base}-r{}", n + 1),
+        None => format!("{name}-r2"),
+    }
+}
+
 /// A running release: where it answers and the revision that serves it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Release {
@@ -274,4 +298,17 @@ pub trait Runtime: Send + Sync {
         log: &dyn LogSink,
         cancel: &CancellationToken,
     ) -> Result<Release, RuntimeError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revisions_count_up() {
+        assert_eq!(next_revision("shop-0a1b2c3d"), "shop-0a1b2c3d-r2");
+        assert_eq!(next_revision("shop-0a1b2c3d-r2"), "shop-0a1b2c3d-r3");
+        assert_eq!(next_revision("my-shop-12345678-r9"), "my-shop-12345678-r10");
+        assert_eq!(next_revision("web-r2d2-12345678"), "web-r2d2-12345678-r2");
+    }
 }

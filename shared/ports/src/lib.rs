@@ -15,7 +15,7 @@ pub use clock::{Clock, IdSource};
 pub use exec::{
     Artifact, BuildError, BuildRequest, BuildSource, Builder, EnvUpdate, FetchedSource,
     GitRevision, LogSink, Release, ReleaseSpec, Resources, Revision, Runtime, RuntimeError,
-    Scaling, SecretEnv, SourceError, SourceFetcher, TcpProbe,
+    Scaling, SecretEnv, SourceError, SourceFetcher, TcpProbe, next_revision,
 };
 pub use objects::{ObjectError, ObjectStore};
 pub use secrets::{SecretError, SecretValue, Secrets};
