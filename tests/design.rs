@@ -16,15 +16,17 @@ const PURE: [&str; 3] = ["devgem-domain", "devgem-analyzer", "devgem-plan"];
 const OPTIONAL: [&str; 1] = ["devgem-plan"];
 
 /// What the ports (the traits the app needs) must not reach: the adapters and the analyzer.
-const NOT_FOR_PORTS: [&str; 4] = [
+const NOT_FOR_PORTS: [&str; 5] = [
     "devgem-embedded",
     "devgem-local",
     "devgem-gcp",
+    "devgem-gcp-run",
     "devgem-analyzer",
 ];
 
-/// The one crate that may name the Google Cloud client crates.
-const GOOGLE_ADAPTER: &str = "devgem-gcp";
+/// The crates that may name the Google Cloud client crates: the state, bus and objects
+/// adapters, and the build-and-run adapters.
+const GOOGLE_ADAPTERS: [&str; 2] = ["devgem-gcp", "devgem-gcp-run"];
 
 /// The binary crate: it wires everything and nothing may depend on it.
 const BINARY: &str = "devgem";
@@ -199,9 +201,9 @@ fn dependency_violations(graph: &Graph) -> Vec<String> {
     }
     for (krate, deps) in &graph.declared {
         for dep in deps {
-            if is_google_cloud(dep) && krate != GOOGLE_ADAPTER {
+            if is_google_cloud(dep) && !GOOGLE_ADAPTERS.contains(&krate.as_str()) {
                 violations.push(format!(
-                    "only {GOOGLE_ADAPTER} may use Google Cloud, but {krate} depends on {dep}"
+                    "only {GOOGLE_ADAPTERS:?} may use Google Cloud, but {krate} depends on {dep}"
                 ));
             }
             if dep == BINARY {

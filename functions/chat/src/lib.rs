@@ -307,7 +307,12 @@ impl Api {
                     .flatten()
                     .map(|b| String::from_utf8_lossy(&b).into_owned())
                     .unwrap_or_default();
-                let app = services.runtime.logs(&d.id).await.unwrap_or_default();
+                let app = services
+                    .runtime
+                    .logs(&d.id, &Default::default())
+                    .await
+                    .map(|p| p.text())
+                    .unwrap_or_default();
                 Ok(json(
                     StatusCode::OK,
                     &serde_json::json!({ "deployment_id": d.id, "build": build, "app": app }),

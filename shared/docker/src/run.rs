@@ -20,7 +20,8 @@ use bollard::query_parameters::{
 use chrono::{DateTime, Utc};
 use devgem_domain::{Artifact, DeploymentId, ServiceName};
 use devgem_ports::{
-    EnvUpdate, LogSink, Release, ReleaseSpec, Revision, Runtime, RuntimeError, Secrets,
+    EnvUpdate, LogPage, LogQuery, LogSink, Release, ReleaseSpec, Revision, Runtime, RuntimeError,
+    Secrets,
 };
 use futures::StreamExt;
 use std::collections::HashMap;
@@ -556,17 +557,18 @@ impl Runtime for DockerRuntime {
         Ok(())
     }
 
-    async fn logs(&self, id: &DeploymentId) -> Result<String, RuntimeError> {
+    async fn logs(&self, id: &DeploymentId, query: &LogQuery) -> Result<LogPage, RuntimeError> {
         let Some(run) = self
             .runs(labels::DEPLOYMENT, id.as_str())
             .await?
             .into_iter()
             .next()
         else {
-            return Ok(String::new());
+            return Ok(LogPage::default());
         };
         let docker = self.docker().await?;
-        Ok(container_logs(docker, &run.container, LOG_LINES).await)
+        let text = container_logs(docker, &run.container, query.limit.min(LOG_LINES)).await;
+        Ok(LogPage::tail(text.lines().map(str::to_string), query.limit))
     }
 
     async fn revisions(&self, service: &ServiceName) -> Result<Vec<Revision>, RuntimeError> {
@@ -677,4 +679,3 @@ impl Runtime for DockerRuntime {
         self.start(&spec, revision, log, cancel).await
     }
 }
-

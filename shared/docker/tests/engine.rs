@@ -160,7 +160,11 @@ async fn flask_builds_runs_as_non_root_keeps_secrets_out_and_redeploys_from_cach
         .await
         .unwrap();
     assert!(get(&live2.url).unwrap().1.contains("changed by one line"));
-    let logs = runtime.logs(&second).await.unwrap();
+    let logs = runtime
+        .logs(&second, &Default::default())
+        .await
+        .unwrap()
+        .text();
     assert!(logs.contains("Booting worker"), "{logs}");
 
     // Rollback: all traffic to the first revision, the second stops.

@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use devgem_domain::{Artifact, DeploymentId, ServiceName};
 use devgem_ports::{
-    EnvUpdate, LogSink, Release, ReleaseSpec, Revision, Runtime, RuntimeError, Secrets,
+    EnvUpdate, LogPage, LogQuery, LogSink, Release, ReleaseSpec, Revision, Runtime, RuntimeError,
+    Secrets,
 };
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
@@ -659,12 +660,13 @@ impl Runtime for ProcessRuntime {
         Ok(())
     }
 
-    async fn logs(&self, id: &DeploymentId) -> Result<String, RuntimeError> {
+    async fn logs(&self, id: &DeploymentId, query: &LogQuery) -> Result<LogPage, RuntimeError> {
         let path = self.log_path(id);
         match std::fs::File::open(&path) {
-            Ok(file) => tail_of_file(file, LOG_LINES)
+            Ok(file) => tail_of_file(file, query.limit.min(LOG_LINES))
+                .map(|text| LogPage::tail(text.lines().map(str::to_string), query.limit))
                 .map_err(|e| unavailable(&format!("could not read {}", path.display()), e)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(LogPage::default()),
             Err(e) => Err(unavailable(
                 &format!("could not read {}", path.display()),
                 e,

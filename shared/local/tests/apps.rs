@@ -88,7 +88,7 @@ async fn deploy_fixture(name: &str, plan: BuildPlan, expected: &str, in_log: &st
     .unwrap();
     assert!(record.contains("\"pgid\""), "{record}");
 
-    let logs = runtime.logs(&id).await.unwrap();
+    let logs = runtime.logs(&id, &Default::default()).await.unwrap().text();
     assert!(
         logs.contains(in_log),
         "{in_log:?} is not in the app's log:\n{logs}"
@@ -108,7 +108,7 @@ async fn deploy_fixture(name: &str, plan: BuildPlan, expected: &str, in_log: &st
     assert!(runtime.status(&id).is_none());
     // Stopping again is not an error.
     runtime.stop(&id).await.unwrap();
-    let logs = runtime.logs(&id).await.unwrap();
+    let logs = runtime.logs(&id, &Default::default()).await.unwrap().text();
     assert!(logs.contains("devgem: stopped"), "{logs}");
     println!("--- logs of {name} ---\n{logs}");
 }

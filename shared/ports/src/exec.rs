@@ -274,8 +274,9 @@ pub trait Runtime: Send + Sync {
     /// Stops the deployment's app; stopping one that does not run is not an error.
     async fn stop(&self, id: &DeploymentId) -> Result<(), RuntimeError>;
 
-    /// The app's recent output (stdout and stderr), oldest line first.
-    async fn logs(&self, id: &DeploymentId) -> Result<String, RuntimeError>;
+    /// The app's output (stdout and stderr), oldest line first, at most `query.limit` lines
+    /// of it: the newest ones, or the page `query.page_token` names.
+    async fn logs(&self, id: &DeploymentId, query: &LogQuery) -> Result<LogPage, RuntimeError>;
 
     /// The service's revisions, newest first.
     async fn revisions(&self, service: &ServiceName) -> Result<Vec<Revision>, RuntimeError>;
@@ -298,6 +299,119 @@ pub trait Runtime: Send + Sync {
         log: &dyn LogSink,
         cancel: &CancellationToken,
     ) -> Result<Release, RuntimeError>;
+
+    /// Maps `domain` to the service; answers with the DNS records the user must set.
+    async fn map_domain(
+        &self,
+        service: &ServiceName,
+        domain: &str,
+    ) -> Result<DomainMapping, RuntimeError> {
+        let _ = (service, domain);
+        Err(no_domains())
+    }
+
+    /// The service's domain mappings with their status.
+    async fn domains(&self, service: &ServiceName) -> Result<Vec<DomainMapping>, RuntimeError> {
+        let _ = service;
+        Err(no_domains())
+    }
+}
+
+fn no_domains() -> RuntimeError {
+    RuntimeError::Failed {
+        reason: "custom domains need Cloud Run; this runtime serves on a loopback port".into(),
+        hint:
+            "deploy with DEVGEM_RUNTIME=cloudrun (or `devgem deploy --to cloudrun`) to map a domain"
+                .into(),
+    }
+}
+
+/// Which lines of a log to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogQuery {
+    /// At most this many lines (the newest ones when no page is named).
+    pub limit: usize,
+    /// A page an earlier [`LogPage::next_page_token`] named.
+    pub page_token: Option<String>,
+}
+
+impl Default for LogQuery {
+    fn default() -> Self {
+        Self {
+            limit: 1000,
+            page_token: None,
+        }
+    }
+}
+
+/// One line of a log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub timestamp: Option<chrono::DateTime<chrono::Utc>>,
+    pub text: String,
+}
+
+/// Lines, oldest first, and where the page before them starts, if there is more.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogPage {
+    pub lines: Vec<LogLine>,
+    pub next_page_token: Option<String>,
+}
+
+impl LogPage {
+    /// The last `limit` of `lines` (a runtime that keeps its output in memory).
+    pub fn tail(lines: impl IntoIterator<Item = String>, limit: usize) -> Self {
+        let lines: Vec<String> = lines.into_iter().collect();
+        let skip = lines.len().saturating_sub(limit);
+        Self {
+            lines: lines
+                .into_iter()
+                .skip(skip)
+                .map(|text| LogLine {
+                    timestamp: None,
+                    text,
+                })
+                .collect(),
+            next_page_token: None,
+        }
+    }
+
+    /// The lines as text, one per line.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        for line in &self.lines {
+            out.push_str(&line.text);
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// A custom domain mapped to a service, and what DNS must say for it to work.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainMapping {
+    pub domain: String,
+    pub status: DomainStatus,
+    pub records: Vec<DnsRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "state", content = "message")]
+pub enum DomainStatus {
+    /// Waiting for DNS or for the certificate.
+    Pending(String),
+    Ready,
+    Failed(String),
+}
+
+/// One record to set at the domain's DNS provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsRecord {
+    /// `A`, `AAAA` or `CNAME`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: String,
+    pub data: String,
 }
 
 #[cfg(test)]

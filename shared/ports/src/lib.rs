@@ -13,9 +13,10 @@ mod store;
 pub use bus::{BusError, Delivery, HandlerError, MessageBus, MessageHandler};
 pub use clock::{Clock, IdSource};
 pub use exec::{
-    Artifact, BuildError, BuildRequest, BuildSource, Builder, EnvUpdate, FetchedSource,
-    GitRevision, LogSink, Release, ReleaseSpec, Resources, Revision, Runtime, RuntimeError,
-    Scaling, SecretEnv, SourceError, SourceFetcher, TcpProbe, next_revision,
+    Artifact, BuildError, BuildRequest, BuildSource, Builder, DnsRecord, DomainMapping,
+    DomainStatus, EnvUpdate, FetchedSource, GitRevision, LogLine, LogPage, LogQuery, LogSink,
+    Release, ReleaseSpec, Resources, Revision, Runtime, RuntimeError, Scaling, SecretEnv,
+    SourceError, SourceFetcher, TcpProbe, next_revision,
 };
 pub use objects::{ObjectError, ObjectStore};
 pub use secrets::{SecretError, SecretValue, Secrets};

@@ -5,6 +5,10 @@
 //! Without gcloud (or java) a test that needs them is skipped with a loud message, except under
 //! CI (`CI=true`), where it fails: a CI machine without the emulators is a broken CI machine,
 //! and a green run that tested nothing would hide it.
+//!
+//! [`standin`] is a loopback stand-in for the Google APIs that only Google can answer.
+
+pub mod standin;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -162,7 +162,12 @@ pub async fn logs(id: String, remote: Remote) -> anyhow::Result<ExitCode> {
                 .await?
                 .map(|b| String::from_utf8_lossy(&b).into_owned())
                 .unwrap_or_default();
-            let app = services.runtime.logs(&id).await.unwrap_or_default();
+            let app = services
+                .runtime
+                .logs(&id, &Default::default())
+                .await
+                .map(|p| p.text())
+                .unwrap_or_default();
             (build, app)
         }
     };

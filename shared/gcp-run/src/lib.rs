@@ -1,0 +1,12 @@
+//! Google Cloud's build-and-run adapters: the builder on Cloud Build (images into Artifact
+//! Registry), the runtime on Cloud Run Admin API v2 (with its logs from Cloud Logging), and
+//! the secrets port on Secret Manager. Every call goes through [`call::with_retry`].
+//!
+//! The request bodies are rendered by pure functions (from the build request and the release
+//! spec), so their snapshots show exactly what Google receives.
+
+pub mod auth;
+pub mod call;
+pub mod config;
+
+pub use config::{BuildEngine, CloudConfig, ConfigError, Endpoints};

@@ -1,0 +1,1 @@
+//! A stand-in for artifactregistry (to be written).

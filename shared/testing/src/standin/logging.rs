@@ -1,0 +1,1 @@
+//! A stand-in for logging (to be written).
