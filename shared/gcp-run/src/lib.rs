@@ -8,5 +8,6 @@
 pub mod auth;
 pub mod call;
 pub mod config;
+pub mod names;
 
 pub use config::{BuildEngine, CloudConfig, ConfigError, Endpoints};
