@@ -370,19 +370,20 @@ fn serve_refuses_to_expose_itself_without_authentication() {
 }
 
 #[test]
-fn an_adapter_that_is_not_built_is_refused_at_start() {
+fn cloud_run_without_a_project_is_refused_at_start_with_the_fix() {
     let home = Home::new();
     let out = home
         .devgem()
         .args(["serve"])
         .env("DEVGEM_RUNTIME", "cloudrun")
+        .env_remove("GOOGLE_CLOUD_PROJECT")
         .env("PORT", "0")
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("DEVGEM_RUNTIME") && err.contains("cloudrun"),
+        err.contains("GOOGLE_CLOUD_PROJECT") && err.contains("gcloud config get-value project"),
         "{err}"
     );
 }

@@ -6,7 +6,12 @@
 //! `DEVGEM_BUILDER`, `DEVGEM_RUNTIME`). Their defaults are the embedded ones, except that a
 //! project with emulator hosts set (`GOOGLE_CLOUD_PROJECT` plus `FIRESTORE_EMULATOR_HOST` /
 //! `PUBSUB_EMULATOR_HOST`) and a process on Cloud Run (`K_SERVICE`) default to Firestore,
-//! Pub/Sub and Cloud Storage. An adapter that is named but not built yet is refused at start.
+//! Pub/Sub and Cloud Storage, and on Cloud Run to Cloud Build and Cloud Run too. An adapter
+//! that is named but not built yet is refused at start.
+//!
+//! The secrets adapter follows the runtime: Cloud Run reads an app's secrets from Secret
+//! Manager, so `DEVGEM_RUNTIME=cloudrun` keeps them there; every other runtime reads the
+//! owner-only file under `DEVGEM_HOME`.
 
 use devgem_domain::Stage;
 use std::fmt;
@@ -102,7 +107,7 @@ choice!(
     BuilderKind, "DEVGEM_BUILDER", {
         Native = "native", built = true,
         Docker = "docker", built = true,
-        CloudBuild = "cloudbuild", built = false,
+        CloudBuild = "cloudbuild", built = true,
     }
 );
 choice!(
@@ -110,7 +115,7 @@ choice!(
     RuntimeKind, "DEVGEM_RUNTIME", {
         Process = "process", built = true,
         Docker = "docker", built = true,
-        CloudRun = "cloudrun", built = false,
+        CloudRun = "cloudrun", built = true,
     }
 );
 
@@ -130,6 +135,11 @@ impl Adapters {
         self.store == StoreKind::Firestore
             || self.bus == BusKind::PubSub
             || self.objects == ObjectsKind::Gcs
+    }
+
+    /// Whether Cloud Build or Cloud Run is used (so their settings are read).
+    pub fn uses_google_release(&self) -> bool {
+        self.builder == BuilderKind::CloudBuild || self.runtime == RuntimeKind::CloudRun
     }
 }
 
@@ -254,6 +264,8 @@ pub struct Config {
     pub function: FunctionTarget,
     /// The Google adapters' settings, when any Google adapter is chosen.
     pub gcp: Option<devgem_gcp::GcpConfig>,
+    /// Cloud Build's and Cloud Run's settings, when either is chosen.
+    pub cloud: Option<devgem_gcp_run::CloudConfig>,
 }
 
 /// Where images are named when no registry is configured: built here, pushed nowhere.
@@ -347,17 +359,27 @@ impl Config {
                 ObjectsKind::Folder
             },
         )?;
-        let builder = choose(
-            &get,
-            BuilderKind::VAR,
-            BuilderKind::parse,
-            BuilderKind::Native,
-        )?;
         let runtime = choose(
             &get,
             RuntimeKind::VAR,
             RuntimeKind::parse,
-            RuntimeKind::Process,
+            if on_cloud_run {
+                RuntimeKind::CloudRun
+            } else {
+                RuntimeKind::Process
+            },
+        )?;
+        // Cloud Run runs images, so choosing it alone builds them on Cloud Build, as
+        // `gcloud run deploy --source` does.
+        let builder = choose(
+            &get,
+            BuilderKind::VAR,
+            BuilderKind::parse,
+            if on_cloud_run || runtime == RuntimeKind::CloudRun {
+                BuilderKind::CloudBuild
+            } else {
+                BuilderKind::Native
+            },
         )?;
         let adapters = Adapters {
             store,
@@ -369,6 +391,14 @@ impl Config {
         let gcp = if adapters.uses_google() {
             Some(
                 devgem_gcp::GcpConfig::from_lookup(get)
+                    .map_err(|e| config_error(e.var, e.problem, e.fix))?,
+            )
+        } else {
+            None
+        };
+        let cloud = if adapters.uses_google_release() {
+            Some(
+                devgem_gcp_run::CloudConfig::from_lookup(get)
                     .map_err(|e| config_error(e.var, e.problem, e.fix))?,
             )
         } else {
@@ -431,13 +461,18 @@ impl Config {
             github_token: get("GITHUB_TOKEN").map(Secret),
             allow_local_sources: flag(&get, "DEVGEM_ALLOW_LOCAL_SOURCES")?,
             max_upload_bytes: max_upload_mb << 20,
-            image_repository: get("DEVGEM_IMAGE_REPOSITORY")
-                .unwrap_or_else(|| DEFAULT_IMAGE_REPOSITORY.to_string()),
+            image_repository: get("DEVGEM_IMAGE_REPOSITORY").unwrap_or_else(|| {
+                match (&cloud, builder) {
+                    (Some(cloud), BuilderKind::CloudBuild) => cloud.image_repository(),
+                    _ => DEFAULT_IMAGE_REPOSITORY.to_string(),
+                }
+            }),
             deliver_twice: flag(&get, "DEVGEM_BUS_DELIVER_TWICE")?,
             lease: seconds(&get, "DEVGEM_LEASE_SECS", 30)?,
             ready_timeout: seconds(&get, "DEVGEM_READY_TIMEOUT_SECS", 60)?,
             function,
             gcp,
+            cloud,
         })
     }
 
@@ -528,10 +563,14 @@ impl Config {
             format!("objects       {}", a.objects),
             format!("builder       {}", a.builder),
             format!("runtime       {}", a.runtime),
-            format!(
-                "secrets       file ({})",
-                self.home.join("secrets.json").display()
-            ),
+            if a.runtime == RuntimeKind::CloudRun {
+                "secrets       Secret Manager".to_string()
+            } else {
+                format!(
+                    "secrets       file ({})",
+                    self.home.join("secrets.json").display()
+                )
+            },
             format!("home          {}", self.home.display()),
             format!("api_token     {}", masked(&self.api_token)),
             format!("github_token  {}", masked(&self.github_token)),
@@ -548,6 +587,43 @@ impl Config {
             format!("lease         {}s", self.lease.as_secs()),
             format!("ready_timeout {}s", self.ready_timeout.as_secs()),
         ];
+        if let Some(c) = &self.cloud {
+            lines.push(format!("region        {}", c.region));
+            lines.push(format!("build_bucket  {}", c.build_bucket));
+            let e = &c.endpoints;
+            for (name, url, default) in [
+                (
+                    "cloudbuild",
+                    &e.cloudbuild,
+                    "https://cloudbuild.googleapis.com",
+                ),
+                ("run", &e.run, "https://run.googleapis.com"),
+                (
+                    "secretmanager",
+                    &e.secretmanager,
+                    "https://secretmanager.googleapis.com",
+                ),
+                (
+                    "artifactreg.",
+                    &e.artifactregistry,
+                    "https://artifactregistry.googleapis.com",
+                ),
+                ("logging", &e.logging, "https://logging.googleapis.com"),
+                ("storage", &e.storage, "https://storage.googleapis.com"),
+            ] {
+                if url != default {
+                    lines.push(format!("{name:<14}at {url}"));
+                }
+            }
+            lines.push(format!(
+                "credentials   {}",
+                if c.access_token.is_some() {
+                    "GOOGLE_OAUTH_ACCESS_TOKEN (***)"
+                } else {
+                    "application default credentials"
+                }
+            ));
+        }
         if let Some(g) = &self.gcp {
             lines.push(format!("project       {}", g.project));
             lines.push(format!("topic_prefix  {}", g.topic_prefix));
@@ -645,10 +721,57 @@ mod tests {
         let err = config(&[("DEVGEM_BUS", "kafka")]).unwrap_err();
         assert_eq!(err.var, "DEVGEM_BUS");
         assert!(err.fix.contains("local, pubsub"), "{err}");
-        let c = config(&[("DEVGEM_BUILDER", "cloudbuild")]).unwrap();
-        let err = c.check_servable().unwrap_err();
-        assert_eq!(err.var, "DEVGEM_BUILDER");
-        assert!(err.problem.contains("cloudbuild"), "{err}");
+        let err = config(&[("DEVGEM_RUNTIME", "lambda")]).unwrap_err();
+        assert!(err.fix.contains("process, docker, cloudrun"), "{err}");
+    }
+
+    #[test]
+    fn cloud_run_builds_on_cloud_build_and_keeps_secrets_in_secret_manager() {
+        // Chosen alone, Cloud Run brings Cloud Build, as `gcloud run deploy --source` does.
+        let c = config(&[
+            ("GOOGLE_CLOUD_PROJECT", "acme"),
+            ("DEVGEM_RUNTIME", "cloudrun"),
+        ])
+        .unwrap();
+        assert_eq!(c.adapters.builder, BuilderKind::CloudBuild);
+        assert_eq!(c.image_repository, "us-central1-docker.pkg.dev/acme/devgem");
+        // The state stays embedded: only the build and run adapters are Google's.
+        assert_eq!(c.adapters.store, StoreKind::Sqlite);
+        assert!(c.describe().contains("secrets       Secret Manager"));
+        c.check_servable().unwrap();
+        // On Cloud Run every default is Google's.
+        let c = config(&[
+            ("K_SERVICE", "deploy"),
+            ("GOOGLE_CLOUD_PROJECT", "acme"),
+            ("GOOGLE_CLOUD_REGION", "europe-west1"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.adapters.builder, c.adapters.runtime),
+            (BuilderKind::CloudBuild, RuntimeKind::CloudRun)
+        );
+        assert_eq!(
+            c.image_repository,
+            "europe-west1-docker.pkg.dev/acme/devgem"
+        );
+        // A token is used, never shown.
+        let c = config(&[
+            ("GOOGLE_CLOUD_PROJECT", "acme"),
+            ("DEVGEM_BUILDER", "cloudbuild"),
+            ("GOOGLE_OAUTH_ACCESS_TOKEN", "ya29.private"),
+            ("DEVGEM_RUN_ENDPOINT", "http://127.0.0.1:9"),
+        ])
+        .unwrap();
+        assert_eq!(c.adapters.runtime, RuntimeKind::Process);
+        let shown = c.describe();
+        assert!(
+            !shown.contains("ya29.private")
+                && shown.contains("run           at http://127.0.0.1:9"),
+            "{shown}"
+        );
+        // Without a project the error says where to find one.
+        let err = config(&[("DEVGEM_BUILDER", "cloudbuild")]).unwrap_err();
+        assert_eq!(err.var, "GOOGLE_CLOUD_PROJECT");
     }
 
     #[test]
