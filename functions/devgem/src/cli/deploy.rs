@@ -32,11 +32,41 @@ pub struct DeployArgs {
     /// An environment variable for the app, NAME=VALUE; repeatable. Values are kept secret.
     #[arg(long = "env", value_name = "NAME=VALUE")]
     pub env: Vec<String>,
+    /// Where the app runs: `process` (natively, here), `docker` (the generated Dockerfile on
+    /// the Docker engine) or `cloudrun` (built on Cloud Build, run on Cloud Run). The same as
+    /// DEVGEM_RUNTIME, which it overrides; the builder follows unless DEVGEM_BUILDER is set.
+    #[arg(long, value_name = "RUNTIME")]
+    pub to: Option<String>,
     /// Print one JSON event per line.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
     pub remote: Remote,
+}
+
+/// The configuration with `--to` applied: it names the runtime, and the builder that makes
+/// what that runtime runs, unless DEVGEM_BUILDER says otherwise.
+fn config_for(to: Option<&str>) -> anyhow::Result<Config> {
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let Some(to) = to else {
+        return Ok(Config::from_env()?);
+    };
+    let builder = match to.trim() {
+        "docker" => Some("docker"),
+        "cloudrun" => Some("cloudbuild"),
+        _ => None,
+    };
+    Ok(Config::from_lookup(|name| match name {
+        "DEVGEM_RUNTIME" => Some(to.to_string()),
+        "DEVGEM_BUILDER" => env(name).or(builder.map(str::to_string)),
+        _ => env(name),
+    })
+    .map_err(|e| {
+        anyhow::anyhow!(
+            e.to_string()
+                .replace("DEVGEM_RUNTIME", "--to (DEVGEM_RUNTIME)")
+        )
+    })?)
 }
 
 fn parse_env(pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
@@ -78,10 +108,16 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
     };
     let mut renderer = Renderer::new(args.json);
     let deployment = match &args.remote.server {
+        Some(server) if args.to.is_some() => bail!(
+            "--to chooses where a deploy from this machine runs; the server at {server} runs              apps where its own DEVGEM_RUNTIME says. Drop --to, or drop --server"
+        ),
         Some(server) => {
             deploy_remote(server, args.remote.token.clone(), request, &mut renderer).await?
         }
-        None => deploy_here(request, &mut renderer).await?,
+        None => {
+            let config = config_for(args.to.as_deref())?;
+            deploy_here(config, args.to.is_some(), request, &mut renderer).await?
+        }
     };
     renderer.finish();
     Ok(report(&deployment, renderer.is_json()))
@@ -89,9 +125,9 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
 
 /// When a Docker engine answers and neither the builder nor the runtime was chosen, one line
 /// says that the native path is taken and how to take the engine's instead.
-async fn say_which_path(config: &Config) {
+async fn say_which_path(config: &Config, to_given: bool) {
     let chosen = |var: &str| std::env::var(var).is_ok_and(|v| !v.trim().is_empty());
-    if chosen(BuilderKind::VAR) || chosen(RuntimeKind::VAR) {
+    if to_given || chosen(BuilderKind::VAR) || chosen(RuntimeKind::VAR) {
         return;
     }
     let engine = devgem_docker::Engine::from_env();
@@ -107,13 +143,15 @@ async fn say_which_path(config: &Config) {
     }
 }
 
+/// `chosen`: the user named the runtime with `--to`.
 async fn deploy_here(
+    config: Config,
+    chosen: bool,
     request: CreateDeployment,
     renderer: &mut Renderer,
 ) -> anyhow::Result<Deployment> {
-    let config = Config::from_env()?;
     config.check_adapters()?;
-    say_which_path(&config).await;
+    say_which_path(&config, chosen).await;
     let wiring = wiring::from_config(&config).await?;
     let services = wiring.services;
     let deployment = devgem_app::create_deployment(&services, request)
