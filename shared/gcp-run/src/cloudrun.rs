@@ -167,9 +167,11 @@ impl CloudRunRuntime {
     }
 
     async fn get_service(&self, name: &str) -> Result<Service, CallError> {
-        with_retry(&self.retry, &format!("Cloud Run: get service {name}"), || {
-            self.services.get_service().set_name(name).send()
-        })
+        with_retry(
+            &self.retry,
+            &format!("Cloud Run: get service {name}"),
+            || self.services.get_service().set_name(name).send(),
+        )
         .await
     }
 
@@ -272,7 +274,12 @@ impl CloudRunRuntime {
         with_retry(
             &self.retry,
             &format!("Cloud Run: update service {}", service.name),
-            || self.services.update_service().set_service(service.clone()).send(),
+            || {
+                self.services
+                    .update_service()
+                    .set_service(service.clone())
+                    .send()
+            },
         )
         .await
         .map_err(from_call)
@@ -490,12 +497,13 @@ impl CloudRunRuntime {
         body: Option<&serde_json::Value>,
         what: &str,
     ) -> Result<serde_json::Value, CallError> {
-        let headers = auth::bearer_headers(&self.credentials)
-            .await
-            .map_err(|e| CallError::Refused {
-                message: e.to_string(),
-                hint: String::new(),
-            })?;
+        let headers =
+            auth::bearer_headers(&self.credentials)
+                .await
+                .map_err(|e| CallError::Refused {
+                    message: e.to_string(),
+                    hint: String::new(),
+                })?;
         with_retry(&self.retry, what, || {
             let mut request = self
                 .http
@@ -515,7 +523,9 @@ impl CloudRunRuntime {
                 Err(
                     match google_cloud_gax::error::rpc::Status::try_from(&bytes) {
                         // The same classification as the generated clients' errors.
-                        Ok(s) => GaxError::service_with_http_metadata(s, Some(status), Some(headers)),
+                        Ok(s) => {
+                            GaxError::service_with_http_metadata(s, Some(status), Some(headers))
+                        }
                         Err(_) => GaxError::http(status, headers, bytes),
                     },
                 )
@@ -930,7 +940,8 @@ impl Runtime for CloudRunRuntime {
         ));
         let updated = self.roll_out(next, &revision, log, cancel).await?;
         // Whether the service is public is not known here: any answer will do.
-        self.wait_answering(&updated.uri, false, log, cancel).await?;
+        self.wait_answering(&updated.uri, false, log, cancel)
+            .await?;
         Ok(Release {
             url: updated.uri,
             revision,

@@ -12,5 +12,5 @@ pub mod config;
 pub mod names;
 pub mod service;
 
-pub use config::{BuildEngine, CloudConfig, ConfigError, Endpoints};
 pub use cloudrun::{CloudRunRuntime, Timing};
+pub use config::{BuildEngine, CloudConfig, ConfigError, Endpoints};

@@ -65,7 +65,10 @@ pub fn render_service(spec: &ReleaseSpec, revision: &str) -> Result<Service, Run
 }
 
 /// The revision template for `spec`.
-pub fn render_template(spec: &ReleaseSpec, revision: &str) -> Result<RevisionTemplate, RuntimeError> {
+pub fn render_template(
+    spec: &ReleaseSpec,
+    revision: &str,
+) -> Result<RevisionTemplate, RuntimeError> {
     let image = image_by_digest(&spec.artifact)?;
     let port = i32::from(spec.container_port);
     let mut env: Vec<EnvVar> = spec
@@ -84,7 +87,10 @@ pub fn render_template(spec: &ReleaseSpec, revision: &str) -> Result<RevisionTem
             ResourceRequirements::new()
                 .set_limits([
                     ("cpu".to_string(), cpu_quantity(spec.resources.cpu_millis)),
-                    ("memory".to_string(), format!("{}Mi", spec.resources.memory_mib)),
+                    (
+                        "memory".to_string(),
+                        format!("{}Mi", spec.resources.memory_mib),
+                    ),
                 ])
                 // Sending `resources` without `cpuIdle` switches to instance-based billing.
                 .set_cpu_idle(true)
@@ -304,7 +310,9 @@ mod tests {
         };
         let err = render_service(&s, "octo-app-x").unwrap_err();
         match err {
-            RuntimeError::Failed { hint, .. } => assert!(hint.contains("DEVGEM_BUILDER=cloudbuild")),
+            RuntimeError::Failed { hint, .. } => {
+                assert!(hint.contains("DEVGEM_BUILDER=cloudbuild"))
+            }
             other => panic!("{other:?}"),
         }
     }
