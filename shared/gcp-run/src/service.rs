@@ -166,7 +166,7 @@ fn startup_probe(spec: &ReleaseSpec) -> Probe {
 
 /// `1000` -> `"1"`, `500` -> `"500m"` (Kubernetes quantities, as Cloud Run takes them).
 fn cpu_quantity(millis: u32) -> String {
-    if millis % 1000 == 0 {
+    if millis.is_multiple_of(1000) {
         (millis / 1000).to_string()
     } else {
         format!("{millis}m")
