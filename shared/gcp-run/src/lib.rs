@@ -7,7 +7,10 @@
 
 pub mod auth;
 pub mod call;
+pub mod cloudrun;
 pub mod config;
 pub mod names;
+pub mod service;
 
+pub use cloudrun::{CloudRunRuntime, Timing};
 pub use config::{BuildEngine, CloudConfig, ConfigError, Endpoints};

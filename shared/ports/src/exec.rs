@@ -155,6 +155,14 @@ pub struct ReleaseSpec {
     pub scaling: Scaling,
     pub startup_probe: TcpProbe,
     pub labels: BTreeMap<String, String>,
+    /// Whether anyone may call the app (Cloud Run: `roles/run.invoker` for `allUsers`). A
+    /// spec recorded before the field existed reads as public, the default.
+    #[serde(default = "public_by_default")]
+    pub public: bool,
+}
+
+fn public_by_default() -> bool {
+    true
 }
 
 impl ReleaseSpec {
@@ -195,6 +203,7 @@ impl ReleaseSpec {
                 timeout: Duration::from_secs(240),
             },
             labels,
+            public: true,
         }
     }
 }
