@@ -48,6 +48,11 @@ pub async fn from_config(config: &Config) -> anyhow::Result<Wiring> {
             anyhow::anyhow!("configuration: a Google adapter needs GOOGLE_CLOUD_PROJECT")
         })
     };
+    let cloud = || {
+        config.cloud.as_ref().ok_or_else(|| {
+            anyhow::anyhow!("configuration: Cloud Build and Cloud Run need GOOGLE_CLOUD_PROJECT")
+        })
+    };
     let store: Arc<dyn StateStore> = match config.adapters.store {
         StoreKind::Sqlite => Arc::new(SqliteStore::open(&home.join("devgem.db")).map_err(|e| {
             anyhow::anyhow!("cannot open the state store in {}: {e}", home.display())
@@ -107,7 +112,11 @@ pub async fn from_config(config: &Config) -> anyhow::Result<Wiring> {
                 ..DockerRunConfig::default()
             },
         )),
-        other => unbuilt(RuntimeKind::VAR, other)?,
+        RuntimeKind::CloudRun => Arc::new(
+            devgem_gcp_run::CloudRunRuntime::new(cloud()?)
+                .await
+                .map_err(|e| anyhow::anyhow!("Cloud Run: {e}"))?,
+        ),
     };
     let ids: Arc<dyn IdSource> = Arc::new(RandomIds);
     let services = Services {
