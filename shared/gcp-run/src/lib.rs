@@ -9,5 +9,7 @@ pub mod auth;
 pub mod call;
 pub mod config;
 pub mod names;
+pub mod secretmanager;
 
 pub use config::{BuildEngine, CloudConfig, ConfigError, Endpoints};
+pub use secretmanager::{SecretManagerError, SecretManagerSecrets};
