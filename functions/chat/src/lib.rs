@@ -10,7 +10,7 @@
 
 mod progress_stream;
 
-use devgem_app::{AppError, CreateDeployment, LocalPaths, Services, keys};
+use devgem_app::{AppError, CreateDeployment, LocalPaths, Services, release};
 use devgem_domain::DeploymentId;
 use devgem_http::{Request, Response, error, json, read_json};
 use devgem_ports::ListFilter;
@@ -55,6 +55,83 @@ struct CreateBody {
     service_name: Option<String>,
     #[serde(default)]
     env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RollbackBody {
+    /// The revision to send the traffic to; default: the one before the serving one.
+    #[serde(default)]
+    revision: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DomainBody {
+    domain: String,
+}
+
+/// The env view with the revision it describes.
+fn env_body(d: &devgem_domain::Deployment, env: Vec<release::EnvEntry>) -> serde_json::Value {
+    serde_json::json!({
+        "deployment_id": d.id,
+        "service": d.service_name,
+        "revision": d.revision,
+        "url": d.url,
+        "env": env,
+    })
+}
+
+/// A JSON body that may be left out (an empty body is the default).
+async fn read_optional_json<T: serde::de::DeserializeOwned + Default>(
+    req: Request,
+) -> Result<T, Response> {
+    let bytes = devgem_http::read_body(req, MAX_JSON_BODY).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("the body is not valid JSON for this request: {e}"),
+            None,
+        )
+    })
+}
+
+/// `?limit=N&page_token=T` of a logs request.
+fn log_query(req: &Request) -> Result<devgem_ports::LogQuery, Response> {
+    let mut query = devgem_ports::LogQuery {
+        limit: 200,
+        page_token: None,
+    };
+    let pairs: Vec<(String, String)> = req
+        .uri()
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    for (key, value) in pairs {
+        match key.as_str() {
+            "limit" => {
+                query.limit = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=release::MAX_LOG_LINES).contains(n))
+                    .ok_or_else(|| {
+                        error(
+                            StatusCode::BAD_REQUEST,
+                            "invalid_limit",
+                            format!("limit {value:?} is not a number of lines"),
+                            Some(format!("give 1 to {}", release::MAX_LOG_LINES)),
+                        )
+                    })?
+            }
+            "page_token" if !value.is_empty() => query.page_token = Some(value),
+            _ => {}
+        }
+    }
+    Ok(query)
 }
 
 fn app_error(e: AppError) -> Response {
@@ -193,7 +270,10 @@ impl Api {
                     "endpoints": ["GET /health", "POST /api/deployments", "GET /api/deployments",
                         "GET /api/deployments/{id}", "GET /api/deployments/{id}/logs",
                         "GET /api/deployments/{id}/events", "POST /api/deployments/{id}/abort",
-                        "POST /api/deployments/{id}/stop"],
+                        "POST /api/deployments/{id}/stop", "GET /api/deployments/{id}/revisions",
+                        "POST /api/deployments/{id}/rollback", "GET /api/deployments/{id}/env",
+                        "POST /api/deployments/{id}/env", "GET /api/deployments/{id}/domains",
+                        "POST /api/deployments/{id}/domains"],
                 }),
             ),
             (&Method::GET, ["health"]) => {
@@ -299,24 +379,87 @@ impl Api {
             }
             (&Method::GET, ["deployments", id, "logs"]) => {
                 let d = self.owned(id, owner).await?;
-                let build = services
-                    .objects
-                    .get(&keys::build_log(&d.id))
+                let query = log_query(&req)?;
+                let first_page = query.page_token.is_none();
+                let page = release::logs(services, &d.id, &query)
                     .await
-                    .ok()
-                    .flatten()
-                    .map(|b| String::from_utf8_lossy(&b).into_owned())
-                    .unwrap_or_default();
-                let app = services
-                    .runtime
-                    .logs(&d.id, &Default::default())
+                    .map_err(app_error)?;
+                let mut body = serde_json::json!({
+                    "deployment_id": d.id,
+                    "lines": page.lines,
+                    "next_page_token": page.next_page_token,
+                });
+                // The whole texts, as before paging existed (`devgem logs` reads them).
+                if first_page {
+                    body["build"] = release::build_log(services, &d.id)
+                        .await
+                        .unwrap_or_default()
+                        .into();
+                    body["app"] = services
+                        .runtime
+                        .logs(&d.id, &Default::default())
+                        .await
+                        .map(|p| p.text())
+                        .unwrap_or_default()
+                        .into();
+                }
+                Ok(json(StatusCode::OK, &body))
+            }
+            (&Method::GET, ["deployments", id, "revisions"]) => {
+                let d = self.owned(id, owner).await?;
+                let revisions = release::revisions(services, &d.id)
                     .await
-                    .map(|p| p.text())
-                    .unwrap_or_default();
+                    .map_err(app_error)?;
                 Ok(json(
                     StatusCode::OK,
-                    &serde_json::json!({ "deployment_id": d.id, "build": build, "app": app }),
+                    &serde_json::json!({
+                        "deployment_id": d.id,
+                        "service": d.service_name,
+                        "revisions": revisions,
+                    }),
                 ))
+            }
+            (&Method::POST, ["deployments", id, "rollback"]) => {
+                let d = self.owned(id, owner).await?;
+                let body: RollbackBody = read_optional_json(req).await?;
+                let d = release::rollback(services, &d.id, body.revision.as_deref())
+                    .await
+                    .map_err(app_error)?;
+                Ok(json(StatusCode::OK, &d))
+            }
+            (&Method::GET, ["deployments", id, "env"]) => {
+                let d = self.owned(id, owner).await?;
+                let env = release::env_view(services, &d.id)
+                    .await
+                    .map_err(app_error)?;
+                Ok(json(StatusCode::OK, &env_body(&d, env)))
+            }
+            (&Method::POST, ["deployments", id, "env"]) => {
+                let d = self.owned(id, owner).await?;
+                let change: release::EnvChange = read_json(req, MAX_JSON_BODY).await?;
+                let d = release::change_env(services, &d.id, change)
+                    .await
+                    .map_err(app_error)?;
+                let env = release::env_view(services, &d.id)
+                    .await
+                    .map_err(app_error)?;
+                Ok(json(StatusCode::OK, &env_body(&d, env)))
+            }
+            (&Method::GET, ["deployments", id, "domains"]) => {
+                let d = self.owned(id, owner).await?;
+                let domains = release::domains(services, &d.id).await.map_err(app_error)?;
+                Ok(json(
+                    StatusCode::OK,
+                    &serde_json::json!({ "deployment_id": d.id, "domains": domains }),
+                ))
+            }
+            (&Method::POST, ["deployments", id, "domains"]) => {
+                let d = self.owned(id, owner).await?;
+                let body: DomainBody = read_json(req, MAX_JSON_BODY).await?;
+                let mapping = release::map_domain(services, &d.id, &body.domain)
+                    .await
+                    .map_err(app_error)?;
+                Ok(json(StatusCode::CREATED, &mapping))
             }
             (&Method::POST, ["deployments", id, "abort"]) => {
                 let d = self.owned(id, owner).await?;

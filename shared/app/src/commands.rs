@@ -228,7 +228,7 @@ pub fn check_upload(bytes: &[u8], limits: &devgem_archive::Limits) -> Result<(),
 }
 
 /// The deployment, or `NotFound`.
-async fn require(core: &Core, id: &DeploymentId) -> Result<Deployment, AppError> {
+pub(crate) async fn require(core: &Core, id: &DeploymentId) -> Result<Deployment, AppError> {
     core.store
         .get(id)
         .await?

@@ -1,6 +1,7 @@
 //! DevGem's application layer, shared by every function: the bundle of ports a process runs
 //! with, the stage runner that makes every stage idempotent and resumable, and the commands
-//! users issue (start, abort, stop) and the recovery that resumes unfinished work.
+//! users issue (start, abort, stop), the release commands (revisions, rollback, env, logs,
+//! domains) and the recovery that resumes unfinished work.
 //!
 //! **Invariant:** nothing here keeps state between requests; everything that must outlive a
 //! request is in the store, everything that must happen next is a bus message.
@@ -8,6 +9,7 @@
 pub mod clock;
 mod commands;
 mod lifecycle;
+pub mod release;
 mod reporter;
 mod services;
 mod stage;

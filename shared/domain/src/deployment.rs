@@ -237,6 +237,10 @@ pub struct Deployment {
     /// Names of the environment variables set by the user; the values are in the secrets port.
     #[serde(default)]
     pub env_names: Vec<EnvVarName>,
+    /// Those of `env_names` the app gets as plain environment variables; the others are
+    /// secret references. Either way the values are in the secrets port only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plain_env_names: Vec<EnvVarName>,
     /// Detected language and framework, for listings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
@@ -278,6 +282,7 @@ impl Deployment {
             error: None,
             abort_requested: false,
             env_names: new.env_names,
+            plain_env_names: Vec::new(),
             summary: None,
             artifact: None,
             revision: None,

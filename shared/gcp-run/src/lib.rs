@@ -10,7 +10,9 @@ pub mod call;
 pub mod cloudrun;
 pub mod config;
 pub mod names;
+pub mod secretmanager;
 pub mod service;
 
 pub use cloudrun::{CloudRunRuntime, Timing};
 pub use config::{BuildEngine, CloudConfig, ConfigError, Endpoints};
+pub use secretmanager::{SecretManagerError, SecretManagerSecrets};
