@@ -3,9 +3,9 @@
 //! Each port's adapter comes from [`Config::adapters`]: the embedded ones (SQLite, the
 //! in-process bus, a folder, under `DEVGEM_HOME`) or Google's (Firestore, Pub/Sub with push
 //! deliveries over HTTP at `/pubsub/{topic}`, Cloud Storage; the emulators when
-//! `*_EMULATOR_HOST` are set). Secrets, the source fetcher, the builder and the runtime are this
-//! machine's (natively, or on a Docker engine at `DOCKER_HOST`); Secret Manager, Cloud Build
-//! and Cloud Run adapters plug in here.
+//! `*_EMULATOR_HOST` are set). The builder and the runtime are this machine's (natively, or on
+//! a Docker engine at `DOCKER_HOST`) or Google's (Cloud Build, Cloud Run); the secrets follow
+//! the runtime (Secret Manager for Cloud Run, the owner-only file otherwise).
 
 use crate::config::{BuilderKind, BusKind, Config, ObjectsKind, RuntimeKind, StoreKind};
 use anyhow::Context;
@@ -94,7 +94,17 @@ pub async fn from_config(config: &Config) -> anyhow::Result<Wiring> {
         )),
         other => unbuilt(BuilderKind::VAR, other)?,
     };
-    let secrets: Arc<dyn Secrets> = Arc::new(FileSecrets::new(home.join("secrets.json")));
+    // Cloud Run reads an app's secrets from Secret Manager; every other runtime from the file.
+    let secrets: Arc<dyn Secrets> = match config.adapters.runtime {
+        RuntimeKind::CloudRun => Arc::new(
+            devgem_gcp_run::SecretManagerSecrets::new(cloud()?)
+                .await
+                .map_err(|e| anyhow::anyhow!("Secret Manager: {e}"))?,
+        ),
+        RuntimeKind::Process | RuntimeKind::Docker => {
+            Arc::new(FileSecrets::new(home.join("secrets.json")))
+        }
+    };
     let runtime: Arc<dyn Runtime> = match config.adapters.runtime {
         RuntimeKind::Process => Arc::new(ProcessRuntime::with_config(
             home.join("apps"),
