@@ -6,8 +6,11 @@
 //! spec), so their snapshots show exactly what Google receives.
 
 pub mod auth;
+pub mod build_request;
 pub mod call;
+pub mod cloudbuild;
 pub mod config;
 pub mod names;
 
+pub use cloudbuild::{BuildNotifications, CloudBuildBuilder, CloudBuildSettings, PushOutcome};
 pub use config::{BuildEngine, CloudConfig, ConfigError, Endpoints};
