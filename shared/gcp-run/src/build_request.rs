@@ -311,6 +311,178 @@ fn shell_quote(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use devgem_domain::{DeploymentId, ImageRef, ServiceName};
+    use devgem_plan::{BuildPlan, Language, Template};
+    use devgem_ports::BuildSource;
+    use std::collections::BTreeMap;
+
+    const COMMIT: &str = "9fceb02d0ae598e95dc970b74767f19372d61af8";
+
+    fn config(engine: BuildEngine) -> CloudConfig {
+        let mut config = CloudConfig::new("my-proj");
+        config.engine = engine;
+        config
+    }
+
+    /// A request as the build stage makes it for `plan`.
+    fn request(
+        service: &str,
+        plan: BuildPlan,
+        dockerfile: &str,
+        dockerignore: &str,
+    ) -> BuildRequest {
+        let config = config(BuildEngine::Docker);
+        let id = DeploymentId::parse("d-0193a1b2c3d4").unwrap();
+        let service_name = ServiceName::derive_from(service);
+        BuildRequest {
+            image: ImageRef::for_deployment(&config.image_repository(), &service_name, &id)
+                .unwrap(),
+            deployment_id: id.clone(),
+            service_name,
+            source: BuildSource {
+                archive_key: format!("deployments/{id}/source.tar.gz"),
+                git: None,
+            },
+            plan,
+            dockerfile: dockerfile.into(),
+            dockerignore: dockerignore.into(),
+            labels: BTreeMap::from([
+                ("org.devgem.deployment".to_string(), id.to_string()),
+                ("org.devgem.repository".to_string(), "octo/app".to_string()),
+            ]),
+        }
+    }
+
+    fn rendered(
+        request: &BuildRequest,
+        engine: BuildEngine,
+        source: &SourceLocation,
+    ) -> serde_json::Value {
+        let (build, image) =
+            render_build(request, &config(engine), source, Duration::from_secs(1200));
+        let mut json = serde_json::to_value(&build).unwrap();
+        json["_image"] = serde_json::json!({"name": image.name, "tagged": image.tagged,
+                                            "digest_from": format!("{:?}", image.digest_from)});
+        json
+    }
+
+    fn node_express() -> BuildRequest {
+        let mut plan = BuildPlan::new(Language::Node, Template::Node, "node server.js");
+        plan.base_image = "node:22-bookworm-slim".into();
+        request(
+            "express-api",
+            plan,
+            "FROM node:22-bookworm-slim\nWORKDIR /app\nCOPY package*.json ./\nRUN npm ci --omit=dev\nCOPY . .\nENV PORT=8080\nCMD [\"node\", \"server.js\"]\n",
+            ".git\nnode_modules\n",
+        )
+    }
+
+    #[test]
+    fn a_public_repository_is_fetched_at_the_commit_by_cloud_build() {
+        let source = SourceLocation::Git {
+            url: "https://github.com/octo/express-api.git".into(),
+            commit: COMMIT.into(),
+            token_secret: None,
+        };
+        insta::assert_json_snapshot!(rendered(&node_express(), BuildEngine::Docker, &source));
+    }
+
+    #[test]
+    fn a_private_monorepo_service_reads_its_token_from_secret_manager() {
+        let mut plan = BuildPlan::new(Language::Python, Template::Python, "gunicorn app:app");
+        plan.app_dir = "services/api".into();
+        let request = request(
+            "api",
+            plan,
+            "FROM python:3.12-slim\nWORKDIR /app\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY . .\nCMD exec gunicorn --bind :$PORT app:app\n",
+            ".git\n__pycache__\n.venv\n",
+        );
+        let source = SourceLocation::Git {
+            url: "https://github.com/octo/monorepo.git".into(),
+            commit: COMMIT.into(),
+            token_secret: Some(
+                "projects/my-proj/secrets/devgem-github-token/versions/latest".into(),
+            ),
+        };
+        let json = rendered(&request, BuildEngine::Docker, &source);
+        let text = json.to_string();
+        assert!(
+            !text.contains("ghp_"),
+            "no token value can be in the request"
+        );
+        assert!(
+            text.contains("$$GITHUB_TOKEN"),
+            "the shell reads the secret env"
+        );
+        insta::assert_json_snapshot!(json);
+    }
+
+    #[test]
+    fn an_upload_is_built_from_its_generation_with_the_registry_cache() {
+        let plan = BuildPlan::new(Language::Static, Template::Static, "caddy run");
+        let request = request(
+            "landing",
+            plan,
+            "FROM caddy:2-alpine\nCOPY . /srv\nCMD [\"caddy\", \"file-server\", \"--root\", \"/srv\", \"--listen\", \":8080\"]\n",
+            ".git\n",
+        );
+        let source = SourceLocation::Upload {
+            bucket: "my-proj_cloudbuild".into(),
+            object: "source/1714557600.d-0193a1b2c3d4.tgz".into(),
+            generation: 1_714_557_601_234_567,
+            digest: "3f9c0d1e".into(),
+        };
+        insta::assert_json_snapshot!(rendered(&request, BuildEngine::Docker, &source));
+    }
+
+    #[test]
+    fn kaniko_is_pinned_and_reports_its_digest_through_a_step_output() {
+        let mut plan = BuildPlan::new(Language::Go, Template::Go, "/app/server");
+        plan.app_dir = "cmd/server".into();
+        let request = request(
+            "go-server",
+            plan,
+            "FROM golang:1.23 AS build\nWORKDIR /src\nCOPY . .\nRUN CGO_ENABLED=0 go build -o /server .\nFROM gcr.io/distroless/static\nCOPY --from=build /server /server\nCMD [\"/server\"]\n",
+            ".git\n",
+        );
+        let source = SourceLocation::Upload {
+            bucket: "my-proj_cloudbuild".into(),
+            object: "source/1714557600.d-0193a1b2c3d4.tgz".into(),
+            generation: 42,
+            digest: "0badcafe".into(),
+        };
+        let json = rendered(&request, BuildEngine::Kaniko, &source);
+        assert!(json["images"].is_null(), "kaniko pushes itself");
+        assert!(KANIKO_EXECUTOR.contains("@sha256:"));
+        insta::assert_json_snapshot!(json);
+    }
+
+    #[test]
+    fn the_dockerfile_reaches_the_build_unchanged() {
+        let request = node_express();
+        let source = SourceLocation::Git {
+            url: "https://github.com/octo/express-api.git".into(),
+            commit: COMMIT.into(),
+            token_secret: None,
+        };
+        let json = rendered(&request, BuildEngine::Docker, &source);
+        let env = json["steps"][1]["env"].as_array().unwrap();
+        let decode = |prefix: &str| {
+            let value = env
+                .iter()
+                .filter_map(|e| e.as_str())
+                .find_map(|e| e.strip_prefix(prefix))
+                .unwrap();
+            String::from_utf8(
+                base64::engine::general_purpose::STANDARD
+                    .decode(value)
+                    .unwrap(),
+            )
+            .unwrap()
+        };
+        assert_eq!(decode("DEVGEM_DOCKERFILE_B64="), request.dockerfile);
+        assert_eq!(decode("DEVGEM_DOCKERIGNORE_B64="), request.dockerignore);
+    }
 
     #[test]
     fn tags_are_dropped_but_registry_ports_kept() {
