@@ -155,7 +155,11 @@ impl CloudBuildStandin {
     }
 
     fn create(&self, request: &Request, project: &str, location: &str) -> Response {
-        if request.query.get("projectId").is_some_and(|p| p != project) {
+        if request
+            .query
+            .get("projectId")
+            .is_some_and(|p| !p.is_empty() && p != project)
+        {
             return invalid("projectId in the query differs from the path");
         }
         let body = request.json();
@@ -367,10 +371,11 @@ impl CloudBuildStandin {
         {
             return Some(invalid(&format!("resourceNames must name {project}")));
         }
+        // A build writes its log once it runs; each line keeps its insertId across reads.
         let lines: Vec<String> = match (stored.status, &state.outcome) {
             ("QUEUED", _) => Vec::new(),
-            ("FAILURE", Outcome::Failure { log, .. }) => log.clone(),
-            _ => SUCCESS_LOG.iter().map(|l| l.to_string()).collect(),
+            (_, Outcome::Failure { log, .. }) => log.clone(),
+            (_, Outcome::Success) => SUCCESS_LOG.iter().map(|l| l.to_string()).collect(),
         };
         let page_size = body["pageSize"].as_u64().unwrap_or(50).clamp(1, 1000) as usize;
         let offset: usize = body["pageToken"]
