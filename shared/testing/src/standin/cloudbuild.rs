@@ -229,10 +229,10 @@ impl CloudBuildStandin {
             ));
         }
         let timeout = body["timeout"].as_str().unwrap_or_default();
-        if !timeout
+        let is_duration = timeout
             .strip_suffix('s')
-            .is_some_and(|s| s.parse::<f64>().is_ok())
-        {
+            .is_some_and(|s| s.parse::<f64>().is_ok());
+        if !is_duration {
             return Err(format!("timeout {timeout:?} is not a Duration"));
         }
         match &body["source"]["storageSource"] {
