@@ -6,13 +6,16 @@
 //! spec), so their snapshots show exactly what Google receives.
 
 pub mod auth;
+pub mod build_request;
 pub mod call;
+pub mod cloudbuild;
 pub mod cloudrun;
 pub mod config;
 pub mod names;
 pub mod secretmanager;
 pub mod service;
 
+pub use cloudbuild::{BuildNotifications, CloudBuildBuilder, CloudBuildSettings, PushOutcome};
 pub use cloudrun::{CloudRunRuntime, Timing};
 pub use config::{BuildEngine, CloudConfig, ConfigError, Endpoints};
 pub use secretmanager::{SecretManagerError, SecretManagerSecrets};
