@@ -41,23 +41,23 @@ locals {
       public = true
       # Progress streams (SSE) stay open; Cloud Run's longest request.
       timeout = "3600s"
-      env     = tomap(merge(local.common_env, local.runtime_env, { FUNCTION_TARGET = "chat" }))
+      env     = tomap(merge(local.common_env, local.runtime_env))
     }
     analyze = {
       public = false
       # As long as the push subscription's ack deadline.
       timeout = "600s"
-      env     = tomap(merge(local.common_env, { FUNCTION_TARGET = "analyze" }))
+      env     = tomap(local.common_env)
     }
     build-trigger = {
       public  = false
       timeout = "600s"
-      env     = tomap(merge(local.common_env, local.builder_env, { FUNCTION_TARGET = "build-trigger" }))
+      env     = tomap(merge(local.common_env, local.builder_env))
     }
     deploy = {
       public  = false
       timeout = "600s"
-      env     = tomap(merge(local.common_env, local.runtime_env, { FUNCTION_TARGET = "deploy" }))
+      env     = tomap(merge(local.common_env, local.runtime_env))
     }
   }
 
@@ -109,6 +109,12 @@ resource "google_cloud_run_v2_service" "function" {
           memory = "512Mi"
         }
         startup_cpu_boost = true
+      }
+
+      # The function this service hosts: the key of local.functions.
+      env {
+        name  = "FUNCTION_TARGET"
+        value = each.key
       }
 
       dynamic "env" {
