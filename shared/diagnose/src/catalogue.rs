@@ -454,6 +454,20 @@ fn is_loopback(host: &str) -> bool {
     host == "localhost" || host == "::1" || host.starts_with("127.")
 }
 
+static LISTEN_RE: Lazy<Regex> = Lazy::new(|| Regex::new(LISTEN).expect("listen"));
+
+/// Whether the app's output also shows it listening on all (or a public) interface: Flask
+/// and others print a 127.0.0.1 URL even when they listen on 0.0.0.0.
+fn listens_publicly(ctx: &Context) -> bool {
+    ctx.lines.iter().any(|line| {
+        line.contains("Running on all addresses")
+            || LISTEN_RE.captures(line).is_some_and(|c| {
+                c.get(1)
+                    .is_some_and(|host| !host.as_str().is_empty() && !is_loopback(host.as_str()))
+            })
+    })
+}
+
 /// The start command with its loopback host replaced, or a `--host 0.0.0.0` added for the
 /// servers that take one; None when the start command does not show where the host comes from.
 fn start_on_all_interfaces(command: &str) -> Option<String> {
@@ -464,12 +478,22 @@ fn start_on_all_interfaces(command: &str) -> Option<String> {
                 .replace("localhost", "0.0.0.0"),
         );
     }
-    let takes_host = ["uvicorn", "flask run", "vite", "streamlit", "astro preview"];
+    if command.contains("streamlit") && !command.contains("--server.address") {
+        let port = if command.contains("--server.port") {
+            ""
+        } else {
+            " --server.port $PORT"
+        };
+        return Some(format!("{command} --server.address 0.0.0.0{port}"));
+    }
+    let takes_host = ["uvicorn", "flask run", "vite", "astro preview"];
     if takes_host.iter().any(|s| command.contains(s)) && !command.contains("--host") {
-        if command.contains("streamlit") {
-            return Some(format!("{command} --server.address 0.0.0.0"));
-        }
-        return Some(format!("{command} --host 0.0.0.0"));
+        let port = if command.contains("--port") {
+            ""
+        } else {
+            " --port $PORT"
+        };
+        return Some(format!("{command} --host 0.0.0.0{port}"));
     }
     None
 }
@@ -619,163 +643,6 @@ static RULES: &[Rule] = &[
                 ),
                 "Build the binary inside the image rather than committing it (or build for linux/amd64), and start scripts with a `#!/bin/sh` line.",
                 None,
-            )
-        },
-    },
-    // ---- Lock files ----
-    Rule {
-        signature: Signature::NpmLockOutOfSync,
-        patterns: &[
-            r"`npm ci` can only install packages when your package\.json and package-lock\.json (?:or npm-shrinkwrap\.json )?are in sync",
-            r"npm (?:ERR!|error) Missing: (\S+) from lock file",
-            r"npm (?:ERR!|error) Invalid: lock file's (\S+) does not satisfy",
-        ],
-        explain: |_, _| {
-            says(
-                "package-lock.json does not match package.json, and `npm ci` installs only from a matching lock file",
-                "Run `npm install` locally and commit the updated package-lock.json (DevGem can regenerate it).",
-                relock(Some(PackageManager::Npm)),
-            )
-        },
-    },
-    Rule {
-        signature: Signature::NpmLockMissing,
-        patterns: &[
-            r"The `npm ci` command can only install with an existing package-lock\.json",
-            r"`npm ci` can only install with an existing package-lock\.json",
-        ],
-        explain: |_, _| {
-            says(
-                "there is no package-lock.json, and `npm ci` needs one",
-                "Run `npm install` locally and commit package-lock.json (DevGem can generate it).",
-                relock(Some(PackageManager::Npm)),
-            )
-        },
-    },
-    Rule {
-        signature: Signature::PnpmLockOutdated,
-        patterns: &[
-            r"ERR_PNPM_OUTDATED_LOCKFILE",
-            r"ERR_PNPM_LOCKFILE_CONFIG_MISMATCH",
-        ],
-        explain: |_, _| {
-            says(
-                "pnpm-lock.yaml is older than package.json, and the install uses a frozen lockfile",
-                "Run `pnpm install` locally and commit the updated pnpm-lock.yaml (DevGem can regenerate it).",
-                relock(Some(PackageManager::Pnpm)),
-            )
-        },
-    },
-    Rule {
-        signature: Signature::YarnLockFrozen,
-        patterns: &[
-            r"Your lockfile needs to be updated, but yarn was run with `--frozen-lockfile`",
-            r"The lockfile would have been (?:modified|created) by this install, which is explicitly forbidden",
-        ],
-        explain: |_, _| {
-            says(
-                "yarn.lock does not match package.json, and the install forbids changing it",
-                "Run `yarn install` locally and commit the updated yarn.lock (DevGem can regenerate it).",
-                relock(Some(PackageManager::Yarn)),
-            )
-        },
-    },
-    Rule {
-        signature: Signature::PythonLockStale,
-        patterns: &[
-            r"pyproject\.toml changed significantly since poetry\.lock was last generated",
-            r"poetry\.lock is not consistent with pyproject\.toml",
-            r"The lock file is not up to date with the latest changes in pyproject\.toml",
-            r"The lockfile at `uv\.lock` needs to be updated, but `--(?:locked|frozen)` was provided",
-            r"Pipfile\.lock \(\w+\) out of date",
-            r"(?i)lock file hash doesn't match pyproject\.toml",
-        ],
-        explain: |h, ctx| {
-            let manager = ctx.python_manager(&ctx.lines[h.index]);
-            let command = match manager {
-                Some(PackageManager::Uv) => "uv lock",
-                Some(PackageManager::Pipenv) => "pipenv lock",
-                Some(PackageManager::Pdm) => "pdm lock",
-                _ => "poetry lock",
-            };
-            says(
-                "the lock file is older than pyproject.toml (or Pipfile), and the install refuses to change it",
-                format!(
-                    "Run `{command}` locally and commit the updated lock file (DevGem can regenerate it)."
-                ),
-                relock(manager),
-            )
-        },
-    },
-    Rule {
-        signature: Signature::BundlerLockStale,
-        patterns: &[
-            r"You are trying to install in deployment mode after changing your Gemfile",
-            r"Run `bundle install` elsewhere and add the updated Gemfile\.lock to version control",
-            r"The gemspecs for path gems changed",
-        ],
-        explain: |_, _| {
-            says(
-                "the Gemfile changed since Gemfile.lock was written, and Bundler runs frozen",
-                "Run `bundle install` locally and commit the updated Gemfile.lock (DevGem can regenerate it).",
-                relock(Some(PackageManager::Bundler)),
-            )
-        },
-    },
-    Rule {
-        signature: Signature::BundlerPlatform,
-        patterns: &[
-            r"Your bundle only supports platforms \[([^\]]*)\] but your local platform is (\S+)",
-            r"Could not find (\S+)-(?:arm64|x86_64|universal)-darwin\S* in",
-        ],
-        explain: |h, _| {
-            let platform = if h.pattern == 0 {
-                h.get(2)
-            } else {
-                "x86_64-linux"
-            };
-            says(
-                format!(
-                    "Gemfile.lock was made on another platform (macOS) and does not list `{platform}`"
-                ),
-                format!(
-                    "Run `bundle lock --add-platform {platform}` (and `x86_64-linux` if missing) and commit Gemfile.lock."
-                ),
-                relock(Some(PackageManager::Bundler)),
-            )
-        },
-    },
-    Rule {
-        signature: Signature::ComposerLockStale,
-        patterns: &[
-            r"lock file is not up to date with the latest changes in composer\.json",
-            r"Your lock file does not contain a compatible set of packages",
-        ],
-        explain: |_, _| {
-            says(
-                "composer.lock is older than composer.json",
-                "Run `composer update` locally and commit the updated composer.lock (DevGem can regenerate it).",
-                relock(Some(PackageManager::Composer)),
-            )
-        },
-    },
-    Rule {
-        signature: Signature::GoSumMissing,
-        patterns: &[
-            r"missing go\.sum entry for module providing package (\S+)",
-            r"missing go\.sum entry for go\.mod file",
-            r"go: updates to go\.mod needed",
-        ],
-        explain: |h, _| {
-            let what = if h.get(1).is_empty() {
-                String::new()
-            } else {
-                format!(" (for `{}`)", h.get(1))
-            };
-            says(
-                format!("go.mod and go.sum are not tidy{what}"),
-                "Run `go mod tidy` locally and commit go.mod and go.sum (DevGem can run it).",
-                relock(Some(PackageManager::GoModules)),
             )
         },
     },
@@ -951,6 +818,163 @@ static RULES: &[Rule] = &[
             )
         },
     },
+    // ---- Lock files ----
+    Rule {
+        signature: Signature::NpmLockOutOfSync,
+        patterns: &[
+            r"`npm ci` can only install packages when your package\.json and package-lock\.json (?:or npm-shrinkwrap\.json )?are in sync",
+            r"npm (?:ERR!|error) Missing: (\S+) from lock file",
+            r"npm (?:ERR!|error) Invalid: lock file's (\S+) does not satisfy",
+        ],
+        explain: |_, _| {
+            says(
+                "package-lock.json does not match package.json, and `npm ci` installs only from a matching lock file",
+                "Run `npm install` locally and commit the updated package-lock.json (DevGem can regenerate it).",
+                relock(Some(PackageManager::Npm)),
+            )
+        },
+    },
+    Rule {
+        signature: Signature::NpmLockMissing,
+        patterns: &[
+            r"The `npm ci` command can only install with an existing package-lock\.json",
+            r"`npm ci` can only install with an existing package-lock\.json",
+        ],
+        explain: |_, _| {
+            says(
+                "there is no package-lock.json, and `npm ci` needs one",
+                "Run `npm install` locally and commit package-lock.json (DevGem can generate it).",
+                relock(Some(PackageManager::Npm)),
+            )
+        },
+    },
+    Rule {
+        signature: Signature::PnpmLockOutdated,
+        patterns: &[
+            r"ERR_PNPM_OUTDATED_LOCKFILE",
+            r"ERR_PNPM_LOCKFILE_CONFIG_MISMATCH",
+        ],
+        explain: |_, _| {
+            says(
+                "pnpm-lock.yaml is older than package.json, and the install uses a frozen lockfile",
+                "Run `pnpm install` locally and commit the updated pnpm-lock.yaml (DevGem can regenerate it).",
+                relock(Some(PackageManager::Pnpm)),
+            )
+        },
+    },
+    Rule {
+        signature: Signature::YarnLockFrozen,
+        patterns: &[
+            r"Your lockfile needs to be updated, but yarn was run with `--frozen-lockfile`",
+            r"The lockfile would have been (?:modified|created) by this install, which is explicitly forbidden",
+        ],
+        explain: |_, _| {
+            says(
+                "yarn.lock does not match package.json, and the install forbids changing it",
+                "Run `yarn install` locally and commit the updated yarn.lock (DevGem can regenerate it).",
+                relock(Some(PackageManager::Yarn)),
+            )
+        },
+    },
+    Rule {
+        signature: Signature::PythonLockStale,
+        patterns: &[
+            r"pyproject\.toml changed significantly since poetry\.lock was last generated",
+            r"poetry\.lock is not consistent with pyproject\.toml",
+            r"The lock file is not up to date with the latest changes in pyproject\.toml",
+            r"The lockfile at `uv\.lock` needs to be updated, but `--(?:locked|frozen)` was provided",
+            r"Pipfile\.lock \(\w+\) out of date",
+            r"(?i)lock file hash doesn't match pyproject\.toml",
+        ],
+        explain: |h, ctx| {
+            let manager = ctx.python_manager(&ctx.lines[h.index]);
+            let command = match manager {
+                Some(PackageManager::Uv) => "uv lock",
+                Some(PackageManager::Pipenv) => "pipenv lock",
+                Some(PackageManager::Pdm) => "pdm lock",
+                _ => "poetry lock",
+            };
+            says(
+                "the lock file is older than pyproject.toml (or Pipfile), and the install refuses to change it",
+                format!(
+                    "Run `{command}` locally and commit the updated lock file (DevGem can regenerate it)."
+                ),
+                relock(manager),
+            )
+        },
+    },
+    Rule {
+        signature: Signature::BundlerLockStale,
+        patterns: &[
+            r"You are trying to install in deployment mode after changing",
+            r"Run `bundle install` elsewhere and add the",
+            r"The gemspecs for path gems changed",
+        ],
+        explain: |_, _| {
+            says(
+                "the Gemfile changed since Gemfile.lock was written, and Bundler runs frozen",
+                "Run `bundle install` locally and commit the updated Gemfile.lock (DevGem can regenerate it).",
+                relock(Some(PackageManager::Bundler)),
+            )
+        },
+    },
+    Rule {
+        signature: Signature::BundlerPlatform,
+        patterns: &[
+            r"Your bundle only supports platforms \[([^\]]*)\] but your local platform is ([\w-]+)",
+            r"Could not find (\S+)-(?:arm64|x86_64|universal)-darwin\S* in",
+        ],
+        explain: |h, _| {
+            let platform = if h.pattern == 0 {
+                h.get(2)
+            } else {
+                "x86_64-linux"
+            };
+            says(
+                format!(
+                    "Gemfile.lock was made on another platform (macOS) and does not list `{platform}`"
+                ),
+                format!(
+                    "Run `bundle lock --add-platform {platform}` (and `x86_64-linux` if missing) and commit Gemfile.lock."
+                ),
+                relock(Some(PackageManager::Bundler)),
+            )
+        },
+    },
+    Rule {
+        signature: Signature::ComposerLockStale,
+        patterns: &[
+            r"lock file is not up to date with the latest changes in composer\.json",
+            r"Your lock file does not contain a compatible set of packages",
+        ],
+        explain: |_, _| {
+            says(
+                "composer.lock is older than composer.json",
+                "Run `composer update` locally and commit the updated composer.lock (DevGem can regenerate it).",
+                relock(Some(PackageManager::Composer)),
+            )
+        },
+    },
+    Rule {
+        signature: Signature::GoSumMissing,
+        patterns: &[
+            r"missing go\.sum entry for module providing package (\S+)",
+            r"missing go\.sum entry for go\.mod file",
+            r"go: updates to go\.mod needed",
+        ],
+        explain: |h, _| {
+            let what = if h.get(1).is_empty() {
+                String::new()
+            } else {
+                format!(" (for `{}`)", h.get(1))
+            };
+            says(
+                format!("go.mod and go.sum are not tidy{what}"),
+                "Run `go mod tidy` locally and commit go.mod and go.sum (DevGem can run it).",
+                relock(Some(PackageManager::GoModules)),
+            )
+        },
+    },
     // ---- Native code and system libraries ----
     Rule {
         signature: Signature::NativeModuleWrongPlatform,
@@ -1043,8 +1067,8 @@ static RULES: &[Rule] = &[
         ],
         explain: |h, _| {
             let wanted = h.get(1);
-            let package = names::debian_build_package(&wanted.to_ascii_lowercase())
-                .or_else(|| names::debian_build_package(wanted))?;
+            let package = names::debian_build_package(wanted)
+                .or_else(|| names::debian_build_package(&wanted.to_ascii_lowercase()))?;
             says(
                 format!(
                     "building a dependency needs `{wanted}`, which is not installed in the build image"
@@ -1282,7 +1306,7 @@ static RULES: &[Rule] = &[
         signature: Signature::BundlerGemNotFound,
         patterns: &[
             r"Could not find gem '([^']+)' in",
-            r"Could not find ([\w-]+?)-(\d[\w.]*) in (?:any of the sources|locally installed gems)",
+            r"Could not find ([\w-]+?)-(\d[\w.]*)(?:,| in)",
             r"Bundler::GemNotFound",
         ],
         explain: |h, _| {
@@ -1580,7 +1604,7 @@ static RULES: &[Rule] = &[
             r"java\.lang\.OutOfMemoryError",
             r"fatal error: runtime: out of memory",
             r"^\s*MemoryError\b",
-            r"(?:exit code|exit status|exited with code|returned a non-zero code:) 137\b",
+            r"(?:exit code|exit status|exited with code|returned a non-zero code):? 137\b",
             r"terminated with signal 9",
             r"signal: killed",
             r"^\s*Killed\s*$",
@@ -2004,7 +2028,7 @@ static RULES: &[Rule] = &[
                 3 => "localhost",
                 _ => h.get(1),
             };
-            if !is_loopback(host) {
+            if !is_loopback(host) || (h.pattern != 0 && listens_publicly(ctx)) {
                 return None;
             }
             let proposed = ctx
