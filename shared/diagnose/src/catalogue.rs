@@ -258,10 +258,10 @@ fn clean(line: &str) -> Cow<'_, str> {
     if line.contains('\x1b') {
         line = Cow::Owned(ANSI.replace_all(&line, "").into_owned());
     }
-    if line.starts_with('#') || line.starts_with("Step #") {
-        if let Cow::Owned(stripped) = PREFIX.replace(&line, "") {
-            line = Cow::Owned(stripped);
-        }
+    if (line.starts_with('#') || line.starts_with("Step #"))
+        && let Cow::Owned(stripped) = PREFIX.replace(&line, "")
+    {
+        line = Cow::Owned(stripped);
     }
     line
 }
@@ -421,10 +421,10 @@ fn lowest_allowed(constraint: &str, parts: usize) -> Option<String> {
             v[last] -= 1;
             Some(v)
         });
-        if let Some(v) = version {
-            if best.as_ref().is_none_or(|b| v > *b) {
-                best = Some(v);
-            }
+        if let Some(v) = version
+            && best.as_ref().is_none_or(|b| v > *b)
+        {
+            best = Some(v);
         }
     }
     let mut version = best?;
