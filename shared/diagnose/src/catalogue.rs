@@ -1663,7 +1663,11 @@ static RULES: &[Rule] = &[
             r"npm (?:ERR!|error) code (?:ETIMEDOUT|ECONNRESET|EAI_AGAIN)",
             r"Failed to establish a new connection",
         ],
-        explain: |h, _| {
+        explain: |h, ctx| {
+            // At run time this is the app's own call to some host, not a package download.
+            if ctx.step() == Step::Deploy {
+                return None;
+            }
             let host = if h.get(1).is_empty() {
                 "a package registry".to_string()
             } else {
