@@ -36,6 +36,8 @@ pub struct Wiring {
     pub local_bus: Option<InProcessBus>,
     /// Set when any Google adapter is used.
     pub gcp: Option<GcpConfig>,
+    /// With Cloud Build: where `cloud-builds` pushes wake the builds this process waits on.
+    pub build_notifications: Option<devgem_gcp_run::BuildNotifications>,
 }
 
 /// Builds the services the configuration asks for, each port's adapter on its own.
@@ -85,6 +87,7 @@ pub async fn from_config(config: &Config) -> anyhow::Result<Wiring> {
             .await
             .map_err(|e| anyhow::anyhow!("Cloud Storage: {e}"))?,
     };
+    let mut build_notifications = None;
     let builder: Arc<dyn Builder> = match config.adapters.builder {
         BuilderKind::Native => Arc::new(NativeBuilder::new(home.join("builds"), objects.clone())),
         BuilderKind::Docker => Arc::new(DockerBuilder::new(
@@ -92,7 +95,13 @@ pub async fn from_config(config: &Config) -> anyhow::Result<Wiring> {
             objects.clone(),
             home.join("builds"),
         )),
-        other => unbuilt(BuilderKind::VAR, other)?,
+        BuilderKind::CloudBuild => {
+            let builder = devgem_gcp_run::CloudBuildBuilder::new(cloud()?, objects.clone())
+                .await
+                .map_err(|e| anyhow::anyhow!("Cloud Build: {e}"))?;
+            build_notifications = Some(builder.notifications());
+            Arc::new(builder)
+        }
     };
     // Cloud Run reads an app's secrets from Secret Manager; every other runtime from the file.
     let secrets: Arc<dyn Secrets> = match config.adapters.runtime {
@@ -155,6 +164,7 @@ pub async fn from_config(config: &Config) -> anyhow::Result<Wiring> {
         image_repository: config.image_repository.clone(),
         local_bus,
         gcp: config.gcp.clone(),
+        build_notifications,
     };
     if let Some(bus) = &wiring.local_bus {
         for (topic, handler) in wiring.handlers() {
@@ -165,14 +175,6 @@ pub async fn from_config(config: &Config) -> anyhow::Result<Wiring> {
         }
     }
     Ok(wiring)
-}
-
-/// An adapter that is named but not built: refused, never silently replaced.
-fn unbuilt<T: ?Sized>(var: &str, kind: impl std::fmt::Display) -> anyhow::Result<Arc<T>> {
-    anyhow::bail!(
-        "configuration: {var}={kind}: that adapter is not part of this DevGem yet. Fix: unset \
-         {var} to use the default"
-    )
 }
 
 impl Wiring {

@@ -513,8 +513,10 @@ fn finished(
                 build.id, image.tagged
             ))
         })?;
+        // As every builder records it: the tagged name, and the digest beside it (the
+        // artifact prints as `name:tag@sha256:...`; Cloud Run deploys `name@sha256:...`).
         return Ok(Artifact::ContainerImage {
-            reference: format!("{}@{digest}", image.name),
+            reference: image.tagged.clone(),
             digest,
         });
     }

@@ -194,8 +194,18 @@ async fn an_uploaded_source_is_built_and_its_digest_returned_on_the_standin() {
         digest.starts_with("sha256:") && digest.len() == 71,
         "{digest}"
     );
+    assert!(
+        reference.starts_with(&format!(
+            "us-central1-docker.pkg.dev/{PROJECT}/devgem/shop:"
+        )),
+        "{reference}"
+    );
     assert_eq!(
-        reference,
+        devgem_gcp_run::service::image_by_digest(&Artifact::ContainerImage {
+            reference: reference.clone(),
+            digest: digest.clone()
+        })
+        .unwrap(),
         format!("us-central1-docker.pkg.dev/{PROJECT}/devgem/shop@{digest}")
     );
     // The archive went to the build bucket whole, and the build names its generation.

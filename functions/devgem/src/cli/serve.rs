@@ -93,7 +93,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 Some(stage) => target.runs(stage),
                 None => *topic == DEAD_LETTER_TOPIC && target.handles_dead_letters(),
             });
-            PushRoutes::new(handlers, gcp.push_auth())
+            PushRoutes::new(handlers, gcp.push_auth()).with_build_notifications(
+                wiring
+                    .build_notifications
+                    .clone()
+                    .filter(|_| target.runs(Stage::Build)),
+            )
         });
     let api = target.serves_api().then(|| {
         devgem_fn_chat::Api::new(
