@@ -12,7 +12,7 @@ use std::process::Command;
 
 /// Crates that must stay pure: no I/O crate may be among their normal or build dependencies,
 /// directly or through others. `devgem-plan` is checked once it exists.
-const PURE: [&str; 3] = ["devgem-domain", "devgem-analyzer", "devgem-plan"];
+const PURE: [&str; 4] = ["devgem-domain", "devgem-analyzer", "devgem-plan", "devgem-tools"];
 const OPTIONAL: [&str; 1] = ["devgem-plan"];
 
 /// What the ports (the traits the app needs) must not reach: the adapters and the analyzer.
