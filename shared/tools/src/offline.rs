@@ -321,15 +321,33 @@ fn is_filler(lower: &str) -> bool {
     FILLER.contains(&lower)
 }
 
-/// Looks like an environment variable's name in a sentence: `LOG_LEVEL`, `DEBUG`, `api_key`.
-fn looks_like_env_name(raw: &str) -> bool {
-    env_name_problem(raw).is_none()
-        && raw.len() >= 2
-        && raw.chars().any(|c| c.is_ascii_alphabetic())
-        && (raw.contains('_')
-            || raw
-                .chars()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()))
+/// Capitalised words people shout that are not variables.
+const SHOUTED: &[&str] = &[
+    "stop", "abort", "cancel", "now", "asap", "please", "help", "ok", "yes", "no", "url", "fix",
+    "why", "what", "now", "i", "it", "api", "app", "dns", "http", "https", "ssl", "tls", "ui",
+    "pls", "all",
+];
+
+/// Looks like an environment variable's name in a sentence: `LOG_LEVEL`, `api_key`, or
+/// `DEBUG` in a sentence that is not all capitals.
+fn looks_like_env_name(raw: &str, shouting: bool) -> bool {
+    if env_name_problem(raw).is_some()
+        || raw.len() < 2
+        || !raw.chars().any(|c| c.is_ascii_alphabetic())
+    {
+        return false;
+    }
+    if raw.contains('_') {
+        return true;
+    }
+    let capitals = raw
+        .chars()
+        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+    let lower = normalize(raw);
+    capitals
+        && !shouting
+        && !VOCABULARY.contains(&lower.as_str())
+        && !SHOUTED.contains(&lower.as_str())
 }
 
 /// Names that look like credentials (the analyzer's rule, copied: this crate stays alone).
@@ -638,6 +656,10 @@ impl Message {
     /// `NAME=value`, `NAME = value`, `set NAME to value`, `NAME as a secret`, `secret NAME=v`.
     fn extract_env(&mut self) {
         let n = self.words.len();
+        let shouting = !self
+            .words
+            .iter()
+            .any(|w| w.raw.chars().any(|c| c.is_ascii_lowercase()));
         let set_verbs = [
             "set",
             "change",
@@ -650,6 +672,8 @@ impl Message {
             "use",
         ];
         let mut order: Vec<(usize, String)> = Vec::new();
+        // Where the names said without a value are.
+        let mut bare: Vec<usize> = Vec::new();
         let mut i = 0;
         while i < n {
             if !self.free(i) {
@@ -684,7 +708,7 @@ impl Message {
                 i = last + 1;
                 continue;
             }
-            if looks_like_env_name(&raw)
+            if looks_like_env_name(&raw, shouting)
                 || (i >= 1
                     && set_verbs.contains(&self.lower(i - 1))
                     && env_name_problem(&raw).is_none()
@@ -714,7 +738,7 @@ impl Message {
                     value_at = Some(i + 2);
                 }
                 let has_verb = (0..i).any(|k| set_verbs.contains(&self.lower(k)));
-                let name_ok = looks_like_env_name(&raw) || has_verb;
+                let name_ok = looks_like_env_name(&raw, shouting) || has_verb;
                 if let Some(v) = value_at
                     && name_ok
                     && v < n
@@ -730,9 +754,11 @@ impl Message {
                     i = last + 1;
                     continue;
                 }
-                if looks_like_env_name(&raw) {
-                    order.push((i, raw.clone()));
-                    self.found.bare_names.push(raw.clone());
+                if looks_like_env_name(&raw, shouting) {
+                    let name = raw.to_ascii_uppercase();
+                    bare.push(i);
+                    order.push((i, name.clone()));
+                    self.found.bare_names.push(name);
                     self.take(i);
                 }
             }
@@ -768,8 +794,9 @@ impl Message {
                 secret.push(name.clone());
             }
         }
-        for (_, name) in &order {
-            if is_secret_name(name) {
+        // Named like a credential: a secret, when it comes with a value.
+        for (at, name) in &order {
+            if !bare.contains(at) && is_secret_name(name) {
                 secret.push(name.clone());
             }
         }
@@ -1020,7 +1047,22 @@ impl Message {
             );
         }
 
-        let strong_deploy = self.stem("deploy") && !self.stem("deployment")
+        // "the deploy", "before deploying": the word, not the request.
+        let deploy_not_asked = self.any(&[
+            "the deploy",
+            "my deploy",
+            "this deploy",
+            "that deploy",
+            "last deploy",
+            "before deploying",
+            "before i deploy",
+            "before we deploy",
+            "before you deploy",
+            "without deploying",
+            "not deploy",
+            "dont deploy",
+        ]);
+        let strong_deploy = (self.stem("deploy") && !self.stem("deployment") && !deploy_not_asked)
             || self.any(&["ship", "launch", "publish", "release", "go live", "host"]);
         let weak_deploy = self.any(&[
             "put", "push", "run", "get", "spin up", "stand up", "bring up", "start", "set up",
@@ -1393,6 +1435,7 @@ impl Message {
         // List before status: "what's running" lists, "is it running" asks about one.
         if self.any(&[
             "list",
+            "ls",
             "deployments",
             "whats running",
             "what is running",

@@ -408,7 +408,11 @@ fn table() -> Vec<(&'static str, Session, Expect)> {
             Building,
             Call("get_deployment_status", none()),
         ),
-        ("where's it at", Building, Reply("")),
+        (
+            "where's it at",
+            Building,
+            Call("get_deployment_status", none()),
+        ),
         (
             "what's the url",
             Live,
@@ -508,7 +512,7 @@ fn table() -> Vec<(&'static str, Session, Expect)> {
             Live,
             Call("list_deployments", none()),
         ),
-        ("ls", Live, Reply("")),
+        ("ls", Live, Call("list_deployments", none())),
         // --- diagnosis -----------------------------------------------------------------------
         ("why did it fail?", Failed, Call("diagnose_failure", none())),
         ("what went wrong", Failed, Call("diagnose_failure", none())),
