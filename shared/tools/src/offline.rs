@@ -736,6 +736,14 @@ impl Message {
                     && !matches!(self.lower(i + 2), "a" | "secret" | "secrets" | "an")
                 {
                     value_at = Some(i + 2);
+                } else if i >= 1
+                    && matches!(self.lower(i - 1), "make" | "set" | "switch" | "change")
+                    && i + 2 == n
+                    && !is_filler(&after)
+                    && !after.is_empty()
+                {
+                    // "make LOG_LEVEL debug": the verb, the name, the value, nothing after.
+                    value_at = Some(i + 1);
                 }
                 let has_verb = (0..i).any(|k| set_verbs.contains(&self.lower(k)));
                 let name_ok = looks_like_env_name(&raw, shouting) || has_verb;
@@ -1068,7 +1076,14 @@ impl Message {
             "put", "push", "run", "get", "spin up", "stand up", "bring up", "start", "set up",
             "setup", "start up", "build", "serve", "make",
         ]);
-        let analyze_words = self.stem("analy")
+        // "is github.com/x/y a django app?", "does acme/shop use postgres?": about a repository.
+        let question = matches!(
+            self.lower(0),
+            "is" | "does" | "what" | "whats" | "which" | "how" | "do" | "can"
+        ) && !self.has("can you")
+            && f.source.is_some();
+        let analyze_words = question
+            || self.stem("analy")
             || self.any(&[
                 "inspect",
                 "scan",
@@ -1214,6 +1229,10 @@ impl Message {
 
         let redeploy_words = self.any(&[
             "redeploy",
+            "another go",
+            "another try",
+            "another shot",
+            "go again",
             "deploy again",
             "deploy it again",
             "again",
@@ -1478,6 +1497,12 @@ impl Message {
             || self.stem("status")
             || self.any(&[
                 "is it up",
+                "is my site",
+                "is my app",
+                "is the site",
+                "is the app",
+                "is my service",
+                "is the service",
                 "up yet",
                 "is it live",
                 "live yet",

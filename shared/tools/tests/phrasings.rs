@@ -940,6 +940,167 @@ fn table() -> Vec<(&'static str, Session, Expect)> {
             Fresh,
             Reply("I won't do anything"),
         ),
+        // --- a second batch, written after the engine, to check it generalises ------------
+        (
+            "yo can u deploy github.com/jo/portfolio real quick",
+            Fresh,
+            Call(
+                "deploy_repository",
+                json!({"source": "github.com/jo/portfolio"}),
+            ),
+        ),
+        (
+            "I need github.com/acme/shop deployed on the release branch asap",
+            Fresh,
+            Call(
+                "deploy_repository",
+                json!({"source": "github.com/acme/shop", "branch": "release"}),
+            ),
+        ),
+        (
+            "lets get acme/shop online",
+            Fresh,
+            Call(
+                "deploy_repository",
+                json!({"source": "github.com/acme/shop"}),
+            ),
+        ),
+        (
+            "spin up github.com/acme/api",
+            Fresh,
+            Call(
+                "deploy_repository",
+                json!({"source": "github.com/acme/api"}),
+            ),
+        ),
+        (
+            "deploy github.com/acme/shop, and set PORT_OFFSET=2",
+            Fresh,
+            Call(
+                "deploy_repository",
+                json!({"source": "github.com/acme/shop", "env": {"PORT_OFFSET": "2"}}),
+            ),
+        ),
+        (
+            "Deploy https://github.com/acme/shop with the secret JWT_SECRET=s3cr3t",
+            Fresh,
+            Call(
+                "deploy_repository",
+                json!({"source": "https://github.com/acme/shop", "env": {"JWT_SECRET": "s3cr3t"}, "secret": ["JWT_SECRET"]}),
+            ),
+        ),
+        (
+            "is my site up?",
+            Live,
+            Call("get_deployment_status", none()),
+        ),
+        ("done?", Building, Call("get_deployment_status", none())),
+        (
+            "hows the deployment coming along",
+            Building,
+            Call("get_deployment_status", none()),
+        ),
+        (
+            "where can I see it",
+            Live,
+            Call("get_deployment_status", none()),
+        ),
+        (
+            "show everything I've got running",
+            Live,
+            Call("list_deployments", none()),
+        ),
+        (
+            "what apps do I have?",
+            Fresh,
+            Call("list_deployments", none()),
+        ),
+        (
+            "ugh it failed again, why",
+            Failed,
+            Call("diagnose_failure", none()),
+        ),
+        ("what broke?", Failed, Call("diagnose_failure", none())),
+        (
+            "can you tell me why the deploy failed",
+            Failed,
+            Call("diagnose_failure", none()),
+        ),
+        ("print the logs", Live, Call("get_logs", none())),
+        ("let me see the output", Live, Call("get_logs", none())),
+        ("any errors in the logs?", Failed, Call("get_logs", none())),
+        (
+            "make LOG_LEVEL debug",
+            Live,
+            Call("set_env_vars", json!({"env": {"LOG_LEVEL": "debug"}})),
+        ),
+        (
+            "switch NODE_ENV to staging",
+            Live,
+            Call("set_env_vars", json!({"env": {"NODE_ENV": "staging"}})),
+        ),
+        (
+            "use REGION=eu-west1",
+            Live,
+            Call("set_env_vars", json!({"env": {"REGION": "eu-west1"}})),
+        ),
+        (
+            "I don't need FEATURE_FLAG anymore, remove it",
+            Live,
+            Call("unset_env_vars", json!({"names": ["FEATURE_FLAG"]})),
+        ),
+        (
+            "clear OLD_KEY",
+            Live,
+            Call("unset_env_vars", json!({"names": ["OLD_KEY"]})),
+        ),
+        (
+            "that release is broken, roll back please",
+            Live,
+            Call("rollback", none()),
+        ),
+        ("revert", Live, Call("rollback", none())),
+        (
+            "restore the previous revision",
+            Live,
+            Call("rollback", none()),
+        ),
+        (
+            "stop stop stop, cancel",
+            Building,
+            Call("abort_deployment", none()),
+        ),
+        ("kill the build", Building, Call("abort_deployment", none())),
+        (
+            "shut down the service please",
+            Live,
+            Call("stop_deployment", none()),
+        ),
+        (
+            "bring it down for now",
+            Live,
+            Call("stop_deployment", none()),
+        ),
+        ("give it another go", Failed, Call("redeploy", none())),
+        (
+            "redeploy with the latest code",
+            Live,
+            Call("redeploy", none()),
+        ),
+        (
+            "is github.com/x/y a django app?",
+            Fresh,
+            Call("analyze_repository", json!({"source": "github.com/x/y"})),
+        ),
+        (
+            "check github.com/x/y for me, what stack does it use",
+            Fresh,
+            Call("analyze_repository", json!({"source": "github.com/x/y"})),
+        ),
+        ("ok fix it then", Failed, Call("apply_fix", none())),
+        ("please apply that fix", Failed, Call("apply_fix", none())),
+        ("good morning!", Fresh, Reply("Hi!")),
+        ("thank you so much", Live, Reply("You're welcome")),
     ]
 }
 
