@@ -79,7 +79,11 @@ fn devgem_deploy_to_cloudrun_goes_live_at_the_service_url_on_the_standin() {
 
     // The last line names the URL the stand-in's Cloud Run service reported, and it answers.
     let last = stdout.lines().last().unwrap_or_default();
-    let url = last.split_whitespace().nth(3).unwrap_or_default().to_string();
+    let url = last
+        .split_whitespace()
+        .nth(3)
+        .unwrap_or_default()
+        .to_string();
     assert!(
         last.contains(" live ") && url.starts_with(&google.standin.base_url),
         "{last}"
@@ -107,7 +111,10 @@ fn devgem_deploy_to_cloudrun_goes_live_at_the_service_url_on_the_standin() {
     let service = create.first().expect("a service create").json();
     let container = &service["template"]["containers"][0];
     assert!(
-        container["image"].as_str().unwrap_or_default().contains("@sha256:"),
+        container["image"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("@sha256:"),
         "{container}"
     );
     let env = container["env"].as_array().cloned().unwrap_or_default();

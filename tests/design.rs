@@ -12,11 +12,12 @@ use std::process::Command;
 
 /// Crates that must stay pure: no I/O crate may be among their normal or build dependencies,
 /// directly or through others. `devgem-plan` is checked once it exists.
-const PURE: [&str; 4] = [
+const PURE: [&str; 5] = [
     "devgem-domain",
     "devgem-analyzer",
     "devgem-plan",
     "devgem-diagnose",
+    "devgem-tools",
 ];
 const OPTIONAL: [&str; 1] = ["devgem-plan"];
 
