@@ -210,6 +210,15 @@ pub fn render_build(
             ),
         ])
         .set_options(BuildOptions::new().set_logging(LoggingMode::CloudLoggingOnly));
+    // With its own account a build cannot log to the default bucket: CLOUD_LOGGING_ONLY
+    // above is what makes this accepted.
+    let build = match &config.build_service_account {
+        Some(email) => build.set_service_account(format!(
+            "projects/{}/serviceAccounts/{email}",
+            config.project
+        )),
+        None => build,
+    };
     (
         build,
         RenderedImage {
@@ -433,6 +442,33 @@ mod tests {
             digest: "3f9c0d1e".into(),
         };
         insta::assert_json_snapshot!(rendered(&request, BuildEngine::Docker, &source));
+    }
+
+    #[test]
+    fn a_build_runs_as_the_configured_account_and_logs_to_cloud_logging_only() {
+        let plan = BuildPlan::new(Language::Static, Template::Static, "caddy run");
+        let request = request("landing", plan, "FROM scratch\n", ".git\n");
+        let source = SourceLocation::Upload {
+            bucket: "b".into(),
+            object: "source/x.tgz".into(),
+            generation: 1,
+            digest: "3f9c0d1e".into(),
+        };
+        let mut config = config(BuildEngine::Docker);
+        config.build_service_account = Some("builder@my-proj.iam.gserviceaccount.com".into());
+        let (build, _) = render_build(&request, &config, &source, Duration::from_secs(60));
+        let json = serde_json::to_value(&build).unwrap();
+        assert_eq!(
+            json["serviceAccount"],
+            format!(
+                "projects/{}/serviceAccounts/builder@my-proj.iam.gserviceaccount.com",
+                config.project
+            )
+        );
+        assert_eq!(
+            build.options.as_ref().map(|o| o.logging.clone()),
+            Some(LoggingMode::CloudLoggingOnly)
+        );
     }
 
     #[test]

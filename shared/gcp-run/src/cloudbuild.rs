@@ -81,7 +81,11 @@ impl CloudBuildBuilder {
         config: &CloudConfig,
         objects: Arc<dyn ObjectStore>,
     ) -> Result<Self, SetupError> {
-        Self::with_settings(config, objects, CloudBuildSettings::default()).await
+        let settings = CloudBuildSettings {
+            token_secret: config.github_token_version(),
+            ..CloudBuildSettings::default()
+        };
+        Self::with_settings(config, objects, settings).await
     }
 
     pub async fn with_settings(

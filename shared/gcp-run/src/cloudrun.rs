@@ -34,7 +34,7 @@ use google_cloud_gax::error::Error as GaxError;
 use google_cloud_longrunning::model::{Operation, operation};
 use google_cloud_run_v2::client::{Revisions, Services};
 use google_cloud_run_v2::model::condition::State as ConditionState;
-use google_cloud_run_v2::model::{EnvVar, Service, TrafficTargetAllocationType};
+use google_cloud_run_v2::model::{EnvVar, RevisionTemplate, Service, TrafficTargetAllocationType};
 use google_cloud_wkt::FieldMask;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -108,6 +108,14 @@ const NOT_READY_HINT: &str = "read the revision's log (devgem logs): the app mus
      0.0.0.0:$PORT (8080) within the startup probe, and every secret it reads must exist";
 
 impl CloudRunRuntime {
+    /// The template running as the configured runtime identity, if there is one.
+    fn with_identity(&self, template: RevisionTemplate) -> RevisionTemplate {
+        match &self.config.runtime_service_account {
+            Some(email) => template.set_service_account(email),
+            None => template,
+        }
+    }
+
     /// Clients for `config`'s project and region, their own retries off (the one retry loop
     /// is [`with_retry`]).
     pub async fn new(config: &CloudConfig) -> Result<Self, RuntimeError> {
@@ -688,7 +696,8 @@ impl Runtime for CloudRunRuntime {
         cancel: &CancellationToken,
     ) -> Result<Release, RuntimeError> {
         let first = spec.first_revision();
-        let rendered = service::render_service(spec, &first)?;
+        let mut rendered = service::render_service(spec, &first)?;
+        rendered.template = rendered.template.map(|t| self.with_identity(t));
         let service_id = spec.service_name.as_str();
         let name = self.service_name(service_id);
         let parent = self.config.location();
@@ -727,7 +736,8 @@ impl Runtime for CloudRunRuntime {
                     .await
                     .map_err(from_call)?;
                 let mut next = current;
-                next.template = Some(service::render_template(spec, &revision)?);
+                next.template =
+                    Some(self.with_identity(service::render_template(spec, &revision)?));
                 next.labels.extend(rendered.labels.clone());
                 let service = self.roll_out(next, &revision, log, cancel).await?;
                 (service, revision)

@@ -80,6 +80,15 @@ pub struct CloudConfig {
     /// `GOOGLE_OAUTH_ACCESS_TOKEN`: used as the bearer token when set; otherwise application
     /// default credentials (the metadata server on Cloud Run).
     pub access_token: Option<SecretValue>,
+    /// The identity builds run as (`DEVGEM_BUILD_SERVICE_ACCOUNT`, an email); Cloud Build's
+    /// default account when unset.
+    pub build_service_account: Option<String>,
+    /// The identity user apps run as (`DEVGEM_RUNTIME_SERVICE_ACCOUNT`); it is granted read
+    /// access to each app's own secrets. The Compute Engine default account when unset.
+    pub runtime_service_account: Option<String>,
+    /// The Secret Manager secret id holding a GitHub token (`DEVGEM_GITHUB_TOKEN_SECRET_ID`),
+    /// which Cloud Build's fetch step reads to clone private repositories.
+    pub github_token_secret: Option<String>,
 }
 
 impl CloudConfig {
@@ -94,6 +103,9 @@ impl CloudConfig {
             engine: BuildEngine::default(),
             endpoints: Endpoints::default(),
             access_token: None,
+            build_service_account: None,
+            runtime_service_account: None,
+            github_token_secret: None,
         }
     }
 
@@ -154,12 +166,33 @@ impl CloudConfig {
             storage: endpoint("DEVGEM_STORAGE_ENDPOINT", d.storage)?,
         };
         config.access_token = get("GOOGLE_OAUTH_ACCESS_TOKEN").map(SecretValue::new);
+        let email = |var: &'static str| -> Result<Option<String>, ConfigError> {
+            match get(var) {
+                Some(v) if !v.contains('@') => Err(ConfigError {
+                    var,
+                    problem: format!("{v:?} is not a service account email"),
+                    fix: "set it to NAME@PROJECT.iam.gserviceaccount.com (infra/ creates one)"
+                        .into(),
+                }),
+                other => Ok(other),
+            }
+        };
+        config.build_service_account = email("DEVGEM_BUILD_SERVICE_ACCOUNT")?;
+        config.runtime_service_account = email("DEVGEM_RUNTIME_SERVICE_ACCOUNT")?;
+        config.github_token_secret = get("DEVGEM_GITHUB_TOKEN_SECRET_ID");
         Ok(config)
     }
 
     /// `projects/P/locations/R`, the parent of services, builds and repositories.
     pub fn location(&self) -> String {
         format!("projects/{}/locations/{}", self.project, self.region)
+    }
+
+    /// The Secret Manager version Cloud Build reads the GitHub token from, when one is set.
+    pub fn github_token_version(&self) -> Option<String> {
+        self.github_token_secret
+            .as_ref()
+            .map(|id| format!("projects/{}/secrets/{id}/versions/latest", self.project))
     }
 
     /// `R-docker.pkg.dev/P/REPO`, where this project's images go.
@@ -250,5 +283,32 @@ mod tests {
         ])
         .unwrap_err();
         assert!(e.to_string().contains("us-central1"), "{e}");
+        let e = read(&[
+            ("GOOGLE_CLOUD_PROJECT", "a"),
+            ("DEVGEM_BUILD_SERVICE_ACCOUNT", "builder"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.var, "DEVGEM_BUILD_SERVICE_ACCOUNT");
+    }
+
+    #[test]
+    fn identities_and_the_github_token_secret_come_from_infra() {
+        let c = read(&[
+            ("GOOGLE_CLOUD_PROJECT", "acme"),
+            (
+                "DEVGEM_RUNTIME_SERVICE_ACCOUNT",
+                "apps@acme.iam.gserviceaccount.com",
+            ),
+            ("DEVGEM_GITHUB_TOKEN_SECRET_ID", "devgem-github-token"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.runtime_service_account.as_deref(),
+            Some("apps@acme.iam.gserviceaccount.com")
+        );
+        assert_eq!(
+            c.github_token_version().as_deref(),
+            Some("projects/acme/secrets/devgem-github-token/versions/latest")
+        );
     }
 }

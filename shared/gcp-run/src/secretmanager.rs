@@ -19,6 +19,8 @@ pub struct SecretManagerSecrets {
     client: SecretManagerService,
     project: String,
     retry: RetryPolicy,
+    /// The apps' identity, granted read access to each secret created here.
+    reader: Option<String>,
 }
 
 /// The client could not be set up.
@@ -46,6 +48,7 @@ impl SecretManagerSecrets {
             client,
             project: config.project.clone(),
             retry: RetryPolicy::default(),
+            reader: config.runtime_service_account.clone(),
         })
     }
 
@@ -87,9 +90,35 @@ impl SecretManagerSecrets {
         })
         .await;
         match created {
-            Ok(_) | Err(CallError::AlreadyExists(_)) => Ok(()),
+            Ok(_) => self.grant_reader(&id).await,
+            Err(CallError::AlreadyExists(_)) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// Lets the apps' service account read this one secret (least privilege: no project-wide
+    /// accessor role). A new secret has no policy yet, so this sets the whole of it.
+    async fn grant_reader(&self, id: &str) -> Result<(), CallError> {
+        let Some(reader) = &self.reader else {
+            return Ok(());
+        };
+        let resource = format!("projects/{}/secrets/{id}", self.project);
+        let policy = google_cloud_iam_v1::model::Policy::new().set_bindings([
+            google_cloud_iam_v1::model::Binding::new()
+                .set_role("roles/secretmanager.secretAccessor")
+                .set_members([format!("serviceAccount:{reader}")]),
+        ]);
+        let what = format!("Secret Manager: let {reader} read {id}");
+        call::with_retry(&self.retry, &what, || {
+            self.client
+                .set_iam_policy()
+                .set_resource(resource.clone())
+                .set_policy(policy.clone())
+                .with_retry_policy(call::no_retry())
+                .send()
+        })
+        .await
+        .map(|_| ())
     }
 }
 

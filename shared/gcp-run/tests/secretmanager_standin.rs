@@ -146,3 +146,27 @@ async fn a_403_names_the_missing_permission_on_the_standin() {
     // A refusal is final: it is not retried.
     assert_eq!(standin.requests_to("POST", ":addVersion").len(), 1);
 }
+
+#[tokio::test]
+async fn only_the_apps_account_may_read_a_new_secret_on_the_standin() {
+    let api = Arc::new(SecretManager::new("acme"));
+    let standin = Standin::start(Some(TOKEN), vec![api.clone() as Arc<dyn Api>]);
+    let mut config = CloudConfig::new("acme");
+    config.endpoints = Endpoints::all_at(&standin.base_url);
+    config.access_token = Some(SecretValue::new(TOKEN));
+    config.runtime_service_account = Some("apps@acme.iam.gserviceaccount.com".into());
+    let secrets = SecretManagerSecrets::new(&config).await.expect("client");
+    secrets.put(KEY, &SecretValue::new("v1")).await.unwrap();
+    secrets.put(KEY, &SecretValue::new("v2")).await.unwrap();
+
+    let policy = api.policy(SECRET_ID).expect("a policy on the secret");
+    assert_eq!(
+        policy["bindings"],
+        serde_json::json!([{
+            "role": "roles/secretmanager.secretAccessor",
+            "members": ["serviceAccount:apps@acme.iam.gserviceaccount.com"]
+        }])
+    );
+    // Granted once, when the secret was created; a new version changes no policy.
+    assert_eq!(standin.requests_to("POST", ":setIamPolicy").len(), 1);
+}

@@ -23,6 +23,8 @@ pub struct SecretManager {
     secrets: Mutex<BTreeMap<String, StoredSecret>>,
     /// Permissions the caller lacks: a request that needs one is answered 403.
     denied: Mutex<Vec<String>>,
+    /// The IAM policy set on each secret.
+    policies: Mutex<BTreeMap<String, Value>>,
 }
 
 /// The permission each operation needs, as Google names it in a 403.
@@ -51,6 +53,37 @@ impl SecretManager {
             .unwrap()
             .get(id)
             .map_or(0, |s| s.versions.len())
+    }
+
+    /// The IAM policy last set on secret `id`.
+    pub fn policy(&self, id: &str) -> Option<Value> {
+        self.policies.lock().unwrap().get(id).cloned()
+    }
+
+    /// `setIamPolicy`: the body must be `{"policy": {"bindings": [{"role", "members"}]}}` on a
+    /// secret that exists.
+    fn set_policy(&self, request: &Request, id: &str) -> Response {
+        if !self.secrets.lock().unwrap().contains_key(id) {
+            return not_found(id);
+        }
+        let body = request.json();
+        let bindings_ok = body["policy"]["bindings"].as_array().is_some_and(|b| {
+            b.iter().all(|binding| {
+                binding["role"]
+                    .as_str()
+                    .is_some_and(|r| r.starts_with("roles/"))
+                    && binding["members"].as_array().is_some_and(|m| !m.is_empty())
+            })
+        });
+        if !bindings_ok {
+            return bad_request("setIamPolicy needs policy.bindings[] with a role and members");
+        }
+        let policy = body["policy"].clone();
+        self.policies
+            .lock()
+            .unwrap()
+            .insert(id.to_string(), policy.clone());
+        Response::json(200, policy)
     }
 
     /// The labels secret `id` was created with.
@@ -210,6 +243,7 @@ impl Api for SecretManager {
             ("POST", []) => self.create(request, request.query.get("secretId")),
             ("POST", [last]) => match last.split_once(':') {
                 Some((id, "addVersion")) => self.add_version(request, id),
+                Some((id, "setIamPolicy")) => self.set_policy(request, id),
                 _ => return None,
             },
             ("GET", [id, "versions", last]) => match last.split_once(':') {
