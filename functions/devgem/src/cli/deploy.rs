@@ -56,7 +56,7 @@ fn config_for(to: Option<&str>) -> anyhow::Result<Config> {
         "cloudrun" => Some("cloudbuild"),
         _ => None,
     };
-    Ok(Config::from_lookup(|name| match name {
+    Config::from_lookup(|name| match name {
         "DEVGEM_RUNTIME" => Some(to.to_string()),
         "DEVGEM_BUILDER" => env(name).or(builder.map(str::to_string)),
         _ => env(name),
@@ -66,7 +66,7 @@ fn config_for(to: Option<&str>) -> anyhow::Result<Config> {
             e.to_string()
                 .replace("DEVGEM_RUNTIME", "--to (DEVGEM_RUNTIME)")
         )
-    })?)
+    })
 }
 
 fn parse_env(pairs: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
