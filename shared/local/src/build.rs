@@ -11,10 +11,12 @@ use std::time::Duration;
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
+use crate::caches;
 use crate::hint;
 use crate::poetry;
 use crate::process::{self, RunError};
 use crate::tree::{self, CopyRules};
+use crate::uv;
 
 /// How the builder behaves.
 #[derive(Debug, Clone)]
@@ -24,6 +26,12 @@ pub struct BuildConfig {
     /// Where toolchains (python3, node, npm...) are looked for, behind the app's own tool
     /// folders; `None` is this process's `PATH`.
     pub tool_path: Option<std::ffi::OsString>,
+    /// The package caches every build shares (`pip/`, `npm/`, `uv/`...); `None` is `cache`
+    /// beside the base folder (`$DEVGEM_HOME/cache` for `$DEVGEM_HOME/builds`).
+    pub cache_dir: Option<PathBuf>,
+    /// Tools DevGem installs for builds (uv, a pinned pnpm...); `None` is `tools` beside
+    /// the base folder.
+    pub tools_dir: Option<PathBuf>,
 }
 
 impl Default for BuildConfig {
@@ -31,8 +39,16 @@ impl Default for BuildConfig {
         Self {
             command_timeout: Duration::from_secs(15 * 60),
             tool_path: None,
+            cache_dir: None,
+            tools_dir: None,
         }
     }
+}
+
+/// `<parent of base>/<name>`: the shared folders live beside the builds folder.
+fn beside(base: &Path, name: &str) -> PathBuf {
+    base.parent()
+        .map_or_else(|| PathBuf::from(name), |p| p.join(name))
 }
 
 /// Builds in `<base_dir>/<deployment id>/`; the artifact is that folder. The source comes
@@ -59,6 +75,20 @@ impl NativeBuilder {
             objects,
             config,
         }
+    }
+
+    fn cache_dir(&self) -> PathBuf {
+        self.config
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| beside(&self.base_dir, "cache"))
+    }
+
+    fn tools_dir(&self) -> PathBuf {
+        self.config
+            .tools_dir
+            .clone()
+            .unwrap_or_else(|| beside(&self.base_dir, "tools"))
     }
 
     /// Unpacks the request's source archive into `<base>/<id>.src/`, which the caller removes.
@@ -140,6 +170,11 @@ impl Builder for NativeBuilder {
         }
 
         let mut env = build_env(plan, &root, &app, self.config.tool_path.as_deref());
+        env.extend(caches::package_cache_env(
+            &self.cache_dir(),
+            uses_tool(plan, PackageManager::Pnpm),
+            app.join(".yarnrc.yml").is_file(),
+        ));
         if !plan.system_packages.is_empty() {
             // The native build cannot install system packages; the container build does.
             log.line(&format!(
@@ -148,15 +183,23 @@ impl Builder for NativeBuilder {
             ));
         }
         let mut steps: Vec<String> = Vec::new();
+        let mut installed = false;
         match plan.language {
             Language::Python => {
-                let python = pick_python(plan, &env, log)?;
-                self.make_venv(&python, &app, &env, log, cancel).await?;
+                let python = pick_python(plan, &app, &env, log)?;
                 env.push((
                     "VIRTUAL_ENV".into(),
                     app.join(".venv").to_string_lossy().into_owned(),
                 ));
-                steps.extend(python_tools(plan));
+                if let Some(args) = uv::plain_pip_install(plan) {
+                    installed = self
+                        .install_with_uv(&python, &args, &app, &env, log, cancel)
+                        .await?;
+                }
+                if !installed {
+                    self.make_venv(&python, &app, &env, log, cancel).await?;
+                    steps.extend(python_tools(plan));
+                }
             }
             Language::Node => {
                 require(
@@ -176,7 +219,7 @@ impl Builder for NativeBuilder {
         steps.extend(
             plan.install_command
                 .iter()
-                .filter(|c| !c.trim().is_empty())
+                .filter(|c| !installed && !c.trim().is_empty())
                 .cloned(),
         );
         steps.extend(
@@ -239,7 +282,10 @@ impl NativeBuilder {
         cancel: &CancellationToken,
     ) -> Result<(), BuildError> {
         self.run_step(
-            &format!("{python} -m venv --without-pip .venv"),
+            &format!(
+                "{} -m venv --without-pip .venv",
+                uv::shell_word(Path::new(python))
+            ),
             app,
             env,
             log,
@@ -302,8 +348,107 @@ impl NativeBuilder {
             .await
     }
 
+    /// Installs a plain `pip install` plan with uv (see `uv.rs`) into a venv uv makes.
+    /// `Ok(false)` when uv is not available or failed, after removing what it left: the
+    /// caller then installs with pip.
+    async fn install_with_uv(
+        &self,
+        python: &str,
+        args: &[String],
+        app: &Path,
+        env: &[(String, String)],
+        log: &dyn LogSink,
+        cancel: &CancellationToken,
+    ) -> Result<bool, BuildError> {
+        if uv::pip_config_names_an_index(env) {
+            return Ok(false);
+        }
+        let timeout = self.config.command_timeout;
+        let Some(uv) = uv::find_or_install(&self.tools_dir(), env, log, timeout, cancel).await?
+        else {
+            return Ok(false);
+        };
+        let uv = uv::shell_word(&uv);
+        let mut env = env.to_vec();
+        env.extend(uv::uv_index_env(&env));
+        let venv = app.join(".venv");
+        let quiet = |step: String| run_quietly(step, app, env.clone(), timeout, cancel);
+        let made = self
+            .run_step(
+                &format!(
+                    "{uv} venv --quiet --python {} .venv",
+                    uv::shell_word(Path::new(python))
+                ),
+                app,
+                &env,
+                log,
+                cancel,
+            )
+            .await;
+        let outcome = match made {
+            Err(BuildError::Cancelled) => return Err(BuildError::Cancelled),
+            Err(_) => Err(()),
+            Ok(()) => {
+                let resolution = uv::resolution_inputs(app, args, &venv)
+                    .map(|inputs| uv::Resolution::new(&self.cache_dir(), inputs));
+                let reused = match resolution.as_ref().and_then(uv::Resolution::fresh_frozen) {
+                    Some(frozen) => {
+                        let step = format!(
+                            "{uv} pip install --offline --no-deps --quiet -r {}",
+                            uv::shell_word(&frozen)
+                        );
+                        match quiet(step).await {
+                            Ok(done) if done.status.success() => true,
+                            Err(RunError::Cancelled) => return Err(BuildError::Cancelled),
+                            _ => false,
+                        }
+                    }
+                    None => false,
+                };
+                if reused {
+                    log.line(&format!(
+                        "The requirements are unchanged: installed the versions resolved for them last time from the package cache (`pip install {}` resolves again after a change, or a day)",
+                        args.join(" ")
+                    ));
+                    Ok(())
+                } else {
+                    let step = format!("{uv} pip install {}", args.join(" "));
+                    match self.run_step(&step, app, &env, log, cancel).await {
+                        Err(BuildError::Cancelled) => return Err(BuildError::Cancelled),
+                        Err(_) => Err(()),
+                        Ok(()) => {
+                            if let Some(resolution) = &resolution {
+                                let record = std::fs::create_dir_all(
+                                    resolution.path.parent().unwrap_or(app),
+                                );
+                                let freeze = format!(
+                                    "{uv} pip freeze > {}",
+                                    uv::shell_word(&resolution.frozen_path())
+                                );
+                                if record.is_ok()
+                                    && matches!(quiet(freeze).await, Ok(d) if d.status.success())
+                                {
+                                    let _ = resolution.record();
+                                }
+                            }
+                            Ok(())
+                        }
+                    }
+                }
+            }
+        };
+        match outcome {
+            Ok(()) => Ok(true),
+            Err(()) => {
+                log.line("uv could not install the requirements (above); installing them with pip instead");
+                let _ = std::fs::remove_dir_all(&venv);
+                Ok(false)
+            }
+        }
+    }
+
     /// Runs one shell command of the build, streaming its output.
-    async fn run_step(
+    pub(crate) async fn run_step(
         &self,
         step: &str,
         dir: &Path,
@@ -442,30 +587,25 @@ fn require(
     })
 }
 
-/// The Python to make the venv with: `python3.X` when the plan asks for 3.X and this machine
-/// has it, else `python3`.
+/// The Python to make the venv with, as the path of the interpreter itself: `python3.X` when
+/// the plan asks for 3.X and this machine has it, else `python3`. Resolving a version
+/// manager's shim once (pyenv's takes a few tenths of a second per run) makes every later
+/// step start the interpreter directly.
 fn pick_python(
     plan: &BuildPlan,
+    app: &Path,
     env: &[(String, String)],
     log: &dyn LogSink,
 ) -> Result<String, BuildError> {
-    let path = path_of(env);
     if let Some(version) = &plan.runtime_version {
         let minor: String = version.split('.').take(2).collect::<Vec<_>>().join(".");
         let wanted = format!("python{minor}");
         // A pyenv shim exists for versions that are installed but not active, and fails when
-        // run: only a Python that answers `--version` counts.
-        let runs = process::which(&wanted, &path).is_some_and(|bin| {
-            std::process::Command::new(bin)
-                .arg("--version")
-                .env("PATH", &path)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        });
-        if minor.contains('.') && runs {
-            return Ok(wanted);
+        // run: only a Python that answers counts.
+        if minor.contains('.')
+            && let Some(found) = interpreter_path(&wanted, app, env)
+        {
+            return Ok(found);
         }
         log.line(&format!(
             "The plan asks for Python {version}; {wanted} is not installed here, using python3"
@@ -477,7 +617,25 @@ fn pick_python(
         "Python 3",
         "install Python 3 with its venv module (apt install python3 python3-venv)",
     )?;
-    Ok("python3".into())
+    Ok(interpreter_path("python3", app, env).unwrap_or_else(|| "python3".into()))
+}
+
+/// The interpreter `program` runs, from the app's folder (where a `.python-version` may
+/// choose it), when it is on the build's `PATH` and runs.
+fn interpreter_path(program: &str, app: &Path, env: &[(String, String)]) -> Option<String> {
+    let path = path_of(env);
+    let bin = process::which(program, &path)?;
+    let out = std::process::Command::new(bin)
+        .args(["-c", "import sys; print(sys.executable)"])
+        .current_dir(app)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let found = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && found.starts_with('/')).then_some(found)
 }
 
 /// Says so when this machine's Node.js major version differs from the plan's: the build
@@ -583,6 +741,14 @@ async fn shim_package_managers(
     Ok(())
 }
 
+/// Whether the plan uses `pm`: it is the plan's package manager or a command names it.
+fn uses_tool(plan: &BuildPlan, pm: PackageManager) -> bool {
+    plan.package_manager == Some(pm)
+        || all_commands(plan)
+            .split_whitespace()
+            .any(|w| w == pm.as_str())
+}
+
 /// All of the plan's commands, as one string to look for tool names in.
 fn all_commands(plan: &BuildPlan) -> String {
     [
@@ -623,10 +789,6 @@ async fn corepack_works(
     env: &[(String, String)],
     cancel: &CancellationToken,
 ) -> bool {
-    struct Quiet;
-    impl LogSink for Quiet {
-        fn line(&self, _: &str) {}
-    }
     let mut cmd = Command::new("corepack");
     cmd.args([pm, "--version"])
         .current_dir(app)
@@ -637,6 +799,30 @@ async fn corepack_works(
     })
     .await;
     matches!(done, Ok(d) if d.status.success())
+}
+
+/// Runs `step` in `dir` without logging its output.
+async fn run_quietly(
+    step: String,
+    dir: &Path,
+    env: Vec<(String, String)>,
+    timeout: Duration,
+    cancel: &CancellationToken,
+) -> Result<process::Finished, RunError> {
+    let mut cmd = Command::new(process::SHELL);
+    cmd.arg("-c")
+        .arg(&step)
+        .current_dir(dir)
+        .env_clear()
+        .envs(env);
+    process::run(cmd, &Quiet, timeout, cancel, &|l| l.to_string()).await
+}
+
+/// A sink for commands whose output only matters by their exit status.
+struct Quiet;
+
+impl LogSink for Quiet {
+    fn line(&self, _: &str) {}
 }
 
 fn write_shim(dir: &Path, name: &str, body: &str) -> std::io::Result<()> {

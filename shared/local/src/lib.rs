@@ -15,6 +15,8 @@
 //! - `port`: free ports and what `/proc` says about a process group and its sockets.
 //! - `tree`: copying a tree without `.git`, ignored files or links leading out of it.
 //! - `hint`: output of a failed command -> a fix a user can apply.
+//! - `caches`: one package cache per package manager, shared by builds (`$DEVGEM_HOME/cache`).
+//! - `uv`: plain requirements installed with uv, an unchanged file from its last resolution.
 //!
 //! # Invariants
 //!
@@ -36,6 +38,7 @@
 //! GitHub token from `GITHUB_TOKEN`.
 
 mod build;
+mod caches;
 mod fetch;
 mod hint;
 mod poetry;
@@ -43,6 +46,7 @@ mod port;
 mod process;
 mod run;
 mod tree;
+mod uv;
 
 pub use build::{BuildConfig, NativeBuilder};
 pub use fetch::{FetchConfig, LocalSourceFetcher};
