@@ -15,6 +15,7 @@ use crate::caches;
 use crate::hint;
 use crate::poetry;
 use crate::process::{self, RunError};
+use crate::toolchain;
 use crate::tree::{self, CopyRules};
 use crate::uv;
 
@@ -173,7 +174,12 @@ impl Builder for NativeBuilder {
         env.extend(caches::package_cache_env(
             &self.cache_dir(),
             uses_tool(plan, PackageManager::Pnpm),
-            app.join(".yarnrc.yml").is_file(),
+            app.join(".yarnrc.yml").is_file()
+                || (plan.package_manager == Some(PackageManager::Yarn)
+                    && plan
+                        .package_manager_version
+                        .as_deref()
+                        .is_some_and(|v| toolchain::major(v) != "1")),
         ));
         if !plan.system_packages.is_empty() {
             // The native build cannot install system packages; the container build does.
@@ -209,10 +215,34 @@ impl Builder for NativeBuilder {
                     "install Node.js (https://nodejs.org, or apt install nodejs npm)",
                 )?;
                 note_node_version(plan, &env, log).await;
-                shim_package_managers(plan, &root, &app, &env, log, cancel).await?;
+                shim_package_managers(
+                    plan,
+                    &root,
+                    &app,
+                    &self.tools_dir(),
+                    &env,
+                    log,
+                    self.config.command_timeout,
+                    cancel,
+                )
+                .await?;
                 if cancel.is_cancelled() {
                     return Err(BuildError::Cancelled);
                 }
+            }
+            // Bun runs the app too; when it is not installed it comes from its npm package.
+            Language::Bun => {
+                shim_package_managers(
+                    plan,
+                    &root,
+                    &app,
+                    &self.tools_dir(),
+                    &env,
+                    log,
+                    self.config.command_timeout,
+                    cancel,
+                )
+                .await?;
             }
             _ => {}
         }
@@ -678,23 +708,26 @@ fn python_tools(plan: &BuildPlan) -> Vec<String> {
         .collect()
 }
 
-/// yarn and pnpm are often not installed globally. Corepack (shipped with Node) provides
-/// the version `packageManager` in package.json names, but old corepacks fail to verify new
-/// releases; npx, which only needs the npm registry, is the fallback. A small script in
-/// `<root>/.devgem/bin` (on `PATH` for the build and the app) makes the bare name work.
+/// The package managers the plan uses, provided at the version it needs (see `toolchain.rs`).
+/// A pinned version (the plan's, else package.json's `packageManager`) is installed into the
+/// tools folder unless the one on `PATH` has the same major version. Without a pin, yarn and
+/// pnpm come from `PATH`, else Corepack (shipped with Node; old corepacks fail to verify new
+/// releases), else npx, which only needs the npm registry; Bun, when it is not installed,
+/// from its npm package. A small script in `<root>/.devgem/bin` (on `PATH` for the build and
+/// the app) makes the bare name work.
+#[allow(clippy::too_many_arguments)]
 async fn shim_package_managers(
     plan: &BuildPlan,
     root: &Path,
     app: &Path,
+    tools_dir: &Path,
     env: &[(String, String)],
     log: &dyn LogSink,
+    timeout: Duration,
     cancel: &CancellationToken,
 ) -> Result<(), BuildError> {
     let path = path_of(env);
-    let commands = all_commands(plan);
-    let uses = |pm: PackageManager| {
-        plan.package_manager == Some(pm) || commands.split_whitespace().any(|w| w == pm.as_str())
-    };
+    let uses = |pm: PackageManager| uses_tool(plan, pm);
     if uses(PackageManager::Npm) || plan.package_manager.is_none() {
         require(
             env,
@@ -704,15 +737,74 @@ async fn shim_package_managers(
         )?;
     }
     let declared = declared_package_manager(app);
-    for manager in [PackageManager::Yarn, PackageManager::Pnpm] {
+    for manager in [
+        PackageManager::Yarn,
+        PackageManager::Pnpm,
+        PackageManager::Bun,
+    ] {
         let pm = manager.as_str();
-        if !uses(manager) || process::which(pm, &path).is_some() {
+        if !uses(manager) {
             continue;
         }
-        let version = declared
-            .as_ref()
-            .filter(|(name, _)| name == pm)
-            .map(|(_, version)| version.clone());
+        let pinned = plan
+            .package_manager_version
+            .clone()
+            .filter(|_| plan.package_manager == Some(manager))
+            .or_else(|| {
+                declared
+                    .as_ref()
+                    .filter(|(name, _)| name == pm)
+                    .map(|(_, version)| version.clone())
+            })
+            .or_else(|| {
+                // Bun is the runtime too: its version is the plan's runtime version.
+                (manager == PackageManager::Bun)
+                    .then(|| plan.runtime_version.clone().unwrap_or_else(|| "1".into()))
+            });
+        let on_path = process::which(pm, &path);
+        let have = match &on_path {
+            Some(bin) => toolchain::installed_version(bin, app, env).await,
+            None => None,
+        };
+        if let Some(version) = &pinned {
+            if have
+                .as_deref()
+                .is_some_and(|h| toolchain::major(h) == toolchain::major(version))
+            {
+                continue;
+            }
+            let Some((package, program)) = toolchain::npm_package(manager, version) else {
+                continue;
+            };
+            require(
+                env,
+                "npm",
+                "npm",
+                &format!("install npm (it comes with Node.js), or install {package} yourself"),
+            )?;
+            let bin = toolchain::install(
+                tools_dir, &package, program, version, env, log, timeout, cancel,
+            )
+            .await?;
+            log.line(&format!(
+                "The app needs {pm} {version}{}; the build and the app use {package} from {}",
+                match &have {
+                    Some(h) => format!(" and this machine has {h}"),
+                    None => ", which is not installed here".to_string(),
+                },
+                bin.display()
+            ));
+            write_shim(
+                &root.join(".devgem/bin"),
+                pm,
+                &format!("exec {} \"$@\"", uv::shell_word(&bin)),
+            )
+            .map_err(|e| BuildError::Unavailable(format!("could not write the {pm} shim: {e}")))?;
+            continue;
+        }
+        if on_path.is_some() {
+            continue;
+        }
         let body = if process::which("corepack", &path).is_some()
             && corepack_works(pm, app, env, cancel).await
         {
@@ -721,14 +813,10 @@ async fn shim_package_managers(
             ));
             format!("exec corepack {pm} \"$@\"")
         } else if process::which("npx", &path).is_some() {
-            let package = npx_package(pm, version.as_deref());
             log.line(&format!(
-                "{pm} is not installed here; running it through npx ({package})"
+                "{pm} is not installed here; running it through npx ({pm})"
             ));
-            match package.strip_prefix("@yarnpkg/cli-dist") {
-                Some(_) => format!("exec npx --yes --package={package} yarn \"$@\""),
-                None => format!("exec npx --yes {package} \"$@\""),
-            }
+            format!("exec npx --yes {pm} \"$@\"")
         } else {
             return Err(failed(
                 format!("the app uses {pm}, which is not installed on this machine"),
@@ -770,16 +858,6 @@ fn declared_package_manager(app: &Path) -> Option<(String, String)> {
     let (name, version) = field.split_once('@')?;
     let version = version.split('+').next().unwrap_or(version);
     Some((name.to_string(), version.to_string()))
-}
-
-/// What npx should run for `pm` at `version`: Yarn 2 and later are published as
-/// `@yarnpkg/cli-dist`, the `yarn` package holds only Yarn 1.
-fn npx_package(pm: &str, version: Option<&str>) -> String {
-    match (pm, version) {
-        ("yarn", Some(v)) if !v.starts_with("1.") => format!("@yarnpkg/cli-dist@{v}"),
-        (pm, Some(v)) => format!("{pm}@{v}"),
-        (pm, None) => pm.to_string(),
-    }
 }
 
 /// Whether `corepack <pm> --version` works here (it downloads the package manager once).
@@ -843,17 +921,6 @@ mod tests {
             base_image: "python:3.12-slim".into(),
             ..BuildPlan::new(Language::Python, devgem_plan::Template::Python, start)
         }
-    }
-
-    #[test]
-    fn npx_runs_the_declared_package_manager_version() {
-        assert_eq!(npx_package("yarn", None), "yarn");
-        assert_eq!(npx_package("yarn", Some("1.22.22")), "yarn@1.22.22");
-        assert_eq!(
-            npx_package("yarn", Some("4.1.0")),
-            "@yarnpkg/cli-dist@4.1.0"
-        );
-        assert_eq!(npx_package("pnpm", Some("9.0.0")), "pnpm@9.0.0");
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! - `tree`: copying a tree without `.git`, ignored files or links leading out of it.
 //! - `hint`: output of a failed command -> a fix a user can apply.
 //! - `caches`: one package cache per package manager, shared by builds (`$DEVGEM_HOME/cache`).
+//! - `toolchain`: the package manager the repository pins (pnpm, Yarn, Bun), installed once.
 //! - `uv`: plain requirements installed with uv, an unchanged file from its last resolution.
 //!
 //! # Invariants
@@ -45,6 +46,7 @@ mod poetry;
 mod port;
 mod process;
 mod run;
+mod toolchain;
 mod tree;
 mod uv;
 
