@@ -51,5 +51,23 @@ while [ "$i" -le "$RUNS" ]; do
   warm="$warm $t"
   i=$((i + 1))
 done
+# One more warm run with --json: where its time went, stage by stage, from the stored events
+# (analyze, build, deploy; each ends with a "status" event).
+"$BIN" deploy --json "$APP" >"$DEVGEM_HOME/last-deploy.json" 2>/dev/null || true
+sed -n 's/.*"deployment_id":"\([^"]*\)".*/deployment \1 live/p' "$DEVGEM_HOME/last-deploy.json" >"$DEVGEM_HOME/last-deploy.log"
+stop_last
+python3 - "$DEVGEM_HOME/last-deploy.json" <<'PY'
+import json, sys
+from datetime import datetime
+events = [json.loads(l) for l in open(sys.argv[1]) if l.startswith('{"seq"')]
+at = lambda e: datetime.fromisoformat(e["time"][:26])
+start, last, parts = at(events[0]), at(events[0]), []
+names = {"building": "analyze", "deploying": "build", "live": "deploy"}
+for e in events:
+    if e["kind"] == "status" and names.pop(e.get("status"), None):
+        parts.append(f'{ {"building": "analyze", "deploying": "build", "live": "deploy"}[e["status"]] } {(at(e) - last).total_seconds():.2f} s')
+        last = at(e)
+print("warm stages: " + ", ".join(parts) + f" (events span {(last - start).total_seconds():.2f} s)")
+PY
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
 echo "$warm" | tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {printf "warm median %.2f s (min %.2f, max %.2f, %d runs)\n", a[int((NR+1)/2)], a[1], a[NR], NR}'
