@@ -406,3 +406,73 @@ fn print_config_shows_the_chosen_adapters_and_masks_secrets() {
     assert!(text.contains("api_token     ***"), "{text}");
     assert!(!text.contains("5ecret"), "{text}");
 }
+
+/// `git ARGS` in `dir`, which must succeed.
+fn git(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .args([
+            "-c",
+            "user.name=DevGem Test",
+            "-c",
+            "user.email=test@devgem.invalid",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Deploys `source` with `--json`, stops it, and returns the output.
+fn deploy_and_stop(home: &Home, source: &str) -> String {
+    let output = home.run(&["deploy", "--json", source]);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "deploy of {source} failed:\n{stdout}"
+    );
+    let last: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    home.run(&["stop", last["deployment_id"].as_str().unwrap()]);
+    stdout
+}
+
+#[test]
+fn a_second_deployment_of_the_same_commit_reuses_its_analysis() {
+    let home = Home::new();
+    let repo = tempfile::tempdir().unwrap();
+    std::fs::write(
+        repo.path().join("index.html"),
+        "<h1>Hello from a repository</h1>\n",
+    )
+    .unwrap();
+    git(repo.path(), &["init", "--quiet"]);
+    git(repo.path(), &["add", "-A"]);
+    git(repo.path(), &["commit", "--quiet", "-m", "first"]);
+    let url = format!("file://{}", repo.path().display());
+    const REUSED: &str = "reused the analysis of commit";
+
+    let first = deploy_and_stop(&home, &url);
+    assert!(!first.contains(REUSED), "{first}");
+    let second = deploy_and_stop(&home, &url);
+    assert!(second.contains(REUSED), "{second}");
+    assert!(second.contains("reused the scan of commit"), "{second}");
+    assert!(second.contains("Detected static"), "{second}");
+
+    // A new commit is analysed again: here the site moved into public/.
+    std::fs::create_dir(repo.path().join("public")).unwrap();
+    git(repo.path(), &["mv", "index.html", "public/index.html"]);
+    git(repo.path(), &["commit", "--quiet", "-m", "second"]);
+    let third = deploy_and_stop(&home, &url);
+    assert!(!third.contains(REUSED), "{third}");
+    assert!(third.contains("public"), "{third}");
+
+    // A folder's content can change under the same commit: it is always analysed.
+    let path = repo.path().to_str().unwrap();
+    deploy_and_stop(&home, path);
+    let again = deploy_and_stop(&home, path);
+    assert!(!again.contains(REUSED), "{again}");
+}

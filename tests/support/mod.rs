@@ -22,9 +22,13 @@ pub struct Home {
 
 impl Home {
     pub fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().expect("tempdir"),
-        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        // The tools DevGem installs for builds (uv) are shared by every test's home, as they
+        // are by every deployment of one home: installed once per target folder, not per test.
+        let tools = Path::new(env!("CARGO_TARGET_TMPDIR")).join("devgem-tools");
+        std::fs::create_dir_all(&tools).expect("shared tools folder");
+        std::os::unix::fs::symlink(&tools, dir.path().join("tools")).expect("link tools");
+        Self { dir }
     }
 
     pub fn path(&self) -> &Path {

@@ -2,11 +2,16 @@
 //! into object storage for the build stage, analyzes it, plans the build, renders the
 //! Dockerfile, checks the environment variables the code needs, and scans for secrets and
 //! unsafe settings. Its results (analysis, plan, Dockerfile) go to object storage.
+//!
+//! The analysis and the scan of a git commit are also kept in object storage, keyed by the
+//! repository, the commit, the folder and the analyzer, so a second deployment of the same
+//! commit skips both walks. Local folders and uploads are never cached: their content can
+//! change while their name (and the commit of a folder's enclosing repository) stays.
 
 use async_trait::async_trait;
-use devgem_analyzer::{Analysis, BuildPlan};
+use devgem_analyzer::{Analysis, BuildPlan, ScanReport};
 use devgem_app::{StageContext, StageError, StageWork, keys};
-use devgem_domain::{Deployment, Failure, Stage, StageResult, Step};
+use devgem_domain::{Deployment, Failure, SourceKind, Stage, StageResult, Step};
 use devgem_ports::{FetchedSource, ObjectStore, SourceFetcher};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -24,6 +29,66 @@ struct Checkout {
     _root: tempfile::TempDir,
     app_dir: PathBuf,
     fetched: FetchedSource,
+    /// Where this commit's analysis is cached, when its content is named by the commit.
+    cache: Option<CacheKey>,
+}
+
+/// A git source at one commit, analysed by this analyzer: what names a cached analysis.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct CacheKey {
+    source: String,
+    commit: String,
+    subdir: Option<String>,
+    analyzer: String,
+}
+
+impl CacheKey {
+    /// The key for a clone of a repository at a known commit; `None` for a local folder or
+    /// an upload. A `file://` URL is cloned like any repository, so its commit names it.
+    fn for_source(d: &Deployment, fetched: &FetchedSource) -> Option<Self> {
+        let cloned = d.source.archive.is_none()
+            && (d.source.kind() == SourceKind::Git
+                || d.source.location.trim().starts_with("file://"));
+        let commit = fetched.commit.clone().filter(|_| cloned)?;
+        Some(Self {
+            source: d.source.location.trim().trim_end_matches('/').to_string(),
+            commit,
+            subdir: d.source.subdir.clone(),
+            analyzer: analyzer_identity().to_string(),
+        })
+    }
+
+    fn object(&self, part: &str) -> String {
+        keys::analysis_cache(
+            &self.source,
+            &self.commit,
+            self.subdir.as_deref(),
+            &self.analyzer,
+            part,
+        )
+    }
+}
+
+/// A cached result with the key it was made for.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Cached<T> {
+    key: CacheKey,
+    value: T,
+}
+
+/// Which analyzer made a result: this build of DevGem (its version and the modification
+/// time of its binary), so a rebuilt analyzer never reuses an older one's findings.
+fn analyzer_identity() -> &'static str {
+    static IDENTITY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    IDENTITY.get_or_init(|| {
+        let built = std::env::current_exe()
+            .and_then(std::fs::metadata)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        format!("{} {built}", env!("CARGO_PKG_VERSION"))
+    })
 }
 
 /// The rendered build: the plan and its Dockerfile.
@@ -43,7 +108,7 @@ impl StageWork for Analyze {
         let analysis = self.code_analysis(ctx, &checkout).await?;
         let rendered = self.dockerfile_generation(ctx, &analysis).await?;
         environment_config(ctx, &analysis, &rendered.plan);
-        security_scan(ctx, &checkout, &rendered).await?;
+        self.security_scan(ctx, &checkout, &rendered).await?;
         Ok(StageResult {
             summary: Some(describe(&analysis)),
             commit: checkout.fetched.commit,
@@ -92,10 +157,12 @@ impl Analyze {
             step,
             format!("Fetched the source{at} ({} packed)", human_size(size)),
         );
+        let cache = CacheKey::for_source(d, &fetched);
         Ok(Checkout {
             _root: root,
             app_dir,
             fetched,
+            cache,
         })
     }
 
@@ -127,8 +194,27 @@ impl Analyze {
         let (d, r) = (&ctx.deployment, &ctx.reporter);
         let step = Step::CodeAnalysis;
         r.step_started(step, "Detecting language, framework, commands and port");
-        let dir = checkout.app_dir.clone();
-        let analysis = tokio::task::spawn_blocking(move || devgem_analyzer::analyze(&dir)).await?;
+        let cached = match &checkout.cache {
+            Some(key) => self.cached::<Analysis>(key, "analysis").await,
+            None => None,
+        };
+        let analysis = match cached {
+            Some(analysis) => {
+                r.reasoning(step, reused(checkout, "analysis"));
+                analysis
+            }
+            None => {
+                let dir = checkout.app_dir.clone();
+                let analysis =
+                    tokio::task::spawn_blocking(move || devgem_analyzer::analyze(&dir)).await?;
+                if analysis.is_recognized()
+                    && let Some(key) = &checkout.cache
+                {
+                    self.keep(key, "analysis", &analysis).await;
+                }
+                analysis
+            }
+        };
         for line in &analysis.evidence {
             r.reasoning(step, line.clone());
         }
@@ -174,6 +260,42 @@ impl Analyze {
         );
         Ok(Rendered { plan, dockerfile })
     }
+
+    /// The cached `part` for `key`; a missing, unreadable or mismatched one is a miss.
+    async fn cached<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &CacheKey,
+        part: &str,
+    ) -> Option<T> {
+        let bytes = self.objects.get(&key.object(part)).await.ok()??;
+        let cached: Cached<T> = serde_json::from_slice(&bytes).ok()?;
+        (cached.key == *key).then_some(cached.value)
+    }
+
+    /// Keeps `value` for later deployments of the same commit. A failed write only costs
+    /// the next deployment a walk, so it does not fail this one.
+    async fn keep<T: serde::Serialize>(&self, key: &CacheKey, part: &str, value: &T) {
+        let cached = Cached {
+            key: key.clone(),
+            value,
+        };
+        if let Err(e) = self
+            .objects
+            .put(&key.object(part), to_json(&cached).into())
+            .await
+        {
+            tracing::warn!(error = %e, "could not cache the {part} of this commit");
+        }
+    }
+}
+
+/// The line saying a cached result was used.
+fn reused(checkout: &Checkout, what: &str) -> String {
+    let commit = checkout.fetched.commit.as_deref().unwrap_or("");
+    format!(
+        "reused the {what} of commit {} made by an earlier deployment (the source is the same, so the {what} is too)",
+        &commit[..commit.len().min(12)]
+    )
 }
 
 /// The plan for the analysed app, run from the requested folder of the repository.
@@ -225,40 +347,70 @@ fn environment_config(ctx: &StageContext, analysis: &Analysis, plan: &BuildPlan)
     );
 }
 
-/// Step 5: scan the source and the Dockerfile; a blocking finding fails the deployment.
-async fn security_scan(
-    ctx: &StageContext,
-    checkout: &Checkout,
-    rendered: &Rendered,
-) -> Result<(), StageError> {
-    let r = &ctx.reporter;
-    let step = Step::SecurityScan;
-    r.step_started(step, "Scanning the source and the Dockerfile");
-    let (dir, plan, dockerfile) = (
-        checkout.app_dir.clone(),
-        rendered.plan.clone(),
-        rendered.dockerfile.clone(),
-    );
-    let report =
-        tokio::task::spawn_blocking(move || devgem_analyzer::scan(&dir, &plan, &dockerfile))
-            .await?;
-    let blocking: Vec<_> = report.blocking().collect();
-    for f in report.findings.iter().filter(|f| !blocking.contains(f)) {
-        r.warning(
+impl Analyze {
+    /// Step 5: scan the source and the Dockerfile; a blocking finding fails the deployment.
+    async fn security_scan(
+        &self,
+        ctx: &StageContext,
+        checkout: &Checkout,
+        rendered: &Rendered,
+    ) -> Result<(), StageError> {
+        let r = &ctx.reporter;
+        let step = Step::SecurityScan;
+        r.step_started(step, "Scanning the source and the Dockerfile");
+        // The scan reads the plan and the Dockerfile too: the key holds only while they are the
+        // ones this commit's analysis always gives (no folder of the user's choosing changed them).
+        let cached = match &checkout.cache {
+            Some(key) => self
+                .cached::<(BuildPlan, String, ScanReport)>(key, "scan")
+                .await
+                .filter(|(plan, dockerfile, _)| {
+                    *plan == rendered.plan && *dockerfile == rendered.dockerfile
+                })
+                .map(|(_, _, report)| report),
+            None => None,
+        };
+        let report = match cached {
+            Some(report) => {
+                r.reasoning(step, reused(checkout, "scan"));
+                report
+            }
+            None => {
+                let (dir, plan, dockerfile) = (
+                    checkout.app_dir.clone(),
+                    rendered.plan.clone(),
+                    rendered.dockerfile.clone(),
+                );
+                let report = tokio::task::spawn_blocking(move || {
+                    devgem_analyzer::scan(&dir, &plan, &dockerfile)
+                })
+                .await?;
+                if let Some(key) = &checkout.cache {
+                    let kept = (&rendered.plan, &rendered.dockerfile, &report);
+                    self.keep(key, "scan", &kept).await;
+                }
+                report
+            }
+        };
+        let blocking: Vec<_> = report.blocking().collect();
+        for f in report.findings.iter().filter(|f| !blocking.contains(f)) {
+            r.warning(
+                step,
+                format!("{}: {} (fix: {})", location(f), f.message, f.fix),
+            );
+        }
+        if let Some(f) = blocking.first() {
+            return Err(StageError::Failed(
+                Failure::new(step, format!("{}: {}", location(f), f.message))
+                    .with_hint(f.fix.clone()),
+            ));
+        }
+        r.step_completed(
             step,
-            format!("{}: {} (fix: {})", location(f), f.message, f.fix),
+            format!("{} finding(s), none blocking", report.findings.len()),
         );
+        Ok(())
     }
-    if let Some(f) = blocking.first() {
-        return Err(StageError::Failed(
-            Failure::new(step, format!("{}: {}", location(f), f.message)).with_hint(f.fix.clone()),
-        ));
-    }
-    r.step_completed(
-        step,
-        format!("{} finding(s), none blocking", report.findings.len()),
-    );
-    Ok(())
 }
 
 /// Why nothing deployable was found, and what to add.

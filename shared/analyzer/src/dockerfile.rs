@@ -650,13 +650,32 @@ pub fn render(plan: &BuildPlan) -> String {
 }
 
 fn corepack(o: &mut String, plan: &BuildPlan) {
-    corepack_for(o, plan.package_manager);
+    match (
+        plan.package_manager,
+        plan.package_manager_version.as_deref(),
+    ) {
+        (Some(manager), Some(version)) => install_package_manager(o, manager, version),
+        (manager, None) => corepack_for(o, manager),
+        _ => {}
+    }
 }
 
 fn corepack_for(o: &mut String, manager: Option<PackageManager>) {
     if matches!(manager, Some(PackageManager::Yarn | PackageManager::Pnpm)) {
         let _ = writeln!(o, "RUN corepack enable");
     }
+}
+
+/// The package manager at the version the plan pins, from the npm registry, as the native
+/// build installs it (`--force` replaces the Yarn the Node images ship).
+fn install_package_manager(o: &mut String, manager: PackageManager, version: &str) {
+    let package = match manager {
+        PackageManager::Pnpm => format!("pnpm@{version}"),
+        PackageManager::Yarn if version.starts_with("1.") => format!("yarn@{version}"),
+        PackageManager::Yarn => format!("@yarnpkg/cli-dist@{version}"),
+        _ => return,
+    };
+    let _ = writeln!(o, "RUN npm install -g --force {package}");
 }
 
 /// Renders the .dockerignore: VCS data, local secrets, dependencies and build output stay out

@@ -122,6 +122,9 @@ pub struct Details {
     pub existing_dockerfile_content: Option<String>,
     /// The build artifact the runtime stage keeps (binary, jar, release name...).
     pub artifact: Option<String>,
+    /// The package manager version the repository pins or its lockfile needs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub package_manager_version: Option<String>,
     /// Manifest and lock files copied before the sources (layer caching), app-relative.
     pub manifests: Vec<String>,
     /// Extra production settings.
@@ -350,6 +353,7 @@ pub fn plan(analysis: &Analysis) -> Result<BuildPlan, PlanError> {
         framework: analysis.framework.clone(),
         runtime_version: analysis.runtime_version.clone(),
         package_manager: analysis.package_manager,
+        package_manager_version: d.package_manager_version.clone(),
         app_dir: if d.app_dir.is_empty() {
             ".".into()
         } else {

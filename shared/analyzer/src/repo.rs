@@ -96,6 +96,12 @@ const MANIFEST_NAMES: &[&str] = &[
     ".dockerignore",
 ];
 
+/// Lockfiles whose head names their format (pnpm's `lockfileVersion`, Yarn Berry's
+/// `__metadata`), which says which package manager version reads them. Only the first
+/// [`LOCKFILE_HEAD_BYTES`] are kept: a lockfile can be megabytes.
+const LOCKFILE_HEADS: &[&str] = &["pnpm-lock.yaml", "yarn.lock"];
+const LOCKFILE_HEAD_BYTES: usize = 1024;
+
 /// Source extensions read for imports, ports and environment variables.
 const SOURCE_EXTS: &[&str] = &[
     "py", "js", "mjs", "cjs", "ts", "mts", "tsx", "jsx", "go", "rs", "java", "kt", "rb", "php",
@@ -204,6 +210,23 @@ fn is_manifest(name: &str) -> bool {
         || name.starts_with("vite.config")
         || name.starts_with("remix.config")
         || name.starts_with("nest-cli")
+}
+
+/// The first `max` bytes of a text file, cut at the last whole line.
+fn read_head(path: &Path, max: usize) -> Option<String> {
+    use std::io::Read;
+    let mut bytes = Vec::with_capacity(max);
+    std::fs::File::open(path)
+        .ok()?
+        .take(max as u64)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    if bytes.len() == max
+        && let Some(end) = bytes.iter().rposition(|b| *b == b'\n')
+    {
+        bytes.truncate(end + 1);
+    }
+    String::from_utf8(bytes).ok()
 }
 
 fn ext(name: &str) -> &str {
@@ -361,6 +384,14 @@ impl Walk<'_> {
                 "stopped listing files after {} paths",
                 limits.max_paths
             ));
+            return;
+        }
+        if !limits.scan && LOCKFILE_HEADS.contains(&name) {
+            repo.paths.insert(rel.clone());
+            if let Some(head) = read_head(real, LOCKFILE_HEAD_BYTES) {
+                self.total += head.len() as u64;
+                repo.files.insert(rel, head);
+            }
             return;
         }
         let manifest = is_manifest(name);

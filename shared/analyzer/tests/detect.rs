@@ -832,3 +832,81 @@ fn python_apps_run_from_their_import_root() {
         },
     );
 }
+
+#[test]
+fn the_package_manager_version_the_repository_needs_is_planned() {
+    const SERVER: (&str, &str) = (
+        "server.js",
+        "require('http').createServer().listen(process.env.PORT)\n",
+    );
+    let pin = |files: &[(&str, &str)]| {
+        let mut all = files.to_vec();
+        all.push(SERVER);
+        let a = analyze(&all);
+        devgem_analyzer::plan(&a)
+            .unwrap()
+            .package_manager_version
+            .map(|v| (a.package_manager.unwrap(), v))
+    };
+    let pkg = r#"{"name":"a","scripts":{"start":"node server.js"}}"#;
+    // pnpm 9 refuses a version-6 lockfile; pnpm 8 reads it.
+    assert_eq!(
+        pin(&[
+            ("package.json", pkg),
+            ("pnpm-lock.yaml", "lockfileVersion: '6.0'\n")
+        ]),
+        Some((PackageManager::Pnpm, "8.15.9".into()))
+    );
+    assert_eq!(
+        pin(&[
+            ("package.json", pkg),
+            ("pnpm-lock.yaml", "lockfileVersion: '9.0'\n")
+        ]),
+        Some((PackageManager::Pnpm, "9.15.9".into()))
+    );
+    // packageManager wins over the lockfile, without its hash.
+    let pinned = r#"{"name":"a","packageManager":"pnpm@8.6.1+sha512.abc","scripts":{"start":"node server.js"}}"#;
+    assert_eq!(
+        pin(&[
+            ("package.json", pinned),
+            ("pnpm-lock.yaml", "lockfileVersion: '6.0'\n")
+        ]),
+        Some((PackageManager::Pnpm, "8.6.1".into()))
+    );
+    // Yarn classic: any Yarn 1 will do. Berry: by its lockfile or .yarnrc.yml.
+    assert_eq!(
+        pin(&[
+            ("package.json", pkg),
+            ("yarn.lock", "# yarn lockfile v1\n\n")
+        ]),
+        None
+    );
+    assert_eq!(
+        pin(&[
+            ("package.json", pkg),
+            ("yarn.lock", "__metadata:\n  version: 6\n  cacheKey: 8\n")
+        ]),
+        Some((PackageManager::Yarn, "3.8.7".into()))
+    );
+    assert_eq!(
+        pin(&[
+            ("package.json", pkg),
+            ("yarn.lock", ""),
+            (".yarnrc.yml", "nodeLinker: node-modules\n")
+        ]),
+        Some((PackageManager::Yarn, "4.18.1".into()))
+    );
+    let berry = analyze(&[
+        ("package.json", pkg),
+        ("yarn.lock", "__metadata:\n  version: 8\n"),
+        SERVER,
+    ]);
+    assert_eq!(
+        berry.install_command.as_deref(),
+        Some("yarn install --immutable")
+    );
+    assert_eq!(
+        pin(&[("package.json", pkg), ("package-lock.json", "{}")]),
+        None
+    );
+}

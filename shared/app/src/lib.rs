@@ -48,6 +48,38 @@ pub mod keys {
     pub fn build_log(id: &DeploymentId) -> String {
         format!("deployments/{id}/build.log")
     }
+    /// Where the analysis of `source` at `commit` (its folder `subdir`) by the analyzer
+    /// `analyzer` is kept for later deployments of the same commit; `part` is `analysis` or
+    /// `scan`. The name is a stable hash of the four; the object repeats them, so a
+    /// collision reads as a miss.
+    pub fn analysis_cache(
+        source: &str,
+        commit: &str,
+        subdir: Option<&str>,
+        analyzer: &str,
+        part: &str,
+    ) -> String {
+        let name = stable_hash(&[
+            source.as_bytes(),
+            commit.as_bytes(),
+            subdir.unwrap_or("").as_bytes(),
+            analyzer.as_bytes(),
+        ]);
+        format!("analysis-cache/{name}/{part}.json")
+    }
+
+    /// FNV-1a, 64 bits, over the parts with a separator: stable across runs and builds.
+    fn stable_hash(parts: &[&[u8]]) -> String {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for part in parts {
+            for byte in part.iter().chain(&[0xff]) {
+                hash ^= u64::from(*byte);
+                hash = hash.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        format!("{hash:016x}")
+    }
+
     /// Where the value of the user's environment variable `name` is kept (secrets port).
     pub fn env_secret(id: &DeploymentId, name: &str) -> String {
         format!("deployments/{id}/env/{name}")

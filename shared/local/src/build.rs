@@ -11,10 +11,13 @@ use std::time::Duration;
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
+use crate::caches;
 use crate::hint;
 use crate::poetry;
 use crate::process::{self, RunError};
+use crate::toolchain;
 use crate::tree::{self, CopyRules};
+use crate::uv;
 
 /// How the builder behaves.
 #[derive(Debug, Clone)]
@@ -24,6 +27,12 @@ pub struct BuildConfig {
     /// Where toolchains (python3, node, npm...) are looked for, behind the app's own tool
     /// folders; `None` is this process's `PATH`.
     pub tool_path: Option<std::ffi::OsString>,
+    /// The package caches every build shares (`pip/`, `npm/`, `uv/`...); `None` is `cache`
+    /// beside the base folder (`$DEVGEM_HOME/cache` for `$DEVGEM_HOME/builds`).
+    pub cache_dir: Option<PathBuf>,
+    /// Tools DevGem installs for builds (uv, a pinned pnpm...); `None` is `tools` beside
+    /// the base folder.
+    pub tools_dir: Option<PathBuf>,
 }
 
 impl Default for BuildConfig {
@@ -31,8 +40,16 @@ impl Default for BuildConfig {
         Self {
             command_timeout: Duration::from_secs(15 * 60),
             tool_path: None,
+            cache_dir: None,
+            tools_dir: None,
         }
     }
+}
+
+/// `<parent of base>/<name>`: the shared folders live beside the builds folder.
+fn beside(base: &Path, name: &str) -> PathBuf {
+    base.parent()
+        .map_or_else(|| PathBuf::from(name), |p| p.join(name))
 }
 
 /// Builds in `<base_dir>/<deployment id>/`; the artifact is that folder. The source comes
@@ -59,6 +76,20 @@ impl NativeBuilder {
             objects,
             config,
         }
+    }
+
+    fn cache_dir(&self) -> PathBuf {
+        self.config
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| beside(&self.base_dir, "cache"))
+    }
+
+    fn tools_dir(&self) -> PathBuf {
+        self.config
+            .tools_dir
+            .clone()
+            .unwrap_or_else(|| beside(&self.base_dir, "tools"))
     }
 
     /// Unpacks the request's source archive into `<base>/<id>.src/`, which the caller removes.
@@ -140,6 +171,16 @@ impl Builder for NativeBuilder {
         }
 
         let mut env = build_env(plan, &root, &app, self.config.tool_path.as_deref());
+        env.extend(caches::package_cache_env(
+            &self.cache_dir(),
+            uses_tool(plan, PackageManager::Pnpm),
+            app.join(".yarnrc.yml").is_file()
+                || (plan.package_manager == Some(PackageManager::Yarn)
+                    && plan
+                        .package_manager_version
+                        .as_deref()
+                        .is_some_and(|v| toolchain::major(v) != "1")),
+        ));
         if !plan.system_packages.is_empty() {
             // The native build cannot install system packages; the container build does.
             log.line(&format!(
@@ -148,15 +189,23 @@ impl Builder for NativeBuilder {
             ));
         }
         let mut steps: Vec<String> = Vec::new();
+        let mut installed = false;
         match plan.language {
             Language::Python => {
-                let python = pick_python(plan, &env, log)?;
-                self.make_venv(&python, &app, &env, log, cancel).await?;
+                let python = pick_python(plan, &app, &env, log)?;
                 env.push((
                     "VIRTUAL_ENV".into(),
                     app.join(".venv").to_string_lossy().into_owned(),
                 ));
-                steps.extend(python_tools(plan));
+                if let Some(args) = uv::plain_pip_install(plan) {
+                    installed = self
+                        .install_with_uv(&python, &args, &app, &env, log, cancel)
+                        .await?;
+                }
+                if !installed {
+                    self.make_venv(&python, &app, &env, log, cancel).await?;
+                    steps.extend(python_tools(plan));
+                }
             }
             Language::Node => {
                 require(
@@ -166,17 +215,41 @@ impl Builder for NativeBuilder {
                     "install Node.js (https://nodejs.org, or apt install nodejs npm)",
                 )?;
                 note_node_version(plan, &env, log).await;
-                shim_package_managers(plan, &root, &app, &env, log, cancel).await?;
+                shim_package_managers(
+                    plan,
+                    &root,
+                    &app,
+                    &self.tools_dir(),
+                    &env,
+                    log,
+                    self.config.command_timeout,
+                    cancel,
+                )
+                .await?;
                 if cancel.is_cancelled() {
                     return Err(BuildError::Cancelled);
                 }
+            }
+            // Bun runs the app too; when it is not installed it comes from its npm package.
+            Language::Bun => {
+                shim_package_managers(
+                    plan,
+                    &root,
+                    &app,
+                    &self.tools_dir(),
+                    &env,
+                    log,
+                    self.config.command_timeout,
+                    cancel,
+                )
+                .await?;
             }
             _ => {}
         }
         steps.extend(
             plan.install_command
                 .iter()
-                .filter(|c| !c.trim().is_empty())
+                .filter(|c| !installed && !c.trim().is_empty())
                 .cloned(),
         );
         steps.extend(
@@ -239,7 +312,10 @@ impl NativeBuilder {
         cancel: &CancellationToken,
     ) -> Result<(), BuildError> {
         self.run_step(
-            &format!("{python} -m venv --without-pip .venv"),
+            &format!(
+                "{} -m venv --without-pip .venv",
+                uv::shell_word(Path::new(python))
+            ),
             app,
             env,
             log,
@@ -302,8 +378,107 @@ impl NativeBuilder {
             .await
     }
 
+    /// Installs a plain `pip install` plan with uv (see `uv.rs`) into a venv uv makes.
+    /// `Ok(false)` when uv is not available or failed, after removing what it left: the
+    /// caller then installs with pip.
+    async fn install_with_uv(
+        &self,
+        python: &str,
+        args: &[String],
+        app: &Path,
+        env: &[(String, String)],
+        log: &dyn LogSink,
+        cancel: &CancellationToken,
+    ) -> Result<bool, BuildError> {
+        if uv::pip_config_names_an_index(env) {
+            return Ok(false);
+        }
+        let timeout = self.config.command_timeout;
+        let Some(uv) = uv::find_or_install(&self.tools_dir(), env, log, timeout, cancel).await?
+        else {
+            return Ok(false);
+        };
+        let uv = uv::shell_word(&uv);
+        let mut env = env.to_vec();
+        env.extend(uv::uv_index_env(&env));
+        let venv = app.join(".venv");
+        let quiet = |step: String| run_quietly(step, app, env.clone(), timeout, cancel);
+        let made = self
+            .run_step(
+                &format!(
+                    "{uv} venv --quiet --python {} .venv",
+                    uv::shell_word(Path::new(python))
+                ),
+                app,
+                &env,
+                log,
+                cancel,
+            )
+            .await;
+        let outcome = match made {
+            Err(BuildError::Cancelled) => return Err(BuildError::Cancelled),
+            Err(_) => Err(()),
+            Ok(()) => {
+                let resolution = uv::resolution_inputs(app, args, &venv)
+                    .map(|inputs| uv::Resolution::new(&self.cache_dir(), inputs));
+                let reused = match resolution.as_ref().and_then(uv::Resolution::fresh_frozen) {
+                    Some(frozen) => {
+                        let step = format!(
+                            "{uv} pip install --offline --no-deps --quiet -r {}",
+                            uv::shell_word(&frozen)
+                        );
+                        match quiet(step).await {
+                            Ok(done) if done.status.success() => true,
+                            Err(RunError::Cancelled) => return Err(BuildError::Cancelled),
+                            _ => false,
+                        }
+                    }
+                    None => false,
+                };
+                if reused {
+                    log.line(&format!(
+                        "The requirements are unchanged: installed the versions resolved for them last time from the package cache (`pip install {}` resolves again after a change, or a day)",
+                        args.join(" ")
+                    ));
+                    Ok(())
+                } else {
+                    let step = format!("{uv} pip install {}", args.join(" "));
+                    match self.run_step(&step, app, &env, log, cancel).await {
+                        Err(BuildError::Cancelled) => return Err(BuildError::Cancelled),
+                        Err(_) => Err(()),
+                        Ok(()) => {
+                            if let Some(resolution) = &resolution {
+                                let record = std::fs::create_dir_all(
+                                    resolution.path.parent().unwrap_or(app),
+                                );
+                                let freeze = format!(
+                                    "{uv} pip freeze > {}",
+                                    uv::shell_word(&resolution.frozen_path())
+                                );
+                                if record.is_ok()
+                                    && matches!(quiet(freeze).await, Ok(d) if d.status.success())
+                                {
+                                    let _ = resolution.record();
+                                }
+                            }
+                            Ok(())
+                        }
+                    }
+                }
+            }
+        };
+        match outcome {
+            Ok(()) => Ok(true),
+            Err(()) => {
+                log.line("uv could not install the requirements (above); installing them with pip instead");
+                let _ = std::fs::remove_dir_all(&venv);
+                Ok(false)
+            }
+        }
+    }
+
     /// Runs one shell command of the build, streaming its output.
-    async fn run_step(
+    pub(crate) async fn run_step(
         &self,
         step: &str,
         dir: &Path,
@@ -442,30 +617,25 @@ fn require(
     })
 }
 
-/// The Python to make the venv with: `python3.X` when the plan asks for 3.X and this machine
-/// has it, else `python3`.
+/// The Python to make the venv with, as the path of the interpreter itself: `python3.X` when
+/// the plan asks for 3.X and this machine has it, else `python3`. Resolving a version
+/// manager's shim once (pyenv's takes a few tenths of a second per run) makes every later
+/// step start the interpreter directly.
 fn pick_python(
     plan: &BuildPlan,
+    app: &Path,
     env: &[(String, String)],
     log: &dyn LogSink,
 ) -> Result<String, BuildError> {
-    let path = path_of(env);
     if let Some(version) = &plan.runtime_version {
         let minor: String = version.split('.').take(2).collect::<Vec<_>>().join(".");
         let wanted = format!("python{minor}");
         // A pyenv shim exists for versions that are installed but not active, and fails when
-        // run: only a Python that answers `--version` counts.
-        let runs = process::which(&wanted, &path).is_some_and(|bin| {
-            std::process::Command::new(bin)
-                .arg("--version")
-                .env("PATH", &path)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        });
-        if minor.contains('.') && runs {
-            return Ok(wanted);
+        // run: only a Python that answers counts.
+        if minor.contains('.')
+            && let Some(found) = interpreter_path(&wanted, app, env)
+        {
+            return Ok(found);
         }
         log.line(&format!(
             "The plan asks for Python {version}; {wanted} is not installed here, using python3"
@@ -477,7 +647,25 @@ fn pick_python(
         "Python 3",
         "install Python 3 with its venv module (apt install python3 python3-venv)",
     )?;
-    Ok("python3".into())
+    Ok(interpreter_path("python3", app, env).unwrap_or_else(|| "python3".into()))
+}
+
+/// The interpreter `program` runs, from the app's folder (where a `.python-version` may
+/// choose it), when it is on the build's `PATH` and runs.
+fn interpreter_path(program: &str, app: &Path, env: &[(String, String)]) -> Option<String> {
+    let path = path_of(env);
+    let bin = process::which(program, &path)?;
+    let out = std::process::Command::new(bin)
+        .args(["-c", "import sys; print(sys.executable)"])
+        .current_dir(app)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let found = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && found.starts_with('/')).then_some(found)
 }
 
 /// Says so when this machine's Node.js major version differs from the plan's: the build
@@ -520,23 +708,26 @@ fn python_tools(plan: &BuildPlan) -> Vec<String> {
         .collect()
 }
 
-/// yarn and pnpm are often not installed globally. Corepack (shipped with Node) provides
-/// the version `packageManager` in package.json names, but old corepacks fail to verify new
-/// releases; npx, which only needs the npm registry, is the fallback. A small script in
-/// `<root>/.devgem/bin` (on `PATH` for the build and the app) makes the bare name work.
+/// The package managers the plan uses, provided at the version it needs (see `toolchain.rs`).
+/// A pinned version (the plan's, else package.json's `packageManager`) is installed into the
+/// tools folder unless the one on `PATH` has the same major version. Without a pin, yarn and
+/// pnpm come from `PATH`, else Corepack (shipped with Node; old corepacks fail to verify new
+/// releases), else npx, which only needs the npm registry; Bun, when it is not installed,
+/// from its npm package. A small script in `<root>/.devgem/bin` (on `PATH` for the build and
+/// the app) makes the bare name work.
+#[allow(clippy::too_many_arguments)]
 async fn shim_package_managers(
     plan: &BuildPlan,
     root: &Path,
     app: &Path,
+    tools_dir: &Path,
     env: &[(String, String)],
     log: &dyn LogSink,
+    timeout: Duration,
     cancel: &CancellationToken,
 ) -> Result<(), BuildError> {
     let path = path_of(env);
-    let commands = all_commands(plan);
-    let uses = |pm: PackageManager| {
-        plan.package_manager == Some(pm) || commands.split_whitespace().any(|w| w == pm.as_str())
-    };
+    let uses = |pm: PackageManager| uses_tool(plan, pm);
     if uses(PackageManager::Npm) || plan.package_manager.is_none() {
         require(
             env,
@@ -546,15 +737,74 @@ async fn shim_package_managers(
         )?;
     }
     let declared = declared_package_manager(app);
-    for manager in [PackageManager::Yarn, PackageManager::Pnpm] {
+    for manager in [
+        PackageManager::Yarn,
+        PackageManager::Pnpm,
+        PackageManager::Bun,
+    ] {
         let pm = manager.as_str();
-        if !uses(manager) || process::which(pm, &path).is_some() {
+        if !uses(manager) {
             continue;
         }
-        let version = declared
-            .as_ref()
-            .filter(|(name, _)| name == pm)
-            .map(|(_, version)| version.clone());
+        let pinned = plan
+            .package_manager_version
+            .clone()
+            .filter(|_| plan.package_manager == Some(manager))
+            .or_else(|| {
+                declared
+                    .as_ref()
+                    .filter(|(name, _)| name == pm)
+                    .map(|(_, version)| version.clone())
+            })
+            .or_else(|| {
+                // Bun is the runtime too: its version is the plan's runtime version.
+                (manager == PackageManager::Bun)
+                    .then(|| plan.runtime_version.clone().unwrap_or_else(|| "1".into()))
+            });
+        let on_path = process::which(pm, &path);
+        let have = match &on_path {
+            Some(bin) => toolchain::installed_version(bin, app, env).await,
+            None => None,
+        };
+        if let Some(version) = &pinned {
+            if have
+                .as_deref()
+                .is_some_and(|h| toolchain::major(h) == toolchain::major(version))
+            {
+                continue;
+            }
+            let Some((package, program)) = toolchain::npm_package(manager, version) else {
+                continue;
+            };
+            require(
+                env,
+                "npm",
+                "npm",
+                &format!("install npm (it comes with Node.js), or install {package} yourself"),
+            )?;
+            let bin = toolchain::install(
+                tools_dir, &package, program, version, env, log, timeout, cancel,
+            )
+            .await?;
+            log.line(&format!(
+                "The app needs {pm} {version}{}; the build and the app use {package} from {}",
+                match &have {
+                    Some(h) => format!(" and this machine has {h}"),
+                    None => ", which is not installed here".to_string(),
+                },
+                bin.display()
+            ));
+            write_shim(
+                &root.join(".devgem/bin"),
+                pm,
+                &format!("exec {} \"$@\"", uv::shell_word(&bin)),
+            )
+            .map_err(|e| BuildError::Unavailable(format!("could not write the {pm} shim: {e}")))?;
+            continue;
+        }
+        if on_path.is_some() {
+            continue;
+        }
         let body = if process::which("corepack", &path).is_some()
             && corepack_works(pm, app, env, cancel).await
         {
@@ -563,14 +813,10 @@ async fn shim_package_managers(
             ));
             format!("exec corepack {pm} \"$@\"")
         } else if process::which("npx", &path).is_some() {
-            let package = npx_package(pm, version.as_deref());
             log.line(&format!(
-                "{pm} is not installed here; running it through npx ({package})"
+                "{pm} is not installed here; running it through npx ({pm})"
             ));
-            match package.strip_prefix("@yarnpkg/cli-dist") {
-                Some(_) => format!("exec npx --yes --package={package} yarn \"$@\""),
-                None => format!("exec npx --yes {package} \"$@\""),
-            }
+            format!("exec npx --yes {pm} \"$@\"")
         } else {
             return Err(failed(
                 format!("the app uses {pm}, which is not installed on this machine"),
@@ -581,6 +827,14 @@ async fn shim_package_managers(
             .map_err(|e| BuildError::Unavailable(format!("could not write the {pm} shim: {e}")))?;
     }
     Ok(())
+}
+
+/// Whether the plan uses `pm`: it is the plan's package manager or a command names it.
+fn uses_tool(plan: &BuildPlan, pm: PackageManager) -> bool {
+    plan.package_manager == Some(pm)
+        || all_commands(plan)
+            .split_whitespace()
+            .any(|w| w == pm.as_str())
 }
 
 /// All of the plan's commands, as one string to look for tool names in.
@@ -606,16 +860,6 @@ fn declared_package_manager(app: &Path) -> Option<(String, String)> {
     Some((name.to_string(), version.to_string()))
 }
 
-/// What npx should run for `pm` at `version`: Yarn 2 and later are published as
-/// `@yarnpkg/cli-dist`, the `yarn` package holds only Yarn 1.
-fn npx_package(pm: &str, version: Option<&str>) -> String {
-    match (pm, version) {
-        ("yarn", Some(v)) if !v.starts_with("1.") => format!("@yarnpkg/cli-dist@{v}"),
-        (pm, Some(v)) => format!("{pm}@{v}"),
-        (pm, None) => pm.to_string(),
-    }
-}
-
 /// Whether `corepack <pm> --version` works here (it downloads the package manager once).
 async fn corepack_works(
     pm: &str,
@@ -623,10 +867,6 @@ async fn corepack_works(
     env: &[(String, String)],
     cancel: &CancellationToken,
 ) -> bool {
-    struct Quiet;
-    impl LogSink for Quiet {
-        fn line(&self, _: &str) {}
-    }
     let mut cmd = Command::new("corepack");
     cmd.args([pm, "--version"])
         .current_dir(app)
@@ -637,6 +877,30 @@ async fn corepack_works(
     })
     .await;
     matches!(done, Ok(d) if d.status.success())
+}
+
+/// Runs `step` in `dir` without logging its output.
+async fn run_quietly(
+    step: String,
+    dir: &Path,
+    env: Vec<(String, String)>,
+    timeout: Duration,
+    cancel: &CancellationToken,
+) -> Result<process::Finished, RunError> {
+    let mut cmd = Command::new(process::SHELL);
+    cmd.arg("-c")
+        .arg(&step)
+        .current_dir(dir)
+        .env_clear()
+        .envs(env);
+    process::run(cmd, &Quiet, timeout, cancel, &|l| l.to_string()).await
+}
+
+/// A sink for commands whose output only matters by their exit status.
+struct Quiet;
+
+impl LogSink for Quiet {
+    fn line(&self, _: &str) {}
 }
 
 fn write_shim(dir: &Path, name: &str, body: &str) -> std::io::Result<()> {
@@ -657,17 +921,6 @@ mod tests {
             base_image: "python:3.12-slim".into(),
             ..BuildPlan::new(Language::Python, devgem_plan::Template::Python, start)
         }
-    }
-
-    #[test]
-    fn npx_runs_the_declared_package_manager_version() {
-        assert_eq!(npx_package("yarn", None), "yarn");
-        assert_eq!(npx_package("yarn", Some("1.22.22")), "yarn@1.22.22");
-        assert_eq!(
-            npx_package("yarn", Some("4.1.0")),
-            "@yarnpkg/cli-dist@4.1.0"
-        );
-        assert_eq!(npx_package("pnpm", Some("9.0.0")), "pnpm@9.0.0");
     }
 
     #[test]

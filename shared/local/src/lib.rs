@@ -15,6 +15,9 @@
 //! - `port`: free ports and what `/proc` says about a process group and its sockets.
 //! - `tree`: copying a tree without `.git`, ignored files or links leading out of it.
 //! - `hint`: output of a failed command -> a fix a user can apply.
+//! - `caches`: one package cache per package manager, shared by builds (`$DEVGEM_HOME/cache`).
+//! - `toolchain`: the package manager the repository pins (pnpm, Yarn, Bun), installed once.
+//! - `uv`: plain requirements installed with uv, an unchanged file from its last resolution.
 //!
 //! # Invariants
 //!
@@ -36,13 +39,16 @@
 //! GitHub token from `GITHUB_TOKEN`.
 
 mod build;
+mod caches;
 mod fetch;
 mod hint;
 mod poetry;
 mod port;
 mod process;
 mod run;
+mod toolchain;
 mod tree;
+mod uv;
 
 pub use build::{BuildConfig, NativeBuilder};
 pub use fetch::{FetchConfig, LocalSourceFetcher};

@@ -312,11 +312,14 @@ pub(crate) fn path_with(dirs: &[PathBuf], base: Option<&std::ffi::OsStr>) -> Str
 /// folders cannot hide it.
 pub(crate) const SHELL: &str = "/bin/sh";
 
-/// The folders of an app's own tools, in the order they win on `PATH`.
+/// The folders of an app's own tools, in the order they win on `PATH`. In a workspace
+/// (monorepo) the package manager installs at the checkout root, so the root's
+/// `node_modules/.bin` holds the app's binaries (`next`, `vite`) when its own has none.
 pub(crate) fn tool_dirs(root: &Path, app: &Path) -> Vec<PathBuf> {
     [
         app.join(".venv/bin"),
         app.join("node_modules/.bin"),
+        root.join("node_modules/.bin"),
         root.join(".devgem/bin"),
     ]
     .into_iter()

@@ -198,3 +198,20 @@ async fn express_basic_with_pnpm() {
     )
     .await;
 }
+
+/// A workspace (monorepo): npm installs at the checkout root, so the binary the app starts is
+/// linked into the root's `node_modules/.bin`, not the app's; the app runs from its folder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workspace_app_starts_a_binary_installed_at_the_root() {
+    deploy_fixture(
+        "npm-workspace-bin",
+        BuildPlan {
+            app_dir: "apps/web".into(),
+            package_manager: Some(PackageManager::Npm),
+            ..plan(Language::Node, Some("npm install"), "greeter-serve")
+        },
+        "Hello from npm-workspace-bin",
+        "npm-workspace-bin listening on",
+    )
+    .await;
+}

@@ -272,7 +272,7 @@ async fn a_build_command_that_overruns_its_timeout_fails() {
         common::objects(),
         BuildConfig {
             command_timeout: Duration::from_secs(1),
-            tool_path: None,
+            ..BuildConfig::default()
         },
     );
     let started = Instant::now();
@@ -468,11 +468,7 @@ async fn a_pip_install_that_finds_no_distribution_names_it_and_hints() {
         }
         other => panic!("expected Failed, got {other:?}"),
     }
-    assert!(
-        lines
-            .text()
-            .contains("$ python3 -m venv --without-pip .venv")
-    );
+    assert!(lines.text().contains(" -m venv --without-pip .venv"));
 }
 
 /// An app that answers with its greeting and the revision it is.

@@ -276,6 +276,11 @@ pub struct BuildPlan {
     pub framework: Option<String>,
     pub runtime_version: Option<String>,
     pub package_manager: Option<PackageManager>,
+    /// The exact version of the package manager to install (`8.15.9` for a pnpm
+    /// lockfileVersion 6, Yarn Berry's `4.18.1`), when the repository pins one or its
+    /// lockfile needs one; `None` when any version will do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package_manager_version: Option<String>,
     /// The folder of the app inside the checkout ("." for the root).
     pub app_dir: String,
     pub install_command: Option<String>,
@@ -324,6 +329,7 @@ impl BuildPlan {
             framework: None,
             runtime_version: None,
             package_manager: None,
+            package_manager_version: None,
             app_dir: ".".into(),
             install_command: None,
             build_command: None,

@@ -99,6 +99,21 @@ fn package_json(app: &App) -> Option<Result<Pkg, String>> {
 struct Pm {
     manager: PackageManager,
     lock: Option<&'static str>,
+    /// Yarn 2 or later, whose install takes other flags than Yarn 1's.
+    berry: bool,
+}
+
+/// Whether a Yarn project is a Berry one: it pins Yarn 2 or later, has a `.yarnrc.yml`, or a
+/// lockfile in Berry's format.
+fn is_yarn_berry(app: &App, field: &str) -> bool {
+    let pinned_berry = field
+        .strip_prefix("yarn@")
+        .is_some_and(|v| !v.starts_with("1.") && v != "1");
+    pinned_berry
+        || app.has(".yarnrc.yml")
+        || app
+            .text("yarn.lock")
+            .is_some_and(|t| t.lines().any(|l| l.starts_with("__metadata:")))
 }
 
 fn package_manager(app: &App, pkg: Option<&Pkg>) -> Pm {
@@ -115,6 +130,7 @@ fn package_manager(app: &App, pkg: Option<&Pkg>) -> Pm {
             return Pm {
                 manager,
                 lock: Some(lock),
+                berry: manager == PackageManager::Yarn && is_yarn_berry(app, field),
             };
         }
     }
@@ -127,12 +143,102 @@ fn package_manager(app: &App, pkg: Option<&Pkg>) -> Pm {
             return Pm {
                 manager,
                 lock: None,
+                berry: manager == PackageManager::Yarn && is_yarn_berry(app, field),
             };
         }
     }
     Pm {
         manager: PackageManager::Npm,
         lock: None,
+        berry: false,
+    }
+}
+
+/// The version of the package manager a repository needs, and why.
+#[derive(Debug, PartialEq)]
+struct Pin {
+    version: String,
+    source: String,
+}
+
+/// The last release of each pnpm major a pnpm-lock.yaml `lockfileVersion` needs: pnpm 9
+/// refuses a version-6 lockfile, pnpm 8 writes one.
+const PNPM_FOR_LOCKFILE: &[(&str, &str)] = &[
+    ("5", "7.33.7"),
+    ("6", "8.15.9"),
+    ("7", "9.15.9"),
+    ("9", "9.15.9"),
+];
+
+/// The last release of each Yarn Berry major a yarn.lock `__metadata` version needs.
+const YARN_FOR_LOCKFILE: &[(&str, &str)] = &[
+    ("4", "2.4.2"),
+    ("5", "2.4.2"),
+    ("6", "3.8.7"),
+    ("8", "4.18.1"),
+    ("10", "4.18.1"),
+];
+
+/// Yarn Berry when the repository has no pin but is a Berry project (`.yarnrc.yml`).
+const YARN_BERRY_DEFAULT: &str = "4.18.1";
+
+/// The package manager version the repository pins: package.json's `packageManager`
+/// (`pnpm@8.15.4+sha512...`), else what the lockfile's format needs (pnpm's
+/// `lockfileVersion`, Yarn Berry's `__metadata` version, or Berry for a `.yarnrc.yml`).
+/// `None` when any version of the package manager will do (npm, Yarn classic, no pin).
+fn package_manager_pin(app: &App, pkg: Option<&Pkg>, manager: PackageManager) -> Option<Pin> {
+    let declared = pkg
+        .and_then(|p| p.str("packageManager"))
+        .and_then(|f| f.split_once('@'))
+        .filter(|(name, _)| *name == manager.as_str());
+    if let Some((_, version)) = declared {
+        let version = version.split('+').next().unwrap_or(version).trim();
+        if !version.is_empty() {
+            return Some(Pin {
+                version: version.to_string(),
+                source: "from package.json packageManager".into(),
+            });
+        }
+    }
+    let lockfile_version = |text: &str, key: &str| -> Option<String> {
+        text.lines().take(40).find_map(|l| {
+            let value = l.trim().strip_prefix(key)?.trim().trim_matches(['\'', '"']);
+            Some(value.split('.').next().unwrap_or(value).to_string())
+        })
+    };
+    match manager {
+        PackageManager::Pnpm => {
+            let major = lockfile_version(app.text("pnpm-lock.yaml")?, "lockfileVersion:")?;
+            let (_, version) = PNPM_FOR_LOCKFILE.iter().find(|(m, _)| *m == major)?;
+            Some(Pin {
+                version: (*version).to_string(),
+                source: format!(
+                    "pnpm-lock.yaml lockfileVersion {major} needs pnpm {}",
+                    &version[..1]
+                ),
+            })
+        }
+        PackageManager::Yarn => {
+            let lock = app.text("yarn.lock").unwrap_or("");
+            let berry_lock = lock.lines().any(|l| l.starts_with("__metadata:"));
+            if berry_lock
+                && let Some(major) = lock
+                    .split("__metadata:")
+                    .nth(1)
+                    .and_then(|rest| lockfile_version(rest, "version:"))
+                && let Some((_, version)) = YARN_FOR_LOCKFILE.iter().find(|(m, _)| *m == major)
+            {
+                return Some(Pin {
+                    version: (*version).to_string(),
+                    source: format!("yarn.lock metadata version {major} is Yarn Berry's"),
+                });
+            }
+            (berry_lock || app.has(".yarnrc.yml")).then(|| Pin {
+                version: YARN_BERRY_DEFAULT.to_string(),
+                source: "a Yarn Berry project (.yarnrc.yml)".into(),
+            })
+        }
+        _ => None,
     }
 }
 
@@ -143,6 +249,11 @@ fn install_cmd(pm: &Pm, with_dev: bool) -> String {
         (PackageManager::Npm, true, false) => "npm ci --omit=dev".into(),
         (PackageManager::Npm, false, true) => "npm install --include=dev".into(),
         (PackageManager::Npm, false, false) => "npm install --omit=dev".into(),
+        // Berry has no production-only install without a plugin; `--immutable` is its
+        // frozen lockfile.
+        (PackageManager::Yarn, lock, _) if pm.berry => {
+            format!("yarn install{}", if lock { " --immutable" } else { "" })
+        }
         (PackageManager::Yarn, lock, dev) => format!(
             "yarn install{}{}",
             if lock { " --frozen-lockfile" } else { "" },
@@ -303,6 +414,10 @@ fn detect_js(app: &App, runtime: Language) -> Option<Detected> {
             pm.manager,
             pm.lock.map(|l| format!(" (from {l})")).unwrap_or_default()
         ));
+        if let Some(pin) = package_manager_pin(app, pkg.as_ref(), pm.manager) {
+            det.evidence(format!("{} {} ({})", pm.manager, pin.version, pin.source));
+            det.analysis.details.package_manager_version = Some(pin.version);
+        }
     }
     if pm.lock.is_some() {
         det.score += 0.05;
@@ -932,12 +1047,14 @@ fn asset_pm(manifests: &[String]) -> Pm {
             return Pm {
                 manager,
                 lock: Some(lock),
+                berry: false,
             };
         }
     }
     Pm {
         manager: PackageManager::Npm,
         lock: None,
+        berry: false,
     }
 }
 
