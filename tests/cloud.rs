@@ -46,9 +46,16 @@ fn google() -> Google {
     }
 }
 
-fn deploy_to_cloud_run(home: &Home, google: &Google, app: &str) -> std::process::Output {
+fn deploy_to_cloud_run(
+    home: &Home,
+    google: &Google,
+    app: &str,
+    extra: &[&str],
+) -> std::process::Output {
     let mut cmd = home.devgem();
-    cmd.args(["deploy", "--to", "cloudrun", "--env"])
+    cmd.args(["deploy", "--to", "cloudrun"])
+        .args(extra)
+        .arg("--env")
         .arg(format!("STRIPE_KEY={SECRET_VALUE}"))
         .arg(fixture(app))
         .env("GOOGLE_CLOUD_PROJECT", PROJECT)
@@ -72,7 +79,7 @@ fn deploy_to_cloud_run(home: &Home, google: &Google, app: &str) -> std::process:
 fn devgem_deploy_to_cloudrun_goes_live_at_the_service_url_on_the_standin() {
     let home = Home::new();
     let google = google();
-    let out = deploy_to_cloud_run(&home, &google, "flask-basic");
+    let out = deploy_to_cloud_run(&home, &google, "flask-basic", &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
@@ -129,6 +136,15 @@ fn devgem_deploy_to_cloudrun_goes_live_at_the_service_url_on_the_standin() {
         "{stripe}"
     );
 
+    // Public by default: anyone may invoke it.
+    let grants = google.standin.requests_to("POST", ":setIamPolicy");
+    assert!(
+        grants
+            .iter()
+            .any(|r| r.path.contains("/services/") && r.json().to_string().contains("allUsers")),
+        "the service was made public"
+    );
+
     // The value itself went to Secret Manager's addVersion and nowhere else.
     let b64 = devgem_testing::standin::storage::base64(SECRET_VALUE.as_bytes());
     for r in &requests {
@@ -150,4 +166,25 @@ fn devgem_deploy_to_cloudrun_goes_live_at_the_service_url_on_the_standin() {
         !String::from_utf8_lossy(&store).contains(SECRET_VALUE),
         "the value is not in the embedded store"
     );
+}
+
+#[test]
+fn a_private_deploy_grants_no_public_invoker_on_the_standin() {
+    let home = Home::new();
+    let google = google();
+    let out = deploy_to_cloud_run(&home, &google, "static-site", &["--private"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let public_grants: Vec<_> = google
+        .standin
+        .requests_to("POST", ":setIamPolicy")
+        .into_iter()
+        .filter(|r| r.json().to_string().contains("allUsers"))
+        .collect();
+    assert!(public_grants.is_empty(), "a private app got allUsers");
+    assert_eq!(google.build.build_ids().len(), 1);
 }

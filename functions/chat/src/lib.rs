@@ -55,6 +55,14 @@ struct CreateBody {
     service_name: Option<String>,
     #[serde(default)]
     env: BTreeMap<String, String>,
+    /// `false` keeps the app private (public is the default, as `gcloud run deploy
+    /// --allow-unauthenticated`).
+    #[serde(default = "public_by_default")]
+    public: bool,
+}
+
+fn public_by_default() -> bool {
+    true
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -232,6 +240,7 @@ async fn read_upload(
         subdir: None,
         service_name: None,
         env: BTreeMap::new(),
+        public: true,
     });
     Ok((fields, archive))
 }
@@ -352,6 +361,7 @@ impl Api {
                         subdir: body.subdir,
                         service_name: body.service_name,
                         env: body.env,
+                        private: !body.public,
                     },
                 )
                 .await

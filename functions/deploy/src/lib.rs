@@ -73,13 +73,15 @@ impl Deploy {
         if let Some(commit) = &d.commit {
             labels.insert("devgem-commit".into(), commit.clone());
         }
-        Ok(ReleaseSpec::from_plan(
+        let mut spec = ReleaseSpec::from_plan(
             d.id.clone(),
             d.service_name.clone(),
             artifact,
             &plan,
             secret_env,
             labels,
-        ))
+        );
+        spec.public = !d.private;
+        Ok(spec)
     }
 }

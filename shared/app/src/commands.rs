@@ -86,6 +86,8 @@ pub struct CreateDeployment {
     pub service_name: Option<String>,
     /// Environment variables for the app; the values go to the secrets port only.
     pub env: BTreeMap<String, String>,
+    /// Keep the app off the public internet (on Cloud Run: no `allUsers` invoker).
+    pub private: bool,
 }
 
 fn bad(message: impl Into<String>, hint: impl Into<String>) -> AppError {
@@ -179,7 +181,7 @@ pub async fn create_deployment(
             )
             .await?;
     }
-    let deployment = Deployment::new(
+    let mut deployment = Deployment::new(
         id.clone(),
         NewDeployment {
             owner: request.owner,
@@ -195,6 +197,7 @@ pub async fn create_deployment(
         },
         core.clock.now(),
     );
+    deployment.private = request.private;
     core.store.create(&deployment).await?;
     core.store
         .append_event(

@@ -254,6 +254,9 @@ pub struct Deployment {
     /// The runtime's revision that serves `url`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
+    /// Reachable only by those the owner lets in: no public invoker grant on Cloud Run.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub private: bool,
     /// The commit that was fetched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
@@ -286,6 +289,7 @@ impl Deployment {
             summary: None,
             artifact: None,
             revision: None,
+            private: false,
             commit: None,
             claim: None,
             stages_done: Vec::new(),

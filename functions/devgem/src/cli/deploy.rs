@@ -37,6 +37,9 @@ pub struct DeployArgs {
     /// DEVGEM_RUNTIME, which it overrides; the builder follows unless DEVGEM_BUILDER is set.
     #[arg(long, value_name = "RUNTIME")]
     pub to: Option<String>,
+    /// Keep the app private: on Cloud Run, no public (`allUsers`) invoker; callers need IAM.
+    #[arg(long)]
+    pub private: bool,
     /// Print one JSON event per line.
     #[arg(long)]
     pub json: bool,
@@ -105,6 +108,7 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
         subdir: args.subdir.clone(),
         service_name: args.name.clone(),
         env,
+        private: args.private,
     };
     let mut renderer = Renderer::new(args.json);
     let deployment = match &args.remote.server {
@@ -209,6 +213,7 @@ async fn deploy_remote(
         "subdir": request.subdir,
         "service_name": request.service_name,
         "env": request.env,
+        "public": !request.private,
     });
     let created: Deployment = match folder {
         Some(path) => {
