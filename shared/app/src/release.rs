@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use devgem_domain::{Deployment, DeploymentId, EnvVarName};
 use devgem_plan::BuildPlan;
 use devgem_ports::{
-    DomainMapping, EnvUpdate, LogQuery, LogSink, RuntimeError, SecretEnv, SecretValue,
+    DomainMapping, EnvUpdate, LogQuery, LogSink, RuntimeEnv, RuntimeError, SecretEnv, SecretValue,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -203,6 +203,8 @@ pub enum EnvSource {
     User,
     /// Set by the user and kept as a secret (the app gets a reference).
     Secret,
+    /// Found on the running service but not set through DevGem (changed there directly).
+    Service,
 }
 
 /// One variable as the app sees it; a secret-like value is masked.
@@ -379,6 +381,36 @@ pub async fn env_view(services: &Services, id: &DeploymentId) -> Result<Vec<EnvE
             }
         };
         merged.insert(name.to_string(), entry);
+    }
+    // What the service really runs wins: a variable changed on it directly shows as it is.
+    if let Some(running) = services.runtime.current_env(&d.service_name).await? {
+        for var in running {
+            let name = var.name().to_string();
+            let known = merged.get(&name);
+            let entry = match var {
+                RuntimeEnv::Plain { value, .. } => {
+                    let masked = is_secret_name(&name) || is_secret_value(&value);
+                    let changed = known.is_none_or(|k| !k.masked && k.value != value);
+                    if !changed {
+                        continue;
+                    }
+                    EnvEntry {
+                        name: name.clone(),
+                        value: if masked { MASK.into() } else { value },
+                        source: EnvSource::Service,
+                        masked,
+                    }
+                }
+                RuntimeEnv::Secret { .. } if known.is_some() => continue,
+                RuntimeEnv::Secret { .. } => EnvEntry {
+                    name: name.clone(),
+                    value: MASK.into(),
+                    source: EnvSource::Service,
+                    masked: true,
+                },
+            };
+            merged.insert(name, entry);
+        }
     }
     Ok(merged.into_values().collect())
 }

@@ -27,7 +27,7 @@ use async_trait::async_trait;
 use devgem_domain::{DeploymentId, ServiceName};
 use devgem_ports::{
     DnsRecord, DomainMapping, DomainStatus, EnvUpdate, LogLine, LogPage, LogQuery, LogSink,
-    Release, ReleaseSpec, Revision, Runtime, RuntimeError,
+    Release, ReleaseSpec, Revision, Runtime, RuntimeEnv, RuntimeError,
 };
 use google_cloud_auth::credentials::Credentials;
 use google_cloud_gax::error::Error as GaxError;
@@ -999,6 +999,40 @@ impl Runtime for CloudRunRuntime {
             Err(e) => return Err(from_call(e)),
         };
         Ok(domain_mapping(&value))
+    }
+
+    async fn current_env(
+        &self,
+        service: &ServiceName,
+    ) -> Result<Option<Vec<RuntimeEnv>>, RuntimeError> {
+        let name = self.service_name(service.as_str());
+        let found = match self.get_service(&name).await {
+            Ok(found) => found,
+            Err(CallError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(from_call(e)),
+        };
+        let env = found
+            .template
+            .iter()
+            .flat_map(|t| t.containers.first())
+            .flat_map(|c| c.env.iter())
+            .filter_map(|var| match &var.values {
+                Some(google_cloud_run_v2::model::env_var::Values::Value(value)) => {
+                    Some(RuntimeEnv::Plain {
+                        name: var.name.clone(),
+                        value: value.clone(),
+                    })
+                }
+                Some(google_cloud_run_v2::model::env_var::Values::ValueSource(source)) => {
+                    source.secret_key_ref.as_ref().map(|r| RuntimeEnv::Secret {
+                        name: var.name.clone(),
+                        secret: r.secret.clone(),
+                    })
+                }
+                _ => None,
+            })
+            .collect();
+        Ok(Some(env))
     }
 
     async fn domains(&self, service: &ServiceName) -> Result<Vec<DomainMapping>, RuntimeError> {

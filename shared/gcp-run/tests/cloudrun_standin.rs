@@ -7,7 +7,7 @@ use devgem_gcp_run::call::RetryPolicy;
 use devgem_gcp_run::{CloudConfig, CloudRunRuntime, Endpoints, Timing, names};
 use devgem_ports::{
     Artifact, DomainStatus, EnvUpdate, LogQuery, LogSink, ReleaseSpec, Resources, Runtime,
-    RuntimeError, Scaling, SecretEnv, SecretValue, TcpProbe,
+    RuntimeEnv, RuntimeError, Scaling, SecretEnv, SecretValue, TcpProbe,
 };
 use devgem_testing::standin::cloudrun::CloudRun;
 use devgem_testing::standin::logging::Logging;
@@ -371,6 +371,17 @@ async fn an_env_update_is_a_new_revision_with_the_merged_env_on_the_standin() {
         env[2]["valueSource"]["secretKeyRef"],
         serde_json::json!({"secret": "devgem-deployments-x-env-DB_URL", "version": "2"})
     );
+    // What the service runs reads back: the plain value, and the secret as a reference only.
+    let running = w.runtime.current_env(&service()).await.unwrap().unwrap();
+    assert!(running.contains(&RuntimeEnv::Plain {
+        name: "FEATURE".into(),
+        value: "on".into()
+    }));
+    assert!(running.contains(&RuntimeEnv::Secret {
+        name: "DB_URL".into(),
+        secret: "devgem-deployments-x-env-DB_URL".into()
+    }));
+    assert!(!running.iter().any(|v| v.name() == "NODE_ENV"));
     assert_eq!(w.cloudrun.problems(), Vec::<String>::new());
 }
 

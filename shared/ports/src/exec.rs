@@ -309,6 +309,17 @@ pub trait Runtime: Send + Sync {
         cancel: &CancellationToken,
     ) -> Result<Release, RuntimeError>;
 
+    /// The serving revision's environment as the runtime holds it, when it can be read back
+    /// (Cloud Run: the service's container env, which someone may have changed directly).
+    /// `None`: this runtime keeps no env of its own beyond DevGem's records.
+    async fn current_env(
+        &self,
+        service: &ServiceName,
+    ) -> Result<Option<Vec<RuntimeEnv>>, RuntimeError> {
+        let _ = service;
+        Ok(None)
+    }
+
     /// Maps `domain` to the service; answers with the DNS records the user must set.
     async fn map_domain(
         &self,
@@ -332,6 +343,21 @@ fn no_domains() -> RuntimeError {
         hint:
             "deploy with DEVGEM_RUNTIME=cloudrun (or `devgem deploy --to cloudrun`) to map a domain"
                 .into(),
+    }
+}
+
+/// One variable of a running service: a value, or a reference to a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuntimeEnv {
+    Plain { name: String, value: String },
+    Secret { name: String, secret: String },
+}
+
+impl RuntimeEnv {
+    pub fn name(&self) -> &str {
+        match self {
+            RuntimeEnv::Plain { name, .. } | RuntimeEnv::Secret { name, .. } => name,
+        }
     }
 }
 

@@ -15,8 +15,8 @@ pub use clock::{Clock, IdSource};
 pub use exec::{
     Artifact, BuildError, BuildRequest, BuildSource, Builder, DnsRecord, DomainMapping,
     DomainStatus, EnvUpdate, FetchedSource, GitRevision, LogLine, LogPage, LogQuery, LogSink,
-    Release, ReleaseSpec, Resources, Revision, Runtime, RuntimeError, Scaling, SecretEnv,
-    SourceError, SourceFetcher, TcpProbe, next_revision,
+    Release, ReleaseSpec, Resources, Revision, Runtime, RuntimeEnv, RuntimeError, Scaling,
+    SecretEnv, SourceError, SourceFetcher, TcpProbe, next_revision,
 };
 pub use objects::{ObjectError, ObjectStore};
 pub use secrets::{SecretError, SecretValue, Secrets};
