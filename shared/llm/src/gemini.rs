@@ -366,10 +366,10 @@ pub(crate) fn parse_response(provider: &str, answer: &Value) -> Result<ModelTurn
                     .and_then(Value::as_str)
                     .map(str::to_string),
             });
-        } else if let Some(t) = part.get("text").and_then(Value::as_str) {
-            if part.get("thought").and_then(Value::as_bool) != Some(true) {
-                text.push_str(t);
-            }
+        } else if let Some(t) = part.get("text").and_then(Value::as_str)
+            && part.get("thought").and_then(Value::as_bool) != Some(true)
+        {
+            text.push_str(t);
         }
     }
     if !calls.is_empty() {

@@ -109,7 +109,7 @@ async fn attempt_once(
             ErrorKind::Transport
         };
         let message = if e.is_timeout() {
-            format!("no answer within {} s", policy.timeout.as_secs())
+            format!("no answer within {:?}", policy.timeout)
         } else {
             // Without the URL: a key passed in a query would otherwise reach the logs.
             format!("the request failed: {}", e.without_url())
