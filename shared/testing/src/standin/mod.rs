@@ -9,7 +9,9 @@
 pub mod artifactregistry;
 pub mod cloudbuild;
 pub mod cloudrun;
+pub mod gemini;
 pub mod logging;
+pub mod openai;
 pub mod secretmanager;
 pub mod storage;
 
