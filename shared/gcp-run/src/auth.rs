@@ -2,9 +2,8 @@
 //! (as the Terraform provider takes it), otherwise application default credentials.
 
 use devgem_ports::SecretValue;
-use google_cloud_auth::credentials::{
-    self, CacheableResource, Credentials, CredentialsProvider, EntityTag,
-};
+pub use google_cloud_auth::credentials::Credentials;
+use google_cloud_auth::credentials::{self, CacheableResource, CredentialsProvider, EntityTag};
 use google_cloud_auth::errors::CredentialsError;
 use http::header::{AUTHORIZATION, HeaderValue};
 use http::{Extensions, HeaderMap};

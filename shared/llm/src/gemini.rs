@@ -8,13 +8,10 @@ use crate::conversation::{Conversation, FunctionCall, ModelTurn, Turn};
 use crate::error::{ErrorKind, ModelError};
 use crate::http::{RetryPolicy, post_json};
 use crate::redact::redact;
+use devgem_gcp_run::auth::{self, Credentials};
 use devgem_tools::ToolDeclaration;
-use google_cloud_auth::credentials::{
-    CacheableResource, Credentials, CredentialsProvider, EntityTag,
-};
-use google_cloud_auth::errors::CredentialsError;
-use http::header::{AUTHORIZATION, HeaderValue};
-use http::{Extensions, HeaderMap};
+use http::HeaderMap;
+use http::header::HeaderValue;
 use serde_json::{Map, Value, json};
 
 /// The Gemini API's default base URL.
@@ -141,26 +138,9 @@ impl LanguageModel for Vertex {
         tools: &[ToolDeclaration],
     ) -> Result<ModelTurn, ModelError> {
         let name = self.name();
-        let headers = match self.credentials.headers(Extensions::new()).await {
-            Ok(CacheableResource::New { data, .. }) => data,
-            Ok(CacheableResource::NotModified) => {
-                return Err(ModelError::new(
-                    &name,
-                    ErrorKind::Config,
-                    "the credentials answered 'not modified' to a fresh request",
-                ));
-            }
-            Err(e) => {
-                return Err(ModelError::new(
-                    &name,
-                    ErrorKind::Config,
-                    format!(
-                        "no Google credentials ({e}). Fix: run `gcloud auth application-default \
-                         login`, or export GOOGLE_OAUTH_ACCESS_TOKEN"
-                    ),
-                ));
-            }
-        };
+        let headers = auth::bearer_headers(&self.credentials)
+            .await
+            .map_err(|e| ModelError::new(&name, ErrorKind::Config, e.to_string()))?;
         let body = request_body(&redact(conversation), tools);
         let answer = post_json(
             &self.client,
@@ -180,49 +160,11 @@ impl LanguageModel for Vertex {
 }
 
 /// Application default credentials, or `access_token` as a bearer token when given
-/// (`GOOGLE_OAUTH_ACCESS_TOKEN`, as the Terraform provider takes it).
+/// (`GOOGLE_OAUTH_ACCESS_TOKEN`, as the Terraform provider takes it): the same credentials
+/// every Google adapter uses.
 pub fn vertex_credentials(access_token: Option<&ApiKey>) -> Result<Credentials, String> {
-    match access_token {
-        Some(token) => Ok(Credentials::from(StaticToken(token.clone()))),
-        None => google_cloud_auth::credentials::Builder::default()
-            .build()
-            .map_err(|e| {
-                format!(
-                    "no Google credentials ({e}). Fix: run `gcloud auth application-default \
-                     login`, or export GOOGLE_OAUTH_ACCESS_TOKEN=$(gcloud auth print-access-token)"
-                )
-            }),
-    }
-}
-
-/// A fixed access token, sent as a sensitive header.
-#[derive(Debug)]
-struct StaticToken(ApiKey);
-
-impl CredentialsProvider for StaticToken {
-    async fn headers(
-        &self,
-        _extensions: Extensions,
-    ) -> Result<CacheableResource<HeaderMap>, CredentialsError> {
-        let mut value =
-            HeaderValue::from_str(&format!("Bearer {}", self.0.expose())).map_err(|_| {
-                CredentialsError::from_msg(
-                    false,
-                    "GOOGLE_OAUTH_ACCESS_TOKEN holds characters a header cannot carry",
-                )
-            })?;
-        value.set_sensitive(true);
-        let mut headers = HeaderMap::new();
-        headers.insert(AUTHORIZATION, value);
-        Ok(CacheableResource::New {
-            entity_tag: EntityTag::new(),
-            data: headers,
-        })
-    }
-
-    async fn universe_domain(&self) -> Option<String> {
-        None
-    }
+    let token = access_token.map(|t| devgem_ports::SecretValue::new(t.expose()));
+    auth::credentials(token.as_ref()).map_err(|e| e.to_string())
 }
 
 // ---------------------------------------------------------------------------------------------
