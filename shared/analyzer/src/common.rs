@@ -234,32 +234,8 @@ fn satisfies(alt: &str, cand: &[u32]) -> bool {
     ok
 }
 
-/// Names that look like credentials.
-pub fn is_secret(name: &str) -> bool {
-    let n = name.to_ascii_uppercase();
-    const MARKERS: &[&str] = &[
-        "KEY",
-        "TOKEN",
-        "SECRET",
-        "PASSWORD",
-        "PASSWD",
-        "PWD",
-        "CREDENTIAL",
-        "PRIVATE",
-        "DATABASE_URL",
-        "DB_URL",
-        "_DSN",
-        "CONNECTION_STRING",
-        "AUTH",
-        "SALT",
-        "WEBHOOK",
-        "REDIS_URL",
-        "MONGO",
-        "SESSION",
-        "COOKIE",
-    ];
-    MARKERS.iter().any(|m| n.contains(m)) && !n.ends_with("_PATH") && !n.ends_with("_FILE")
-}
+/// Names that look like credentials: the one rule, kept with the plan.
+pub use devgem_plan::is_secret_name as is_secret;
 
 /// Variables the platform sets: never reported.
 const PLATFORM_VARS: &[&str] = &[

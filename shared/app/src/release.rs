@@ -249,33 +249,8 @@ pub fn check_env_name(name: &str) -> Result<EnvVarName, AppError> {
     })
 }
 
-/// Names that look like credentials. The same markers as the analyzer's rule (which is
-/// private to it), so what the analyzer reports as secret is kept secret here.
-pub fn is_secret_name(name: &str) -> bool {
-    let n = name.to_ascii_uppercase();
-    const MARKERS: &[&str] = &[
-        "KEY",
-        "TOKEN",
-        "SECRET",
-        "PASSWORD",
-        "PASSWD",
-        "PWD",
-        "CREDENTIAL",
-        "PRIVATE",
-        "DATABASE_URL",
-        "DB_URL",
-        "_DSN",
-        "CONNECTION_STRING",
-        "AUTH",
-        "SALT",
-        "WEBHOOK",
-        "REDIS_URL",
-        "MONGO",
-        "SESSION",
-        "COOKIE",
-    ];
-    MARKERS.iter().any(|m| n.contains(m)) && !n.ends_with("_PATH") && !n.ends_with("_FILE")
-}
+/// Names that look like credentials: the one rule, kept with the plan.
+pub use devgem_plan::is_secret_name;
 
 /// Values that look like credentials whatever their name: well-known key prefixes, private
 /// keys, URLs with a password, JSON web tokens, and long random-looking tokens.

@@ -350,32 +350,8 @@ fn looks_like_env_name(raw: &str, shouting: bool) -> bool {
         && !SHOUTED.contains(&lower.as_str())
 }
 
-/// Names that look like credentials (the analyzer's rule, copied: this crate stays alone).
-pub fn is_secret_name(name: &str) -> bool {
-    let n = name.to_ascii_uppercase();
-    const MARKERS: &[&str] = &[
-        "KEY",
-        "TOKEN",
-        "SECRET",
-        "PASSWORD",
-        "PASSWD",
-        "PWD",
-        "CREDENTIAL",
-        "PRIVATE",
-        "DATABASE_URL",
-        "DB_URL",
-        "_DSN",
-        "CONNECTION_STRING",
-        "AUTH",
-        "SALT",
-        "WEBHOOK",
-        "REDIS_URL",
-        "MONGO",
-        "SESSION",
-        "COOKIE",
-    ];
-    MARKERS.iter().any(|m| n.contains(m)) && !n.ends_with("_PATH") && !n.ends_with("_FILE")
-}
+/// Names that look like credentials: the one rule, kept with the plan.
+pub use devgem_plan::is_secret_name;
 
 fn is_deployment_id(lower: &str) -> bool {
     lower.len() >= 6 && lower.starts_with("d-") && lower[2..].bytes().all(|b| b.is_ascii_hexdigit())
