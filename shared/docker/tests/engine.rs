@@ -287,13 +287,11 @@ async fn a_container_that_crashes_at_start_fails_with_its_output() {
 async fn an_app_on_a_hard_coded_port_is_told_to_read_port() {
     let Some(engine) = engine().await else { return };
     let id = DeploymentId::from_uuid(uuid::Uuid::now_v7());
-    let artifact = build_dockerfile(
-        &engine,
-        &id,
-        "FROM python:3.13-slim-bookworm\nCMD [\"python\", \"-m\", \"http.server\", \"5000\"]\n",
-    )
-    .await;
-    let spec = release(&id, "docker-failures", artifact, &plain_plan(), vec![]).await;
+    // Listens on 5000 whatever $PORT says, at app.py line 20, where the analyzer finds it.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/broken/python-hard-coded-port");
+    let (artifact, _, _, plan) = build_dir(&engine, &id, "docker-failures", &dir).await;
+    let spec = release(&id, "docker-failures", artifact, &plan, vec![]).await;
     let err = runtime(&engine)
         .deploy(&spec, &Lines::default(), &CancellationToken::new())
         .await
@@ -302,9 +300,10 @@ async fn an_app_on_a_hard_coded_port_is_told_to_read_port() {
         panic!("{err:?}")
     };
     assert!(
-        reason.contains("listens on port 5000, not $PORT (8080)"),
+        reason.contains("listens on port 5000 (app.py line 20), not $PORT (8080)"),
         "{reason}"
     );
+    assert!(reason.contains("read the port from $PORT"), "{reason}");
     assert!(hint.contains("PORT"), "{hint}");
 }
 

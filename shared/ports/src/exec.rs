@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 pub use devgem_domain::Artifact;
 use devgem_domain::{DeploymentId, EnvVarName, ImageRef, ServiceName, Source};
-use devgem_plan::BuildPlan;
+use devgem_plan::{BuildPlan, PortFinding};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -155,6 +155,10 @@ pub struct ReleaseSpec {
     pub scaling: Scaling,
     pub startup_probe: TcpProbe,
     pub labels: BTreeMap<String, String>,
+    /// The port the code listens on instead of `$PORT`, as the analyzer found it: named in
+    /// the error when the app does not open `container_port`.
+    #[serde(default)]
+    pub hard_coded_port: Option<PortFinding>,
 }
 
 impl ReleaseSpec {
@@ -195,6 +199,7 @@ impl ReleaseSpec {
                 timeout: Duration::from_secs(240),
             },
             labels,
+            hard_coded_port: plan.hard_coded_port.clone(),
         }
     }
 }
