@@ -234,13 +234,12 @@ pub fn render(plan: &BuildPlan) -> String {
             }
             run_build(&mut o, &build);
             runtime_stage_with_app_user(&mut o, plan);
-            let _ = writeln!(
-                o,
-                "ENV PATH=\"/opt/venv/bin:$PATH\" VIRTUAL_ENV=/opt/venv\nWORKDIR /app"
-            );
+            let _ = writeln!(o, "ENV PATH=\"/opt/venv/bin:$PATH\" VIRTUAL_ENV=/opt/venv");
             let _ = writeln!(o, "COPY --from=build /opt/venv /opt/venv");
+            // Copied before WORKDIR makes /app (as root), so that /app itself belongs to the
+            // app user: apps write there at start (FastHTML's .sesskey, SQLite files).
             let _ = writeln!(o, "COPY --from=build --chown=app:app /app /app");
-            let _ = writeln!(o, "USER app");
+            let _ = writeln!(o, "WORKDIR /app\nUSER app");
             cmd(&mut o, &plan.start_command);
         }
         Template::Node | Template::Bun => {

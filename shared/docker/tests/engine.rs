@@ -506,3 +506,35 @@ async fn a_redeploy_replaces_the_container_only_once_the_new_one_answers() {
     assert_eq!(revisions.len(), 1, "{revisions:?}");
     clear_service(&engine, service).await;
 }
+
+/// Builds fixture `name` as analysed, checks its template, deploys it and checks that `GET /`
+/// answers 200 with `expected` in the body; then stops it. The build's output and the deploy
+/// log are in the panic message when a step fails.
+async fn fixture_answers(name: &str, template: Template, expected: &str) {
+    let Some(engine) = engine().await else { return };
+    let runtime = runtime(&engine);
+    let id = DeploymentId::from_uuid(uuid::Uuid::now_v7());
+    let service = format!("{name}-docker-test");
+    clear_service(&engine, &service).await;
+    let (artifact, _, took, plan) = build_dir(&engine, &id, &service, &fixture(name)).await;
+    assert_eq!(plan.template, template);
+    println!("{name}: first build {:.1} s", took.as_secs_f64());
+    let spec = release(&id, &service, artifact, &plan, vec![]).await;
+    let lines = Lines::default();
+    let live = runtime
+        .deploy(&spec, &lines, &CancellationToken::new())
+        .await
+        .unwrap_or_else(|e| panic!("deploy of {name} failed: {e:?}\n{}", lines.text()));
+    let (status, body) = get(&live.url).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(expected), "{body}");
+    runtime.stop(&id).await.unwrap();
+    clear_service(&engine, &service).await;
+}
+
+/// FastHTML writes its session key into the working directory at start: /app must belong to
+/// the app user (it was root's when WORKDIR made it before the copy).
+#[tokio::test]
+async fn a_python_app_may_write_into_its_folder() {
+    fixture_answers("fasthtml-main", Template::Python, "fasthtml-main todo").await;
+}
