@@ -538,3 +538,76 @@ async fn fixture_answers(name: &str, template: Template, expected: &str) {
 async fn a_python_app_may_write_into_its_folder() {
     fixture_answers("fasthtml-main", Template::Python, "fasthtml-main todo").await;
 }
+
+/// Whether the build step whose line contains `step` came from the layer cache.
+fn cached(output: &str, step: &str) -> bool {
+    let lines: Vec<&str> = output.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains(step))
+        .unwrap_or_else(|| panic!("no step `{step}` in:\n{output}"));
+    lines.get(at + 1).is_some_and(|l| l.contains("Using cache"))
+}
+
+/// A template with a build step (NestJS's `tsc`): after a one-line source change the install
+/// and the pruning to production dependencies come from cache; only the build runs again.
+#[tokio::test]
+async fn a_node_build_redeploy_takes_its_dependencies_from_cache() {
+    let Some(engine) = engine().await else { return };
+    let runtime = runtime(&engine);
+    let service = "nestjs-docker-test";
+    clear_service(&engine, service).await;
+    let dir = copy_fixture("nestjs-basic");
+    let first = DeploymentId::from_uuid(uuid::Uuid::now_v7());
+    let (_, _, first_build, plan) = build_dir(&engine, &first, service, dir.path()).await;
+    assert_eq!(plan.template, Template::NodeBuild);
+
+    let controller = dir.path().join("src/app.controller.ts");
+    let source = std::fs::read_to_string(&controller).unwrap();
+    std::fs::write(
+        &controller,
+        source.replace("a DevGem fixture", "changed by one line"),
+    )
+    .unwrap();
+    let second = DeploymentId::from_uuid(uuid::Uuid::now_v7());
+    let (artifact, lines, redeploy_build, _) =
+        build_dir(&engine, &second, service, dir.path()).await;
+    let output = lines.text();
+    for step in [
+        "RUN npm install",
+        "RUN npm prune",
+        "COPY --from=production-dependencies",
+    ] {
+        assert!(cached(&output, step), "`{step}` was not cached:\n{output}");
+    }
+    assert!(!cached(&output, "RUN npm run build"), "{output}");
+    println!(
+        "nestjs-basic: first build {:.1} s, redeploy build {:.1} s",
+        first_build.as_secs_f64(),
+        redeploy_build.as_secs_f64()
+    );
+    assert!(redeploy_build < first_build, "{output}");
+
+    let spec = release(&second, service, artifact, &plan, vec![]).await;
+    let live = runtime
+        .deploy(&spec, &Lines::default(), &CancellationToken::new())
+        .await
+        .unwrap_or_else(|e| panic!("deploy failed: {e:?}"));
+    let (status, body) = get(&live.url).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("changed by one line"), "{body}");
+    runtime.stop(&second).await.unwrap();
+    clear_service(&engine, service).await;
+}
+
+/// Next.js's `next start` runs from node_modules/.bin in the final stage.
+#[tokio::test]
+async fn next_js_builds_and_starts() {
+    fixture_answers("nextjs-basic", Template::Nextjs, "Hello from nextjs-basic").await;
+}
+
+/// Nuxt 3's build needs Node.js 20.12 or later: the node stand-in carries the official 22.
+#[tokio::test]
+async fn nuxt_builds_and_starts() {
+    fixture_answers("nuxt-basic", Template::Nuxt, "Hello from nuxt-basic").await;
+}
