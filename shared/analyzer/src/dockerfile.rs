@@ -261,7 +261,13 @@ pub fn render(plan: &BuildPlan) -> String {
             let _ = writeln!(o, "WORKDIR /app");
             corepack(&mut o, plan);
             copy_manifests(&mut o, plan, "");
-            let _ = writeln!(o, "RUN {install}");
+            if build.is_some() {
+                let _ = writeln!(o, "RUN {install}");
+            } else {
+                // A package.json without dependencies installs no node_modules, which the
+                // runtime stage copies.
+                let _ = writeln!(o, "RUN {install} && mkdir -p node_modules");
+            }
             if let Some(b) = &build {
                 let _ = writeln!(o, "COPY . .\nRUN {b}");
             }

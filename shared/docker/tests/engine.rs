@@ -611,3 +611,14 @@ async fn next_js_builds_and_starts() {
 async fn nuxt_builds_and_starts() {
     fixture_answers("nuxt-basic", Template::Nuxt, "Hello from nuxt-basic").await;
 }
+
+/// A package.json without dependencies installs no node_modules; the image builds all the same.
+#[tokio::test]
+async fn a_node_app_without_dependencies_builds() {
+    fixture_answers(
+        "node-empty-package-json",
+        Template::Node,
+        "from node-empty-package-json",
+    )
+    .await;
+}
