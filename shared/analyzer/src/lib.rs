@@ -91,6 +91,9 @@ pub struct PortIssue {
     pub line: u32,
     pub message: String,
     pub fix: String,
+    /// The port the code listens on instead of $PORT, when the issue is a hard-coded port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
 }
 
 /// What the plan and renderers need beyond the public summary fields.
@@ -378,6 +381,13 @@ pub fn plan(analysis: &Analysis) -> Result<BuildPlan, PlanError> {
         manifests: d.manifests.clone(),
         existing_dockerfile: d.existing_dockerfile_content.clone(),
         env_vars: analysis.env_vars.clone(),
+        hard_coded_port: d.port_issue.as_ref().and_then(|i| {
+            Some(devgem_plan::PortFinding {
+                port: i.port?,
+                file: i.file.clone(),
+                line: i.line,
+            })
+        }),
     })
 }
 

@@ -223,6 +223,16 @@ fn hardcoded_ports_are_reported_with_file_line_and_fix() {
             assert_eq!(issue.file, "main.py");
             assert_eq!(issue.line, 4);
             assert!(issue.fix.contains("PORT"));
+            // The plan carries it to the runtimes, which name it when the app misses $PORT.
+            let plan = devgem_analyzer::plan(a).expect("plan");
+            assert_eq!(
+                plan.hard_coded_port,
+                Some(devgem_plan::PortFinding {
+                    port: 5000,
+                    file: "main.py".into(),
+                    line: 4
+                })
+            );
         },
     );
     check(

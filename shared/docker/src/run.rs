@@ -19,6 +19,7 @@ use bollard::query_parameters::{
 };
 use chrono::{DateTime, Utc};
 use devgem_domain::{Artifact, DeploymentId, ServiceName};
+use devgem_plan::port_not_opened;
 use devgem_ports::{
     EnvUpdate, LogPage, LogQuery, LogSink, Release, ReleaseSpec, Revision, Runtime, RuntimeError,
     Secrets,
@@ -344,6 +345,7 @@ impl DockerRuntime {
     ) -> Result<(), RuntimeError> {
         let docker = self.docker().await?;
         let port = spec.container_port;
+        let finding = spec.hard_coded_port.as_ref();
         let (lines_tx, mut lines) = mpsc::unbounded_channel::<String>();
         let follower = tokio::spawn(follow_logs(docker.clone(), container.to_string(), lines_tx));
         let _stop_following = AbortOnDrop(follower);
@@ -406,11 +408,11 @@ impl DockerRuntime {
                 if !listening.is_empty() && !listening.contains(&port) {
                     let first = *wrong_port_since.get_or_insert_with(Instant::now);
                     if first.elapsed() >= self.config.wrong_port_grace {
-                        let others: Vec<String> = listening.iter().map(u16::to_string).collect();
+                        let listening: Vec<u16> = listening.into_iter().collect();
                         return Err(failed(
                             format!(
-                                "the app listens on port {}, not $PORT ({port}); its last output:\n{}",
-                                others.join(", "),
+                                "{}; its last output:\n{}",
+                                port_not_opened(port, &listening, 0, finding),
                                 tail.last(FAILURE_LINES)
                             ),
                             "make it read the PORT environment variable (Cloud Run sets it, 8080 by default)",
@@ -423,8 +425,8 @@ impl DockerRuntime {
             if Instant::now() >= deadline {
                 return Err(failed(
                     format!(
-                        "the app did not listen on $PORT ({port}) within {} s; its last output:\n{}",
-                        ready_timeout.as_secs(),
+                        "{}; its last output:\n{}",
+                        port_not_opened(port, &[], ready_timeout.as_secs(), finding),
                         tail.last(FAILURE_LINES)
                     ),
                     "the app must listen on 0.0.0.0 at the port in the PORT environment variable",

@@ -287,13 +287,11 @@ async fn a_container_that_crashes_at_start_fails_with_its_output() {
 async fn an_app_on_a_hard_coded_port_is_told_to_read_port() {
     let Some(engine) = engine().await else { return };
     let id = DeploymentId::from_uuid(uuid::Uuid::now_v7());
-    let artifact = build_dockerfile(
-        &engine,
-        &id,
-        "FROM python:3.13-slim-bookworm\nCMD [\"python\", \"-m\", \"http.server\", \"5000\"]\n",
-    )
-    .await;
-    let spec = release(&id, "docker-failures", artifact, &plain_plan(), vec![]).await;
+    // Listens on 5000 whatever $PORT says, at app.py line 20, where the analyzer finds it.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/broken/python-hard-coded-port");
+    let (artifact, _, _, plan) = build_dir(&engine, &id, "docker-failures", &dir).await;
+    let spec = release(&id, "docker-failures", artifact, &plan, vec![]).await;
     let err = runtime(&engine)
         .deploy(&spec, &Lines::default(), &CancellationToken::new())
         .await
@@ -302,9 +300,10 @@ async fn an_app_on_a_hard_coded_port_is_told_to_read_port() {
         panic!("{err:?}")
     };
     assert!(
-        reason.contains("listens on port 5000, not $PORT (8080)"),
+        reason.contains("listens on port 5000 (app.py line 20), not $PORT (8080)"),
         "{reason}"
     );
+    assert!(reason.contains("read the port from $PORT"), "{reason}");
     assert!(hint.contains("PORT"), "{hint}");
 }
 
@@ -506,4 +505,120 @@ async fn a_redeploy_replaces_the_container_only_once_the_new_one_answers() {
         .unwrap();
     assert_eq!(revisions.len(), 1, "{revisions:?}");
     clear_service(&engine, service).await;
+}
+
+/// Builds fixture `name` as analysed, checks its template, deploys it and checks that `GET /`
+/// answers 200 with `expected` in the body; then stops it. The build's output and the deploy
+/// log are in the panic message when a step fails.
+async fn fixture_answers(name: &str, template: Template, expected: &str) {
+    let Some(engine) = engine().await else { return };
+    let runtime = runtime(&engine);
+    let id = DeploymentId::from_uuid(uuid::Uuid::now_v7());
+    let service = format!("{name}-docker-test");
+    clear_service(&engine, &service).await;
+    let (artifact, _, took, plan) = build_dir(&engine, &id, &service, &fixture(name)).await;
+    assert_eq!(plan.template, template);
+    println!("{name}: first build {:.1} s", took.as_secs_f64());
+    let spec = release(&id, &service, artifact, &plan, vec![]).await;
+    let lines = Lines::default();
+    let live = runtime
+        .deploy(&spec, &lines, &CancellationToken::new())
+        .await
+        .unwrap_or_else(|e| panic!("deploy of {name} failed: {e:?}\n{}", lines.text()));
+    let (status, body) = get(&live.url).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(expected), "{body}");
+    runtime.stop(&id).await.unwrap();
+    clear_service(&engine, &service).await;
+}
+
+/// FastHTML writes its session key into the working directory at start: /app must belong to
+/// the app user (it was root's when WORKDIR made it before the copy).
+#[tokio::test]
+async fn a_python_app_may_write_into_its_folder() {
+    fixture_answers("fasthtml-main", Template::Python, "fasthtml-main todo").await;
+}
+
+/// Whether the build step whose line contains `step` came from the layer cache.
+fn cached(output: &str, step: &str) -> bool {
+    let lines: Vec<&str> = output.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains(step))
+        .unwrap_or_else(|| panic!("no step `{step}` in:\n{output}"));
+    lines.get(at + 1).is_some_and(|l| l.contains("Using cache"))
+}
+
+/// A template with a build step (NestJS's `tsc`): after a one-line source change the install
+/// and the pruning to production dependencies come from cache; only the build runs again.
+#[tokio::test]
+async fn a_node_build_redeploy_takes_its_dependencies_from_cache() {
+    let Some(engine) = engine().await else { return };
+    let runtime = runtime(&engine);
+    let service = "nestjs-docker-test";
+    clear_service(&engine, service).await;
+    let dir = copy_fixture("nestjs-basic");
+    let first = DeploymentId::from_uuid(uuid::Uuid::now_v7());
+    let (_, _, first_build, plan) = build_dir(&engine, &first, service, dir.path()).await;
+    assert_eq!(plan.template, Template::NodeBuild);
+
+    let controller = dir.path().join("src/app.controller.ts");
+    let source = std::fs::read_to_string(&controller).unwrap();
+    std::fs::write(
+        &controller,
+        source.replace("a DevGem fixture", "changed by one line"),
+    )
+    .unwrap();
+    let second = DeploymentId::from_uuid(uuid::Uuid::now_v7());
+    let (artifact, lines, redeploy_build, _) =
+        build_dir(&engine, &second, service, dir.path()).await;
+    let output = lines.text();
+    for step in [
+        "RUN npm install",
+        "RUN npm prune",
+        "COPY --from=production-dependencies",
+    ] {
+        assert!(cached(&output, step), "`{step}` was not cached:\n{output}");
+    }
+    assert!(!cached(&output, "RUN npm run build"), "{output}");
+    println!(
+        "nestjs-basic: first build {:.1} s, redeploy build {:.1} s",
+        first_build.as_secs_f64(),
+        redeploy_build.as_secs_f64()
+    );
+    assert!(redeploy_build < first_build, "{output}");
+
+    let spec = release(&second, service, artifact, &plan, vec![]).await;
+    let live = runtime
+        .deploy(&spec, &Lines::default(), &CancellationToken::new())
+        .await
+        .unwrap_or_else(|e| panic!("deploy failed: {e:?}"));
+    let (status, body) = get(&live.url).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("changed by one line"), "{body}");
+    runtime.stop(&second).await.unwrap();
+    clear_service(&engine, service).await;
+}
+
+/// Next.js's `next start` runs from node_modules/.bin in the final stage.
+#[tokio::test]
+async fn next_js_builds_and_starts() {
+    fixture_answers("nextjs-basic", Template::Nextjs, "Hello from nextjs-basic").await;
+}
+
+/// Nuxt 3's build needs Node.js 20.12 or later: the node stand-in carries the official 22.
+#[tokio::test]
+async fn nuxt_builds_and_starts() {
+    fixture_answers("nuxt-basic", Template::Nuxt, "Hello from nuxt-basic").await;
+}
+
+/// A package.json without dependencies installs no node_modules; the image builds all the same.
+#[tokio::test]
+async fn a_node_app_without_dependencies_builds() {
+    fixture_answers(
+        "node-empty-package-json",
+        Template::Node,
+        "from node-empty-package-json",
+    )
+    .await;
 }

@@ -8,6 +8,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use devgem_domain::{Artifact, DeploymentId, ServiceName};
+use devgem_plan::{PortFinding, port_not_opened};
 use devgem_ports::{
     EnvUpdate, LogPage, LogQuery, LogSink, Release, ReleaseSpec, Revision, Runtime, RuntimeError,
     Secrets,
@@ -363,6 +364,10 @@ impl ProcessRuntime {
         cancel: &CancellationToken,
     ) -> Result<(), RuntimeError> {
         let port = record.port;
+        let finding = record
+            .spec
+            .as_ref()
+            .and_then(|s| s.hard_coded_port.as_ref());
         let started = Instant::now();
         let deadline = started + self.config.ready_timeout;
         let mut leader_exit: Option<std::process::ExitStatus> = None;
@@ -405,7 +410,7 @@ impl ProcessRuntime {
                 last_scan = Instant::now();
                 let listeners = port::group_listeners(record.pgid);
                 if let Some(err) =
-                    self.port_mistake(&listeners, port, &mut wrong_port_since, follower)
+                    self.port_mistake(&listeners, port, finding, &mut wrong_port_since, follower)
                 {
                     return Err(err);
                 }
@@ -415,8 +420,8 @@ impl ProcessRuntime {
                 let lines = follower.tail.last(FAILURE_LINES);
                 return Err(failed(
                     format!(
-                        "the app did not listen on $PORT ({port}) within {} s; its last output:\n{lines}",
-                        self.config.ready_timeout.as_secs()
+                        "{}; its last output:\n{lines}",
+                        port_not_opened(port, &[], self.config.ready_timeout.as_secs(), finding)
                     ),
                     hint::for_output(&follower.tail.all()).unwrap_or_else(|| {
                         "the app must listen on 0.0.0.0 at the port in the PORT environment variable".into()
@@ -482,6 +487,7 @@ impl ProcessRuntime {
         &self,
         listeners: &[Listener],
         port: u16,
+        finding: Option<&PortFinding>,
         since: &mut Option<Instant>,
         follower: &LogFollower,
     ) -> Option<RuntimeError> {
@@ -489,11 +495,13 @@ impl ProcessRuntime {
         let mistake = if listeners.is_empty() {
             None
         } else if on_port.is_empty() {
-            let others: Vec<String> = listeners.iter().map(|l| l.port.to_string()).collect();
-            let others = others.join(", ");
+            let mut others: Vec<u16> = listeners.iter().map(|l| l.port).collect();
+            others.sort_unstable();
+            others.dedup();
             Some(failed(
                 format!(
-                    "the app listens on port {others}, not $PORT ({port}); its last output:\n{}",
+                    "{}; its last output:\n{}",
+                    port_not_opened(port, &others, 0, finding),
                     follower.tail.last(FAILURE_LINES)
                 ),
                 "make it read the PORT environment variable (Cloud Run sets it, 8080 by default)",

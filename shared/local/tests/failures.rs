@@ -26,6 +26,14 @@ fn quick_runtime(base: &Path) -> ProcessRuntime {
 
 /// Deploys `app.py` (written into a fresh folder) started by `start`.
 async fn deploy_script(script: &str, start: &str) -> (Result<String, RuntimeError>, String) {
+    deploy_script_with(script, plan(Language::Static, None, start)).await
+}
+
+/// [`deploy_script`] with a plan of its own.
+async fn deploy_script_with(
+    script: &str,
+    plan: BuildPlan,
+) -> (Result<String, RuntimeError>, String) {
     let work = tempfile::tempdir().unwrap();
     let app = work.path().join("app");
     std::fs::create_dir_all(&app).unwrap();
@@ -39,7 +47,7 @@ async fn deploy_script(script: &str, start: &str) -> (Result<String, RuntimeErro
                 &id,
                 "script",
                 common::local_build(app.clone()),
-                plan(Language::Static, None, start),
+                plan,
                 vec![],
             )
             .await,
@@ -124,6 +132,25 @@ async fn an_app_on_a_hard_coded_port_gets_the_port_hint() {
         "{reason}"
     );
     assert!(hint.contains("PORT environment variable"), "{hint}");
+
+    // With the analyzer's finding in the plan, the error says where the port is set.
+    let with_finding = BuildPlan {
+        hard_coded_port: Some(devgem_plan::PortFinding {
+            port,
+            file: "app.py".into(),
+            line: 2,
+        }),
+        ..plan(Language::Static, None, "python3 app.py")
+    };
+    let (result, _) = deploy_script_with(&script, with_finding).await;
+    let (reason, _) = failure(result);
+    assert!(
+        reason.contains(&format!(
+            "listens on port {port} (app.py line 2), not $PORT"
+        )),
+        "{reason}"
+    );
+    assert!(reason.contains("read the port from $PORT"), "{reason}");
 }
 
 #[tokio::test]

@@ -318,6 +318,58 @@ pub struct BuildPlan {
     /// Names of environment variables the app reads (never values).
     #[serde(default)]
     pub env_vars: Vec<EnvVarUse>,
+    /// The port the code listens on instead of `$PORT`, when the analyzer found one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hard_coded_port: Option<PortFinding>,
+}
+
+/// A port number the code listens on without reading `$PORT`, and where the analyzer found it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortFinding {
+    pub port: u16,
+    /// The file, relative to the checkout.
+    pub file: String,
+    pub line: u32,
+}
+
+/// The first sentence of a runtime's error for an app that did not open `port` (`$PORT`):
+/// the ports it listens on instead (`listening`, empty when none was seen) or how long it was
+/// given, and the analyzer's `finding` of a hard-coded port, so the user learns where to look.
+/// One wording for every runtime.
+pub fn port_not_opened(
+    port: u16,
+    listening: &[u16],
+    waited_secs: u64,
+    finding: Option<&PortFinding>,
+) -> String {
+    let listed: Vec<String> = listening.iter().map(u16::to_string).collect();
+    match finding {
+        Some(f) if listening == [f.port] => format!(
+            "the app listens on port {} ({} line {}), not $PORT ({port}): read the port from $PORT",
+            f.port, f.file, f.line
+        ),
+        Some(f) => {
+            let seen = if listening.is_empty() {
+                format!("the app did not listen on $PORT ({port}) within {waited_secs} s")
+            } else {
+                format!(
+                    "the app listens on port {}, not $PORT ({port})",
+                    listed.join(", ")
+                )
+            };
+            format!(
+                "{seen}: it listens on {} ({} line {}): read the port from $PORT",
+                f.port, f.file, f.line
+            )
+        }
+        None if listening.is_empty() => {
+            format!("the app did not listen on $PORT ({port}) within {waited_secs} s")
+        }
+        None => format!(
+            "the app listens on port {}, not $PORT ({port})",
+            listed.join(", ")
+        ),
+    }
 }
 
 impl BuildPlan {
@@ -347,6 +399,7 @@ impl BuildPlan {
             manifests: vec![],
             existing_dockerfile: None,
             env_vars: vec![],
+            hard_coded_port: None,
         }
     }
 
@@ -376,6 +429,40 @@ mod tests {
             assert_eq!(serde_json::from_str::<T>(&json).unwrap(), v, "{json}");
             assert!(seen.insert(as_str(v)), "{} is used twice", as_str(v));
         }
+    }
+
+    #[test]
+    fn a_port_error_names_the_hard_coded_port_and_its_place() {
+        let finding = PortFinding {
+            port: 5000,
+            file: "app.py".into(),
+            line: 12,
+        };
+        assert_eq!(
+            port_not_opened(8080, &[5000], 60, Some(&finding)),
+            "the app listens on port 5000 (app.py line 12), not $PORT (8080): read the port from $PORT"
+        );
+        assert_eq!(
+            port_not_opened(8080, &[], 60, Some(&finding)),
+            "the app did not listen on $PORT (8080) within 60 s: it listens on 5000 (app.py line 12): read the port from $PORT"
+        );
+        assert_eq!(
+            port_not_opened(8080, &[3000, 3001], 60, None),
+            "the app listens on port 3000, 3001, not $PORT (8080)"
+        );
+        assert_eq!(
+            port_not_opened(8080, &[], 60, None),
+            "the app did not listen on $PORT (8080) within 60 s"
+        );
+    }
+
+    #[test]
+    fn a_plan_without_a_hard_coded_port_reads_and_writes_as_before() {
+        let plan = BuildPlan::new(Language::Python, Template::Python, "python app.py");
+        let json = serde_json::to_value(&plan).unwrap();
+        assert!(json.get("hard_coded_port").is_none(), "{json}");
+        let back: BuildPlan = serde_json::from_value(json).unwrap();
+        assert_eq!(back, plan);
     }
 
     #[test]

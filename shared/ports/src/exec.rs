@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 pub use devgem_domain::Artifact;
 use devgem_domain::{DeploymentId, EnvVarName, ImageRef, ServiceName, Source};
-use devgem_plan::BuildPlan;
+use devgem_plan::{BuildPlan, PortFinding};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -159,6 +159,10 @@ pub struct ReleaseSpec {
     /// spec recorded before the field existed reads as public, the default.
     #[serde(default = "public_by_default")]
     pub public: bool,
+    /// The port the code listens on instead of `$PORT`, as the analyzer found it: named in
+    /// the error when the app does not open `container_port`.
+    #[serde(default)]
+    pub hard_coded_port: Option<PortFinding>,
 }
 
 fn public_by_default() -> bool {
@@ -204,6 +208,7 @@ impl ReleaseSpec {
             },
             labels,
             public: true,
+            hard_coded_port: plan.hard_coded_port.clone(),
         }
     }
 }

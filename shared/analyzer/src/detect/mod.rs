@@ -260,6 +260,7 @@ fn apply_existing_dockerfile(a: &mut Analysis, path: &str, content: &str) {
                 fix: format!(
                     "make the server listen on ${{PORT:-8080}} (or deploy with --port {port})"
                 ),
+                port: Some(port),
             });
         }
     }

@@ -812,6 +812,7 @@ fn detect_js(app: &App, runtime: Language) -> Option<Detected> {
                 line: h.line,
                 message: "the server binds to localhost, unreachable inside a container".into(),
                 fix: "listen on \"0.0.0.0\"".into(),
+                port: None,
             });
         } else if framework == Some("fastify") {
             for (path, text) in app.sources(JS, 2) {
@@ -824,6 +825,7 @@ fn detect_js(app: &App, runtime: Language) -> Option<Detected> {
                         line: line_of(text, m.start()),
                         message: "Fastify listens on localhost unless a host is given: unreachable inside a container".into(),
                         fix: "pass host: \"0.0.0.0\" to listen(), e.g. app.listen({ port: Number(process.env.PORT) || 8080, host: \"0.0.0.0\" })".into(),
+                        port: None,
                     });
                     break;
                 }
@@ -1217,6 +1219,7 @@ pub fn detect_deno(app: &App) -> Option<Detected> {
             line: 1,
             message: "Deno.serve listens on 8000 by default and the code does not read $PORT".into(),
             fix: "Deno.serve({ port: Number(Deno.env.get(\"PORT\") ?? 8080), hostname: \"0.0.0.0\" }, handler)".into(),
+            port: Some(8000),
         });
     }
     det.analysis.env_vars = env_vars_by(app, JS, &ENV_DENO, Required::UnlessDefault);

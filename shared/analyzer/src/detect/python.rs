@@ -771,6 +771,7 @@ pub fn detect(app: &App) -> Option<Detected> {
                 line: h.line,
                 message: "the app binds to localhost, unreachable inside a container".into(),
                 fix: "bind to all interfaces: host=\"0.0.0.0\"".into(),
+                port: None,
             });
         }
     }
