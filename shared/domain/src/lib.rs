@@ -11,8 +11,8 @@ mod progress;
 mod status;
 
 pub use deployment::{
-    Artifact, Claim, CommitRefused, Deployment, Failure, NewDeployment, SHORTHAND_GIT_HOSTS,
-    Source, SourceKind, StageResult,
+    Artifact, Claim, CommitRefused, Deployment, Failure, NewDeployment, PlanOverride,
+    SHORTHAND_GIT_HOSTS, Source, SourceKind, StageResult,
 };
 pub use id::{DeploymentId, EnvVarName, ImageRef, InvalidName, ServiceName};
 pub use message::{Stage, StageMessage};
