@@ -8,6 +8,7 @@ mod deployment;
 mod id;
 mod message;
 mod progress;
+mod session;
 mod status;
 
 pub use deployment::{
@@ -19,4 +20,5 @@ pub use message::{Stage, StageMessage};
 pub use progress::{
     EventKind, NewEvent, ProgressEvent, Step, VirtualProgress, ticking_percent, virtual_fraction,
 };
+pub use session::{ChatRole, ChatTurn, Session, SessionId};
 pub use status::{Status, TransitionError};
