@@ -1,6 +1,7 @@
 //! The chat function: DevGem's HTTP API for people and the CLI. It starts deployments, reads
 //! them back, aborts and stops them, serves their logs and streams their progress as
-//! Server-Sent Events that resume from `Last-Event-ID`.
+//! Server-Sent Events that resume from `Last-Event-ID`. It also serves the chat: `POST /chat`
+//! and `WS /ws/chat`, which run the same tools through the shared executor.
 //!
 //! Every answer is JSON, and every error has the shape of [`devgem_http::error`].
 
@@ -8,7 +9,9 @@
 // response itself, so its size is not worth boxing.
 #![allow(clippy::result_large_err)]
 
+pub mod conversation;
 mod progress_stream;
+mod ws;
 
 use devgem_app::{AppError, CreateDeployment, LocalPaths, Services, release};
 use devgem_domain::DeploymentId;
@@ -25,6 +28,17 @@ pub const LOCAL_OWNER: &str = "local";
 pub struct Api {
     services: Services,
     options: ApiOptions,
+    planner: std::sync::Arc<dyn conversation::Planner>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChatBody {
+    message: String,
+    #[serde(default)]
+    session_id: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
 }
 
 /// How the API treats its callers.
@@ -258,7 +272,17 @@ fn parse_id(raw: &str) -> Result<DeploymentId, Response> {
 
 impl Api {
     pub fn new(services: Services, options: ApiOptions) -> Self {
-        Self { services, options }
+        Self {
+            services,
+            options,
+            planner: std::sync::Arc::new(conversation::Offline),
+        }
+    }
+
+    /// The same API with another planner for the chat (a language model).
+    pub fn with_planner(mut self, planner: std::sync::Arc<dyn conversation::Planner>) -> Self {
+        self.planner = planner;
+        self
     }
 
     pub fn services(&self) -> &Services {
@@ -282,11 +306,25 @@ impl Api {
                         "POST /api/deployments/{id}/stop", "GET /api/deployments/{id}/revisions",
                         "POST /api/deployments/{id}/rollback", "GET /api/deployments/{id}/env",
                         "POST /api/deployments/{id}/env", "GET /api/deployments/{id}/domains",
-                        "POST /api/deployments/{id}/domains"],
+                        "POST /api/deployments/{id}/domains", "POST /chat", "GET /ws/chat"],
                 }),
             ),
             (&Method::GET, ["health"]) => {
                 json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
+            }
+            (&Method::POST, ["chat"]) => {
+                let owner = match self.authenticate(&req) {
+                    Ok(owner) => owner,
+                    Err(res) => return res,
+                };
+                self.chat(req, &owner).await.unwrap_or_else(|res| res)
+            }
+            (&Method::GET, ["ws", "chat"]) => {
+                let owner = match self.authenticate(&req) {
+                    Ok(owner) => owner,
+                    Err(res) => return res,
+                };
+                self.ws_chat(req, &owner).await.unwrap_or_else(|res| res)
             }
             (_, ["api", ..]) => {
                 let owner = match self.authenticate(&req) {
@@ -310,11 +348,18 @@ impl Api {
         let Some(token) = &self.options.token else {
             return Ok(LOCAL_OWNER.to_string());
         };
-        let given = req
+        // Browsers cannot set headers on a WebSocket: the socket may carry `?token=`.
+        let from_query = (req.uri().path().trim_end_matches('/') == "/ws/chat")
+            .then(|| query_param(req, "token"))
+            .flatten();
+        let header = req
             .headers()
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_string);
+        let given = header.or(from_query);
+        let given = given.as_deref();
         match given {
             Some(given) if constant_time_eq(given.as_bytes(), token.as_bytes()) => {
                 Ok(LOCAL_OWNER.to_string())
@@ -362,6 +407,7 @@ impl Api {
                         service_name: body.service_name,
                         env: body.env,
                         private: !body.public,
+                        plan_override: None,
                     },
                 )
                 .await
@@ -505,6 +551,133 @@ impl Api {
         }
     }
 
+    fn speaker(&self, owner: &str) -> conversation::Speaker {
+        conversation::Speaker {
+            owner: owner.to_string(),
+            local_paths: self.options.local_paths,
+        }
+    }
+
+    /// `POST /chat`: one message, answered with the reply and the actions taken.
+    async fn chat(&self, req: Request, owner: &str) -> Result<Response, Response> {
+        let body: ChatBody = read_json(req, MAX_JSON_BODY).await?;
+        if body.message.trim().is_empty() {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "the message is empty",
+                Some("send {\"message\": \"deploy github.com/owner/repo\"}".into()),
+            ));
+        }
+        let speaker = self.speaker(owner);
+        let session = match &body.session_id {
+            Some(raw) => Some(self.session(&speaker, raw).await?),
+            None => None,
+        };
+        let answer = conversation::converse(
+            &self.services,
+            self.planner.as_ref(),
+            &speaker,
+            session,
+            &body.message,
+            body.dry_run,
+            &conversation::Silent,
+        )
+        .await
+        .map_err(app_error)?;
+        Ok(json(StatusCode::OK, &answer))
+    }
+
+    async fn session(
+        &self,
+        speaker: &conversation::Speaker,
+        raw: &str,
+    ) -> Result<devgem_domain::Session, Response> {
+        let id = devgem_domain::SessionId::parse(raw).map_err(|e| {
+            error(
+                StatusCode::BAD_REQUEST,
+                "invalid_session_id",
+                e.to_string(),
+                Some("session ids look like s-...; leave it out to start a session".into()),
+            )
+        })?;
+        conversation::load_session(&self.services, speaker, &id)
+            .await
+            .map_err(|_| {
+                error(
+                    StatusCode::NOT_FOUND,
+                    "session_not_found",
+                    format!("session {id} does not exist"),
+                    Some("leave session_id out to start a new session".into()),
+                )
+            })
+    }
+
+    /// `GET /ws/chat`: upgrades to a WebSocket and runs the session on it.
+    async fn ws_chat(&self, mut req: Request, owner: &str) -> Result<Response, Response> {
+        let key = req
+            .headers()
+            .get("sec-websocket-key")
+            .filter(|_| {
+                req.headers()
+                    .get(http::header::UPGRADE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+            })
+            .map(|k| tokio_tungstenite::tungstenite::handshake::derive_accept_key(k.as_bytes()))
+            .ok_or_else(|| {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    "not_a_websocket",
+                    "/ws/chat is a WebSocket endpoint",
+                    Some("connect with a WebSocket client (ws://HOST/ws/chat)".into()),
+                )
+            })?;
+        let speaker = self.speaker(owner);
+        let session = match query_param(&req, "session_id") {
+            Some(raw) => self.session(&speaker, &raw).await?,
+            None => conversation::new_session(&self.services, &speaker)
+                .await
+                .map_err(app_error)?,
+        };
+        let socket = ws::Socket {
+            services: self.services.clone(),
+            planner: self.planner.clone(),
+            speaker,
+            session,
+        };
+        let upgrade = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            match upgrade.await {
+                Ok(upgraded) => ws::run(socket, upgraded).await,
+                Err(e) => tracing::warn!(error = %e, "the WebSocket upgrade failed"),
+            }
+        });
+        let mut res = hyper::Response::new(devgem_http::full(bytes::Bytes::new()));
+        *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let headers = res.headers_mut();
+        headers.insert(
+            http::header::UPGRADE,
+            http::HeaderValue::from_static("websocket"),
+        );
+        headers.insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("Upgrade"),
+        );
+        headers.insert(
+            "sec-websocket-accept",
+            http::HeaderValue::from_str(&key).map_err(|_| {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_key",
+                    "bad Sec-WebSocket-Key",
+                    None,
+                )
+            })?,
+        );
+        Ok(res)
+    }
+
     /// The deployment `raw_id` if it exists and belongs to `owner` (others' are "not found").
     async fn owned(
         &self,
@@ -543,6 +716,15 @@ fn last_event_id(req: &Request) -> Result<u64, Response> {
             )
         }),
     }
+}
+
+/// The value of `name` in the request's query string.
+fn query_param(req: &Request, name: &str) -> Option<String> {
+    let query = req.uri().query()?;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+        .filter(|v| !v.is_empty())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -5,8 +5,8 @@ use crate::keys;
 use crate::lifecycle::{finish_aborted, modify, stored_events};
 use crate::services::{Core, Services};
 use devgem_domain::{
-    Deployment, DeploymentId, EnvVarName, NewDeployment, NewEvent, ServiceName, Source, SourceKind,
-    StageMessage, Status,
+    Deployment, DeploymentId, EnvVarName, NewDeployment, NewEvent, PlanOverride, ServiceName,
+    Source, SourceKind, StageMessage, Status,
 };
 use devgem_ports::{ListFilter, SecretError, SecretValue, Secrets, StoreError};
 use std::collections::BTreeMap;
@@ -88,6 +88,8 @@ pub struct CreateDeployment {
     pub env: BTreeMap<String, String>,
     /// Keep the app off the public internet (on Cloud Run: no `allUsers` invoker).
     pub private: bool,
+    /// Plan changes the user accepted (a fix), kept with the deployment.
+    pub plan_override: Option<PlanOverride>,
 }
 
 fn bad(message: impl Into<String>, hint: impl Into<String>) -> AppError {
@@ -198,6 +200,7 @@ pub async fn create_deployment(
         core.clock.now(),
     );
     deployment.private = request.private;
+    deployment.plan_override = request.plan_override.filter(|o| !o.is_empty());
     core.store.create(&deployment).await?;
     core.store
         .append_event(

@@ -109,6 +109,7 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
         service_name: args.name.clone(),
         env,
         private: args.private,
+        plan_override: None,
     };
     let mut renderer = Renderer::new(args.json);
     let deployment = match &args.remote.server {

@@ -1,0 +1,230 @@
+//! `WS /ws/chat`: the chat over a WebSocket. The server sends `session` first (id, history,
+//! the state of its deployments), then `message`, `ai_thought` (each tool step),
+//! `deployment_started`, `deployment_progress`, `deployment_update`, `deployment_complete` and
+//! `pong`; it sends `ping` to a client that has been quiet. Progress comes from the store's
+//! change stream, so any instance streams any deployment.
+
+use crate::conversation::{self, Action, Observer, Planner, Speaker};
+use devgem_app::{AppError, Services};
+use devgem_domain::{Deployment, DeploymentId, EventKind, ProgressEvent, Session};
+use futures::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::Role;
+
+/// How long a client may stay quiet before the server pings it.
+pub const IDLE_PING: Duration = Duration::from_secs(25);
+
+/// What a client sends.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientMessage {
+    Message {
+        text: String,
+        #[serde(default)]
+        dry_run: bool,
+    },
+    Ping,
+    Pong,
+}
+
+/// Everything one socket needs, owned (it outlives the request).
+pub struct Socket {
+    pub services: Services,
+    pub planner: Arc<dyn Planner>,
+    pub speaker: Speaker,
+    pub session: Session,
+}
+
+/// Sends to the socket's writer; a closed socket drops what is sent.
+#[derive(Clone)]
+struct Outbox(mpsc::UnboundedSender<Value>);
+
+impl Outbox {
+    fn send(&self, value: Value) {
+        let _ = self.0.send(value);
+    }
+}
+
+impl Observer for Outbox {
+    fn step(&self, action: &Action) {
+        self.send(json!({"type": "ai_thought", "action": action, "text": thought(action)}));
+    }
+}
+
+fn thought(action: &Action) -> String {
+    match (&action.text, action.ok) {
+        (Some(text), _) => format!("{} {}: {text}", action.tool, action.args),
+        (None, true) => format!("would call {} {}", action.tool, action.args),
+        (None, false) => format!("{} needs a deployment", action.tool),
+    }
+}
+
+/// Runs the socket until the client goes away.
+pub async fn run(socket: Socket, upgraded: hyper::upgrade::Upgraded) {
+    let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+    let (mut sink, mut stream) = ws.split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Value>();
+    let outbox = Outbox(tx);
+    let Socket {
+        services,
+        planner,
+        speaker,
+        session,
+    } = socket;
+    let mut following: HashSet<DeploymentId> = HashSet::new();
+
+    let mut states = Vec::new();
+    for id in &session.deployments {
+        if let Ok(Some(d)) = services.core.store.get(id).await {
+            states.push(d);
+        }
+    }
+    outbox.send(json!({
+        "type": "session",
+        "session_id": session.id,
+        "history": session.history,
+        "current": session.current,
+        "deployments": states,
+    }));
+    for d in &states {
+        if !d.status.is_terminal() {
+            follow(&services, &outbox, &mut following, d.id.clone());
+        }
+    }
+    let mut session_id = Some(session.id.clone());
+
+    let mut idle = tokio::time::interval_at(tokio::time::Instant::now() + IDLE_PING, IDLE_PING);
+    loop {
+        tokio::select! {
+            out = rx.recv() => {
+                let Some(out) = out else { break };
+                if sink.send(Message::text(out.to_string())).await.is_err() {
+                    break;
+                }
+            }
+            incoming = stream.next() => {
+                idle.reset();
+                let text = match incoming {
+                    Some(Ok(Message::Text(text))) => text.to_string(),
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                    // Protocol pings are answered by the library; binary is not ours.
+                    Some(Ok(_)) => continue,
+                };
+                match serde_json::from_str::<ClientMessage>(&text) {
+                    Ok(ClientMessage::Ping) => outbox.send(json!({"type": "pong"})),
+                    Ok(ClientMessage::Pong) => {}
+                    Ok(ClientMessage::Message { text, dry_run }) => {
+                        let session = match &session_id {
+                            Some(id) => conversation::load_session(&services, &speaker, id).await.ok(),
+                            None => None,
+                        };
+                        match conversation::converse(&services, planner.as_ref(), &speaker, session, &text, dry_run, &outbox).await {
+                            Ok(answer) => {
+                                session_id = Some(answer.session_id.clone());
+                                for id in &answer.started {
+                                    if let Ok(Some(d)) = services.core.store.get(id).await {
+                                        outbox.send(json!({"type": "deployment_started", "deployment_id": id, "deployment": d}));
+                                    }
+                                    follow(&services, &outbox, &mut following, id.clone());
+                                }
+                                outbox.send(json!({
+                                    "type": "message",
+                                    "role": "assistant",
+                                    "text": answer.reply,
+                                    "actions": answer.actions,
+                                    "deployment_id": answer.deployment_id,
+                                }));
+                            }
+                            Err(e) => outbox.send(error_message(e)),
+                        }
+                    }
+                    Err(e) => outbox.send(json!({
+                        "type": "error",
+                        "message": format!("not a message this socket understands: {e}"),
+                        "hint": "send {\"type\": \"message\", \"text\": \"...\"} or {\"type\": \"ping\"}",
+                    })),
+                }
+            }
+            _ = idle.tick() => {
+                outbox.send(json!({"type": "ping"}));
+            }
+        }
+    }
+}
+
+fn error_message(e: AppError) -> Value {
+    let message = match &e {
+        AppError::Internal(m) => {
+            tracing::error!(error = %m, "chat turn failed");
+            "something went wrong on our side".to_string()
+        }
+        other => other.to_string(),
+    };
+    json!({"type": "error", "message": message})
+}
+
+/// Streams `id`'s events to the socket, once per deployment per socket.
+fn follow(
+    services: &Services,
+    outbox: &Outbox,
+    following: &mut HashSet<DeploymentId>,
+    id: DeploymentId,
+) {
+    if !following.insert(id.clone()) {
+        return;
+    }
+    let (services, outbox) = (services.clone(), outbox.clone());
+    tokio::spawn(async move {
+        let mut events = match devgem_app::follow(&services.core, &id, 0).await {
+            Ok(events) => events,
+            Err(e) => return outbox.send(error_message(e)),
+        };
+        while let Some(event) = events.next().await {
+            let Ok(event) = event else { break };
+            if outbox.0.is_closed() {
+                return;
+            }
+            let last = event.is_final();
+            outbox.send(event_message(&id, &event));
+            if last {
+                break;
+            }
+        }
+        if let Ok(Some(d)) = services.core.store.get(&id).await {
+            outbox.send(complete(&d));
+        }
+    });
+}
+
+fn event_message(id: &DeploymentId, event: &ProgressEvent) -> Value {
+    let kind = if event.kind == EventKind::Status {
+        "deployment_update"
+    } else {
+        "deployment_progress"
+    };
+    json!({
+        "type": kind,
+        "deployment_id": id,
+        "status": event.status,
+        "event": event,
+    })
+}
+
+fn complete(d: &Deployment) -> Value {
+    json!({
+        "type": "deployment_complete",
+        "deployment_id": d.id,
+        "status": d.status,
+        "url": d.url.as_ref().filter(|_| d.status == devgem_domain::Status::Live),
+        "error": d.error,
+        "deployment": d,
+    })
+}
