@@ -8,6 +8,8 @@
 // response itself, so its size is not worth boxing.
 #![allow(clippy::result_large_err)]
 
+pub mod mcp;
+mod pending_executor;
 mod progress_stream;
 
 use devgem_app::{AppError, CreateDeployment, LocalPaths, Services, release};
@@ -279,6 +281,18 @@ impl Api {
             (&Method::GET, ["health"]) => {
                 json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
             }
+            // MCP over Streamable HTTP, behind the same token as the API.
+            (_, ["mcp"]) => match self.authenticate(&req) {
+                Ok(owner) => {
+                    let options = mcp::McpOptions {
+                        owner,
+                        local_paths: self.options.local_paths,
+                    };
+                    let protected = self.options.token.is_some();
+                    mcp::handle_http(self.services.clone(), options, protected, req).await
+                }
+                Err(res) => res,
+            },
             (_, ["api", ..]) => {
                 let owner = match self.authenticate(&req) {
                     Ok(owner) => owner,
