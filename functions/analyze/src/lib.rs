@@ -249,6 +249,12 @@ impl Analyze {
                 dockerfile.clone().into_bytes().into(),
             )
             .await?;
+        if let Some(change) = d.plan_override.as_ref().filter(|c| !c.is_empty()) {
+            r.reasoning(
+                step,
+                format!("Using the change you accepted: {}", change.describe()),
+            );
+        }
         r.reasoning(step, format!("Start command: {}", plan.start_command));
         r.step_completed(
             step,
@@ -307,6 +313,16 @@ fn plan_for(d: &Deployment, analysis: &Analysis) -> Result<BuildPlan, devgem_ana
             "" | "." => sub.to_string(),
             inner => format!("{sub}/{inner}"),
         };
+    }
+    // The user accepted these changes (a fix); they win over what was detected.
+    if let Some(change) = &d.plan_override {
+        if let Some(command) = &change.start_command {
+            plan.start_command = command.clone();
+            plan.native_start_command = Some(command.clone());
+        }
+        if let Some(port) = change.port {
+            plan.deploy_port = port;
+        }
     }
     Ok(plan)
 }

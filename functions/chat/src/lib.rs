@@ -366,6 +366,7 @@ impl Api {
                         subdir: body.subdir,
                         service_name: body.service_name,
                         env: body.env,
+                        plan_override: None,
                     },
                 )
                 .await

@@ -138,6 +138,13 @@ pub async fn from_config(config: &Config) -> anyhow::Result<Wiring> {
         ),
     };
     let ids: Arc<dyn IdSource> = Arc::new(RandomIds);
+    let source: Arc<dyn SourceFetcher> = Arc::new(LocalSourceFetcher::new(FetchConfig {
+        github_token: config
+            .github_token
+            .as_ref()
+            .map(|t| SecretValue::new(t.expose())),
+        ..FetchConfig::default()
+    }));
     let services = Services {
         core: Core {
             store,
@@ -150,16 +157,11 @@ pub async fn from_config(config: &Config) -> anyhow::Result<Wiring> {
         objects,
         secrets,
         runtime,
+        source: source.clone(),
     };
     let wiring = Wiring {
         services,
-        source: Arc::new(LocalSourceFetcher::new(FetchConfig {
-            github_token: config
-                .github_token
-                .as_ref()
-                .map(|t| SecretValue::new(t.expose())),
-            ..FetchConfig::default()
-        })),
+        source,
         builder,
         image_repository: config.image_repository.clone(),
         local_bus,

@@ -5,8 +5,8 @@ use crate::keys;
 use crate::lifecycle::{finish_aborted, modify, stored_events};
 use crate::services::{Core, Services};
 use devgem_domain::{
-    Deployment, DeploymentId, EnvVarName, NewDeployment, NewEvent, ServiceName, Source, SourceKind,
-    StageMessage, Status,
+    Deployment, DeploymentId, EnvVarName, NewDeployment, NewEvent, PlanOverride, ServiceName,
+    Source, SourceKind, StageMessage, Status,
 };
 use devgem_ports::{ListFilter, SecretError, SecretValue, Secrets, StoreError};
 use std::collections::BTreeMap;
@@ -86,6 +86,8 @@ pub struct CreateDeployment {
     pub service_name: Option<String>,
     /// Environment variables for the app; the values go to the secrets port only.
     pub env: BTreeMap<String, String>,
+    /// Plan changes the user accepted (a fix), kept with the deployment.
+    pub plan_override: Option<PlanOverride>,
 }
 
 fn bad(message: impl Into<String>, hint: impl Into<String>) -> AppError {
@@ -179,7 +181,7 @@ pub async fn create_deployment(
             )
             .await?;
     }
-    let deployment = Deployment::new(
+    let mut deployment = Deployment::new(
         id.clone(),
         NewDeployment {
             owner: request.owner,
@@ -195,6 +197,7 @@ pub async fn create_deployment(
         },
         core.clock.now(),
     );
+    deployment.plan_override = request.plan_override.filter(|o| !o.is_empty());
     core.store.create(&deployment).await?;
     core.store
         .append_event(

@@ -1,7 +1,8 @@
 //! DevGem's application layer, shared by every function: the bundle of ports a process runs
 //! with, the stage runner that makes every stage idempotent and resumable, and the commands
 //! users issue (start, abort, stop), the release commands (revisions, rollback, env, logs,
-//! domains) and the recovery that resumes unfinished work.
+//! domains), the tool executor the chat and the MCP server share, and the recovery that resumes
+//! unfinished work.
 //!
 //! **Invariant:** nothing here keeps state between requests; everything that must outlive a
 //! request is in the store, everything that must happen next is a bus message.
@@ -13,6 +14,7 @@ pub mod release;
 mod reporter;
 mod services;
 mod stage;
+pub mod tools;
 
 pub use commands::{
     AppError, CreateDeployment, LocalPaths, abort_deployment, check_upload, create_deployment,
@@ -21,6 +23,7 @@ pub use commands::{
 pub use reporter::{Reporter, TickerGuard};
 pub use services::{Core, InstanceId, Services};
 pub use stage::{DeadLetterHandler, StageContext, StageError, StageHandler, StageWork, load_json};
+pub use tools::{ToolContext, ToolError, ToolErrorCode, ToolResult, run_tool};
 
 /// Object keys of a deployment's artifacts.
 pub mod keys {

@@ -318,7 +318,10 @@ pub fn is_secret_value(value: &str) -> bool {
 }
 
 /// The plan of a deployment, if its analysis stored one.
-async fn plan_of(services: &Services, id: &DeploymentId) -> Result<Option<BuildPlan>, AppError> {
+pub(crate) async fn plan_of(
+    services: &Services,
+    id: &DeploymentId,
+) -> Result<Option<BuildPlan>, AppError> {
     let Some(bytes) = services.objects.get(&keys::plan(id)).await? else {
         return Ok(None);
     };

@@ -1,6 +1,8 @@
 //! The ports one process runs with, grouped by who uses them, and who that process is.
 
-use devgem_ports::{Clock, IdSource, MessageBus, ObjectStore, Runtime, Secrets, StateStore};
+use devgem_ports::{
+    Clock, IdSource, MessageBus, ObjectStore, Runtime, Secrets, SourceFetcher, StateStore,
+};
 use std::sync::Arc;
 
 /// What the state machine itself needs, in every function: the store, the bus, time, fresh
@@ -16,14 +18,16 @@ pub struct Core {
     pub lease: std::time::Duration,
 }
 
-/// What the user's commands (the API, the CLI) use: the core, the secrets the user sets, the
-/// objects they read back (logs) and the runtime they stop. The stages get their own ports.
+/// What the user's commands (the API, the CLI, the chat's tools) use: the core, the secrets the
+/// user sets, the objects they read back (logs), the runtime they stop and the fetcher that
+/// reads a repository to analyze it without deploying. The stages get their own ports.
 #[derive(Clone)]
 pub struct Services {
     pub core: Core,
     pub objects: Arc<dyn ObjectStore>,
     pub secrets: Arc<dyn Secrets>,
     pub runtime: Arc<dyn Runtime>,
+    pub source: Arc<dyn SourceFetcher>,
 }
 
 /// Names one running DevGem process: `host/pid/nonce`.

@@ -70,6 +70,7 @@ fn world() -> World {
             dir.path().join("apps"),
             Arc::new(FileSecrets::new(dir.path().join("secrets.json"))),
         )),
+        source: Arc::new(devgem_local::LocalSourceFetcher::new(Default::default())),
     };
     World {
         _dir: dir,

@@ -119,6 +119,36 @@ impl fmt::Display for Failure {
     }
 }
 
+/// Changes to the build plan the user accepted (a fix from a diagnosis), kept with the
+/// deployment so the change is visible and every later plan of it applies the same.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanOverride {
+    /// Run the app with this command instead of the detected one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_command: Option<String>,
+    /// Route traffic to this port instead of the detected one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+}
+
+impl PlanOverride {
+    pub fn is_empty(&self) -> bool {
+        self == &PlanOverride::default()
+    }
+
+    /// What the override changes, in words ("start command `gunicorn app:app`, port 5000").
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(c) = &self.start_command {
+            parts.push(format!("start command `{c}`"));
+        }
+        if let Some(p) = self.port {
+            parts.push(format!("port {p}"));
+        }
+        parts.join(", ")
+    }
+}
+
 /// A stage worker's lease on a deployment. While it is held and not expired, other workers
 /// leave the deployment alone (and ask the bus to redeliver later).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -244,6 +274,9 @@ pub struct Deployment {
     /// Detected language and framework, for listings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
+    /// Plan changes the user accepted; the analyze stage applies them to the plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_override: Option<PlanOverride>,
     /// What the build produced.
     #[serde(
         default,
@@ -284,6 +317,7 @@ impl Deployment {
             env_names: new.env_names,
             plain_env_names: Vec::new(),
             summary: None,
+            plan_override: None,
             artifact: None,
             revision: None,
             commit: None,

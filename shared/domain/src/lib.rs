@@ -8,15 +8,17 @@ mod deployment;
 mod id;
 mod message;
 mod progress;
+mod session;
 mod status;
 
 pub use deployment::{
-    Artifact, Claim, CommitRefused, Deployment, Failure, NewDeployment, SHORTHAND_GIT_HOSTS,
-    Source, SourceKind, StageResult,
+    Artifact, Claim, CommitRefused, Deployment, Failure, NewDeployment, PlanOverride,
+    SHORTHAND_GIT_HOSTS, Source, SourceKind, StageResult,
 };
 pub use id::{DeploymentId, EnvVarName, ImageRef, InvalidName, ServiceName};
 pub use message::{Stage, StageMessage};
 pub use progress::{
     EventKind, NewEvent, ProgressEvent, Step, VirtualProgress, ticking_percent, virtual_fraction,
 };
+pub use session::{ChatRole, ChatTurn, Session, SessionId};
 pub use status::{Status, TransitionError};

@@ -10,7 +10,7 @@
 
 use crate::fanout::{ChangeFeed, EventHub, Published, WatchId};
 use async_trait::async_trait;
-use devgem_domain::{Deployment, DeploymentId, NewEvent, ProgressEvent};
+use devgem_domain::{Deployment, DeploymentId, NewEvent, ProgressEvent, Session, SessionId};
 use devgem_ports::{EventStream, ListFilter, StateStore, StoreError};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::collections::HashMap;
@@ -92,6 +92,12 @@ impl SqliteStore {
                  seq INTEGER NOT NULL,
                  doc TEXT NOT NULL,
                  PRIMARY KEY (deployment_id, seq)
+             );
+             CREATE TABLE IF NOT EXISTS sessions (
+                 id TEXT PRIMARY KEY,
+                 owner TEXT NOT NULL,
+                 version INTEGER NOT NULL,
+                 doc TEXT NOT NULL
              );",
         )
         .map_err(unavailable)?;
@@ -295,6 +301,51 @@ fn read_events(
 
 #[async_trait]
 impl StateStore for SqliteStore {
+    async fn put_session(&self, session: &Session) -> Result<Session, StoreError> {
+        let mut stored = session.clone();
+        stored.version = session.version + 1;
+        let doc = to_json(&stored)?;
+        let (id, owner, expected) = (session.id.clone(), session.owner.clone(), session.version);
+        self.with_conn(move |conn, _| {
+            let changed = if expected == 0 {
+                conn.execute(
+                    "INSERT OR IGNORE INTO sessions (id, owner, version, doc) VALUES (?1, ?2, 1, ?3)",
+                    params![id.as_str(), owner, doc],
+                )
+            } else {
+                conn.execute(
+                    "UPDATE sessions SET doc = ?1, version = version + 1
+                     WHERE id = ?2 AND version = ?3",
+                    params![doc, id.as_str(), expected as i64],
+                )
+            }
+            .map_err(unavailable)?;
+            if changed == 1 {
+                Ok(())
+            } else {
+                Err(StoreError::SessionConflict(id))
+            }
+        })
+        .await?;
+        Ok(stored)
+    }
+
+    async fn get_session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        let id = id.clone();
+        self.with_conn(move |conn, _| {
+            let doc: Option<String> = conn
+                .query_row(
+                    "SELECT doc FROM sessions WHERE id = ?1",
+                    params![id.as_str()],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            doc.map(|d| from_json(&d)).transpose()
+        })
+        .await
+    }
+
     async fn create(&self, deployment: &Deployment) -> Result<(), StoreError> {
         let d = deployment.clone();
         let doc = to_json(&d)?;
@@ -537,6 +588,42 @@ mod tests {
         ));
         let stored = store.get(&d.id).await.unwrap().unwrap();
         assert_eq!(stored.summary.as_deref(), Some("a"));
+    }
+
+    #[tokio::test]
+    async fn sessions_are_written_with_compare_and_set_across_handles() {
+        use devgem_domain::{ChatRole, Session, SessionId};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let (one, two) = (
+            SqliteStore::open(&path).unwrap(),
+            SqliteStore::open(&path).unwrap(),
+        );
+        let now = chrono::Utc::now();
+        let id = SessionId::parse("s-0123").unwrap();
+        assert_eq!(one.get_session(&id).await.unwrap(), None);
+        let mut s = Session::new(id.clone(), "local", now);
+        s.add_turn(ChatRole::User, "deploy it", now);
+        let stored = one.put_session(&s).await.unwrap();
+        assert_eq!(stored.version, 1);
+        // A second create of the same id loses.
+        assert!(matches!(
+            two.put_session(&s).await,
+            Err(StoreError::SessionConflict(_))
+        ));
+        let mut a = two.get_session(&id).await.unwrap().unwrap();
+        assert_eq!(a, stored);
+        let mut b = a.clone();
+        a.add_turn(ChatRole::Assistant, "deploying", now);
+        b.add_turn(ChatRole::Assistant, "other", now);
+        assert_eq!(two.put_session(&a).await.unwrap().version, 2);
+        assert!(matches!(
+            one.put_session(&b).await,
+            Err(StoreError::SessionConflict(_))
+        ));
+        let read = one.get_session(&id).await.unwrap().unwrap();
+        assert_eq!(read.history.len(), 2);
+        assert_eq!(read.history[1].text, "deploying");
     }
 
     #[tokio::test]

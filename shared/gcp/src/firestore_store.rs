@@ -5,6 +5,7 @@
 //! * `deployments/{id}`: the `Deployment` fields, plus `created_us` (creation time in
 //!   microseconds, an integer so it sorts correctly; chrono's RFC 3339 strings do not).
 //! * `deployments/{id}/events/{seq:010}`: one `ProgressEvent` per document.
+//! * `sessions/{id}`: a chat `Session`, written with the same compare-and-set as deployments.
 //!
 //! **Event numbering.** An appender creates `events/{n}` with a must-not-exist precondition,
 //! where `n` is one more than the highest seq it knows; when the create fails because `n`
@@ -20,7 +21,7 @@
 use crate::config::GcpConfig;
 use async_trait::async_trait;
 use chrono::Utc;
-use devgem_domain::{Deployment, DeploymentId, NewEvent, ProgressEvent};
+use devgem_domain::{Deployment, DeploymentId, NewEvent, ProgressEvent, Session, SessionId};
 use devgem_embedded::fanout::{ChangeFeed, EventHub, WatchId};
 use devgem_ports::{EventStream, ListFilter, StateStore, StoreError};
 use firestore::errors::FirestoreError;
@@ -38,6 +39,7 @@ use tokio::sync::oneshot;
 
 const DEPLOYMENTS: &str = "deployments";
 const EVENTS: &str = "events";
+const SESSIONS: &str = "sessions";
 const DEFAULT_LIST_LIMIT: usize = 100;
 /// Creates of an event seq that may lose to other appenders before giving up. Each loss
 /// means another appender won, so this bounds the contention, not the progress.
@@ -67,6 +69,15 @@ impl DeploymentDoc {
             updated: None,
         }
     }
+}
+
+/// The session document, with Firestore's update time for the CAS precondition.
+#[derive(Serialize, Deserialize)]
+struct SessionDoc {
+    #[serde(flatten)]
+    session: Session,
+    #[serde(default, skip_serializing, rename = "_firestore_updated")]
+    updated: Option<FirestoreTimestamp>,
 }
 
 /// `StateStore` on Firestore (or its emulator).
@@ -196,6 +207,17 @@ impl FirestoreStore {
             .map_err(unavailable)
     }
 
+    async fn read_session(&self, id: &SessionId) -> Result<Option<SessionDoc>, StoreError> {
+        self.db
+            .fluent()
+            .select()
+            .by_id_in(SESSIONS)
+            .obj::<SessionDoc>()
+            .one(id.as_str())
+            .await
+            .map_err(unavailable)
+    }
+
     fn events_parent(&self, id: &DeploymentId) -> Result<String, StoreError> {
         self.db
             .parent_path(DEPLOYMENTS, id.as_str())
@@ -317,6 +339,55 @@ fn seq_doc_id(seq: u64) -> String {
 
 #[async_trait]
 impl StateStore for FirestoreStore {
+    async fn put_session(&self, session: &Session) -> Result<Session, StoreError> {
+        let id = &session.id;
+        let mut stored = session.clone();
+        stored.version = session.version + 1;
+        let doc = SessionDoc {
+            session: stored.clone(),
+            updated: None,
+        };
+        let conflict = || StoreError::SessionConflict(id.clone());
+        let result = if session.version == 0 {
+            self.db
+                .fluent()
+                .insert()
+                .into(SESSIONS)
+                .document_id(id.as_str())
+                .object(&doc)
+                .execute::<IgnoredAny>()
+                .await
+        } else {
+            let current = self.read_session(id).await?.ok_or_else(conflict)?;
+            if current.session.version != session.version {
+                return Err(conflict());
+            }
+            let updated_at = current.updated.ok_or_else(|| {
+                StoreError::Unavailable("Firestore returned no update time".into())
+            })?;
+            self.db
+                .fluent()
+                .update()
+                .in_col(SESSIONS)
+                .precondition(FirestoreWritePrecondition::UpdateTime(updated_at.into()))
+                .document_id(id.as_str())
+                .object(&doc)
+                .execute::<IgnoredAny>()
+                .await
+        };
+        match result {
+            Ok(_) => Ok(stored),
+            Err(FirestoreError::DataConflictError(_)) => Err(conflict()),
+            Err(e) if is_failed_precondition(&e) => Err(conflict()),
+            Err(FirestoreError::DataNotFoundError(_)) => Err(conflict()),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn get_session(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        Ok(self.read_session(id).await?.map(|d| d.session))
+    }
+
     async fn create(&self, deployment: &Deployment) -> Result<(), StoreError> {
         let result = self
             .db

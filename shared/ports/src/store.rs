@@ -1,8 +1,8 @@
-//! The state store: deployments with compare-and-set writes, and each deployment's numbered
-//! progress events with a change stream.
+//! The state store: deployments with compare-and-set writes, each deployment's numbered
+//! progress events with a change stream, and chat sessions (compare-and-set too).
 
 use async_trait::async_trait;
-use devgem_domain::{Deployment, DeploymentId, NewEvent, ProgressEvent};
+use devgem_domain::{Deployment, DeploymentId, NewEvent, ProgressEvent, Session, SessionId};
 use futures::stream::BoxStream;
 
 #[derive(Debug, thiserror::Error)]
@@ -14,6 +14,9 @@ pub enum StoreError {
     /// Someone else wrote the deployment since it was read: read again and retry.
     #[error("deployment {0} was changed by someone else (version conflict)")]
     Conflict(DeploymentId),
+    /// Someone else wrote the session since it was read (or created it first).
+    #[error("session {0} was changed by someone else (version conflict)")]
+    SessionConflict(SessionId),
     /// The store could not be reached or answered with an error; retrying may help.
     #[error("state store unavailable: {0}")]
     Unavailable(String),
@@ -60,4 +63,11 @@ pub trait StateStore: Send + Sync {
     /// Every event with `seq > after`, then each new one as it is written (by this process or
     /// any other), until the final event.
     async fn subscribe(&self, id: &DeploymentId, after: u64) -> Result<EventStream, StoreError>;
+
+    /// Writes a session if the stored version still equals `session.version` (0: it must
+    /// not exist yet); the stored copy gets `version + 1` and is returned. A lost race is
+    /// `SessionConflict`, never an overwrite.
+    async fn put_session(&self, session: &Session) -> Result<Session, StoreError>;
+
+    async fn get_session(&self, id: &SessionId) -> Result<Option<Session>, StoreError>;
 }

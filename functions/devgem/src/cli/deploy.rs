@@ -105,6 +105,7 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
         subdir: args.subdir.clone(),
         service_name: args.name.clone(),
         env,
+        plan_override: None,
     };
     let mut renderer = Renderer::new(args.json);
     let deployment = match &args.remote.server {

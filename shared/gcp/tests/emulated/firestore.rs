@@ -403,3 +403,36 @@ async fn many_subscribers_share_one_listen_and_each_get_every_event_once() {
     assert_eq!(late, (5..=11).collect::<Vec<_>>());
     assert_eq!(reader.hub().stats().watched, 0, "the Listen closed");
 }
+
+#[tokio::test]
+async fn sessions_are_written_with_compare_and_set() {
+    use devgem_domain::{ChatRole, Session, SessionId};
+    let Some(emu) = require_emulators!() else {
+        return;
+    };
+    let s = store(&config(emu)).await;
+    let id = SessionId::from_uuid(uuid::Uuid::new_v4());
+    assert_eq!(s.get_session(&id).await.unwrap(), None);
+    let now = chrono::Utc::now();
+    let mut session = Session::new(id.clone(), "local", now);
+    session.add_turn(ChatRole::User, "deploy acme/shop", now);
+    let stored = s.put_session(&session).await.unwrap();
+    assert_eq!(stored.version, 1);
+    assert!(matches!(
+        s.put_session(&session).await,
+        Err(StoreError::SessionConflict(_))
+    ));
+    let mut a = s.get_session(&id).await.unwrap().unwrap();
+    assert_eq!(a, stored);
+    let mut b = a.clone();
+    a.add_turn(ChatRole::Assistant, "deploying", now);
+    b.add_turn(ChatRole::Assistant, "lost", now);
+    assert_eq!(s.put_session(&a).await.unwrap().version, 2);
+    assert!(matches!(
+        s.put_session(&b).await,
+        Err(StoreError::SessionConflict(_))
+    ));
+    let read = s.get_session(&id).await.unwrap().unwrap();
+    assert_eq!(read.history.len(), 2);
+    assert_eq!(read.history[1].text, "deploying");
+}

@@ -1,0 +1,311 @@
+//! The tool executor on the real embedded adapters (SQLite, the folder object store, the
+//! secrets file, the local fetcher and the process runtime), without stage workers: what each
+//! tool does to the store, what it answers, and that no value the user set leaks.
+
+use devgem_app::clock::RandomIds;
+use devgem_app::{Core, InstanceId, LocalPaths, Services, ToolContext, ToolErrorCode, run_tool};
+use devgem_domain::{DeploymentId, Failure, Step};
+use devgem_embedded::{BusOptions, FileSecrets, FolderObjectStore, InProcessBus, SqliteStore};
+use devgem_local::{LocalSourceFetcher, ProcessRuntime};
+use devgem_ports::{Secrets, StateStore};
+use devgem_tools::ToolCall;
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+struct World {
+    _dir: tempfile::TempDir,
+    services: Services,
+    store: Arc<SqliteStore>,
+    secrets: Arc<FileSecrets>,
+}
+
+fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.path().join("db")).unwrap());
+    let secrets = Arc::new(FileSecrets::new(dir.path().join("secrets.json")));
+    let services = Services {
+        core: Core {
+            store: store.clone(),
+            // No stage subscribes: deployments stay where the tools leave them.
+            bus: Arc::new(InProcessBus::new(BusOptions::default())),
+            clock: Arc::new(devgem_app::clock::SystemClock),
+            ids: Arc::new(RandomIds),
+            instance: InstanceId::current(&RandomIds),
+            lease: Duration::from_secs(30),
+        },
+        objects: Arc::new(FolderObjectStore::new(dir.path().join("objects"))),
+        secrets: secrets.clone(),
+        runtime: Arc::new(ProcessRuntime::new(
+            dir.path().join("apps"),
+            secrets.clone(),
+        )),
+        source: Arc::new(LocalSourceFetcher::new(Default::default())),
+    };
+    World {
+        _dir: dir,
+        services,
+        store,
+        secrets,
+    }
+}
+
+fn me() -> ToolContext {
+    ToolContext {
+        owner: "local".into(),
+        current: None,
+        local_paths: LocalPaths::Allowed,
+    }
+}
+
+fn call(name: &str, args: serde_json::Value) -> ToolCall {
+    ToolCall::from_json(name, &args).unwrap()
+}
+
+fn fixture(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/apps")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Deploys `source` with `env` and returns the new deployment's id.
+async fn deployed(w: &World, env: serde_json::Value) -> DeploymentId {
+    let r = run_tool(
+        &w.services,
+        &me(),
+        &call(
+            "deploy_repository",
+            json!({"source": fixture("flask-basic"), "env": env, "secret": ["STRIPE_KEY"]}),
+        ),
+    )
+    .await;
+    assert!(r.ok, "{r:?}");
+    r.deployment_id.unwrap()
+}
+
+/// Marks `id` failed with `reason`, as a stage would.
+async fn fail(w: &World, id: &DeploymentId, step: Step, reason: &str) {
+    let mut d = w.store.get(id).await.unwrap().unwrap();
+    d.fail(Failure::new(step, reason), chrono::Utc::now())
+        .unwrap();
+    w.store.update(&d).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_deploy_stores_names_and_values_apart_and_says_so_without_the_values() {
+    let w = world();
+    let r = run_tool(
+        &w.services,
+        &me(),
+        &call(
+            "deploy_repository",
+            json!({"source": fixture("flask-basic"), "env": {"DEBUG": "false", "STRIPE_KEY": "sk_live_hush"}, "secret": ["STRIPE_KEY"]}),
+        ),
+    )
+    .await;
+    assert!(r.ok, "{r:?}");
+    let id = r.deployment_id.clone().unwrap();
+    assert!(r.text.contains(id.as_str()), "{}", r.text);
+    assert_eq!(r.data["id"], id.as_str());
+    assert_eq!(r.data["status"], "queued");
+    assert_eq!(r.data["env_names"], json!(["DEBUG", "STRIPE_KEY"]));
+    let all = serde_json::to_string(&r).unwrap();
+    assert!(!all.contains("sk_live_hush"), "{all}");
+    // The value is in the secrets port, under the deployment.
+    let stored = w
+        .secrets
+        .get(&devgem_app::keys::env_secret(&id, "STRIPE_KEY"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.expose(), "sk_live_hush");
+}
+
+#[tokio::test]
+async fn a_call_without_a_deployment_asks_which_one() {
+    let w = world();
+    let r = run_tool(&w.services, &me(), &call("get_logs", json!({}))).await;
+    assert!(!r.ok);
+    assert_eq!(r.error.as_ref().unwrap().code, ToolErrorCode::NoDeployment);
+    assert!(r.text.contains("Which deployment"), "{}", r.text);
+}
+
+#[tokio::test]
+async fn the_session_current_deployment_is_used_and_others_owners_are_not_found() {
+    let w = world();
+    let id = deployed(&w, json!({"STRIPE_KEY": "sk_live_x"})).await;
+    let ctx = ToolContext {
+        current: Some(id.clone()),
+        ..me()
+    };
+    let r = run_tool(&w.services, &ctx, &call("get_deployment_status", json!({}))).await;
+    assert!(r.ok, "{r:?}");
+    assert_eq!(r.deployment_id.as_ref(), Some(&id));
+    assert!(r.text.contains("queued"), "{}", r.text);
+
+    let stranger = ToolContext {
+        owner: "someone-else".into(),
+        ..ctx
+    };
+    let r = run_tool(
+        &w.services,
+        &stranger,
+        &call("get_deployment_status", json!({})),
+    )
+    .await;
+    assert_eq!(r.error.unwrap().code, ToolErrorCode::NotFound);
+    let r = run_tool(&w.services, &stranger, &call("list_deployments", json!({}))).await;
+    assert_eq!(r.data["deployments"], json!([]));
+    let r = run_tool(&w.services, &me(), &call("list_deployments", json!({}))).await;
+    assert_eq!(r.data["deployments"][0]["id"], id.as_str());
+    assert!(r.text.starts_with("1 deployment:"), "{}", r.text);
+}
+
+#[tokio::test]
+async fn abort_stops_a_queued_deployment_and_says_what_it_did() {
+    let w = world();
+    let id = deployed(&w, json!({"STRIPE_KEY": "sk_live_x"})).await;
+    let r = run_tool(
+        &w.services,
+        &me(),
+        &call("abort_deployment", json!({"deployment_id": id.as_str()})),
+    )
+    .await;
+    assert!(r.ok, "{r:?}");
+    assert_eq!(r.text, format!("Aborted {id}."));
+    assert_eq!(r.data["status"], "aborted");
+    // Twice is a conflict the user reads, not a crash.
+    let r = run_tool(
+        &w.services,
+        &me(),
+        &call("abort_deployment", json!({"deployment_id": id.as_str()})),
+    )
+    .await;
+    assert!(!r.ok);
+    assert_eq!(r.error.unwrap().code, ToolErrorCode::Conflict);
+}
+
+#[tokio::test]
+async fn setting_a_variable_on_a_failed_deployment_redeploys_with_the_old_values_kept() {
+    let w = world();
+    let id = deployed(&w, json!({"STRIPE_KEY": "sk_live_keep"})).await;
+    fail(&w, &id, Step::Deploy, "the app exited with status 1").await;
+    let ctx = ToolContext {
+        current: Some(id.clone()),
+        ..me()
+    };
+    let r = run_tool(
+        &w.services,
+        &ctx,
+        &call("set_env_vars", json!({"env": {"GREETING": "hi"}})),
+    )
+    .await;
+    assert!(r.ok, "{r:?}");
+    let next = r.deployment_id.clone().unwrap();
+    assert_ne!(next, id);
+    assert_eq!(r.data["env_names"], json!(["GREETING", "STRIPE_KEY"]));
+    assert!(r.text.contains(next.as_str()), "{}", r.text);
+    let kept = w
+        .secrets
+        .get(&devgem_app::keys::env_secret(&next, "STRIPE_KEY"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.expose(), "sk_live_keep");
+    // A deployment on its way cannot be changed under its worker.
+    let busy = ToolContext {
+        current: Some(next),
+        ..me()
+    };
+    let r = run_tool(
+        &w.services,
+        &busy,
+        &call("set_env_vars", json!({"env": {"GREETING": "yo"}})),
+    )
+    .await;
+    assert_eq!(r.error.unwrap().code, ToolErrorCode::Conflict);
+}
+
+#[tokio::test]
+async fn a_wrong_port_is_diagnosed_and_the_fix_redeploys_with_a_visible_override() {
+    let w = world();
+    let id = deployed(&w, json!({"STRIPE_KEY": "sk_live_x"})).await;
+    fail(
+        &w,
+        &id,
+        Step::Deploy,
+        "the app listens on port 5000, not $PORT (8080); its last output:\n * Running on all addresses (0.0.0.0)\n * Running on http://172.17.0.2:5000",
+    )
+    .await;
+    let ctx = ToolContext {
+        current: Some(id.clone()),
+        ..me()
+    };
+    let r = run_tool(&w.services, &ctx, &call("diagnose_failure", json!({}))).await;
+    assert!(r.ok, "{r:?}");
+    assert!(r.text.contains("port 5000"), "{}", r.text);
+    assert_eq!(r.data["diagnosis"]["proposed"]["kind"], "set_port");
+
+    let r = run_tool(
+        &w.services,
+        &ctx,
+        &call("apply_fix", json!({"fix": "set_start_command"})),
+    )
+    .await;
+    assert_eq!(r.error.unwrap().code, ToolErrorCode::BadRequest);
+
+    let r = run_tool(&w.services, &ctx, &call("apply_fix", json!({}))).await;
+    assert!(r.ok, "{r:?}");
+    let next = r.deployment_id.clone().unwrap();
+    assert!(r.text.contains("port 5000"), "{}", r.text);
+    let stored = w.store.get(&next).await.unwrap().unwrap();
+    assert_eq!(stored.plan_override.unwrap().port, Some(5000));
+    assert_eq!(stored.service_name.as_str(), "flask-basic");
+
+    // Nothing to diagnose on a deployment that did not fail.
+    let r = run_tool(
+        &w.services,
+        &me(),
+        &call("diagnose_failure", json!({"deployment_id": next.as_str()})),
+    )
+    .await;
+    assert!(r.ok);
+    assert!(r.text.contains("queued"), "{}", r.text);
+}
+
+#[tokio::test]
+async fn analyze_reads_a_folder_without_deploying_and_refuses_paths_over_http() {
+    let w = world();
+    let r = run_tool(
+        &w.services,
+        &me(),
+        &call(
+            "analyze_repository",
+            json!({"source": fixture("flask-basic")}),
+        ),
+    )
+    .await;
+    assert!(r.ok, "{r:?}");
+    assert!(r.text.contains("python app using flask"), "{}", r.text);
+    assert_eq!(r.data["analysis"]["language"], "python");
+    assert!(r.data["plan"]["start_command"].is_string());
+    assert!(w.store.list(&Default::default()).await.unwrap().is_empty());
+
+    let remote = ToolContext {
+        local_paths: LocalPaths::Refused,
+        ..me()
+    };
+    let r = run_tool(
+        &w.services,
+        &remote,
+        &call(
+            "analyze_repository",
+            json!({"source": fixture("flask-basic")}),
+        ),
+    )
+    .await;
+    assert_eq!(r.error.unwrap().code, ToolErrorCode::BadRequest);
+}
