@@ -9,7 +9,6 @@
 #![allow(clippy::result_large_err)]
 
 pub mod mcp;
-mod pending_executor;
 mod progress_stream;
 
 use devgem_app::{AppError, CreateDeployment, LocalPaths, Services, release};

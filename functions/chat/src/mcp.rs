@@ -3,7 +3,7 @@
 //! (`POST /mcp`), with a deployment's status and logs as resources and two prompts. The
 //! protocol itself is the official SDK's (`rmcp`); this module only maps DevGem onto it.
 
-use crate::pending_executor::{ToolContext, ToolResult, run_tool};
+use devgem_app::tools::{ToolContext, ToolResult, run_tool};
 use devgem_app::{LocalPaths, Services};
 use devgem_domain::{Deployment, DeploymentId, Status};
 use devgem_tools::{ArgError, ToolCall, ToolName, declarations};
@@ -143,7 +143,11 @@ impl McpServer {
         let text = match (d.status, &d.url, &d.error) {
             (Status::Live, Some(url), _) => format!("deployment {id} is live at {url}"),
             (_, _, Some(failure)) => {
-                let hint = failure.hint.as_deref().map(|h| format!(" ({h})")).unwrap_or_default();
+                let hint = failure
+                    .hint
+                    .as_deref()
+                    .map(|h| format!(" ({h})"))
+                    .unwrap_or_default();
                 format!("deployment {id} is {}: {}{hint}", d.status, failure.reason)
             }
             _ => format!("deployment {id} is {} ({})", d.status, started.text),
@@ -213,7 +217,8 @@ fn error_result(code: &str, message: String, hint: Option<String>) -> CallToolRe
         None => message.clone(),
     };
     let mut result = CallToolResult::error(vec![ContentBlock::text(text)]);
-    result.structured_content = Some(json!({"error": {"code": code, "message": message, "hint": hint}}));
+    result.structured_content =
+        Some(json!({"error": {"code": code, "message": message, "hint": hint}}));
     result
 }
 
@@ -231,7 +236,7 @@ fn argument_error(e: &ArgError) -> CallToolResult {
 fn tool_result(result: ToolResult) -> CallToolResult {
     if let Some(error) = &result.error {
         return error_result(
-            &error.code.to_string(),
+            error.code.as_str(),
             error.message.to_string(),
             error.hint.clone(),
         );
@@ -302,7 +307,10 @@ impl ServerHandler for McpServer {
         let Some(tool) = ToolName::parse(name) else {
             let known: Vec<&str> = ToolName::ALL.iter().map(|t| t.as_str()).collect();
             return Err(ErrorData::invalid_params(
-                format!("unknown tool `{}`", name.chars().take(80).collect::<String>()),
+                format!(
+                    "unknown tool `{}`",
+                    name.chars().take(80).collect::<String>()
+                ),
                 Some(json!({ "tools": known })),
             ));
         };
@@ -366,9 +374,12 @@ impl ServerHandler for McpServer {
                     Resource::new(format!("{URI_PREFIX}{}", d.id), format!("{}", d.id))
                         .with_title(format!("{} ({})", d.service_name, d.status))
                         .with_mime_type("application/json"),
-                    Resource::new(format!("{URI_PREFIX}{}/logs", d.id), format!("{} logs", d.id))
-                        .with_title(format!("{} build and runtime logs", d.service_name))
-                        .with_mime_type("text/plain"),
+                    Resource::new(
+                        format!("{URI_PREFIX}{}/logs", d.id),
+                        format!("{} logs", d.id),
+                    )
+                    .with_title(format!("{} build and runtime logs", d.service_name))
+                    .with_mime_type("text/plain"),
                 ]
             })
             .collect();
