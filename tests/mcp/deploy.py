@@ -54,7 +54,13 @@ async def main():
                 "a call without deployment_id acts on the session's deployment",
                 current.model_dump(),
             )
+        # `"wait": false`: redeploy answers at once with the new deployment, not yet live.
+        quick = await client.call_tool("redeploy", {"deployment_id": d["id"], "wait": False})
+        q = quick.structured_content or {}
+        check(quick.is_error is not True, "redeploy with wait false succeeds", quick.model_dump())
+        check(q.get("id") not in (None, d["id"]) and q.get("status") != "live", "it answers before the new one is live", q)
         report(
+            wait_false_status=q.get("status"),
             protocol_version=client.protocol_version,
             id=d["id"],
             url=url,
