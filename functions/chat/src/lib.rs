@@ -10,6 +10,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod conversation;
+pub mod mcp;
 mod progress_stream;
 mod ws;
 
@@ -326,6 +327,18 @@ impl Api {
                 };
                 self.ws_chat(req, &owner).await.unwrap_or_else(|res| res)
             }
+            // MCP over Streamable HTTP, behind the same token as the API.
+            (_, ["mcp"]) => match self.authenticate(&req) {
+                Ok(owner) => {
+                    let options = mcp::McpOptions {
+                        owner,
+                        local_paths: self.options.local_paths,
+                    };
+                    let protected = self.options.token.is_some();
+                    mcp::handle_http(self.services.clone(), options, protected, req).await
+                }
+                Err(res) => res,
+            },
             (_, ["api", ..]) => {
                 let owner = match self.authenticate(&req) {
                     Ok(owner) => owner,

@@ -50,6 +50,9 @@ enum Command {
         #[command(flatten)]
         remote: cli::Remote,
     },
+    /// Serve DevGem's tools to an AI assistant over MCP on stdin/stdout (its `mcpServers`
+    /// entry: {"command": "devgem", "args": ["mcp"]}).
+    Mcp,
     /// Create the Pub/Sub topics and push subscriptions (emulator or Google Cloud).
     Bootstrap(cli::bootstrap::BootstrapArgs),
     #[command(flatten)]
@@ -130,6 +133,7 @@ fn main() -> ExitCode {
             Command::Deploy(args) => cli::deploy::run(args).await,
             Command::Serve(args) => cli::serve::run(args).await,
             Command::Bootstrap(args) => cli::bootstrap::run(args).await,
+            Command::Mcp => cli::mcp::run().await,
             Command::Status { id, remote, json } => cli::inspect::status(id, remote, json).await,
             Command::Logs { id, remote } => cli::inspect::logs(id, remote).await,
             Command::Stop { id, remote } => cli::inspect::stop(id, remote).await,

@@ -4,6 +4,7 @@ pub mod analyze;
 pub mod bootstrap;
 pub mod deploy;
 pub mod inspect;
+pub mod mcp;
 pub mod remote;
 pub mod serve;
 
