@@ -43,6 +43,9 @@ if ! command -v uv >/dev/null; then
   python3 -m pip install -q 'uv==0.13.9'
 fi
 
+# The MCP clients tests/mcp.rs drives the server with (the official Python `mcp`, 2.x and 1.x).
+bash "$(dirname "$0")/mcp-client-setup.sh"
+
 # The Terraform checks (tests/infra.rs): python-hcl2 and checkov, pinned, in a venv of their
 # own because checkov pins packages (botocore and more) the system Python has other versions
 # of. Kept outside the checkout so every clone on this machine shares it (about 300 MB).
