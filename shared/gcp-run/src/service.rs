@@ -223,6 +223,7 @@ mod tests {
                 ("devgem.repo".to_string(), "Octo/My.App".to_string()),
             ]),
             public: true,
+            hard_coded_port: None,
         }
     }
 

@@ -109,6 +109,7 @@ fn spec(image: &str) -> ReleaseSpec {
         },
         labels: BTreeMap::from([("devgem-deployment".to_string(), id.to_string())]),
         public: true,
+        hard_coded_port: None,
         deployment_id: id,
     }
 }

@@ -411,6 +411,35 @@ impl BuildPlan {
     }
 }
 
+/// Names of environment variables that look like credentials (`STRIPE_API_KEY`,
+/// `DATABASE_URL`), not paths to them (`..._FILE`, `..._PATH`). The one rule: the analyzer
+/// marks such variables secret, and the API and the chat keep their values secret.
+pub fn is_secret_name(name: &str) -> bool {
+    let n = name.to_ascii_uppercase();
+    const MARKERS: &[&str] = &[
+        "KEY",
+        "TOKEN",
+        "SECRET",
+        "PASSWORD",
+        "PASSWD",
+        "PWD",
+        "CREDENTIAL",
+        "PRIVATE",
+        "DATABASE_URL",
+        "DB_URL",
+        "_DSN",
+        "CONNECTION_STRING",
+        "AUTH",
+        "SALT",
+        "WEBHOOK",
+        "REDIS_URL",
+        "MONGO",
+        "SESSION",
+        "COOKIE",
+    ];
+    MARKERS.iter().any(|m| n.contains(m)) && !n.ends_with("_PATH") && !n.ends_with("_FILE")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -524,33 +553,4 @@ mod tests {
         plan.native_start_command = Some("python3 -m http.server $PORT".into());
         assert_eq!(plan.native_start(), "python3 -m http.server $PORT");
     }
-}
-
-/// Names of environment variables that look like credentials (`STRIPE_API_KEY`,
-/// `DATABASE_URL`), not paths to them (`..._FILE`, `..._PATH`). The one rule: the analyzer
-/// marks such variables secret, and the API and the chat keep their values secret.
-pub fn is_secret_name(name: &str) -> bool {
-    let n = name.to_ascii_uppercase();
-    const MARKERS: &[&str] = &[
-        "KEY",
-        "TOKEN",
-        "SECRET",
-        "PASSWORD",
-        "PASSWD",
-        "PWD",
-        "CREDENTIAL",
-        "PRIVATE",
-        "DATABASE_URL",
-        "DB_URL",
-        "_DSN",
-        "CONNECTION_STRING",
-        "AUTH",
-        "SALT",
-        "WEBHOOK",
-        "REDIS_URL",
-        "MONGO",
-        "SESSION",
-        "COOKIE",
-    ];
-    MARKERS.iter().any(|m| n.contains(m)) && !n.ends_with("_PATH") && !n.ends_with("_FILE")
 }
