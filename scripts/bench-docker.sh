@@ -40,9 +40,12 @@ deploy() {
 }
 secs() { case "$1" in failed) echo "failed" ;; *) echo "$1 s" ;; esac; }
 
-# Changes one line of the fixture's main file.
+# Changes one line of the main file of the fixture's app folder (a monorepo's service, as
+# `devgem analyze` picks it: a file outside it is not in the build context).
 change_one_line() {
-  local dir=$1
+  local dir app_dir
+  app_dir=$("$bin" analyze "$1" 2>/dev/null | awk '$1 == "app" && $2 == "folder" { print $3; exit }')
+  dir=$1/${app_dir}
   for f in app.py main.py manage.py server.js index.js index.html; do
     if [ -f "$dir/$f" ]; then
       case "$f" in
@@ -53,7 +56,7 @@ change_one_line() {
       return
     fi
   done
-  # No main file at the root: a one-line change of a new file does as well for the cache.
+  # No main file in the app folder: a one-line change of a new file does as well for the cache.
   echo "changed by bench-docker" >>"$dir/CHANGED.txt"
 }
 
