@@ -177,3 +177,82 @@ fn a_bad_provider_stops_the_server_at_start_naming_the_variable() {
         "{stderr}"
     );
 }
+
+/// Runs `devgem chat ARGS` with `input` piped in; returns its stdout once it exits (at the end
+/// of the input).
+fn chat_in_terminal(home: &Home, args: &[&str], input: &str) -> String {
+    use std::io::Write;
+    let mut child = home
+        .devgem()
+        .arg("chat")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("start devgem chat");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().expect("devgem chat ends");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The live URL `devgem chat` printed (`deployment d-… live URL`), answering with the app's body.
+fn live_url_in(out: &str) -> String {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("deployment ") && l.contains(" live "))
+        .unwrap_or_else(|| panic!("no live deployment in the output:\n{out}"));
+    let url = line.rsplit(' ').next().unwrap().to_string();
+    let (status, body) = get(&url).expect("the app answers");
+    assert_eq!((status, body.as_str()), (200, "key=undefined"), "{out}");
+    url
+}
+
+#[test]
+fn devgem_chat_piped_deploys_a_folder_here_shows_progress_and_the_status_names_the_url() {
+    let home = Home::new();
+    let app = tempfile::tempdir().unwrap();
+    key_app(app.path());
+    let out = chat_in_terminal(
+        &home,
+        &[],
+        &format!("deploy {}\nstatus\n", app.path().display()),
+    );
+    let url = live_url_in(&out);
+    // Plain progress lines while it ran, no colour codes when piped.
+    assert!(out.lines().count() > 4, "{out}");
+    assert!(!out.contains('\x1b'), "{out}");
+    // "status" is about the deployment the session just made.
+    let status_reply = out
+        .lines()
+        .rfind(|l| l.starts_with("devgem:"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(status_reply.contains("live"), "{out}");
+    assert!(out.contains(&url));
+}
+
+#[test]
+fn devgem_chat_with_a_server_follows_the_deployment_over_its_event_stream() {
+    let home = Home::new();
+    let app = tempfile::tempdir().unwrap();
+    key_app(app.path());
+    let server = home.serve(&[("DEVGEM_API_TOKEN", "chat-token")]);
+    let out = chat_in_terminal(
+        &home,
+        &["--server", &server.url, "--token", "chat-token"],
+        &format!("deploy {}\nexit\nstatus\n", app.path().display()),
+    );
+    live_url_in(&out);
+    // `exit` ends the session: the line after it is never sent.
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("devgem:")).count(),
+        1,
+        "{out}"
+    );
+}

@@ -473,7 +473,7 @@ impl Config {
             deliver_twice: flag(&get, "DEVGEM_BUS_DELIVER_TWICE")?,
             lease: seconds(&get, "DEVGEM_LEASE_SECS", 30)?,
             ready_timeout: seconds(&get, "DEVGEM_READY_TIMEOUT_SECS", 60)?,
-            llm: devgem_llm::ModelConfig::from_lookup(&get)
+            llm: devgem_llm::ModelConfig::from_lookup(get)
                 .map_err(|e| config_error(e.var, e.problem, e.fix))?,
             function,
             gcp,
