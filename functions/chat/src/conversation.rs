@@ -1,10 +1,11 @@
-//! One chat turn: the message is understood (by a [`Planner`]: the offline engine today, a
-//! language model later), each tool call runs through the shared executor, the session keeps
-//! the redacted turn and the deployment the conversation is about.
+//! One chat turn: the message is understood (by a [`Planner`]: the offline engine, or a
+//! language model through [`crate::model_planner::ModelPlanner`]), each tool call runs through
+//! the shared executor, the session keeps the redacted turn and the deployment the conversation
+//! is about.
 
 use async_trait::async_trait;
 use devgem_app::{AppError, LocalPaths, Services, ToolContext, ToolError, ToolResult, run_tool};
-use devgem_domain::{ChatRole, DeploymentId, Session, SessionId};
+use devgem_domain::{ChatRole, ChatTurn, DeploymentId, Session, SessionId};
 use devgem_ports::StoreError;
 use devgem_tools::{Context, ToolCall, ToolName, Understanding};
 use serde::Serialize;
@@ -13,23 +14,52 @@ use serde_json::Value;
 /// The most rounds of tool calls one message may take before the reply is given.
 pub const MAX_ROUNDS: usize = 4;
 
-/// Turns a message into tool calls or a reply. `done` holds the calls already made for this
-/// message with their results; a planner that has nothing more to call answers `Reply`.
-#[async_trait]
+/// Turns messages into tool calls or replies.
 pub trait Planner: Send + Sync {
-    async fn plan(&self, message: &str, context: &Context, done: &[Step]) -> Understanding;
+    /// The planning of one message, given the session's stored (already redacted) history.
+    fn begin(&self, message: &str, history: &[ChatTurn]) -> Box<dyn Planning>;
+}
+
+/// The planning of one message, asked once per round. `done` holds every call made for this
+/// message so far with its result; a planning with nothing more to call answers `Reply`.
+#[async_trait]
+pub trait Planning: Send {
+    async fn next(&mut self, context: &Context, done: &[Step]) -> Plan;
+}
+
+/// One round's decision, and who took it.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub understanding: Understanding,
+    /// The model that answered (`offline` for the engine).
+    pub model: Option<String>,
+    /// Steps worth showing the user (a model tier that failed, the model that answered).
+    pub thoughts: Vec<String>,
 }
 
 /// The offline intent engine: one round, no network.
 pub struct Offline;
 
-#[async_trait]
 impl Planner for Offline {
-    async fn plan(&self, message: &str, context: &Context, done: &[Step]) -> Understanding {
-        if done.is_empty() {
-            devgem_tools::understand(message, context)
+    fn begin(&self, message: &str, _history: &[ChatTurn]) -> Box<dyn Planning> {
+        Box::new(OfflinePlanning(message.to_string()))
+    }
+}
+
+struct OfflinePlanning(String);
+
+#[async_trait]
+impl Planning for OfflinePlanning {
+    async fn next(&mut self, context: &Context, done: &[Step]) -> Plan {
+        let understanding = if done.is_empty() {
+            devgem_tools::understand(&self.0, context)
         } else {
             Understanding::Reply(String::new())
+        };
+        Plan {
+            understanding,
+            model: Some("offline".into()),
+            thoughts: Vec::new(),
         }
     }
 }
@@ -64,6 +94,9 @@ pub struct Answer {
     pub actions: Vec<Action>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deployment_id: Option<DeploymentId>,
+    /// The model that gave the reply (`offline`, `Gemini API gemini-2.5-flash`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
     /// Deployments this message started (the sockets follow them).
     #[serde(skip)]
     pub started: Vec<DeploymentId>,
@@ -72,6 +105,9 @@ pub struct Answer {
 /// What a turn reports while it runs (the WebSocket shows each step as it happens).
 pub trait Observer: Send + Sync {
     fn step(&self, action: &Action);
+
+    /// A planning step that is not a tool call (a model tier failed, a model answered).
+    fn thought(&self, _text: &str) {}
 }
 
 /// Reports nothing (`POST /chat` answers once, at the end).
@@ -146,11 +182,21 @@ pub async fn converse(
     let mut replies: Vec<String> = Vec::new();
     let mut started = Vec::new();
     let mut focus: Vec<DeploymentId> = Vec::new();
+    // The planner's closing text: when there is one, it is the reply (a model sums up the
+    // results itself); without one, the tools' sentences are.
+    let mut closing: Option<String> = None;
+    let mut model: Option<String> = None;
+    let mut planning = planner.begin(message, &session.history);
     for _ in 0..MAX_ROUNDS {
-        let (calls, lead_in) = match planner.plan(message, &context, &steps).await {
+        let plan = planning.next(&context, &steps).await;
+        for thought in &plan.thoughts {
+            observer.thought(thought);
+        }
+        model = plan.model.or(model);
+        let (calls, lead_in) = match plan.understanding {
             Understanding::Reply(text) => {
                 if !text.is_empty() {
-                    replies.push(text);
+                    closing = Some(text);
                 }
                 break;
             }
@@ -222,7 +268,7 @@ pub async fn converse(
     let reply = if dry_run && !actions.is_empty() {
         dry_run_reply(&actions, &replies)
     } else {
-        replies.join("\n")
+        closing.unwrap_or_else(|| replies.join("\n"))
     };
     let values = secret_values(&steps);
     let stored = record(
@@ -238,6 +284,7 @@ pub async fn converse(
         reply: redact_values(&reply, &values),
         actions,
         deployment_id: stored.current.clone(),
+        model,
         started,
     })
 }

@@ -11,6 +11,7 @@
 
 pub mod conversation;
 pub mod mcp;
+pub mod model_planner;
 mod progress_stream;
 mod ws;
 

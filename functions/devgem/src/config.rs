@@ -260,6 +260,9 @@ pub struct Config {
     pub lease: Duration,
     /// How long a deployed app may take to listen on its port.
     pub ready_timeout: Duration,
+    /// The chat's language models (`DEVGEM_LLM`, `DEVGEM_LLM_MODEL` and the provider's
+    /// settings, as `devgem_llm::ModelConfig` reads them); the offline engine by default.
+    pub llm: devgem_llm::ModelConfig,
     /// Which function `devgem serve` hosts.
     pub function: FunctionTarget,
     /// The Google adapters' settings, when any Google adapter is chosen.
@@ -470,6 +473,8 @@ impl Config {
             deliver_twice: flag(&get, "DEVGEM_BUS_DELIVER_TWICE")?,
             lease: seconds(&get, "DEVGEM_LEASE_SECS", 30)?,
             ready_timeout: seconds(&get, "DEVGEM_READY_TIMEOUT_SECS", 60)?,
+            llm: devgem_llm::ModelConfig::from_lookup(get)
+                .map_err(|e| config_error(e.var, e.problem, e.fix))?,
             function,
             gcp,
             cloud,
@@ -587,6 +592,7 @@ impl Config {
             format!("lease         {}s", self.lease.as_secs()),
             format!("ready_timeout {}s", self.ready_timeout.as_secs()),
         ];
+        lines.extend(describe_llm(&self.llm));
         if let Some(c) = &self.cloud {
             lines.push(format!("region        {}", c.region));
             lines.push(format!("build_bucket  {}", c.build_bucket));
@@ -646,6 +652,50 @@ impl Config {
         }
         lines.join("\n")
     }
+}
+
+/// The chat's models as `describe` shows them: the provider, the models, where they are
+/// reached; keys masked.
+fn describe_llm(llm: &devgem_llm::ModelConfig) -> Vec<String> {
+    use devgem_llm::Provider;
+    let provider = match llm.provider {
+        Provider::Offline => "offline",
+        Provider::Gemini => "gemini",
+        Provider::Vertex => "vertex",
+        Provider::OpenAi => "openai",
+    };
+    let mut lines = vec![format!("llm           {provider}")];
+    if llm.provider == Provider::Offline {
+        return lines;
+    }
+    lines.push(format!(
+        "llm_models    {} (then offline)",
+        llm.models.join(", ")
+    ));
+    if let Some(v) = &llm.vertex {
+        lines.push(format!(
+            "vertex        project {} in {}{}",
+            v.project,
+            v.regions.join(", "),
+            v.endpoint
+                .as_deref()
+                .map(|e| format!(" at {e}"))
+                .unwrap_or_default()
+        ));
+    }
+    if let Some(g) = &llm.gemini {
+        lines.push(format!("gemini        key *** at {}", g.endpoint));
+    }
+    if let Some(o) = &llm.openai {
+        let key = if o.api_key.is_some() {
+            "***"
+        } else {
+            "(not set)"
+        };
+        lines.push(format!("openai        key {key} at {}", o.base_url));
+    }
+    lines.push(format!("llm_timeout   {}s", llm.policy.timeout.as_secs()));
+    lines
 }
 
 fn parse_listen(value: &str, port: u16) -> Result<SocketAddr, ConfigError> {
@@ -848,5 +898,31 @@ mod tests {
         );
         assert!(text.contains("api_token     ***"), "{text}");
         assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn the_chat_models_are_read_shown_masked_and_a_bad_value_names_its_variable() {
+        assert_eq!(
+            config(&[]).unwrap().llm.provider,
+            devgem_llm::Provider::Offline
+        );
+        let c = config(&[
+            ("DEVGEM_LLM", "gemini"),
+            ("GEMINI_API_KEY", "AIza-secret"),
+            ("DEVGEM_LLM_MODEL", "gemini-2.5-pro"),
+        ])
+        .unwrap();
+        let text = c.describe();
+        assert!(!text.contains("AIza-secret"), "{text}");
+        assert!(text.contains("llm           gemini"), "{text}");
+        assert!(text.contains("gemini-2.5-pro"), "{text}");
+        let err = config(&[("DEVGEM_LLM", "gpt")]).unwrap_err();
+        assert_eq!(err.var, "DEVGEM_LLM");
+        assert!(
+            err.to_string()
+                .contains("offline, gemini, vertex or openai")
+        );
+        let err = config(&[("DEVGEM_LLM", "gemini")]).unwrap_err();
+        assert_eq!(err.var, "GEMINI_API_KEY");
     }
 }

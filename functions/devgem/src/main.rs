@@ -53,6 +53,8 @@ enum Command {
     /// Serve DevGem's tools to an AI assistant over MCP on stdin/stdout (its `mcpServers`
     /// entry: {"command": "devgem", "args": ["mcp"]}).
     Mcp,
+    /// Talk to DevGem in the terminal: on this machine, or with a server (--server).
+    Chat(cli::chat::ChatArgs),
     /// Create the Pub/Sub topics and push subscriptions (emulator or Google Cloud).
     Bootstrap(cli::bootstrap::BootstrapArgs),
     #[command(flatten)]
@@ -134,6 +136,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => cli::serve::run(args).await,
             Command::Bootstrap(args) => cli::bootstrap::run(args).await,
             Command::Mcp => cli::mcp::run().await,
+            Command::Chat(args) => cli::chat::run(args).await,
             Command::Status { id, remote, json } => cli::inspect::status(id, remote, json).await,
             Command::Logs { id, remote } => cli::inspect::logs(id, remote).await,
             Command::Stop { id, remote } => cli::inspect::stop(id, remote).await,

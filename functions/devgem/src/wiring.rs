@@ -227,3 +227,22 @@ impl Wiring {
         map
     }
 }
+
+/// The chat's planner: the offline engine, or the configured models in a fallback chain that
+/// ends in it. Credentials that cannot be used (Vertex without application default
+/// credentials) are refused here, at start, naming the variable.
+pub fn chat_planner(
+    config: &Config,
+) -> anyhow::Result<Arc<dyn devgem_fn_chat::conversation::Planner>> {
+    if config.llm.provider == devgem_llm::Provider::Offline {
+        return Ok(Arc::new(devgem_fn_chat::conversation::Offline));
+    }
+    let chain = config
+        .llm
+        .build()
+        .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    tracing::info!(models = ?chain.tiers(), "the chat asks these models, in order");
+    Ok(Arc::new(devgem_fn_chat::model_planner::ModelPlanner::new(
+        chain,
+    )))
+}

@@ -2,6 +2,7 @@
 
 pub mod analyze;
 pub mod bootstrap;
+pub mod chat;
 pub mod deploy;
 pub mod inspect;
 pub mod mcp;

@@ -72,6 +72,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     config.check_servable()?;
+    let planner = wiring::chat_planner(&config)?;
     let target = config.function;
     let wiring = wiring::from_config(&config).await?;
     let services = wiring.services.clone();
@@ -113,6 +114,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 max_upload_bytes: config.max_upload_bytes,
             },
         )
+        .with_planner(planner)
     });
     let app = Arc::new(App {
         api,
