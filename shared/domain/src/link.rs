@@ -74,8 +74,7 @@ impl RepositoryName {
                 && p.len() <= 100
                 && !p.starts_with('.')
                 && !p.starts_with('-')
-                && p
-                    .bytes()
+                && p.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         };
         match value.split_once('/') {
@@ -137,7 +136,9 @@ impl Link {
     pub fn preview_service(&self, number: u64) -> ServiceName {
         let suffix = format!("-pr-{number}");
         let base = self.service_name.as_str();
-        let keep = SERVICE_NAME_MAX.saturating_sub(suffix.len()).min(base.len());
+        let keep = SERVICE_NAME_MAX
+            .saturating_sub(suffix.len())
+            .min(base.len());
         let base = base[..keep].trim_end_matches('-');
         ServiceName::derive_from(&format!("{base}{suffix}"))
     }

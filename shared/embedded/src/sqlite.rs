@@ -691,8 +691,16 @@ mod tests {
         assert_eq!(anns.len(), 1);
         assert_eq!(anns[0].id.as_str(), "l-a");
         assert_eq!(one.list_links(None).await.unwrap().len(), 2);
-        assert!(two.delete_link(&LinkId::parse("l-a").unwrap()).await.unwrap());
-        assert!(!one.delete_link(&LinkId::parse("l-a").unwrap()).await.unwrap());
+        assert!(
+            two.delete_link(&LinkId::parse("l-a").unwrap())
+                .await
+                .unwrap()
+        );
+        assert!(
+            !one.delete_link(&LinkId::parse("l-a").unwrap())
+                .await
+                .unwrap()
+        );
         assert!(one.list_links(Some("ann")).await.unwrap().is_empty());
 
         assert!(one.claim_delivery("guid-1").await.unwrap());

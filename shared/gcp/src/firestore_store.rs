@@ -380,7 +380,11 @@ impl StateStore for FirestoreStore {
             .await
             .map_err(unavailable)?;
         // Sorted here: an owner filter with an order would need a composite index.
-        links.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
+        links.sort_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
         Ok(links)
     }
 
