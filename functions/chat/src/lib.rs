@@ -10,6 +10,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod conversation;
+pub mod github;
 pub mod mcp;
 pub mod model_planner;
 mod progress_stream;
@@ -31,6 +32,7 @@ pub struct Api {
     services: Services,
     options: ApiOptions,
     planner: std::sync::Arc<dyn conversation::Planner>,
+    github: Option<github::Github>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -278,7 +280,14 @@ impl Api {
             services,
             options,
             planner: std::sync::Arc::new(conversation::Offline),
+            github: None,
         }
+    }
+
+    /// The same API with the GitHub webhook and links.
+    pub fn with_github(mut self, github: github::Github) -> Self {
+        self.github = Some(github);
+        self
     }
 
     /// The same API with another planner for the chat (a language model).
@@ -311,6 +320,18 @@ impl Api {
                         "POST /api/deployments/{id}/domains", "POST /chat", "GET /ws/chat"],
                 }),
             ),
+            (&Method::POST, ["webhooks", "github"]) => match &self.github {
+                Some(gh) => {
+                    gh.webhook(&self.services, self.options.local_paths, req)
+                        .await
+                }
+                None => error(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    "GitHub webhooks are not enabled on this server",
+                    Some("set GITHUB_WEBHOOK_SECRET".into()),
+                ),
+            },
             (&Method::GET, ["health"]) => {
                 json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
             }
@@ -395,6 +416,17 @@ impl Api {
         owner: &str,
     ) -> Result<Response, Response> {
         let services = &self.services;
+        if let ["links", rest @ ..] = rest {
+            let Some(gh) = &self.github else {
+                return Err(error(
+                    StatusCode::NOT_FOUND,
+                    "not_found",
+                    "GitHub links are not enabled on this server",
+                    None,
+                ));
+            };
+            return gh.links_api(services, req, method, rest, owner).await;
+        }
         match (method, rest) {
             (&Method::POST, ["deployments"]) => {
                 let (body, upload) = match multipart_boundary(&req) {

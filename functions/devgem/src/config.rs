@@ -269,6 +269,11 @@ pub struct Config {
     pub gcp: Option<devgem_gcp::GcpConfig>,
     /// Cloud Build's and Cloud Run's settings, when either is chosen.
     pub cloud: Option<devgem_gcp_run::CloudConfig>,
+    /// GitHub: the webhook secret (`GITHUB_WEBHOOK_SECRET`; no deliveries without it), the web
+    /// host clone URLs must be on (`DEVGEM_GITHUB_URL`) and the REST API (`DEVGEM_GITHUB_API_URL`).
+    pub github_webhook_secret: Option<Secret>,
+    pub github_url: String,
+    pub github_api_url: String,
 }
 
 /// Where images are named when no registry is configured: built here, pushed nowhere.
@@ -478,6 +483,10 @@ impl Config {
             function,
             gcp,
             cloud,
+            github_webhook_secret: get("GITHUB_WEBHOOK_SECRET").map(Secret),
+            github_url: get("DEVGEM_GITHUB_URL").unwrap_or_else(|| "https://github.com".into()),
+            github_api_url: get("DEVGEM_GITHUB_API_URL")
+                .unwrap_or_else(|| "https://api.github.com".into()),
         })
     }
 

@@ -115,6 +115,23 @@ pub async fn create_deployment(
     services: &Services,
     request: CreateDeployment,
 ) -> Result<Deployment, AppError> {
+    create_deployment_at(services, request, None).await
+}
+
+/// [`create_deployment`] of exactly `commit` (a full sha), as a pushed webhook names it.
+pub async fn create_deployment_at(
+    services: &Services,
+    request: CreateDeployment,
+    commit: Option<String>,
+) -> Result<Deployment, AppError> {
+    if let Some(sha) = &commit
+        && !(sha.len() == 40 && sha.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return Err(bad(
+            format!("{sha:?} is not a commit sha"),
+            "give the full 40-character sha",
+        ));
+    }
     let source = request.source.trim().to_string();
     if source.is_empty() && request.upload.is_none() {
         return Err(bad(
@@ -191,7 +208,7 @@ pub async fn create_deployment(
                 location: source,
                 archive,
                 branch: request.branch.filter(|b| !b.is_empty()),
-                commit: None,
+                commit,
                 subdir: request.subdir.filter(|s| !s.is_empty()),
             },
             service_name,

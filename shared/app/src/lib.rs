@@ -18,7 +18,7 @@ pub mod tools;
 
 pub use commands::{
     AppError, CreateDeployment, LocalPaths, abort_deployment, check_upload, create_deployment,
-    follow, resume_unfinished, stop_deployment, user_env,
+    create_deployment_at, follow, resume_unfinished, stop_deployment, user_env,
 };
 pub use reporter::{Reporter, TickerGuard};
 pub use services::{Core, InstanceId, Services};

@@ -6,6 +6,7 @@
 
 mod deployment;
 mod id;
+mod link;
 mod message;
 mod progress;
 mod session;
@@ -16,6 +17,7 @@ pub use deployment::{
     SHORTHAND_GIT_HOSTS, Source, SourceKind, StageResult,
 };
 pub use id::{DeploymentId, EnvVarName, ImageRef, InvalidName, ServiceName};
+pub use link::{Link, LinkId, RepositoryName};
 pub use message::{Stage, StageMessage};
 pub use progress::{
     EventKind, NewEvent, ProgressEvent, Step, VirtualProgress, ticking_percent, virtual_fraction,

@@ -10,7 +10,9 @@
 
 use crate::fanout::{ChangeFeed, EventHub, Published, WatchId};
 use async_trait::async_trait;
-use devgem_domain::{Deployment, DeploymentId, NewEvent, ProgressEvent, Session, SessionId};
+use devgem_domain::{
+    Deployment, DeploymentId, Link, LinkId, NewEvent, ProgressEvent, Session, SessionId,
+};
 use devgem_ports::{EventStream, ListFilter, StateStore, StoreError};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::collections::HashMap;
@@ -98,6 +100,15 @@ impl SqliteStore {
                  owner TEXT NOT NULL,
                  version INTEGER NOT NULL,
                  doc TEXT NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS links (
+                 id TEXT PRIMARY KEY,
+                 owner TEXT NOT NULL,
+                 created_at TEXT NOT NULL,
+                 doc TEXT NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS deliveries (
+                 id TEXT PRIMARY KEY
              );",
         )
         .map_err(unavailable)?;
@@ -301,6 +312,71 @@ fn read_events(
 
 #[async_trait]
 impl StateStore for SqliteStore {
+    async fn put_link(&self, link: &Link) -> Result<(), StoreError> {
+        let doc = to_json(link)?;
+        let (id, owner, at) = (
+            link.id.to_string(),
+            link.owner.clone(),
+            link.created_at.to_rfc3339(),
+        );
+        self.with_conn(move |conn, _| {
+            let inserted = conn
+                .execute(
+                    "INSERT OR IGNORE INTO links (id, owner, created_at, doc) VALUES (?1, ?2, ?3, ?4)",
+                    params![id, owner, at, doc],
+                )
+                .map_err(unavailable)?;
+            if inserted == 1 {
+                Ok(())
+            } else {
+                Err(StoreError::Unavailable(format!("link {id} already exists")))
+            }
+        })
+        .await
+    }
+
+    async fn list_links(&self, owner: Option<&str>) -> Result<Vec<Link>, StoreError> {
+        let owner = owner.map(str::to_string);
+        self.with_conn(move |conn, _| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT doc FROM links WHERE ?1 IS NULL OR owner = ?1 ORDER BY created_at, id",
+                )
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map(params![owner], |row| row.get::<_, String>(0))
+                .map_err(unavailable)?;
+            rows.map(|doc| from_json(&doc.map_err(unavailable)?))
+                .collect()
+        })
+        .await
+    }
+
+    async fn delete_link(&self, id: &LinkId) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.with_conn(move |conn, _| {
+            let deleted = conn
+                .execute("DELETE FROM links WHERE id = ?1", params![id])
+                .map_err(unavailable)?;
+            Ok(deleted == 1)
+        })
+        .await
+    }
+
+    async fn claim_delivery(&self, delivery_id: &str) -> Result<bool, StoreError> {
+        let id = delivery_id.to_string();
+        self.with_conn(move |conn, _| {
+            let inserted = conn
+                .execute(
+                    "INSERT OR IGNORE INTO deliveries (id) VALUES (?1)",
+                    params![id],
+                )
+                .map_err(unavailable)?;
+            Ok(inserted == 1)
+        })
+        .await
+    }
+
     async fn put_session(&self, session: &Session) -> Result<Session, StoreError> {
         let mut stored = session.clone();
         stored.version = session.version + 1;
@@ -588,6 +664,48 @@ mod tests {
         ));
         let stored = store.get(&d.id).await.unwrap().unwrap();
         assert_eq!(stored.summary.as_deref(), Some("a"));
+    }
+
+    #[tokio::test]
+    async fn links_are_listed_per_owner_and_deliveries_are_claimed_once_across_handles() {
+        use devgem_domain::{Link, LinkId, RepositoryName, ServiceName};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let (one, two) = (
+            SqliteStore::open(&path).unwrap(),
+            SqliteStore::open(&path).unwrap(),
+        );
+        let link = |id: &str, owner: &str| Link {
+            id: LinkId::parse(id).unwrap(),
+            owner: owner.into(),
+            repository: RepositoryName::parse("acme/shop").unwrap(),
+            branch: "main".into(),
+            service_name: ServiceName::parse("shop").unwrap(),
+            env_names: vec![],
+            created_at: chrono::Utc::now(),
+        };
+        one.put_link(&link("l-a", "ann")).await.unwrap();
+        two.put_link(&link("l-b", "bob")).await.unwrap();
+        assert!(one.put_link(&link("l-a", "ann")).await.is_err());
+        let anns = two.list_links(Some("ann")).await.unwrap();
+        assert_eq!(anns.len(), 1);
+        assert_eq!(anns[0].id.as_str(), "l-a");
+        assert_eq!(one.list_links(None).await.unwrap().len(), 2);
+        assert!(
+            two.delete_link(&LinkId::parse("l-a").unwrap())
+                .await
+                .unwrap()
+        );
+        assert!(
+            !one.delete_link(&LinkId::parse("l-a").unwrap())
+                .await
+                .unwrap()
+        );
+        assert!(one.list_links(Some("ann")).await.unwrap().is_empty());
+
+        assert!(one.claim_delivery("guid-1").await.unwrap());
+        assert!(!two.claim_delivery("guid-1").await.unwrap());
+        assert!(two.claim_delivery("guid-2").await.unwrap());
     }
 
     #[tokio::test]

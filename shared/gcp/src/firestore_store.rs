@@ -6,6 +6,8 @@
 //!   microseconds, an integer so it sorts correctly; chrono's RFC 3339 strings do not).
 //! * `deployments/{id}/events/{seq:010}`: one `ProgressEvent` per document.
 //! * `sessions/{id}`: a chat `Session`, written with the same compare-and-set as deployments.
+//! * `links/{id}`: a repository `Link`.
+//! * `deliveries/{id}`: a webhook delivery already handled (created with must-not-exist).
 //!
 //! **Event numbering.** An appender creates `events/{n}` with a must-not-exist precondition,
 //! where `n` is one more than the highest seq it knows; when the create fails because `n`
@@ -21,7 +23,9 @@
 use crate::config::GcpConfig;
 use async_trait::async_trait;
 use chrono::Utc;
-use devgem_domain::{Deployment, DeploymentId, NewEvent, ProgressEvent, Session, SessionId};
+use devgem_domain::{
+    Deployment, DeploymentId, Link, LinkId, NewEvent, ProgressEvent, Session, SessionId,
+};
 use devgem_embedded::fanout::{ChangeFeed, EventHub, WatchId};
 use devgem_ports::{EventStream, ListFilter, StateStore, StoreError};
 use firestore::errors::FirestoreError;
@@ -40,6 +44,8 @@ use tokio::sync::oneshot;
 const DEPLOYMENTS: &str = "deployments";
 const EVENTS: &str = "events";
 const SESSIONS: &str = "sessions";
+const LINKS: &str = "links";
+const DELIVERIES: &str = "deliveries";
 const DEFAULT_LIST_LIMIT: usize = 100;
 /// Creates of an event seq that may lose to other appenders before giving up. Each loss
 /// means another appender won, so this bounds the contention, not the progress.
@@ -339,6 +345,101 @@ fn seq_doc_id(seq: u64) -> String {
 
 #[async_trait]
 impl StateStore for FirestoreStore {
+    async fn put_link(&self, link: &Link) -> Result<(), StoreError> {
+        let result = self
+            .db
+            .fluent()
+            .insert()
+            .into(LINKS)
+            .document_id(link.id.as_str())
+            .object(link)
+            .execute::<IgnoredAny>()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(FirestoreError::DataConflictError(_)) => Err(StoreError::Unavailable(format!(
+                "link {} already exists",
+                link.id
+            ))),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn list_links(&self, owner: Option<&str>) -> Result<Vec<Link>, StoreError> {
+        let owner = owner.map(str::to_string);
+        let mut links: Vec<Link> = self
+            .db
+            .fluent()
+            .select()
+            .from(LINKS)
+            .filter(move |q| {
+                q.for_all([owner.as_ref().and_then(|o| q.field("owner").eq(o.as_str()))])
+            })
+            .obj()
+            .query()
+            .await
+            .map_err(unavailable)?;
+        // Sorted here: an owner filter with an order would need a composite index.
+        links.sort_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        Ok(links)
+    }
+
+    async fn delete_link(&self, id: &LinkId) -> Result<bool, StoreError> {
+        let existing: Option<Link> = self
+            .db
+            .fluent()
+            .select()
+            .by_id_in(LINKS)
+            .obj()
+            .one(id.as_str())
+            .await
+            .map_err(unavailable)?;
+        if existing.is_none() {
+            return Ok(false);
+        }
+        self.db
+            .fluent()
+            .delete()
+            .from(LINKS)
+            .document_id(id.as_str())
+            .execute()
+            .await
+            .map_err(unavailable)?;
+        Ok(true)
+    }
+
+    async fn claim_delivery(&self, delivery_id: &str) -> Result<bool, StoreError> {
+        #[derive(Serialize, Deserialize)]
+        struct Seen {
+            at_us: i64,
+        }
+        // Document ids may not hold '/'; a GUID never does, anything else is mapped.
+        let doc_id: String = delivery_id
+            .chars()
+            .map(|c| if c == '/' { '_' } else { c })
+            .collect();
+        let result = self
+            .db
+            .fluent()
+            .insert()
+            .into(DELIVERIES)
+            .document_id(&doc_id)
+            .object(&Seen {
+                at_us: Utc::now().timestamp_micros(),
+            })
+            .execute::<IgnoredAny>()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(FirestoreError::DataConflictError(_)) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
     async fn put_session(&self, session: &Session) -> Result<Session, StoreError> {
         let id = &session.id;
         let mut stored = session.clone();

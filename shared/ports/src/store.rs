@@ -1,8 +1,11 @@
 //! The state store: deployments with compare-and-set writes, each deployment's numbered
-//! progress events with a change stream, and chat sessions (compare-and-set too).
+//! progress events with a change stream, chat sessions (compare-and-set too), repository
+//! links, and the webhook deliveries already seen.
 
 use async_trait::async_trait;
-use devgem_domain::{Deployment, DeploymentId, NewEvent, ProgressEvent, Session, SessionId};
+use devgem_domain::{
+    Deployment, DeploymentId, Link, LinkId, NewEvent, ProgressEvent, Session, SessionId,
+};
 use futures::stream::BoxStream;
 
 #[derive(Debug, thiserror::Error)]
@@ -70,4 +73,17 @@ pub trait StateStore: Send + Sync {
     async fn put_session(&self, session: &Session) -> Result<Session, StoreError>;
 
     async fn get_session(&self, id: &SessionId) -> Result<Option<Session>, StoreError>;
+
+    /// Stores a new link (its id must be new).
+    async fn put_link(&self, link: &Link) -> Result<(), StoreError>;
+
+    /// Every link, or only `owner`'s, oldest first.
+    async fn list_links(&self, owner: Option<&str>) -> Result<Vec<Link>, StoreError>;
+
+    /// Removes a link; `false` when there was none.
+    async fn delete_link(&self, id: &LinkId) -> Result<bool, StoreError>;
+
+    /// Records a webhook delivery id if it is new (create-if-absent, so it holds across
+    /// instances): `true` the first time, `false` for a redelivery.
+    async fn claim_delivery(&self, delivery_id: &str) -> Result<bool, StoreError>;
 }

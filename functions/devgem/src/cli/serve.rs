@@ -115,6 +115,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             },
         )
         .with_planner(planner)
+        .with_github(devgem_fn_chat::github::Github {
+            options: devgem_fn_chat::github::GithubOptions {
+                webhook_secret: config
+                    .github_webhook_secret
+                    .as_ref()
+                    .map(|s| s.expose().to_string()),
+                web_url: config.github_url.clone(),
+            },
+            api: Arc::new(devgem_fn_chat::github::RestGithub::new(
+                &config.github_api_url,
+                config.github_token.as_ref().map(|t| t.expose().to_string()),
+            )),
+        })
     });
     let app = Arc::new(App {
         api,

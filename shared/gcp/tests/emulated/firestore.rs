@@ -436,3 +436,39 @@ async fn sessions_are_written_with_compare_and_set() {
     assert_eq!(read.history.len(), 2);
     assert_eq!(read.history[1].text, "deploying");
 }
+
+#[tokio::test]
+async fn links_are_listed_per_owner_and_deliveries_are_claimed_once() {
+    use devgem_domain::{Link, LinkId, RepositoryName, ServiceName};
+    let Some(emu) = require_emulators!() else {
+        return;
+    };
+    let (one, two) = (store(&config(emu)).await, store(&config(emu)).await);
+    // Owners unique to this run: the emulator's data outlives a test.
+    let (ann, bob) = (
+        format!("ann-{}", uuid::Uuid::new_v4().simple()),
+        format!("bob-{}", uuid::Uuid::new_v4().simple()),
+    );
+    let link = |owner: &str| Link {
+        id: LinkId::from_uuid(uuid::Uuid::new_v4()),
+        owner: owner.into(),
+        repository: RepositoryName::parse("acme/shop").unwrap(),
+        branch: "main".into(),
+        service_name: ServiceName::parse("shop").unwrap(),
+        env_names: vec![],
+        created_at: chrono::Utc::now(),
+    };
+    let (a, b) = (link(&ann), link(&bob));
+    one.put_link(&a).await.unwrap();
+    two.put_link(&b).await.unwrap();
+    assert!(one.put_link(&a).await.is_err());
+    assert_eq!(two.list_links(Some(&ann)).await.unwrap(), [a.clone()]);
+    assert!(two.delete_link(&a.id).await.unwrap());
+    assert!(!one.delete_link(&a.id).await.unwrap());
+    assert!(one.list_links(Some(&ann)).await.unwrap().is_empty());
+    assert_eq!(one.list_links(Some(&bob)).await.unwrap().len(), 1);
+
+    let guid = uuid::Uuid::new_v4().to_string();
+    assert!(one.claim_delivery(&guid).await.unwrap());
+    assert!(!two.claim_delivery(&guid).await.unwrap());
+}
