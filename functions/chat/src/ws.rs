@@ -57,6 +57,11 @@ impl Observer for Outbox {
     fn step(&self, action: &Action) {
         self.send(json!({"type": "ai_thought", "action": action, "text": thought(action)}));
     }
+
+    /// The model's own steps (which model answered, a tier that failed) are shown too.
+    fn thought(&self, text: &str) {
+        self.send(json!({"type": "ai_thought", "text": text}));
+    }
 }
 
 fn thought(action: &Action) -> String {
