@@ -46,22 +46,38 @@ fn google() -> Google {
     }
 }
 
+/// How the user picks Google's adapters: `--to cloudrun`, or the two variables.
+enum Choice {
+    ToFlag,
+    Variables,
+}
+
 fn deploy_to_cloud_run(
     home: &Home,
     google: &Google,
     app: &str,
+    choice: Choice,
     extra: &[&str],
 ) -> std::process::Output {
     let mut cmd = home.devgem();
-    cmd.args(["deploy", "--to", "cloudrun"])
-        .args(extra)
+    cmd.arg("deploy");
+    match choice {
+        Choice::ToFlag => {
+            cmd.args(["--to", "cloudrun"])
+                .env_remove("DEVGEM_BUILDER")
+                .env_remove("DEVGEM_RUNTIME");
+        }
+        Choice::Variables => {
+            cmd.env("DEVGEM_BUILDER", "cloudbuild")
+                .env("DEVGEM_RUNTIME", "cloudrun");
+        }
+    }
+    cmd.args(extra)
         .arg("--env")
         .arg(format!("STRIPE_KEY={SECRET_VALUE}"))
         .arg(fixture(app))
         .env("GOOGLE_CLOUD_PROJECT", PROJECT)
-        .env("GOOGLE_OAUTH_ACCESS_TOKEN", TOKEN)
-        .env_remove("DEVGEM_BUILDER")
-        .env_remove("DEVGEM_RUNTIME");
+        .env("GOOGLE_OAUTH_ACCESS_TOKEN", TOKEN);
     for var in [
         "DEVGEM_CLOUDBUILD_ENDPOINT",
         "DEVGEM_RUN_ENDPOINT",
@@ -79,7 +95,7 @@ fn deploy_to_cloud_run(
 fn devgem_deploy_to_cloudrun_goes_live_at_the_service_url_on_the_standin() {
     let home = Home::new();
     let google = google();
-    let out = deploy_to_cloud_run(&home, &google, "flask-basic", &[]);
+    let out = deploy_to_cloud_run(&home, &google, "flask-basic", Choice::ToFlag, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
@@ -169,10 +185,16 @@ fn devgem_deploy_to_cloudrun_goes_live_at_the_service_url_on_the_standin() {
 }
 
 #[test]
-fn a_private_deploy_grants_no_public_invoker_on_the_standin() {
+fn a_private_deploy_by_the_two_variables_grants_no_public_invoker_on_the_standin() {
     let home = Home::new();
     let google = google();
-    let out = deploy_to_cloud_run(&home, &google, "static-site", &["--private"]);
+    let out = deploy_to_cloud_run(
+        &home,
+        &google,
+        "static-site",
+        Choice::Variables,
+        &["--private"],
+    );
     assert!(
         out.status.success(),
         "{}{}",
