@@ -26,6 +26,25 @@ fn fixture(name: &str) -> std::path::PathBuf {
         .join(name)
 }
 
+/// The request as JSON with every object's keys in order: the generated models keep maps
+/// (labels, limits) in hash maps, whose order changes from run to run.
+fn sorted(value: &impl serde::Serialize) -> serde_json::Value {
+    fn sort(value: serde_json::Value) -> serde_json::Value {
+        match value {
+            serde_json::Value::Object(map) => {
+                let mut entries: Vec<_> = map.into_iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(&b.0));
+                serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k, sort(v))).collect())
+            }
+            serde_json::Value::Array(items) => {
+                serde_json::Value::Array(items.into_iter().map(sort).collect())
+            }
+            other => other,
+        }
+    }
+    sort(serde_json::to_value(value).expect("the request serializes"))
+}
+
 #[test]
 fn cloud_build_and_cloud_run_requests_for_fixture_apps() {
     let config = CloudConfig::new("acme-prod");
@@ -59,7 +78,7 @@ fn cloud_build_and_cloud_run_requests_for_fixture_apps() {
             token_secret: None,
         };
         let (build, rendered) = render_build(&request, &config, &source, Duration::from_secs(1200));
-        insta::assert_json_snapshot!(format!("{app}-cloud-build"), build);
+        insta::assert_json_snapshot!(format!("{app}-cloud-build"), sorted(&build));
 
         let spec = ReleaseSpec::from_plan(
             id.clone(),
@@ -77,6 +96,6 @@ fn cloud_build_and_cloud_run_requests_for_fixture_apps() {
             BTreeMap::from([("devgem-commit".to_string(), commit.to_string())]),
         );
         let service = render_service(&spec, &spec.first_revision()).unwrap();
-        insta::assert_json_snapshot!(format!("{app}-cloud-run-service"), service);
+        insta::assert_json_snapshot!(format!("{app}-cloud-run-service"), sorted(&service));
     }
 }
