@@ -581,12 +581,13 @@ async fn a_node_build_redeploy_takes_its_dependencies_from_cache() {
         assert!(cached(&output, step), "`{step}` was not cached:\n{output}");
     }
     assert!(!cached(&output, "RUN npm run build"), "{output}");
+    // The times are figures for BENCHMARKS.md (scripts/bench-docker.sh), not a pass mark:
+    // on a machine whose engine already holds these layers the first build is cached too.
     println!(
         "nestjs-basic: first build {:.1} s, redeploy build {:.1} s",
         first_build.as_secs_f64(),
         redeploy_build.as_secs_f64()
     );
-    assert!(redeploy_build < first_build, "{output}");
 
     let spec = release(&second, service, artifact, &plan, vec![]).await;
     let live = runtime
