@@ -566,7 +566,11 @@ async fn a_node_build_redeploy_takes_its_dependencies_from_cache() {
     let source = std::fs::read_to_string(&controller).unwrap();
     std::fs::write(
         &controller,
-        source.replace("a DevGem fixture", "changed by one line"),
+        // A change no earlier run made, so the engine cannot hold its layer already.
+        source.replace(
+            "a DevGem fixture",
+            &format!("changed by one line {}", uuid::Uuid::now_v7()),
+        ),
     )
     .unwrap();
     let second = DeploymentId::from_uuid(uuid::Uuid::now_v7());
