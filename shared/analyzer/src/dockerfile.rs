@@ -242,6 +242,15 @@ pub fn render(plan: &BuildPlan) -> String {
             let _ = writeln!(o, "WORKDIR /app\nUSER app");
             cmd(&mut o, &plan.start_command);
         }
+        Template::Node
+        | Template::NodeBuild
+        | Template::Nextjs
+        | Template::Nuxt
+        | Template::NextjsStandalone
+            if plan.workspace_root.is_some() =>
+        {
+            workspace_member(&mut o, plan, &build_img, &install, &build);
+        }
         Template::Node | Template::Bun => {
             let user = if plan.template == Template::Bun {
                 "bun"
@@ -676,6 +685,39 @@ pub fn render(plan: &BuildPlan) -> String {
     o
 }
 
+/// A member of a JavaScript workspace: the build context is the workspace root. The
+/// manifests of every workspace package and the root's lockfile come first and the install
+/// runs at the root (source edits reuse that layer), then the build of the app and the
+/// workspace packages it uses; the runtime stage keeps the whole workspace (the packages are
+/// linked into the root's `node_modules`) and starts the app from its folder.
+fn workspace_member(
+    o: &mut String,
+    plan: &BuildPlan,
+    build_img: &str,
+    install: &str,
+    build: &Option<String>,
+) {
+    let member = plan.app_dir_in_build_dir();
+    build_stage(o, plan, build_img, "build");
+    let _ = writeln!(o, "WORKDIR /app");
+    corepack(o, plan);
+    install_then_copy_sources(o, plan, install);
+    let _ = writeln!(o, "ENV NEXT_TELEMETRY_DISABLED=1");
+    run_build(o, build);
+    runtime_stage(o, plan);
+    let _ = writeln!(o, "WORKDIR /app");
+    let _ = writeln!(o, "COPY --from=build --chown=node:node /app /app");
+    let _ = writeln!(o, "WORKDIR /app/{member}");
+    // The app's binaries (`next`, a workspace package's own) are linked into the root's
+    // node_modules/.bin, or into the app's when versions differ.
+    let _ = writeln!(
+        o,
+        "ENV PATH=\"/app/{member}/node_modules/.bin:/app/node_modules/.bin:$PATH\""
+    );
+    let _ = writeln!(o, "USER node");
+    cmd(o, &plan.start_command);
+}
+
 fn corepack(o: &mut String, plan: &BuildPlan) {
     match (
         plan.package_manager,
@@ -704,6 +746,22 @@ fn install_package_manager(o: &mut String, manager: PackageManager, version: &st
     };
     let _ = writeln!(o, "RUN npm install -g --force {package}");
 }
+
+/// The build output and dependency folders of any package of a workspace.
+const WORKSPACE_IGNORED: &[&str] = &[
+    "**/node_modules",
+    "**/dist",
+    "**/build",
+    "**/.next",
+    "**/.nuxt",
+    "**/.output",
+    "**/.svelte-kit",
+    "**/.turbo",
+    "**/.cache",
+    "**/.angular",
+    "**/out",
+    "**/coverage",
+];
 
 /// Renders the .dockerignore: VCS data, local secrets, dependencies and build output stay out
 /// of the build context.
@@ -762,6 +820,20 @@ pub fn render_ignore(plan: &BuildPlan) -> String {
         Language::Docker => &["dist", "build", "target"],
     };
     lines.extend(extra);
+    if plan.workspace_root.is_some() {
+        // The context is the workspace root: every package's dependencies and build output
+        // stay out, not only the root's.
+        lines = lines
+            .into_iter()
+            .map(|l| {
+                WORKSPACE_IGNORED
+                    .iter()
+                    .find(|w| w.strip_prefix("**/") == Some(l))
+                    .copied()
+                    .unwrap_or(l)
+            })
+            .collect();
+    }
     // Never ignore what the static template serves.
     if plan.template == Template::Static {
         lines.retain(|l| Some(*l) != plan.static_dir.as_deref());

@@ -46,8 +46,8 @@
 //! Docker) must prefer it to `start_command`: static sites are served by nginx in the image but
 //! by `python3 -m http.server` natively, PHP by Apache in the image and `php -S` natively.
 //!
-//! Build context: a rendered Dockerfile expects the app folder ([`BuildPlan::app_dir`]) as its
-//! build context.
+//! Build context: a rendered Dockerfile expects [`BuildPlan::build_dir`] as its build context:
+//! the app folder ([`BuildPlan::app_dir`]), or the workspace root of a workspace member.
 
 mod common;
 mod detect;
@@ -102,6 +102,9 @@ pub struct PortIssue {
 pub struct Details {
     /// The app folder inside the checkout ("." for the root).
     pub app_dir: String,
+    /// The workspace root the app is a member of ([`BuildPlan::workspace_root`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workspace_root: Option<String>,
     /// The Dockerfile template family; `None` only when nothing was recognised.
     pub template: Option<Template>,
     /// Where the runtime version came from (a file, or "default").
@@ -362,6 +365,7 @@ pub fn plan(analysis: &Analysis) -> Result<BuildPlan, PlanError> {
         } else {
             d.app_dir.clone()
         },
+        workspace_root: d.workspace_root.clone(),
         install_command: analysis.install_command.clone(),
         build_command: analysis.build_command.clone(),
         start_command: start,

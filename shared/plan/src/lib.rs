@@ -267,8 +267,9 @@ pub struct EnvVarUse {
 /// How to build and run one app. The Dockerfile, the Cloud Build request and the native local
 /// build are all renderings of this plan.
 ///
-/// Commands are POSIX shell strings run from `app_dir` with `PORT` set; the start command
-/// makes the app listen on `0.0.0.0:$PORT`. Python runs inside a virtualenv whose `bin/` is
+/// Commands are POSIX shell strings run with `PORT` set: the install and build commands from
+/// [`BuildPlan::build_dir`] (the workspace root of a workspace member, else `app_dir`), the
+/// start command from `app_dir`; it makes the app listen on `0.0.0.0:$PORT`. Python runs inside a virtualenv whose `bin/` is
 /// first on `PATH`; Node has `node_modules/.bin` on `PATH`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BuildPlan {
@@ -281,8 +282,15 @@ pub struct BuildPlan {
     /// lockfile needs one; `None` when any version will do.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub package_manager_version: Option<String>,
-    /// The folder of the app inside the checkout ("." for the root).
+    /// The folder of the app inside the checkout ("." for the root): the start command runs
+    /// here.
     pub app_dir: String,
+    /// The root of the workspace (npm, pnpm or Yarn workspaces, Turborepo) the app is a member
+    /// of, inside the checkout ("." for the root), when it is one: the dependencies are
+    /// installed and the app and the workspace packages it depends on built there, and it is
+    /// the Dockerfile's build context. `None` for an app built in its own folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace_root: Option<String>,
     pub install_command: Option<String>,
     pub build_command: Option<String>,
     pub start_command: String,
@@ -383,6 +391,7 @@ impl BuildPlan {
             package_manager: None,
             package_manager_version: None,
             app_dir: ".".into(),
+            workspace_root: None,
             install_command: None,
             build_command: None,
             start_command: start_command.into(),
@@ -400,6 +409,29 @@ impl BuildPlan {
             existing_dockerfile: None,
             env_vars: vec![],
             hard_coded_port: None,
+        }
+    }
+
+    /// The folder, inside the checkout, the dependencies are installed and the app built in,
+    /// and the Dockerfile's build context: the workspace root for a workspace member, else
+    /// the app's folder.
+    pub fn build_dir(&self) -> &str {
+        self.workspace_root.as_deref().unwrap_or(&self.app_dir)
+    }
+
+    /// The app's folder relative to [`BuildPlan::build_dir`] ("." when they are the same):
+    /// where the start command runs inside the image (`/app/<this>`).
+    pub fn app_dir_in_build_dir(&self) -> String {
+        let parts = |d: &str| -> Vec<String> {
+            d.split('/')
+                .filter(|p| !p.is_empty() && *p != ".")
+                .map(str::to_string)
+                .collect()
+        };
+        let (base, app) = (parts(self.build_dir()), parts(&self.app_dir));
+        match app.strip_prefix(base.as_slice()) {
+            Some(rest) if !rest.is_empty() => rest.join("/"),
+            _ => ".".into(),
         }
     }
 
@@ -544,6 +576,31 @@ mod tests {
         assert_eq!(json["package_manager"], "pnpm");
         let back: BuildPlan = serde_json::from_value(json).unwrap();
         assert_eq!(back, plan);
+    }
+
+    #[test]
+    fn a_workspace_member_builds_at_the_workspace_root_and_starts_in_its_folder() {
+        let mut plan = BuildPlan::new(Language::Node, Template::Node, "npm run start");
+        assert_eq!(plan.build_dir(), ".");
+        assert_eq!(plan.app_dir_in_build_dir(), ".");
+        plan.app_dir = "apps/web".into();
+        assert_eq!(plan.build_dir(), "apps/web");
+        assert_eq!(plan.app_dir_in_build_dir(), ".");
+        plan.workspace_root = Some(".".into());
+        assert_eq!(plan.build_dir(), ".");
+        assert_eq!(plan.app_dir_in_build_dir(), "apps/web");
+        // The repository's own folder around a workspace (a deployment's subdir).
+        plan.app_dir = "site/apps/web".into();
+        plan.workspace_root = Some("site".into());
+        assert_eq!(plan.build_dir(), "site");
+        assert_eq!(plan.app_dir_in_build_dir(), "apps/web");
+        let json = serde_json::to_value(&plan).unwrap();
+        assert_eq!(json["workspace_root"], "site");
+        assert_eq!(serde_json::from_value::<BuildPlan>(json).unwrap(), plan);
+        // A plan stored before workspaces reads as one built in its own folder.
+        let mut old = serde_json::to_value(BuildPlan::new(Language::Node, Template::Node, "x")).unwrap();
+        old.as_object_mut().unwrap().remove("workspace_root");
+        assert_eq!(serde_json::from_value::<BuildPlan>(old).unwrap().workspace_root, None);
     }
 
     #[test]

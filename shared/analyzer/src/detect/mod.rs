@@ -8,6 +8,7 @@ mod node;
 mod others;
 mod python;
 mod rust;
+mod workspace;
 
 use crate::common::Detected;
 use crate::repo::{App, Repo};
@@ -305,34 +306,9 @@ fn service_dirs(repo: &Repo) -> Vec<(String, String)> {
             vec![p.to_string()]
         }
     };
-    // npm / yarn / bun workspaces.
-    if let Some(pkg) = root
-        .text("package.json")
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
-    {
-        let ws = pkg.get("workspaces").and_then(|w| {
-            w.as_array()
-                .or_else(|| w.get("packages").and_then(|p| p.as_array()))
-        });
-        for p in ws.into_iter().flatten().filter_map(|v| v.as_str()) {
-            for d in expand(p) {
-                push(d, format!("package.json workspaces \"{p}\""));
-            }
-        }
-    }
-    // pnpm workspaces.
-    if let Some(t) = root.text("pnpm-workspace.yaml") {
-        for l in t.lines() {
-            let l = l.trim();
-            if let Some(p) = l.strip_prefix("- ") {
-                let p = p.trim().trim_matches(|c| c == '\'' || c == '"');
-                if !p.starts_with('!') {
-                    for d in expand(p) {
-                        push(d, format!("pnpm-workspace.yaml \"{p}\""));
-                    }
-                }
-            }
-        }
+    // npm / yarn / bun / pnpm workspaces.
+    for (d, why) in workspace::declared_dirs(repo) {
+        push(d, why);
     }
     // go.work
     if let Some(t) = root.text("go.work") {
@@ -397,6 +373,7 @@ pub fn analyze_root(repo: &Repo) -> Analysis {
         {
             let mut a = a;
             a.evidence.push(format!("service found through {why}"));
+            workspace::as_member(repo, &dir, &mut a);
             services.push(Service {
                 path: dir,
                 analysis: a,

@@ -52,7 +52,7 @@ pub struct Pkg {
 }
 
 impl Pkg {
-    fn deps(&self) -> Vec<String> {
+    pub(super) fn deps(&self) -> Vec<String> {
         let mut out = vec![];
         for k in ["dependencies", "devDependencies", "peerDependencies"] {
             if let Some(o) = self.json.get(k).and_then(Value::as_object) {
@@ -68,12 +68,12 @@ impl Pkg {
             .map(|o| o.keys().cloned().collect())
             .unwrap_or_default()
     }
-    fn has(&self, dep: &str) -> bool {
+    pub(super) fn has(&self, dep: &str) -> bool {
         ["dependencies", "devDependencies"]
             .iter()
             .any(|k| self.json.get(k).and_then(|o| o.get(dep)).is_some())
     }
-    fn script(&self, name: &str) -> Option<&str> {
+    pub(super) fn script(&self, name: &str) -> Option<&str> {
         self.json
             .get("scripts")
             .and_then(|s| s.get(name))
@@ -85,7 +85,7 @@ impl Pkg {
 }
 
 /// The package.json, with a warning when it is malformed.
-fn package_json(app: &App) -> Option<Result<Pkg, String>> {
+pub(super) fn package_json(app: &App) -> Option<Result<Pkg, String>> {
     let t = app.text("package.json")?;
     Some(match serde_json::from_str::<Value>(t) {
         Ok(v) if v.is_object() => Ok(Pkg { json: v }),
@@ -96,9 +96,9 @@ fn package_json(app: &App) -> Option<Result<Pkg, String>> {
     })
 }
 
-struct Pm {
-    manager: PackageManager,
-    lock: Option<&'static str>,
+pub(super) struct Pm {
+    pub(super) manager: PackageManager,
+    pub(super) lock: Option<&'static str>,
     /// Yarn 2 or later, whose install takes other flags than Yarn 1's.
     berry: bool,
 }
@@ -116,7 +116,7 @@ fn is_yarn_berry(app: &App, field: &str) -> bool {
             .is_some_and(|t| t.lines().any(|l| l.starts_with("__metadata:")))
 }
 
-fn package_manager(app: &App, pkg: Option<&Pkg>) -> Pm {
+pub(super) fn package_manager(app: &App, pkg: Option<&Pkg>) -> Pm {
     let field = pkg.and_then(|p| p.str("packageManager")).unwrap_or("");
     for (lock, manager) in [
         ("bun.lockb", PackageManager::Bun),
@@ -156,8 +156,8 @@ fn package_manager(app: &App, pkg: Option<&Pkg>) -> Pm {
 
 /// The version of the package manager a repository needs, and why.
 #[derive(Debug, PartialEq)]
-struct Pin {
-    version: String,
+pub(super) struct Pin {
+    pub(super) version: String,
     source: String,
 }
 
@@ -186,7 +186,7 @@ const YARN_BERRY_DEFAULT: &str = "4.18.1";
 /// (`pnpm@8.15.4+sha512...`), else what the lockfile's format needs (pnpm's
 /// `lockfileVersion`, Yarn Berry's `__metadata` version, or Berry for a `.yarnrc.yml`).
 /// `None` when any version of the package manager will do (npm, Yarn classic, no pin).
-fn package_manager_pin(app: &App, pkg: Option<&Pkg>, manager: PackageManager) -> Option<Pin> {
+pub(super) fn package_manager_pin(app: &App, pkg: Option<&Pkg>, manager: PackageManager) -> Option<Pin> {
     let declared = pkg
         .and_then(|p| p.str("packageManager"))
         .and_then(|f| f.split_once('@'))
@@ -243,7 +243,7 @@ fn package_manager_pin(app: &App, pkg: Option<&Pkg>, manager: PackageManager) ->
 }
 
 /// Install (all dependencies when there is a build, else production only), and a script runner.
-fn install_cmd(pm: &Pm, with_dev: bool) -> String {
+pub(super) fn install_cmd(pm: &Pm, with_dev: bool) -> String {
     match (pm.manager, pm.lock.is_some(), with_dev) {
         (PackageManager::Npm, true, true) => "npm ci --include=dev".into(),
         (PackageManager::Npm, true, false) => "npm ci --omit=dev".into(),
