@@ -309,10 +309,12 @@ fn plan_for(d: &Deployment, analysis: &Analysis) -> Result<BuildPlan, devgem_ana
     let mut plan = devgem_analyzer::plan(analysis)?;
     if let Some(sub) = &d.source.subdir {
         let sub = sub.trim_end_matches('/');
-        plan.app_dir = match plan.app_dir.as_str() {
+        let within = |dir: &str| match dir {
             "" | "." => sub.to_string(),
             inner => format!("{sub}/{inner}"),
         };
+        plan.app_dir = within(&plan.app_dir);
+        plan.workspace_root = plan.workspace_root.as_deref().map(within);
     }
     // The user accepted these changes (a fix); they win over what was detected.
     if let Some(change) = &d.plan_override {

@@ -73,7 +73,8 @@ impl DockerBuilder {
         }
     }
 
-    /// The build context (a tar) of the request's app folder.
+    /// The build context (a tar) of the plan's build folder: the app's folder, or the
+    /// workspace root of a workspace member ([`devgem_plan::BuildPlan::build_dir`]).
     async fn context(&self, request: &BuildRequest) -> Result<Vec<u8>, BuildError> {
         let key = &request.source.archive_key;
         let bytes = self
@@ -84,7 +85,7 @@ impl DockerBuilder {
             .ok_or_else(|| {
                 BuildError::Unavailable(format!("the source archive {key} is missing"))
             })?;
-        let app_dir = request.plan.app_dir.clone();
+        let app_dir = request.plan.build_dir().to_string();
         if Path::new(&app_dir).components().any(|c| {
             !matches!(
                 c,

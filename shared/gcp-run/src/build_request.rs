@@ -90,7 +90,8 @@ pub fn render_build(
     let mut steps = Vec::new();
     let mut build = Build::new();
 
-    // Where the checkout lands in /workspace, and the app folder inside it.
+    // Where the checkout lands in /workspace, and the build folder inside it (the app's, or
+    // the workspace root of a workspace member: the Dockerfile's context).
     let checkout = match source {
         SourceLocation::Upload {
             bucket,
@@ -124,7 +125,7 @@ pub fn render_build(
             "src"
         }
     };
-    let app_dir = join_dir(checkout, &request.plan.app_dir);
+    let app_dir = join_dir(checkout, request.plan.build_dir());
     steps.push(context_step(
         &app_dir,
         &request.dockerfile,
@@ -289,7 +290,7 @@ fn context_step(app_dir: &str, dockerfile: &str, dockerignore: &str) -> BuildSte
         ])
 }
 
-/// `checkout` and the plan's app folder as a step `dir` (relative to /workspace; "" = it).
+/// `checkout` and the plan's build folder as a step `dir` (relative to /workspace; "" = it).
 fn join_dir(checkout: &str, app_dir: &str) -> String {
     let parts: Vec<&str> = [checkout]
         .into_iter()
@@ -442,6 +443,27 @@ mod tests {
             digest: "3f9c0d1e".into(),
         };
         insta::assert_json_snapshot!(rendered(&request, BuildEngine::Docker, &source));
+    }
+
+    #[test]
+    fn a_workspace_member_is_built_with_the_workspace_root_as_its_context() {
+        let mut plan = BuildPlan::new(Language::Node, Template::Node, "npm run start");
+        plan.app_dir = "site/apps/web".into();
+        plan.workspace_root = Some("site".into());
+        let request = request("web", plan, "FROM node:22-bookworm-slim\n", ".git\n");
+        for engine in [BuildEngine::Docker, BuildEngine::Kaniko] {
+            let source = SourceLocation::Git {
+                url: "https://github.com/octo/monorepo.git".into(),
+                commit: COMMIT.into(),
+                token_secret: None,
+            };
+            let json = rendered(&request, engine, &source);
+            let steps = json["steps"].as_array().unwrap();
+            let dockerfile = steps.iter().find(|s| s["id"] == "dockerfile").unwrap();
+            assert_eq!(dockerfile["dir"], "src/site", "{engine:?}");
+            let text = json.to_string();
+            assert!(!text.contains("apps/web"), "{engine:?}: {text}");
+        }
     }
 
     #[test]

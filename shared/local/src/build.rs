@@ -142,7 +142,9 @@ impl Builder for NativeBuilder {
         cancel: &CancellationToken,
     ) -> Result<Artifact, BuildError> {
         let plan = &request.plan;
-        if !tree::is_contained(Path::new(&plan.app_dir)) {
+        if !tree::is_contained(Path::new(&plan.app_dir))
+            || !tree::is_contained(Path::new(plan.build_dir()))
+        {
             return Err(failed(
                 format!(
                     "the plan's app folder {:?} is outside the checkout",
@@ -166,6 +168,9 @@ impl Builder for NativeBuilder {
                 "check the folder (subdir) given for the app",
             ));
         }
+        // Install and build run in the build folder: the workspace root of a workspace
+        // member (the start runs from the app's folder), else the app's folder.
+        let work = root.join(plan.build_dir());
         if cancel.is_cancelled() {
             return Err(BuildError::Cancelled);
         }
@@ -174,7 +179,7 @@ impl Builder for NativeBuilder {
         env.extend(caches::package_cache_env(
             &self.cache_dir(),
             uses_tool(plan, PackageManager::Pnpm),
-            app.join(".yarnrc.yml").is_file()
+            work.join(".yarnrc.yml").is_file()
                 || (plan.package_manager == Some(PackageManager::Yarn)
                     && plan
                         .package_manager_version
@@ -218,7 +223,7 @@ impl Builder for NativeBuilder {
                 shim_package_managers(
                     plan,
                     &root,
-                    &app,
+                    &work,
                     &self.tools_dir(),
                     &env,
                     log,
@@ -235,7 +240,7 @@ impl Builder for NativeBuilder {
                 shim_package_managers(
                     plan,
                     &root,
-                    &app,
+                    &work,
                     &self.tools_dir(),
                     &env,
                     log,
@@ -262,7 +267,7 @@ impl Builder for NativeBuilder {
             log.line("Nothing to install or build");
         }
         for step in &steps {
-            match self.run_step(step, &app, &env, log, cancel).await {
+            match self.run_step(step, &work, &env, log, cancel).await {
                 Err(BuildError::Failed { reason, hint }) if poetry::is_poetry_install(step) => {
                     self.install_poetry_project_with_pip(&root, &app, &env, log, cancel)
                         .await
