@@ -702,6 +702,11 @@ fn workspace_member(
     let _ = writeln!(o, "WORKDIR /app");
     corepack(o, plan);
     install_then_copy_sources(o, plan, install);
+    if plan.package_manager == Some(PackageManager::Npm) {
+        // The install ran with the manifests only, so npm could not link a workspace
+        // package's binaries (their files were not there yet); with the sources it can.
+        let _ = writeln!(o, "RUN npm rebuild --ignore-scripts");
+    }
     let _ = writeln!(o, "ENV NEXT_TELEMETRY_DISABLED=1");
     run_build(o, build);
     runtime_stage(o, plan);

@@ -627,3 +627,28 @@ async fn a_node_app_without_dependencies_builds() {
     )
     .await;
 }
+
+/// A workspace member is built with the workspace root as its context: the install runs at
+/// the root (where npm links the workspace package's `greeter-serve` binary) and the app
+/// starts from its folder (issue 10's failing fixture).
+#[tokio::test]
+async fn an_npm_workspace_member_installs_at_the_root_and_starts_in_its_folder() {
+    fixture_answers(
+        "npm-workspace-bin",
+        Template::Node,
+        "Hello from npm-workspace-bin",
+    )
+    .await;
+}
+
+/// The workspace packages the app uses are built first, in dependency order (tokens, then
+/// ui), with a pinned pnpm installed in the build stage.
+#[tokio::test]
+async fn a_pnpm_workspace_builds_the_packages_the_app_depends_on() {
+    fixture_answers(
+        "pnpm-workspace-chain",
+        Template::Node,
+        "built with ui (on tokens)",
+    )
+    .await;
+}
