@@ -50,7 +50,13 @@ fn every_fixture_is_recognised_and_planned() {
             assert_eq!(scan.blocking().count(), 0, "{name}: {:?}", scan.findings);
         }
         let ignore = devgem_analyzer::render_dockerignore(&plan);
-        for must in [".git", ".env", "node_modules"] {
+        // A workspace's context is its root: every package's node_modules stays out.
+        let modules = if plan.workspace_root.is_some() {
+            "**/node_modules"
+        } else {
+            "node_modules"
+        };
+        for must in [".git", ".env", modules] {
             assert!(
                 ignore.lines().any(|l| l == must),
                 "{name}: .dockerignore lacks {must}"
