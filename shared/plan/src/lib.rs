@@ -598,9 +598,15 @@ mod tests {
         assert_eq!(json["workspace_root"], "site");
         assert_eq!(serde_json::from_value::<BuildPlan>(json).unwrap(), plan);
         // A plan stored before workspaces reads as one built in its own folder.
-        let mut old = serde_json::to_value(BuildPlan::new(Language::Node, Template::Node, "x")).unwrap();
+        let mut old =
+            serde_json::to_value(BuildPlan::new(Language::Node, Template::Node, "x")).unwrap();
         old.as_object_mut().unwrap().remove("workspace_root");
-        assert_eq!(serde_json::from_value::<BuildPlan>(old).unwrap().workspace_root, None);
+        assert_eq!(
+            serde_json::from_value::<BuildPlan>(old)
+                .unwrap()
+                .workspace_root,
+            None
+        );
     }
 
     #[test]

@@ -186,7 +186,11 @@ const YARN_BERRY_DEFAULT: &str = "4.18.1";
 /// (`pnpm@8.15.4+sha512...`), else what the lockfile's format needs (pnpm's
 /// `lockfileVersion`, Yarn Berry's `__metadata` version, or Berry for a `.yarnrc.yml`).
 /// `None` when any version of the package manager will do (npm, Yarn classic, no pin).
-pub(super) fn package_manager_pin(app: &App, pkg: Option<&Pkg>, manager: PackageManager) -> Option<Pin> {
+pub(super) fn package_manager_pin(
+    app: &App,
+    pkg: Option<&Pkg>,
+    manager: PackageManager,
+) -> Option<Pin> {
     let declared = pkg
         .and_then(|p| p.str("packageManager"))
         .and_then(|f| f.split_once('@'))

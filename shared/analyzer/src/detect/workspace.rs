@@ -90,7 +90,12 @@ fn members(repo: &Repo) -> Vec<Member> {
 /// The workspace packages `of` depends on, directly or not, dependencies first (each after
 /// the packages it depends on itself).
 fn dependencies_in_order<'m>(all: &'m [Member], of: &'m Member) -> Vec<&'m Member> {
-    fn visit<'m>(all: &'m [Member], m: &'m Member, seen: &mut Vec<&'m str>, out: &mut Vec<&'m Member>) {
+    fn visit<'m>(
+        all: &'m [Member],
+        m: &'m Member,
+        seen: &mut Vec<&'m str>,
+        out: &mut Vec<&'m Member>,
+    ) {
         if seen.contains(&m.dir.as_str()) {
             return;
         }
@@ -171,9 +176,16 @@ pub fn as_member(repo: &Repo, dir: &str, a: &mut Analysis) {
     a.build_command = if !builds {
         None
     } else if turbo {
-        Some(format!("{} turbo run build --filter={}...", exec(manager), me.name))
+        Some(format!(
+            "{} turbo run build --filter={}...",
+            exec(manager),
+            me.name
+        ))
     } else {
-        let mut steps: Vec<String> = to_build.iter().map(|m| run_in(manager, m, "build")).collect();
+        let mut steps: Vec<String> = to_build
+            .iter()
+            .map(|m| run_in(manager, m, "build"))
+            .collect();
         if me.builds() {
             steps.push(run_in(manager, me, "build"));
         }
