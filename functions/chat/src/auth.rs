@@ -138,11 +138,7 @@ impl Api {
         };
         let now = self.services.core.clock.now();
         let taken = {
-            let mut buckets = self
-                .gate
-                .buckets
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut buckets = self.gate.buckets.lock().unwrap_or_else(|p| p.into_inner());
             buckets
                 .entry(identity.owner().to_string())
                 .or_insert_with(|| TokenBucket::full(limit, now))

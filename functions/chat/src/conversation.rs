@@ -173,7 +173,9 @@ pub async fn converse(
         Some(s) => s,
         None => new_session(services, speaker).await?,
     };
-    speaker.usage.count(&speaker.owner, |c| c.chat_messages += 1);
+    speaker
+        .usage
+        .count(&speaker.owner, |c| c.chat_messages += 1);
     let mut ctx = ToolContext {
         owner: speaker.owner.clone(),
         current: session.current.clone(),

@@ -27,7 +27,9 @@ impl UserId {
             && value.len() <= 64
             && value.as_bytes()[0].is_ascii_alphanumeric()
             && value.bytes().all(|b| {
-                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-' | b'@')
+                b.is_ascii_lowercase()
+                    || b.is_ascii_digit()
+                    || matches!(b, b'.' | b'_' | b'-' | b'@')
             });
         if ok {
             Ok(Self(value.to_string()))

@@ -11,8 +11,8 @@
 use crate::fanout::{ChangeFeed, EventHub, Published, WatchId};
 use async_trait::async_trait;
 use devgem_domain::{
-    ApiToken, Deployment, DeploymentId, Link, LinkId, NewEvent, ProgressEvent, Session,
-    SessionId, TokenHash, TokenId,
+    ApiToken, Deployment, DeploymentId, Link, LinkId, NewEvent, ProgressEvent, Session, SessionId,
+    TokenHash, TokenId,
 };
 use devgem_ports::{EventStream, ListFilter, StateStore, StoreError};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -337,7 +337,9 @@ impl StateStore for SqliteStore {
             if inserted == 1 {
                 Ok(())
             } else {
-                Err(StoreError::Unavailable(format!("token {id} already exists")))
+                Err(StoreError::Unavailable(format!(
+                    "token {id} already exists"
+                )))
             }
         })
         .await

@@ -26,8 +26,8 @@ use crate::config::GcpConfig;
 use async_trait::async_trait;
 use chrono::Utc;
 use devgem_domain::{
-    ApiToken, Deployment, DeploymentId, Link, LinkId, NewEvent, ProgressEvent, Session,
-    SessionId, TokenHash, TokenId,
+    ApiToken, Deployment, DeploymentId, Link, LinkId, NewEvent, ProgressEvent, Session, SessionId,
+    TokenHash, TokenId,
 };
 use devgem_embedded::fanout::{ChangeFeed, EventHub, WatchId};
 use devgem_ports::{EventStream, ListFilter, StateStore, StoreError};
@@ -409,11 +409,7 @@ impl StateStore for FirestoreStore {
         Ok(tokens)
     }
 
-    async fn touch_token(
-        &self,
-        id: &TokenId,
-        at: chrono::DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    async fn touch_token(&self, id: &TokenId, at: chrono::DateTime<Utc>) -> Result<(), StoreError> {
         let existing: Option<ApiToken> = self
             .db
             .fluent()

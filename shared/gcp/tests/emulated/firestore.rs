@@ -527,5 +527,11 @@ async fn tokens_are_found_by_hash_touched_listed_and_revoked() {
     // A use recorded after the revoke does not bring the token back.
     one.touch_token(&ann.id, later).await.unwrap();
     assert_eq!(one.token_by_hash(&ann.hash).await.unwrap(), None);
-    assert!(!two.list_tokens().await.unwrap().iter().any(|t| t.id == ann.id));
+    assert!(
+        !two.list_tokens()
+            .await
+            .unwrap()
+            .iter()
+            .any(|t| t.id == ann.id)
+    );
 }
