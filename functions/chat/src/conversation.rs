@@ -122,6 +122,8 @@ impl Observer for Silent {
 pub struct Speaker {
     pub owner: String,
     pub local_paths: LocalPaths,
+    /// Where the speaker's chat messages are counted (`GET /stats`).
+    pub usage: crate::auth::UsageBook,
 }
 
 /// A session of `speaker` by id, or `NotFound` (another owner's is not found either).
@@ -171,6 +173,9 @@ pub async fn converse(
         Some(s) => s,
         None => new_session(services, speaker).await?,
     };
+    speaker
+        .usage
+        .count(&speaker.owner, |c| c.chat_messages += 1);
     let mut ctx = ToolContext {
         owner: speaker.owner.clone(),
         current: session.current.clone(),

@@ -3,12 +3,17 @@
 //! Server-Sent Events that resume from `Last-Event-ID`. It also serves the chat: `POST /chat`
 //! and `WS /ws/chat`, which run the same tools through the shared executor.
 //!
+//! Every route but `/`, `/health` and the webhook is authenticated ([`auth`]) and answers only
+//! for its caller: another user's deployment, session or link is "not found", exactly as a
+//! missing one.
+//!
 //! Every answer is JSON, and every error has the shape of [`devgem_http::error`].
 
 // Handlers return `Result<_, Response>` so `?` answers the client early; the error is the
 // response itself, so its size is not worth boxing.
 #![allow(clippy::result_large_err)]
 
+pub mod auth;
 pub mod conversation;
 pub mod github;
 pub mod mcp;
@@ -25,14 +30,16 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// The owner of requests when no identity provider is configured (the local default).
-pub const LOCAL_OWNER: &str = "local";
+/// The owner of requests when no user token is involved (the local default, the admin).
+pub const LOCAL_OWNER: &str = devgem_domain::LOCAL_USER;
 
 pub struct Api {
     services: Services,
     options: ApiOptions,
     planner: std::sync::Arc<dyn conversation::Planner>,
     github: Option<github::Github>,
+    gate: auth::Gate,
+    usage: auth::UsageBook,
 }
 
 #[derive(Debug, Deserialize)]
@@ -48,8 +55,11 @@ struct ChatBody {
 /// How the API treats its callers.
 #[derive(Debug, Clone, Default)]
 pub struct ApiOptions {
-    /// When set, every /api request must carry `Authorization: Bearer <token>`.
+    /// The operator's token (`DEVGEM_API_TOKEN`): it acts as the local user, admin. When set,
+    /// every request must carry a token (this one or a user's).
     pub token: Option<String>,
+    /// Each user's rate (`DEVGEM_RATE_LIMIT_PER_MINUTE`); `None`: unlimited.
+    pub rate_limit: Option<devgem_domain::RateLimit>,
     /// Whether a request may name a folder on this server's disk.
     pub local_paths: LocalPaths,
     /// The largest source archive an upload may be.
@@ -281,6 +291,8 @@ impl Api {
             options,
             planner: std::sync::Arc::new(conversation::Offline),
             github: None,
+            gate: auth::Gate::default(),
+            usage: auth::UsageBook::default(),
         }
     }
 
@@ -317,7 +329,9 @@ impl Api {
                         "POST /api/deployments/{id}/stop", "GET /api/deployments/{id}/revisions",
                         "POST /api/deployments/{id}/rollback", "GET /api/deployments/{id}/env",
                         "POST /api/deployments/{id}/env", "GET /api/deployments/{id}/domains",
-                        "POST /api/deployments/{id}/domains", "POST /chat", "GET /ws/chat"],
+                        "POST /api/deployments/{id}/domains", "POST /api/links", "GET /api/links",
+                        "DELETE /api/links/{id}", "POST /chat", "GET /ws/chat", "POST /mcp",
+                        "GET /stats"],
                 }),
             ),
             (&Method::POST, ["webhooks", "github"]) => match &self.github {
@@ -335,40 +349,8 @@ impl Api {
             (&Method::GET, ["health"]) => {
                 json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
             }
-            (&Method::POST, ["chat"]) => {
-                let owner = match self.authenticate(&req) {
-                    Ok(owner) => owner,
-                    Err(res) => return res,
-                };
-                self.chat(req, &owner).await.unwrap_or_else(|res| res)
-            }
-            (&Method::GET, ["ws", "chat"]) => {
-                let owner = match self.authenticate(&req) {
-                    Ok(owner) => owner,
-                    Err(res) => return res,
-                };
-                self.ws_chat(req, &owner).await.unwrap_or_else(|res| res)
-            }
-            // MCP over Streamable HTTP, behind the same token as the API.
-            (_, ["mcp"]) => match self.authenticate(&req) {
-                Ok(owner) => {
-                    let options = mcp::McpOptions {
-                        owner,
-                        local_paths: self.options.local_paths,
-                    };
-                    let protected = self.options.token.is_some();
-                    mcp::handle_http(self.services.clone(), options, protected, req).await
-                }
-                Err(res) => res,
-            },
-            (_, ["api", ..]) => {
-                let owner = match self.authenticate(&req) {
-                    Ok(owner) => owner,
-                    Err(res) => return res,
-                };
-                self.api(req, &method, &segments[1..], &owner)
-                    .await
-                    .unwrap_or_else(|res| res)
+            (_, [first, ..]) if AUTHENTICATED.contains(first) => {
+                self.authenticated(req, &method, &segments).await
             }
             _ => error(
                 StatusCode::NOT_FOUND,
@@ -379,31 +361,53 @@ impl Api {
         }
     }
 
-    fn authenticate(&self, req: &Request) -> Result<String, Response> {
-        let Some(token) = &self.options.token else {
-            return Ok(LOCAL_OWNER.to_string());
+    /// A route behind authentication: the caller is identified and rate limited first, then
+    /// the route answers for them alone.
+    async fn authenticated(&self, req: Request, method: &Method, segments: &[&str]) -> Response {
+        let (identity, credential) = match self.credential(&req).await {
+            Ok(found) => found,
+            Err(res) => return res,
         };
-        // Browsers cannot set headers on a WebSocket: the socket may carry `?token=`.
-        let from_query = (req.uri().path().trim_end_matches('/') == "/ws/chat")
-            .then(|| query_param(req, "token"))
-            .flatten();
-        let header = req
-            .headers()
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::to_string);
-        let given = header.or(from_query);
-        let given = given.as_deref();
-        match given {
-            Some(given) if constant_time_eq(given.as_bytes(), token.as_bytes()) => {
-                Ok(LOCAL_OWNER.to_string())
+        let owner = identity.owner().to_string();
+        let res = match self.rate_limit(&identity) {
+            Ok(()) => self
+                .route(req, method, segments, &identity, credential)
+                .await
+                .unwrap_or_else(|res| res),
+            Err(res) => res,
+        };
+        self.usage.response(&owner, res.status());
+        res
+    }
+
+    async fn route(
+        &self,
+        req: Request,
+        method: &Method,
+        segments: &[&str],
+        identity: &devgem_domain::Identity,
+        credential: auth::Credential,
+    ) -> Result<Response, Response> {
+        let owner = identity.owner();
+        match (method, segments) {
+            (&Method::POST, ["chat"]) => self.chat(req, owner).await,
+            (&Method::GET, ["ws", "chat"]) => self.ws_chat(req, owner).await,
+            // MCP over Streamable HTTP, behind the same tokens as the API.
+            (_, ["mcp"]) => {
+                let options = mcp::McpOptions {
+                    owner: owner.to_string(),
+                    local_paths: self.options.local_paths,
+                };
+                let protected = credential == auth::Credential::Token;
+                Ok(mcp::handle_http(self.services.clone(), options, protected, req).await)
             }
+            (&Method::GET, ["stats"]) => self.stats(identity).await,
+            (_, ["api", rest @ ..]) => self.api(req, method, rest, owner).await,
             _ => Err(error(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "this server needs an API token",
-                Some("send Authorization: Bearer <DEVGEM_API_TOKEN>".into()),
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no route for {method} /{}", segments.join("/")),
+                Some("GET / lists the endpoints".into()),
             )),
         }
     }
@@ -578,8 +582,8 @@ impl Api {
                 Ok(json(StatusCode::OK, &d))
             }
             (&Method::GET, ["deployments", id, "events"]) => {
-                let after = last_event_id(&req)?;
                 let d = self.owned(id, owner).await?;
+                let after = last_event_id(&req)?;
                 // From the first event, so a resumed stream knows whether a bar is moving.
                 let stream = devgem_app::follow(&services.core, &d.id, 0)
                     .await
@@ -601,6 +605,7 @@ impl Api {
         conversation::Speaker {
             owner: owner.to_string(),
             local_paths: self.options.local_paths,
+            usage: self.usage.clone(),
         }
     }
 
@@ -764,6 +769,11 @@ fn last_event_id(req: &Request) -> Result<u64, Response> {
     }
 }
 
+/// The first path segments of the routes that need a caller (`/api/...`, `/chat`,
+/// `/ws/chat`, `/mcp`, `/stats`): any path under them, even one with no route, is answered
+/// only to an authenticated caller.
+const AUTHENTICATED: [&str; 5] = ["api", "chat", "ws", "mcp", "stats"];
+
 /// The value of `name` in the request's query string.
 fn query_param(req: &Request, name: &str) -> Option<String> {
     let query = req.uri().query()?;
@@ -771,8 +781,4 @@ fn query_param(req: &Request, name: &str) -> Option<String> {
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
         .filter(|v| !v.is_empty())
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

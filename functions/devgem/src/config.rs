@@ -244,8 +244,12 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Set on Cloud Run (`K_SERVICE`): the process serves Google's front end.
     pub on_cloud_run: bool,
-    /// When set, every /api request needs `Authorization: Bearer <token>`.
+    /// The operator's token (acts as the local user, admin). When set, every request needs
+    /// `Authorization: Bearer` with it or a user's token (`devgem token create`).
     pub api_token: Option<Secret>,
+    /// Requests a minute per user (`DEVGEM_RATE_LIMIT_PER_MINUTE`, default
+    /// [`DEFAULT_RATE_LIMIT_PER_MINUTE`]; 0 turns the limit off).
+    pub rate_limit_per_minute: u32,
     /// Sent to GitHub so private repositories can be cloned.
     pub github_token: Option<Secret>,
     /// Whether an HTTP request may name a folder on this server's disk as its source.
@@ -281,6 +285,8 @@ const DEFAULT_IMAGE_REPOSITORY: &str = "devgem.local/devgem";
 
 /// A source archive larger than this is refused unless `DEVGEM_MAX_UPLOAD_MB` says otherwise.
 const DEFAULT_MAX_UPLOAD_MB: usize = 200;
+/// Generous enough for a CLI or a page polling a deployment; a script gone wrong is held back.
+pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 1200;
 
 fn seconds(
     get: &impl Fn(&str) -> Option<String>,
@@ -456,6 +462,16 @@ impl Config {
                     )
                 })?,
         };
+        let rate_limit_per_minute = match get("DEVGEM_RATE_LIMIT_PER_MINUTE") {
+            None => DEFAULT_RATE_LIMIT_PER_MINUTE,
+            Some(v) => v.parse::<u32>().map_err(|_| {
+                config_error(
+                    "DEVGEM_RATE_LIMIT_PER_MINUTE",
+                    format!("{v:?} is not a whole number of requests"),
+                    "set it to e.g. 600, or 0 for no limit",
+                )
+            })?,
+        };
         let function = match get("FUNCTION_TARGET") {
             None => FunctionTarget::All,
             Some(v) => FunctionTarget::parse(&v)?,
@@ -466,6 +482,7 @@ impl Config {
             listen,
             on_cloud_run,
             api_token: get("DEVGEM_API_TOKEN").map(Secret),
+            rate_limit_per_minute,
             github_token: get("GITHUB_TOKEN").map(Secret),
             allow_local_sources: flag(&get, "DEVGEM_ALLOW_LOCAL_SOURCES")?,
             max_upload_bytes: max_upload_mb << 20,
@@ -597,6 +614,7 @@ impl Config {
                 }
             ),
             format!("max_upload    {} MiB", self.max_upload_bytes >> 20),
+            format!("rate_limit    {}/min per user", self.rate_limit_per_minute),
             format!("images        {}", self.image_repository),
             format!("lease         {}s", self.lease.as_secs()),
             format!("ready_timeout {}s", self.ready_timeout.as_secs()),

@@ -55,6 +55,9 @@ enum Command {
     Mcp,
     /// Talk to DevGem in the terminal: on this machine, or with a server (--server).
     Chat(cli::chat::ChatArgs),
+    /// Make, list and revoke users' API tokens (in this machine's configured store).
+    #[command(subcommand)]
+    Token(cli::token::TokenCommand),
     /// Create the Pub/Sub topics and push subscriptions (emulator or Google Cloud).
     Bootstrap(cli::bootstrap::BootstrapArgs),
     #[command(flatten)]
@@ -137,6 +140,7 @@ fn main() -> ExitCode {
             Command::Bootstrap(args) => cli::bootstrap::run(args).await,
             Command::Mcp => cli::mcp::run().await,
             Command::Chat(args) => cli::chat::run(args).await,
+            Command::Token(command) => cli::token::run(command).await,
             Command::Status { id, remote, json } => cli::inspect::status(id, remote, json).await,
             Command::Logs { id, remote } => cli::inspect::logs(id, remote).await,
             Command::Stop { id, remote } => cli::inspect::stop(id, remote).await,

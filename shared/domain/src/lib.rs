@@ -11,6 +11,7 @@ mod message;
 mod progress;
 mod session;
 mod status;
+mod user;
 
 pub use deployment::{
     Artifact, Claim, CommitRefused, Deployment, Failure, NewDeployment, PlanOverride,
@@ -24,3 +25,7 @@ pub use progress::{
 };
 pub use session::{ChatRole, ChatTurn, Session, SessionId};
 pub use status::{Status, TransitionError};
+pub use user::{
+    ApiToken, Identity, LOCAL_USER, PlainToken, RateLimit, Role, TokenBucket, TokenHash, TokenId,
+    UserId,
+};

@@ -11,7 +11,8 @@
 use crate::fanout::{ChangeFeed, EventHub, Published, WatchId};
 use async_trait::async_trait;
 use devgem_domain::{
-    Deployment, DeploymentId, Link, LinkId, NewEvent, ProgressEvent, Session, SessionId,
+    ApiToken, Deployment, DeploymentId, Link, LinkId, NewEvent, ProgressEvent, Session, SessionId,
+    TokenHash, TokenId,
 };
 use devgem_ports::{EventStream, ListFilter, StateStore, StoreError};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -109,6 +110,12 @@ impl SqliteStore {
              );
              CREATE TABLE IF NOT EXISTS deliveries (
                  id TEXT PRIMARY KEY
+             );
+             CREATE TABLE IF NOT EXISTS api_tokens (
+                 id TEXT PRIMARY KEY,
+                 hash TEXT NOT NULL UNIQUE,
+                 created_at TEXT NOT NULL,
+                 doc TEXT NOT NULL
              );",
         )
         .map_err(unavailable)?;
@@ -312,6 +319,90 @@ fn read_events(
 
 #[async_trait]
 impl StateStore for SqliteStore {
+    async fn put_token(&self, token: &ApiToken) -> Result<(), StoreError> {
+        let doc = to_json(token)?;
+        let (id, hash, at) = (
+            token.id.to_string(),
+            token.hash.as_str().to_string(),
+            token.created_at.to_rfc3339(),
+        );
+        self.with_conn(move |conn, _| {
+            let inserted = conn
+                .execute(
+                    "INSERT OR IGNORE INTO api_tokens (id, hash, created_at, doc)
+                     VALUES (?1, ?2, ?3, ?4)",
+                    params![id, hash, at, doc],
+                )
+                .map_err(unavailable)?;
+            if inserted == 1 {
+                Ok(())
+            } else {
+                Err(StoreError::Unavailable(format!(
+                    "token {id} already exists"
+                )))
+            }
+        })
+        .await
+    }
+
+    async fn token_by_hash(&self, hash: &TokenHash) -> Result<Option<ApiToken>, StoreError> {
+        let hash = hash.as_str().to_string();
+        self.with_conn(move |conn, _| {
+            let doc: Option<String> = conn
+                .query_row(
+                    "SELECT doc FROM api_tokens WHERE hash = ?1",
+                    params![hash],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            doc.map(|d| from_json(&d)).transpose()
+        })
+        .await
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
+        self.with_conn(move |conn, _| {
+            let mut stmt = conn
+                .prepare("SELECT doc FROM api_tokens ORDER BY created_at, id")
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map([], |row| row.get::<_, String>(0))
+                .map_err(unavailable)?;
+            rows.map(|doc| from_json(&doc.map_err(unavailable)?))
+                .collect()
+        })
+        .await
+    }
+
+    async fn touch_token(
+        &self,
+        id: &TokenId,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        let (id, at) = (id.to_string(), at.to_rfc3339());
+        self.with_conn(move |conn, _| {
+            conn.execute(
+                "UPDATE api_tokens SET doc = json_set(doc, '$.last_used_at', ?2) WHERE id = ?1",
+                params![id, at],
+            )
+            .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn revoke_token(&self, id: &TokenId) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.with_conn(move |conn, _| {
+            let deleted = conn
+                .execute("DELETE FROM api_tokens WHERE id = ?1", params![id])
+                .map_err(unavailable)?;
+            Ok(deleted == 1)
+        })
+        .await
+    }
+
     async fn put_link(&self, link: &Link) -> Result<(), StoreError> {
         let doc = to_json(link)?;
         let (id, owner, at) = (
@@ -706,6 +797,52 @@ mod tests {
         assert!(one.claim_delivery("guid-1").await.unwrap());
         assert!(!two.claim_delivery("guid-1").await.unwrap());
         assert!(two.claim_delivery("guid-2").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn tokens_are_found_by_hash_touched_listed_and_revoked_across_handles() {
+        use devgem_domain::{ApiToken, TokenHash, TokenId, UserId};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let (one, two) = (
+            SqliteStore::open(&path).unwrap(),
+            SqliteStore::open(&path).unwrap(),
+        );
+        let now = chrono::Utc::now();
+        let issue = |id: &str, user: &str, seed: u8| {
+            ApiToken::issue(
+                TokenId::parse(id).unwrap(),
+                UserId::parse(user).unwrap(),
+                [seed; 32],
+                now,
+            )
+        };
+        let (ann, ann_plain) = issue("t-a", "ann", 1);
+        let (bob, _) = issue("t-b", "bob", 2);
+        one.put_token(&ann).await.unwrap();
+        two.put_token(&bob).await.unwrap();
+        assert!(one.put_token(&ann).await.is_err());
+        let found = two
+            .token_by_hash(&TokenHash::of(ann_plain.expose()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found, ann);
+        assert_eq!(
+            one.token_by_hash(&TokenHash::of("dg_wrong")).await.unwrap(),
+            None
+        );
+        let later = now + chrono::TimeDelta::minutes(5);
+        one.touch_token(&ann.id, later).await.unwrap();
+        let listed = two.list_tokens().await.unwrap();
+        assert_eq!(listed.len(), 2);
+        let touched = listed.iter().find(|t| t.id == ann.id).unwrap();
+        assert_eq!(touched.last_used_at, Some(later));
+        assert!(two.revoke_token(&ann.id).await.unwrap());
+        assert!(!one.revoke_token(&ann.id).await.unwrap());
+        assert_eq!(one.token_by_hash(&ann.hash).await.unwrap(), None);
+        one.touch_token(&ann.id, later).await.unwrap();
+        assert_eq!(one.list_tokens().await.unwrap(), vec![bob]);
     }
 
     #[tokio::test]

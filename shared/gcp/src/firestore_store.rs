@@ -8,6 +8,8 @@
 //! * `sessions/{id}`: a chat `Session`, written with the same compare-and-set as deployments.
 //! * `links/{id}`: a repository `Link`.
 //! * `deliveries/{id}`: a webhook delivery already handled (created with must-not-exist).
+//! * `api_tokens/{id}`: an `ApiToken` (the token's SHA-256, never the token), found by its
+//!   `hash` field (Firestore's automatic single-field index serves that query).
 //!
 //! **Event numbering.** An appender creates `events/{n}` with a must-not-exist precondition,
 //! where `n` is one more than the highest seq it knows; when the create fails because `n`
@@ -24,7 +26,8 @@ use crate::config::GcpConfig;
 use async_trait::async_trait;
 use chrono::Utc;
 use devgem_domain::{
-    Deployment, DeploymentId, Link, LinkId, NewEvent, ProgressEvent, Session, SessionId,
+    ApiToken, Deployment, DeploymentId, Link, LinkId, NewEvent, ProgressEvent, Session, SessionId,
+    TokenHash, TokenId,
 };
 use devgem_embedded::fanout::{ChangeFeed, EventHub, WatchId};
 use devgem_ports::{EventStream, ListFilter, StateStore, StoreError};
@@ -46,6 +49,7 @@ const EVENTS: &str = "events";
 const SESSIONS: &str = "sessions";
 const LINKS: &str = "links";
 const DELIVERIES: &str = "deliveries";
+const TOKENS: &str = "api_tokens";
 const DEFAULT_LIST_LIMIT: usize = 100;
 /// Creates of an event seq that may lose to other appenders before giving up. Each loss
 /// means another appender won, so this bounds the contention, not the progress.
@@ -345,6 +349,123 @@ fn seq_doc_id(seq: u64) -> String {
 
 #[async_trait]
 impl StateStore for FirestoreStore {
+    async fn put_token(&self, token: &ApiToken) -> Result<(), StoreError> {
+        if self.token_by_hash(&token.hash).await?.is_some() {
+            return Err(StoreError::Unavailable(format!(
+                "a token with the hash of {} already exists",
+                token.id
+            )));
+        }
+        let result = self
+            .db
+            .fluent()
+            .insert()
+            .into(TOKENS)
+            .document_id(token.id.as_str())
+            .object(token)
+            .execute::<IgnoredAny>()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(FirestoreError::DataConflictError(_)) => Err(StoreError::Unavailable(format!(
+                "token {} already exists",
+                token.id
+            ))),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn token_by_hash(&self, hash: &TokenHash) -> Result<Option<ApiToken>, StoreError> {
+        let hash = hash.as_str().to_string();
+        let found: Vec<ApiToken> = self
+            .db
+            .fluent()
+            .select()
+            .from(TOKENS)
+            .filter(move |q| q.field("hash").eq(hash.as_str()))
+            .limit(1)
+            .obj()
+            .query()
+            .await
+            .map_err(unavailable)?;
+        Ok(found.into_iter().next())
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
+        let mut tokens: Vec<ApiToken> = self
+            .db
+            .fluent()
+            .select()
+            .from(TOKENS)
+            .obj()
+            .query()
+            .await
+            .map_err(unavailable)?;
+        tokens.sort_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        Ok(tokens)
+    }
+
+    async fn touch_token(&self, id: &TokenId, at: chrono::DateTime<Utc>) -> Result<(), StoreError> {
+        let existing: Option<ApiToken> = self
+            .db
+            .fluent()
+            .select()
+            .by_id_in(TOKENS)
+            .obj()
+            .one(id.as_str())
+            .await
+            .map_err(unavailable)?;
+        let Some(mut token) = existing else {
+            return Ok(());
+        };
+        token.last_used_at = Some(at);
+        // Only the one field, and only while the document exists: a revoke in between wins.
+        let result = self
+            .db
+            .fluent()
+            .update()
+            .fields(["last_used_at"])
+            .in_col(TOKENS)
+            .precondition(FirestoreWritePrecondition::Exists(true))
+            .document_id(id.as_str())
+            .object(&token)
+            .execute::<IgnoredAny>()
+            .await;
+        match result {
+            Ok(_) | Err(FirestoreError::DataNotFoundError(_)) => Ok(()),
+            Err(e) if is_failed_precondition(&e) => Ok(()),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn revoke_token(&self, id: &TokenId) -> Result<bool, StoreError> {
+        let existing: Option<ApiToken> = self
+            .db
+            .fluent()
+            .select()
+            .by_id_in(TOKENS)
+            .obj()
+            .one(id.as_str())
+            .await
+            .map_err(unavailable)?;
+        if existing.is_none() {
+            return Ok(false);
+        }
+        self.db
+            .fluent()
+            .delete()
+            .from(TOKENS)
+            .document_id(id.as_str())
+            .execute()
+            .await
+            .map_err(unavailable)?;
+        Ok(true)
+    }
+
     async fn put_link(&self, link: &Link) -> Result<(), StoreError> {
         let result = self
             .db

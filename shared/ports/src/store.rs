@@ -1,10 +1,12 @@
 //! The state store: deployments with compare-and-set writes, each deployment's numbered
 //! progress events with a change stream, chat sessions (compare-and-set too), repository
-//! links, and the webhook deliveries already seen.
+//! links, the webhook deliveries already seen, and users' API tokens (by hash only).
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use devgem_domain::{
-    Deployment, DeploymentId, Link, LinkId, NewEvent, ProgressEvent, Session, SessionId,
+    ApiToken, Deployment, DeploymentId, Link, LinkId, NewEvent, ProgressEvent, Session, SessionId,
+    TokenHash, TokenId,
 };
 use futures::stream::BoxStream;
 
@@ -86,4 +88,19 @@ pub trait StateStore: Send + Sync {
     /// Records a webhook delivery id if it is new (create-if-absent, so it holds across
     /// instances): `true` the first time, `false` for a redelivery.
     async fn claim_delivery(&self, delivery_id: &str) -> Result<bool, StoreError>;
+
+    /// Stores a new API token (its id and hash must be new).
+    async fn put_token(&self, token: &ApiToken) -> Result<(), StoreError>;
+
+    /// The token whose hash this is, if it exists (it was not revoked).
+    async fn token_by_hash(&self, hash: &TokenHash) -> Result<Option<ApiToken>, StoreError>;
+
+    /// Every token, oldest first.
+    async fn list_tokens(&self) -> Result<Vec<ApiToken>, StoreError>;
+
+    /// Records a use of the token at `at` (nothing when it was revoked meanwhile).
+    async fn touch_token(&self, id: &TokenId, at: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// Deletes a token, so it no longer authenticates anyone; `false` when there was none.
+    async fn revoke_token(&self, id: &TokenId) -> Result<bool, StoreError>;
 }

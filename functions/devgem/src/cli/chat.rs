@@ -106,6 +106,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
                     owner: devgem_fn_chat::LOCAL_OWNER.to_string(),
                     // This machine's own folders are the user's to deploy.
                     local_paths: LocalPaths::Allowed,
+                    usage: Default::default(),
                 },
                 session: None,
             }

@@ -8,6 +8,7 @@ pub mod inspect;
 pub mod mcp;
 pub mod remote;
 pub mod serve;
+pub mod token;
 
 /// Which server to talk to; without one, commands work on this machine's embedded store.
 #[derive(clap::Args, Debug, Clone)]

@@ -106,6 +106,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             services,
             devgem_fn_chat::ApiOptions {
                 token: config.api_token.as_ref().map(|t| t.expose().to_string()),
+                rate_limit: devgem_fn_chat::auth::rate_limit(config.rate_limit_per_minute),
                 local_paths: if config.allow_local_sources {
                     LocalPaths::Allowed
                 } else {

@@ -475,3 +475,63 @@ async fn links_are_listed_per_owner_and_deliveries_are_claimed_once() {
     assert!(one.claim_delivery(&guid).await.unwrap());
     assert!(!two.claim_delivery(&guid).await.unwrap());
 }
+
+#[tokio::test]
+async fn tokens_are_found_by_hash_touched_listed_and_revoked() {
+    use devgem_domain::{ApiToken, TokenHash, TokenId, UserId};
+    let Some(emu) = require_emulators!() else {
+        return;
+    };
+    let (one, two) = (store(&config(emu)).await, store(&config(emu)).await);
+    let now = chrono::Utc::now();
+    // Random bytes and ids unique to this run: the emulator's data outlives a test.
+    let issue = |user: &str| {
+        let random: [u8; 32] = [
+            *uuid::Uuid::new_v4().as_bytes(),
+            *uuid::Uuid::new_v4().as_bytes(),
+        ]
+        .concat()
+        .try_into()
+        .unwrap();
+        ApiToken::issue(
+            TokenId::from_uuid(uuid::Uuid::new_v4()),
+            UserId::parse(user).unwrap(),
+            random,
+            now,
+        )
+    };
+    let (ann, ann_plain) = issue("ann");
+    let (bob, _) = issue("bob");
+    one.put_token(&ann).await.unwrap();
+    two.put_token(&bob).await.unwrap();
+    assert!(one.put_token(&ann).await.is_err(), "a second put of one id");
+    let found = two
+        .token_by_hash(&TokenHash::of(ann_plain.expose()))
+        .await
+        .unwrap();
+    assert_eq!(found.as_ref(), Some(&ann));
+    assert_eq!(
+        one.token_by_hash(&TokenHash::of("dg_wrong")).await.unwrap(),
+        None
+    );
+    let later = now + chrono::TimeDelta::minutes(5);
+    one.touch_token(&ann.id, later).await.unwrap();
+    let listed = two.list_tokens().await.unwrap();
+    let touched = listed.iter().find(|t| t.id == ann.id).expect("ann's token");
+    assert_eq!(touched.last_used_at, Some(later));
+    assert_eq!(touched.hash, ann.hash);
+    assert!(listed.iter().any(|t| t.id == bob.id));
+    assert!(two.revoke_token(&ann.id).await.unwrap());
+    assert!(!one.revoke_token(&ann.id).await.unwrap());
+    assert_eq!(one.token_by_hash(&ann.hash).await.unwrap(), None);
+    // A use recorded after the revoke does not bring the token back.
+    one.touch_token(&ann.id, later).await.unwrap();
+    assert_eq!(one.token_by_hash(&ann.hash).await.unwrap(), None);
+    assert!(
+        !two.list_tokens()
+            .await
+            .unwrap()
+            .iter()
+            .any(|t| t.id == ann.id)
+    );
+}
