@@ -155,13 +155,22 @@ pub async fn create_deployment_at(
              as an archive); a server's owner may allow paths with DEVGEM_ALLOW_LOCAL_SOURCES=1",
         ));
     }
-    if let Some(sub) = &request.subdir
-        && (sub.starts_with('/') || sub.split('/').any(|p| p == ".."))
-    {
-        return Err(bad(
-            format!("the folder {sub:?} points outside the repository"),
-            "give a relative folder such as apps/web",
-        ));
+    match &request.upload {
+        None => {
+            crate::sources::check_source(
+                &services.sources,
+                request.local_paths,
+                &source,
+                request.branch.as_deref(),
+                request.subdir.as_deref(),
+            )
+            .await?
+        }
+        Some(_) => {
+            if let Some(sub) = request.subdir.as_deref().filter(|s| !s.is_empty()) {
+                devgem_sources::check_subdir(sub).map_err(|r| bad(r.reason, r.hint))?;
+            }
+        }
     }
     let service_name = match &request.service_name {
         Some(name) => ServiceName::parse(name).map_err(|e| {
@@ -172,6 +181,7 @@ pub async fn create_deployment_at(
         })?,
         None => default_service_name(&source, request.subdir.as_deref()),
     };
+    crate::sources::check_env_sizes(&request.env)?;
     let mut env_names = Vec::new();
     for name in request.env.keys() {
         env_names.push(EnvVarName::parse(name).map_err(|e| {

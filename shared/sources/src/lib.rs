@@ -25,6 +25,8 @@ pub enum Scheme {
     Http,
     /// `ssh://` or scp-like `user@host:path`: only to a listed host.
     Ssh,
+    /// `git://`, unencrypted and unauthenticated: only to a host listed with `git://`.
+    Git,
 }
 
 impl Scheme {
@@ -33,6 +35,7 @@ impl Scheme {
             Scheme::Https => 443,
             Scheme::Http => 80,
             Scheme::Ssh => 22,
+            Scheme::Git => 9418,
         }
     }
 }
@@ -90,6 +93,7 @@ impl GitUrl {
             Scheme::Ssh => format!("ssh://{user}{}{port}{}", self.host, self.path),
             Scheme::Https => format!("https://{}{port}{}", self.host, self.path),
             Scheme::Http => format!("http://{}{port}{}", self.host, self.path),
+            Scheme::Git => format!("git://{}{port}{}", self.host, self.path),
         }
     }
 }
@@ -255,6 +259,8 @@ struct AllowedHost {
     port: Option<u16>,
     /// Written `http://host`: plain http is allowed to it too.
     plain_http: bool,
+    /// Written `git://host`: the git protocol is allowed to it too.
+    git_protocol: bool,
 }
 
 /// Which remote hosts sources may come from.
@@ -280,7 +286,8 @@ const SHORTHAND_HOSTS: &[&str] = &["github.com/", "gitlab.com/", "bitbucket.org/
 
 impl SourcePolicy {
     /// Reads the setting: comma-separated `host`, `host:port`, `http://host[:port]` (plain
-    /// http allowed too) or `*` (any public host).
+    /// http allowed too), `git://host[:port]` (the git protocol too) or `*` (any public
+    /// host).
     pub fn parse(setting: &str) -> Result<Self, String> {
         let mut policy = Self {
             hosts: Vec::new(),
@@ -292,22 +299,22 @@ impl SourcePolicy {
                 continue;
             }
             let lower = entry.to_ascii_lowercase();
-            let (plain_http, rest) = match lower.split_once("://") {
-                Some(("http", rest)) => (true, rest),
-                Some(("https", rest)) => (false, rest),
+            let (scheme, rest) = match lower.split_once("://") {
+                Some((scheme @ ("http" | "https" | "git"), rest)) => (scheme, rest),
                 Some(_) => {
                     return Err(format!(
-                        "{entry:?} in {SETTING}: only http:// or https:// may be written"
+                        "{entry:?} in {SETTING}: only http://, https:// or git:// may be written"
                     ));
                 }
-                None => (false, lower.as_str()),
+                None => ("https", lower.as_str()),
             };
             let (host, port) = parse_host_port(rest.trim_end_matches('/'))
                 .map_err(|r| format!("{entry:?} in {SETTING}: {}", r.reason))?;
             policy.hosts.push(AllowedHost {
                 host,
                 port,
-                plain_http,
+                plain_http: scheme == "http",
+                git_protocol: scheme == "git",
             });
         }
         if policy.hosts.is_empty() && !policy.any_public_host {
@@ -325,7 +332,11 @@ impl SourcePolicy {
             .iter()
             .map(|h| {
                 let port = h.port.map(|p| format!(":{p}")).unwrap_or_default();
-                let scheme = if h.plain_http { "http://" } else { "" };
+                let scheme = match (h.plain_http, h.git_protocol) {
+                    (true, _) => "http://",
+                    (_, true) => "git://",
+                    _ => "",
+                };
                 format!("{scheme}{}{port}", h.host)
             })
             .collect();
@@ -339,7 +350,11 @@ impl SourcePolicy {
     /// trusted, whatever they resolve to.
     pub fn is_listed(&self, url: &GitUrl) -> bool {
         self.hosts.iter().any(|h| {
-            let scheme_ok = url.scheme != Scheme::Http || h.plain_http;
+            let scheme_ok = match url.scheme {
+                Scheme::Http => h.plain_http,
+                Scheme::Git => h.git_protocol,
+                Scheme::Https | Scheme::Ssh => true,
+            };
             // An entry without a port means the scheme's own (http://host means port 80).
             let port_ok = h.port.unwrap_or(url.scheme.default_port()) == url.effective_port();
             h.host == url.host && scheme_ok && port_ok
@@ -362,12 +377,9 @@ impl SourcePolicy {
                 "give the repository's https URL",
             ));
         }
-        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(refuse(
-                Cause::StrayCharacters,
-                "the source contains whitespace or control characters",
-                "give the URL alone, e.g. https://github.com/owner/repo",
-            ));
+        // A folder's name may hold spaces; no source holds a newline or a tab.
+        if text.chars().any(char::is_control) {
+            return Err(stray_characters());
         }
         if text.starts_with('-') {
             return Err(option_injection("the source", text));
@@ -378,6 +390,16 @@ impl SourcePolicy {
                 format!("{transport}:: names a git transport that runs commands or reads files"),
                 "give the repository's https URL, e.g. https://github.com/owner/repo",
             ));
+        }
+        let url_like = text.split_once("://").is_some_and(|(s, _)| is_scheme(s))
+            || text
+                .split_once(':')
+                .is_some_and(|(before, _)| before.contains('@') && !before.contains('/'))
+            || SHORTHAND_HOSTS
+                .iter()
+                .any(|h| text.strip_prefix("www.").unwrap_or(text).starts_with(h));
+        if url_like && text.chars().any(char::is_whitespace) {
+            return Err(stray_characters());
         }
         if let Some((scheme, rest)) = text.split_once("://")
             && is_scheme(scheme)
@@ -394,11 +416,9 @@ impl SourcePolicy {
                 "ssh" | "git+ssh" | "ssh+git" => self
                     .check(parse_url(Scheme::Ssh, rest)?)
                     .map(Location::Remote),
-                "git" => Err(refuse(
-                    Cause::GitProtocol,
-                    "git:// is unencrypted and unauthenticated",
-                    "use the repository's https URL",
-                )),
+                "git" => self
+                    .check(parse_url(Scheme::Git, rest)?)
+                    .map(Location::Remote),
                 other => Err(refuse(
                     Cause::UnsupportedScheme,
                     format!("{other}:// is not a way to fetch a git repository"),
@@ -468,6 +488,13 @@ impl SourcePolicy {
                 Cause::PlainHttp,
                 format!("plain http to {host} is not allowed"),
                 format!("use https; or list the host as http://{host} in {SETTING}"),
+            )),
+            Scheme::Git => Err(refuse(
+                Cause::GitProtocol,
+                format!("git:// to {host} is not allowed: it is unencrypted and unauthenticated"),
+                format!(
+                    "use the repository's https URL; or list the host as git://{host} in {SETTING}"
+                ),
             )),
             Scheme::Ssh => Err(refuse(
                 Cause::Ssh,
@@ -563,6 +590,14 @@ pub fn check_subdir(subdir: &str) -> Result<(), Refusal> {
         ));
     }
     Ok(())
+}
+
+fn stray_characters() -> Refusal {
+    refuse(
+        Cause::StrayCharacters,
+        "the source contains whitespace or control characters",
+        "give the URL alone, e.g. https://github.com/owner/repo",
+    )
 }
 
 fn option_injection(what: &str, text: &str) -> Refusal {

@@ -5,7 +5,7 @@ use super::*;
 /// Sources an attacker might send, and why each is refused under the default list.
 const HOSTILE: &[(&str, Cause)] = &[
     // Git transports and schemes that are not a clone over https.
-    ("ext::sh -c touch% /tmp/pwned", Cause::StrayCharacters),
+    ("ext::sh -c touch% /tmp/pwned", Cause::GitTransport),
     ("ext::sh%20-c%20id", Cause::GitTransport),
     ("fd::17", Cause::GitTransport),
     ("EXT::ssh", Cause::GitTransport),
@@ -22,7 +22,7 @@ const HOSTILE: &[(&str, Cause)] = &[
         Cause::UnsupportedScheme,
     ),
     // Option injection.
-    ("-uploadpack=touch /tmp/x", Cause::StrayCharacters),
+    ("-uploadpack=touch /tmp/x", Cause::OptionInjection),
     ("--upload-pack=id", Cause::OptionInjection),
     ("-oProxyCommand=id", Cause::OptionInjection),
     ("ssh://-oProxyCommand=id/x", Cause::BadHost),
@@ -233,7 +233,14 @@ fn the_default_allows_github_over_https_and_ssh() {
     }
     assert_eq!(policy.classify("file:///srv/repo"), Ok(Location::FileUrl));
     assert_eq!(policy.classify("FILE:///srv/repo"), Ok(Location::FileUrl));
-    for path in ["./app", "/srv/app", "app", "~/code/app", "/srv/a:b@c"] {
+    for path in [
+        "./app",
+        "/srv/app",
+        "app",
+        "~/code/app",
+        "/srv/a:b@c",
+        "/home/me/My App",
+    ] {
         assert_eq!(policy.classify(path), Ok(Location::LocalPath), "{path}");
     }
 }
@@ -267,6 +274,9 @@ fn an_entry_with_a_scheme_allows_plain_http_to_that_host_only() {
     }
     assert!(SourcePolicy::parse("").is_err());
     assert!(SourcePolicy::parse("ftp://x").is_err());
+    let daemon = SourcePolicy::parse("git://127.0.0.1:9418").unwrap();
+    assert!(daemon.check_remote("git://127.0.0.1:9418/shop").is_ok());
+    assert!(daemon.check_remote("git://127.0.0.1:9419/shop").is_err());
     assert!(SourcePolicy::parse("github.com:http").is_err());
 }
 
