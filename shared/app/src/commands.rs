@@ -6,7 +6,7 @@ use crate::lifecycle::{finish_aborted, modify, stored_events};
 use crate::services::{Core, Services};
 use devgem_domain::{
     Deployment, DeploymentId, EnvVarName, NewDeployment, NewEvent, PlanOverride, ServiceName,
-    Source, SourceKind, StageMessage, Status,
+    Source, StageMessage, Status,
 };
 use devgem_ports::{ListFilter, SecretError, SecretValue, Secrets, StoreError};
 use std::collections::BTreeMap;
@@ -145,16 +145,8 @@ pub async fn create_deployment_at(
             "check for stray characters",
         ));
     }
-    if request.upload.is_none()
-        && Source::at(source.clone()).kind() == SourceKind::LocalPath
-        && request.local_paths == LocalPaths::Refused
-    {
-        return Err(bad(
-            format!("{source:?} is a path on the server's disk, which requests cannot deploy"),
-            "deploy a git URL, or upload the folder (`devgem deploy PATH --server URL` sends it \
-             as an archive); a server's owner may allow paths with DEVGEM_ALLOW_LOCAL_SOURCES=1",
-        ));
-    }
+    // The policy decides first: a transport or an option is refused as what it is, even
+    // where it would otherwise read as a (missing) local path.
     match &request.upload {
         None => {
             crate::sources::check_source(

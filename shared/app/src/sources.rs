@@ -44,7 +44,8 @@ pub async fn check_source(
                 "{source:?} is a path on the server's disk, which requests cannot deploy"
             ),
             hint: "deploy a git URL, or upload the folder (`devgem deploy PATH --server URL` \
-                   sends it as an archive)"
+                   sends it as an archive); a server's owner may allow paths with \
+                   DEVGEM_ALLOW_LOCAL_SOURCES=1"
                 .into(),
         }),
         Location::Remote(url) if policy.needs_resolution(&url) => {

@@ -161,7 +161,13 @@ async fn deploy_here(
     let services = wiring.services;
     let deployment = devgem_app::create_deployment(&services, request)
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(|e| match e {
+            // The fix is part of the refusal: say it on the next line.
+            devgem_app::AppError::BadRequest { message, hint } => {
+                anyhow::anyhow!("{message}\nFix: {hint}")
+            }
+            other => anyhow::anyhow!("{other}"),
+        })?;
     let id = deployment.id.clone();
     let mut events = devgem_app::follow(&services.core, &id, 0)
         .await
