@@ -92,6 +92,13 @@ pub struct CreateDeployment {
     pub plan_override: Option<PlanOverride>,
 }
 
+/// Choices about a new deployment beyond what it deploys.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CreateOptions {
+    /// Deploy despite high-severity security findings (recorded on the deployment).
+    pub allow_findings: bool,
+}
+
 fn bad(message: impl Into<String>, hint: impl Into<String>) -> AppError {
     AppError::BadRequest {
         message: message.into(),
@@ -123,6 +130,16 @@ pub async fn create_deployment_at(
     services: &Services,
     request: CreateDeployment,
     commit: Option<String>,
+) -> Result<Deployment, AppError> {
+    create_deployment_with(services, request, commit, CreateOptions::default()).await
+}
+
+/// [`create_deployment_at`] with the owner's [`CreateOptions`].
+pub async fn create_deployment_with(
+    services: &Services,
+    request: CreateDeployment,
+    commit: Option<String>,
+    options: CreateOptions,
 ) -> Result<Deployment, AppError> {
     if let Some(sha) = &commit
         && !(sha.len() == 40 && sha.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -219,6 +236,7 @@ pub async fn create_deployment_at(
         core.clock.now(),
     );
     deployment.private = request.private;
+    deployment.allow_findings = options.allow_findings;
     deployment.plan_override = request.plan_override.filter(|o| !o.is_empty());
     core.store.create(&deployment).await?;
     core.store
