@@ -137,3 +137,38 @@ fn the_cli_refuses_a_host_off_the_list_with_a_reason() {
     assert!(all.contains("not an allowed source host"), "{all}");
     assert!(all.contains("DEVGEM_ALLOWED_SOURCE_HOSTS"), "{all}");
 }
+
+#[test]
+fn a_committed_key_stops_the_deployment_unless_the_owner_allows_findings() {
+    let home = Home::new();
+    let app = tempfile::tempdir().unwrap();
+    std::fs::write(app.path().join("index.html"), "<h1>hi</h1>\n").unwrap();
+    std::fs::write(app.path().join("aws.txt"), "\nid=AKIAIOSFODNN7EXAMPLQ\n").unwrap();
+    let dir = app.path().to_str().unwrap();
+    let text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+
+    let stopped = home.run(&["deploy", dir]);
+    let all = text(&stopped);
+    assert!(!stopped.status.success(), "{all}");
+    assert!(all.contains("aws.txt:2: an AWS access key id is committed"), "{all}");
+    assert!(all.contains("AKIA****"), "{all}");
+    assert!(!all.contains("AKIAIOSFODNN7EXAMPLQ"), "{all}");
+    assert!(all.contains("--allow-findings"), "{all}");
+
+    let allowed = home.run(&["deploy", "--json", "--allow-findings", dir]);
+    let all = text(&allowed);
+    assert!(allowed.status.success(), "{all}");
+    assert!(all.contains("allowed by the owner"), "{all}");
+    let last: Value = serde_json::from_str(
+        String::from_utf8_lossy(&allowed.stdout).lines().last().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(last["status"], "live", "{last}");
+    home.run(&["stop", last["deployment_id"].as_str().unwrap()]);
+}
