@@ -156,7 +156,10 @@ fn a_committed_key_stops_the_deployment_unless_the_owner_allows_findings() {
     let stopped = home.run(&["deploy", dir]);
     let all = text(&stopped);
     assert!(!stopped.status.success(), "{all}");
-    assert!(all.contains("aws.txt:2: an AWS access key id is committed"), "{all}");
+    assert!(
+        all.contains("aws.txt:2: an AWS access key id is committed"),
+        "{all}"
+    );
     assert!(all.contains("AKIA****"), "{all}");
     assert!(!all.contains("AKIAIOSFODNN7EXAMPLQ"), "{all}");
     assert!(all.contains("--allow-findings"), "{all}");
@@ -166,7 +169,10 @@ fn a_committed_key_stops_the_deployment_unless_the_owner_allows_findings() {
     assert!(allowed.status.success(), "{all}");
     assert!(all.contains("allowed by the owner"), "{all}");
     let last: Value = serde_json::from_str(
-        String::from_utf8_lossy(&allowed.stdout).lines().last().unwrap(),
+        String::from_utf8_lossy(&allowed.stdout)
+            .lines()
+            .last()
+            .unwrap(),
     )
     .unwrap();
     assert_eq!(last["status"], "live", "{last}");
