@@ -169,13 +169,26 @@ fn a_folder_with_no_app_fails_at_code_analysis() {
 }
 
 #[test]
-fn a_git_url_that_does_not_resolve_fails_at_repository_access() {
+fn a_git_url_that_does_not_resolve_is_refused_at_repository_access() {
     let home = Home::new();
-    fails_clearly(
-        &home,
-        "https://nonexistent.invalid/acme/shop.git",
-        "Repository access",
-        "nonexistent.invalid",
+    // Any public host is allowed, so the name is looked up when the deploy is asked for; it
+    // is refused then, before a deployment exists.
+    let output = home
+        .devgem()
+        .env("DEVGEM_ALLOWED_SOURCE_HOSTS", "*")
+        .args(["deploy", "https://nonexistent.invalid/acme/shop.git"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("repository access: the host nonexistent.invalid could not be found"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Fix: check the URL"), "{stderr}");
+    assert!(
+        !String::from_utf8_lossy(&output.stdout).contains("deployment "),
+        "a deployment was created"
     );
 }
 

@@ -12,8 +12,9 @@ use std::process::Command;
 
 /// Crates that must stay pure: no I/O crate may be among their normal or build dependencies,
 /// directly or through others. `devgem-plan` is checked once it exists.
-const PURE: [&str; 5] = [
+const PURE: [&str; 6] = [
     "devgem-domain",
+    "devgem-sources",
     "devgem-analyzer",
     "devgem-plan",
     "devgem-diagnose",

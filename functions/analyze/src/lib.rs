@@ -410,23 +410,59 @@ impl Analyze {
                 report
             }
         };
+        let allowed = ctx.deployment.allow_findings;
         let blocking: Vec<_> = report.blocking().collect();
-        for f in report.findings.iter().filter(|f| !blocking.contains(f)) {
-            r.warning(
-                step,
-                format!("{}: {} (fix: {})", location(f), f.message, f.fix),
-            );
+        for f in &report.findings {
+            let overridden = if blocking.contains(&f) {
+                " [high, allowed by the owner]"
+            } else {
+                ""
+            };
+            if overridden.is_empty() || allowed {
+                r.warning(
+                    step,
+                    format!(
+                        "{}: {}{overridden} (fix: {})",
+                        location(f),
+                        f.message,
+                        f.fix
+                    ),
+                );
+            }
         }
-        if let Some(f) = blocking.first() {
+        if !blocking.is_empty() && !allowed {
+            // Every blocking finding at once, so one round of fixes is enough.
+            let listed: Vec<String> = blocking
+                .iter()
+                .map(|f| format!("{}: {}", location(f), f.message))
+                .collect();
+            let fixes: Vec<&str> = blocking.iter().map(|f| f.fix.as_str()).collect();
             return Err(StageError::Failed(
-                Failure::new(step, format!("{}: {}", location(f), f.message))
-                    .with_hint(f.fix.clone()),
+                Failure::new(
+                    step,
+                    format!(
+                        "{} high-severity finding(s): {}",
+                        blocking.len(),
+                        listed.join("; ")
+                    ),
+                )
+                .with_hint(format!(
+                    "{}; or, if they are false alarms, deploy again with --allow-findings \
+                     (API: \"allow_findings\": true)",
+                    fixes.join("; ")
+                )),
             ));
         }
-        r.step_completed(
-            step,
-            format!("{} finding(s), none blocking", report.findings.len()),
-        );
+        let summary = if blocking.is_empty() {
+            format!("{} finding(s), none blocking", report.findings.len())
+        } else {
+            format!(
+                "{} finding(s); {} high-severity allowed by the owner",
+                report.findings.len(),
+                blocking.len()
+            )
+        };
+        r.step_completed(step, summary);
         Ok(())
     }
 }

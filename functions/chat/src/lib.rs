@@ -87,6 +87,9 @@ struct CreateBody {
     /// --allow-unauthenticated`).
     #[serde(default = "public_by_default")]
     public: bool,
+    /// Deploy despite high-severity security findings (recorded on the deployment).
+    #[serde(default)]
+    allow_findings: bool,
 }
 
 fn public_by_default() -> bool {
@@ -269,6 +272,7 @@ async fn read_upload(
         service_name: None,
         env: BTreeMap::new(),
         public: true,
+        allow_findings: false,
     });
     Ok((fields, archive))
 }
@@ -445,7 +449,10 @@ impl Api {
                     let limits = devgem_archive::Limits::default();
                     devgem_app::check_upload(archive, &limits).map_err(app_error)?;
                 }
-                let d = devgem_app::create_deployment(
+                let options = devgem_app::CreateOptions {
+                    allow_findings: body.allow_findings,
+                };
+                let d = devgem_app::create_deployment_with(
                     services,
                     CreateDeployment {
                         owner: owner.to_string(),
@@ -459,6 +466,8 @@ impl Api {
                         private: !body.public,
                         plan_override: None,
                     },
+                    None,
+                    options,
                 )
                 .await
                 .map_err(app_error)?;

@@ -254,6 +254,8 @@ pub struct Config {
     pub github_token: Option<Secret>,
     /// Whether an HTTP request may name a folder on this server's disk as its source.
     pub allow_local_sources: bool,
+    /// Which hosts git sources may come from (`DEVGEM_ALLOWED_SOURCE_HOSTS`, default github.com).
+    pub allowed_source_hosts: devgem_app::SourcePolicy,
     /// The largest source archive `POST /api/deployments` accepts.
     pub max_upload_bytes: usize,
     /// Where built images go (`DEVGEM_IMAGE_REPOSITORY`).
@@ -448,6 +450,17 @@ impl Config {
             None if on_cloud_run => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
             None => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
         };
+        let allowed_source_hosts = match get("DEVGEM_ALLOWED_SOURCE_HOSTS") {
+            None => devgem_app::SourcePolicy::default(),
+            Some(list) => devgem_app::SourcePolicy::parse(&list).map_err(|problem| {
+                config_error(
+                    "DEVGEM_ALLOWED_SOURCE_HOSTS",
+                    problem,
+                    "list hosts as host or host:port, comma-separated (http://host:port also \
+                     allows plain http to it; * allows any public host)",
+                )
+            })?,
+        };
         let max_upload_mb = match get("DEVGEM_MAX_UPLOAD_MB") {
             None => DEFAULT_MAX_UPLOAD_MB,
             Some(v) => v
@@ -485,6 +498,7 @@ impl Config {
             rate_limit_per_minute,
             github_token: get("GITHUB_TOKEN").map(Secret),
             allow_local_sources: flag(&get, "DEVGEM_ALLOW_LOCAL_SOURCES")?,
+            allowed_source_hosts,
             max_upload_bytes: max_upload_mb << 20,
             image_repository: get("DEVGEM_IMAGE_REPOSITORY").unwrap_or_else(|| {
                 match (&cloud, builder) {
@@ -613,6 +627,7 @@ impl Config {
                     "refused over HTTP"
                 }
             ),
+            format!("source_hosts  {}", self.allowed_source_hosts.describe()),
             format!("max_upload    {} MiB", self.max_upload_bytes >> 20),
             format!("rate_limit    {}/min per user", self.rate_limit_per_minute),
             format!("images        {}", self.image_repository),

@@ -143,6 +143,7 @@ pub async fn from_config(config: &Config) -> anyhow::Result<Wiring> {
             .github_token
             .as_ref()
             .map(|t| SecretValue::new(t.expose())),
+        policy: config.allowed_source_hosts.clone(),
         ..FetchConfig::default()
     }));
     let services = Services {
@@ -158,6 +159,7 @@ pub async fn from_config(config: &Config) -> anyhow::Result<Wiring> {
         secrets,
         runtime,
         source: source.clone(),
+        sources: config.allowed_source_hosts.clone(),
     };
     let wiring = Wiring {
         services,

@@ -72,6 +72,9 @@ static DOCKER_SECRET: LazyLock<Regex> = LazyLock::new(|| re(r"(?im)^\s*(ENV|ARG)
 static FROM: LazyLock<Regex> = LazyLock::new(|| re(r"(?im)^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)"));
 static USER: LazyLock<Regex> = LazyLock::new(|| re(r"(?im)^\s*USER\s+(\S+)"));
 static ADD_URL: LazyLock<Regex> = LazyLock::new(|| re(r"(?im)^\s*ADD\s+(?:--\S+\s+)*https?://"));
+/// One `apt-get install` / `apt install` command, up to the end of its line or `&&`.
+static APT_INSTALL: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?i)\bapt(?:-get)?\s+(?:-\S+\s+)*install\b[^\n&;]*"));
 static CURL_SH: LazyLock<Regex> =
     LazyLock::new(|| re(r"(?i)(?:curl|wget)[^|\n]*\|\s*(?:sudo\s+)?(?:ba)?sh\b"));
 
@@ -88,6 +91,17 @@ fn finding(
         line,
         message,
         fix: fix.into(),
+    }
+}
+
+/// A secret as a user may be shown it: its first four characters, then stars.
+pub(crate) fn mask(value: &str) -> String {
+    let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
+    let head: String = value.chars().take(4).collect();
+    if value.chars().count() <= 8 {
+        "****".to_string()
+    } else {
+        format!("{head}****")
     }
 }
 
@@ -124,11 +138,17 @@ pub fn scan_repo(repo: &Repo, plan: &BuildPlan, dockerfile: &str) -> ScanReport 
         }
         for rule in &RULES {
             if let Some(m) = rule.re.find(text) {
+                // A token is shown masked, so the user can find it; a key file's header says
+                // nothing secret and is shown as it is.
+                let shown = match m.as_str() {
+                    v if v.starts_with('-') || v.starts_with('"') => String::new(),
+                    v => format!(" ({})", mask(v)),
+                };
                 findings.push(finding(
                     rule.severity,
                     path,
                     Some(line_of(text, m.start())),
-                    format!("{} in {path}", rule.what),
+                    format!("{} in {path}{shown}", rule.what),
                     rule.fix,
                 ));
             }
@@ -149,7 +169,12 @@ pub fn scan_repo(repo: &Repo, plan: &BuildPlan, dockerfile: &str) -> ScanReport 
                         Severity::High,
                         path,
                         Some(i as u32 + 1),
-                        format!("{path} sets the credential {} in the repository", k.trim()),
+                        format!(
+                            "{path} sets the credential {} in the repository ({}={})",
+                            k.trim(),
+                            k.trim(),
+                            mask(v.trim())
+                        ),
                         "rotate the credential, delete the line, and pass the value as a secret",
                     ));
                 }
@@ -297,6 +322,19 @@ fn scan_dockerfile(findings: &mut Vec<Finding>, plan: &BuildPlan, dockerfile: &s
             "ADD from a URL downloads unverified content".into(),
             "download with curl and verify a checksum, or use ADD --checksum",
         ));
+    }
+    for m in APT_INSTALL.find_iter(dockerfile) {
+        if !m.as_str().contains("--no-install-recommends") {
+            findings.push(finding(
+                Severity::Low,
+                file,
+                Some(line_of(dockerfile, m.start())),
+                "apt-get install without --no-install-recommends pulls in packages the app \
+                 does not need"
+                    .into(),
+                "add --no-install-recommends (and remove /var/lib/apt/lists/* in the same RUN)",
+            ));
+        }
     }
     if let Some(m) = CURL_SH.find(dockerfile) {
         findings.push(finding(

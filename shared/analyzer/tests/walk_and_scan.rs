@@ -247,3 +247,53 @@ fn nested_gitignores_and_negations() {
         ]
     );
 }
+
+#[test]
+fn committed_tokens_are_found_by_file_and_line_with_the_value_masked() {
+    let token = format!("ghp_{}", "A1b2C3d4".repeat(5));
+    let aws = "AKIAIOSFODNN7EXAMPLQ";
+    let r = scan_files(
+        &[
+            APP,
+            ("config/deploy.py", &format!("X = 1\nTOKEN = '{token}'\n")),
+            ("keys/aws.txt", &format!("\n\nid={aws}\n")),
+            (".env", "DATABASE_PASSWORD=hunter2hunter2\n"),
+        ],
+        "FROM python:3.12-slim\nRUN apt-get update && apt-get install -y curl\nRUN apt-get install -y --no-install-recommends git\nUSER app\nENV PORT=8080\n",
+    );
+    let find = |needle: &str| {
+        r.findings
+            .iter()
+            .find(|f| f.message.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle}: {:#?}", r.findings))
+    };
+    let gh = find("GitHub token");
+    assert_eq!((gh.file.as_str(), gh.line), ("config/deploy.py", Some(2)));
+    assert!(gh.message.contains("ghp_****"), "{}", gh.message);
+    let key = find("AWS access key");
+    assert_eq!((key.file.as_str(), key.line), ("keys/aws.txt", Some(3)));
+    assert!(key.message.contains("AKIA****"), "{}", key.message);
+    let env = find("DATABASE_PASSWORD");
+    assert!(
+        env.message.contains("DATABASE_PASSWORD=hunt****"),
+        "{}",
+        env.message
+    );
+    for f in &r.findings {
+        assert!(
+            !f.message.contains(&token) && !f.message.contains(aws),
+            "{}",
+            f.message
+        );
+        assert!(!f.message.contains("hunter2hunter2"), "{}", f.message);
+    }
+    assert_eq!(r.blocking().count(), 3, "{:#?}", r.findings);
+    // Only the install without --no-install-recommends is named.
+    let apt: Vec<_> = r
+        .findings
+        .iter()
+        .filter(|f| f.message.contains("--no-install-recommends"))
+        .collect();
+    assert_eq!(apt.len(), 1, "{apt:#?}");
+    assert_eq!(apt[0].line, Some(2));
+}

@@ -6,7 +6,7 @@ use crate::lifecycle::{finish_aborted, modify, stored_events};
 use crate::services::{Core, Services};
 use devgem_domain::{
     Deployment, DeploymentId, EnvVarName, NewDeployment, NewEvent, PlanOverride, ServiceName,
-    Source, SourceKind, StageMessage, Status,
+    Source, StageMessage, Status,
 };
 use devgem_ports::{ListFilter, SecretError, SecretValue, Secrets, StoreError};
 use std::collections::BTreeMap;
@@ -92,6 +92,13 @@ pub struct CreateDeployment {
     pub plan_override: Option<PlanOverride>,
 }
 
+/// Choices about a new deployment beyond what it deploys.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CreateOptions {
+    /// Deploy despite high-severity security findings (recorded on the deployment).
+    pub allow_findings: bool,
+}
+
 fn bad(message: impl Into<String>, hint: impl Into<String>) -> AppError {
     AppError::BadRequest {
         message: message.into(),
@@ -124,6 +131,16 @@ pub async fn create_deployment_at(
     request: CreateDeployment,
     commit: Option<String>,
 ) -> Result<Deployment, AppError> {
+    create_deployment_with(services, request, commit, CreateOptions::default()).await
+}
+
+/// [`create_deployment_at`] with the owner's [`CreateOptions`].
+pub async fn create_deployment_with(
+    services: &Services,
+    request: CreateDeployment,
+    commit: Option<String>,
+    options: CreateOptions,
+) -> Result<Deployment, AppError> {
     if let Some(sha) = &commit
         && !(sha.len() == 40 && sha.bytes().all(|b| b.is_ascii_hexdigit()))
     {
@@ -145,23 +162,24 @@ pub async fn create_deployment_at(
             "check for stray characters",
         ));
     }
-    if request.upload.is_none()
-        && Source::at(source.clone()).kind() == SourceKind::LocalPath
-        && request.local_paths == LocalPaths::Refused
-    {
-        return Err(bad(
-            format!("{source:?} is a path on the server's disk, which requests cannot deploy"),
-            "deploy a git URL, or upload the folder (`devgem deploy PATH --server URL` sends it \
-             as an archive); a server's owner may allow paths with DEVGEM_ALLOW_LOCAL_SOURCES=1",
-        ));
-    }
-    if let Some(sub) = &request.subdir
-        && (sub.starts_with('/') || sub.split('/').any(|p| p == ".."))
-    {
-        return Err(bad(
-            format!("the folder {sub:?} points outside the repository"),
-            "give a relative folder such as apps/web",
-        ));
+    // The policy decides first: a transport or an option is refused as what it is, even
+    // where it would otherwise read as a (missing) local path.
+    match &request.upload {
+        None => {
+            crate::sources::check_source(
+                &services.sources,
+                request.local_paths,
+                &source,
+                request.branch.as_deref(),
+                request.subdir.as_deref(),
+            )
+            .await?
+        }
+        Some(_) => {
+            if let Some(sub) = request.subdir.as_deref().filter(|s| !s.is_empty()) {
+                devgem_sources::check_subdir(sub).map_err(|r| bad(r.reason, r.hint))?;
+            }
+        }
     }
     let service_name = match &request.service_name {
         Some(name) => ServiceName::parse(name).map_err(|e| {
@@ -172,6 +190,7 @@ pub async fn create_deployment_at(
         })?,
         None => default_service_name(&source, request.subdir.as_deref()),
     };
+    crate::sources::check_env_sizes(&request.env)?;
     let mut env_names = Vec::new();
     for name in request.env.keys() {
         env_names.push(EnvVarName::parse(name).map_err(|e| {
@@ -217,6 +236,7 @@ pub async fn create_deployment_at(
         core.clock.now(),
     );
     deployment.private = request.private;
+    deployment.allow_findings = options.allow_findings;
     deployment.plan_override = request.plan_override.filter(|o| !o.is_empty());
     core.store.create(&deployment).await?;
     core.store

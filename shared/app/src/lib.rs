@@ -13,13 +13,16 @@ mod lifecycle;
 pub mod release;
 mod reporter;
 mod services;
+pub mod sources;
 mod stage;
 pub mod tools;
 
 pub use commands::{
-    AppError, CreateDeployment, LocalPaths, abort_deployment, check_upload, create_deployment,
-    create_deployment_at, follow, resume_unfinished, stop_deployment, user_env,
+    AppError, CreateDeployment, CreateOptions, LocalPaths, abort_deployment, check_upload,
+    create_deployment, create_deployment_at, create_deployment_with, follow, resume_unfinished,
+    stop_deployment, user_env,
 };
+pub use devgem_sources::SourcePolicy;
 pub use reporter::{Reporter, TickerGuard};
 pub use services::{Core, InstanceId, Services};
 pub use stage::{DeadLetterHandler, StageContext, StageError, StageHandler, StageWork, load_json};

@@ -28,6 +28,9 @@ pub struct Services {
     pub secrets: Arc<dyn Secrets>,
     pub runtime: Arc<dyn Runtime>,
     pub source: Arc<dyn SourceFetcher>,
+    /// Which hosts sources may come from (`DEVGEM_ALLOWED_SOURCE_HOSTS`), checked when a
+    /// deployment is requested.
+    pub sources: devgem_sources::SourcePolicy,
 }
 
 /// Names one running DevGem process: `host/pid/nonce`.

@@ -553,7 +553,7 @@ async fn redeploy_with(
     } else {
         ctx.local_paths
     };
-    let next = create_deployment(
+    let next = crate::commands::create_deployment_with(
         services,
         CreateDeployment {
             owner: d.owner.clone(),
@@ -565,8 +565,13 @@ async fn redeploy_with(
             service_name: Some(d.service_name.to_string()),
             env: values,
             plan_override,
-            // A redeploy is as reachable as what it replaces.
+            // A redeploy is as reachable as what it replaces, and keeps its owner's choice
+            // about security findings.
             private: d.private,
+        },
+        None,
+        crate::commands::CreateOptions {
+            allow_findings: d.allow_findings,
         },
     )
     .await?;

@@ -71,6 +71,7 @@ fn world() -> World {
             Arc::new(FileSecrets::new(dir.path().join("secrets.json"))),
         )),
         source: Arc::new(devgem_local::LocalSourceFetcher::new(Default::default())),
+        sources: devgem_app::SourcePolicy::default(),
     };
     World {
         _dir: dir,

@@ -42,6 +42,7 @@ fn world() -> World {
             secrets.clone(),
         )),
         source: Arc::new(LocalSourceFetcher::new(Default::default())),
+        sources: devgem_app::SourcePolicy::default(),
     };
     World {
         _dir: dir,

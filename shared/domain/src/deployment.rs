@@ -290,6 +290,10 @@ pub struct Deployment {
     /// Reachable only by those the owner lets in: no public invoker grant on Cloud Run.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub private: bool,
+    /// The owner chose to deploy despite high-severity security findings: they are kept as
+    /// warnings instead of stopping the deployment.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_findings: bool,
     /// The commit that was fetched.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit: Option<String>,
@@ -324,6 +328,7 @@ impl Deployment {
             artifact: None,
             revision: None,
             private: false,
+            allow_findings: false,
             commit: None,
             claim: None,
             stages_done: Vec::new(),

@@ -170,11 +170,17 @@ impl EnvVarName {
                 reason: "use letters, digits and '_', not starting with a digit",
             });
         }
-        if value == "PORT" || value.starts_with("K_") {
+        // Set by the platform (Cloud Run and the local runtime alike); a user's value would
+        // be overwritten, or would break the probe that waits for `$PORT`.
+        const RESERVED: &[&str] = &["PORT", "CLOUD_RUN_JOB", "CLOUD_RUN_EXECUTION"];
+        if RESERVED.contains(&value)
+            || value.starts_with("K_")
+            || value.starts_with("CLOUD_RUN_TASK_")
+        {
             return Err(InvalidName {
                 what: "environment variable name",
                 value: value.to_string(),
-                reason: "PORT and K_* are set by Cloud Run itself",
+                reason: "PORT, K_* and CLOUD_RUN_* are set by Cloud Run itself",
             });
         }
         Ok(Self(value.to_string()))

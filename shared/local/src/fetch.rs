@@ -1,10 +1,13 @@
-//! The source fetcher: a local folder (copied, honouring `.gitignore`) or any git URL
-//! (shallow clone with a timeout, never prompting for credentials).
+//! The source fetcher: a local folder (copied, honouring `.gitignore`) or a git URL the source
+//! policy allows (a shallow clone with a timeout, never prompting for credentials, connected
+//! only to the address that was checked, bounded in files and bytes, without submodules and
+//! without links that lead out of the checkout).
 
 use async_trait::async_trait;
 use base64::Engine as _;
 use devgem_domain::Source;
 use devgem_ports::{FetchedSource, LogSink, SecretValue, SourceError, SourceFetcher};
+use devgem_sources::{Scheme, SourcePolicy};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::process::Command;
@@ -20,6 +23,12 @@ pub struct FetchConfig {
     pub git_timeout: Duration,
     /// Sent to github.com over https, so private repositories can be cloned.
     pub github_token: Option<SecretValue>,
+    /// Which hosts a clone may reach; checked again here, at connect time.
+    pub policy: SourcePolicy,
+    /// The most files a checkout may hold.
+    pub max_files: usize,
+    /// The most bytes a checkout's files may hold together.
+    pub max_bytes: u64,
 }
 
 impl Default for FetchConfig {
@@ -27,6 +36,9 @@ impl Default for FetchConfig {
         Self {
             git_timeout: Duration::from_secs(120),
             github_token: None,
+            policy: SourcePolicy::default(),
+            max_files: 100_000,
+            max_bytes: 2 << 30,
         }
     }
 }
@@ -130,6 +142,14 @@ impl SourceFetcher for LocalSourceFetcher {
         log: &dyn LogSink,
         cancel: &CancellationToken,
     ) -> Result<FetchedSource, SourceError> {
+        // The policy again, whoever stored the source: a transport, an option or a refused
+        // host never reaches git.
+        if let Err(r) = self.config.policy.classify(source.location.trim()) {
+            return Err(SourceError::Rejected {
+                reason: r.to_string(),
+                hint: r.hint,
+            });
+        }
         let fetched = match classify(&source.location) {
             Location::Path(path) => self.copy_local(&path, source, dest, log, cancel).await,
             Location::Git(url) => self.clone_git(&url, source, dest, log, cancel).await,
@@ -246,6 +266,8 @@ impl LocalSourceFetcher {
         cancel: &CancellationToken,
     ) -> Result<FetchedSource, SourceError> {
         let shown = redact_url(url);
+        let (url, hardening) = self.connect_rules(url).await?;
+        let url = url.as_str();
         let token = self
             .config
             .github_token
@@ -262,8 +284,12 @@ impl LocalSourceFetcher {
                 }
             }
         };
+        let git = |args: &[&str], dir: Option<&Path>, token: Option<&str>| {
+            self.git(&hardening, args, dir, token)
+        };
 
-        let mut args = vec!["clone", "--depth", "1", "--no-tags"];
+        // No checkout yet: the tree's size is checked before a file is written.
+        let mut args = vec!["clone", "--no-checkout", "--depth", "1", "--no-tags"];
         if let Some(branch) = &source.branch {
             args.extend(["--branch", branch.as_str()]);
             log.line(&format!("Cloning {shown} (branch {branch})"));
@@ -272,16 +298,23 @@ impl LocalSourceFetcher {
         }
         let dest_str = dest.to_string_lossy();
         args.extend(["--", url, &dest_str]);
-        let cmd = self.git(&args, None, token.as_deref());
-        self.run_git(cmd, &shown, source, log, cancel, &redact)
-            .await?;
+        self.run_git(
+            git(&args, None, token.as_deref()),
+            &shown,
+            source,
+            log,
+            cancel,
+            &redact,
+        )
+        .await?;
 
+        let mut target = "HEAD".to_string();
         if let Some(commit) = &source.commit {
             let head = rev_parse(dest).await.unwrap_or_default();
             if !head.starts_with(commit.as_str()) {
                 log.line(&format!("Fetching commit {commit}"));
-                let fetch = self.git(
-                    &["fetch", "--depth", "1", "--no-tags", "origin", commit],
+                let fetch = git(
+                    &["fetch", "--depth", "1", "--no-tags", "origin", "--", commit],
                     Some(dest),
                     token.as_deref(),
                 );
@@ -295,55 +328,156 @@ impl LocalSourceFetcher {
                         },
                         other => other,
                     })?;
-                let checkout = self.git(&["checkout", "--detach", "FETCH_HEAD"], Some(dest), None);
-                self.run_git(checkout, &shown, source, log, cancel, &redact)
-                    .await?;
+                target = "FETCH_HEAD".to_string();
             }
         }
+        self.check_tree_size(dest, &target, &shown).await?;
+        let checkout = git(
+            &["checkout", "--quiet", "--detach", &target],
+            Some(dest),
+            None,
+        );
+        self.run_git(checkout, &shown, source, log, cancel, &redact)
+            .await?;
         let commit = rev_parse(dest).await;
         if let Some(sha) = &commit {
             log.line(&format!("Checked out {sha}"));
         }
         if dest.join(".gitmodules").is_file() {
-            log.line("Fetching submodules");
-            let update = self.git(
-                &[
-                    "submodule",
-                    "update",
-                    "--init",
-                    "--recursive",
-                    "--depth",
-                    "1",
-                ],
-                Some(dest),
-                token.as_deref(),
+            // A submodule can point anywhere (another host, a file:// path): never followed.
+            log.line(
+                "Note: submodules are not fetched; vendor what the app needs into the repository",
             );
-            // An unreachable submodule is often optional (docs, examples): say so and go on;
-            // the build will fail on it if the app really needs it.
-            if let Err(e) = self
-                .run_git(update, &shown, source, log, cancel, &redact)
-                .await
-            {
-                if matches!(e, SourceError::Cancelled) {
-                    return Err(e);
-                }
-                log.line(&format!(
-                    "Warning: some submodules could not be fetched ({e})"
-                ));
-            }
         }
         // The checkout is the files only, as for a local folder: history is not deployed.
         let _ = std::fs::remove_dir_all(dest.join(".git"));
+        let dropped = tree::drop_links_outside(dest).map_err(|e| {
+            SourceError::Unavailable(format!("the checkout could not be read: {e}"))
+        })?;
+        for link in dropped {
+            log.line(&format!(
+                "Removed the link {}: it points outside the repository or nowhere",
+                link.display()
+            ));
+        }
         Ok(FetchedSource { commit })
+    }
+
+    /// The URL git is given and the settings it runs with: the source policy checked here
+    /// again (a stored deployment or a webhook may name any URL), the host of an unlisted
+    /// name resolved and each address checked, and git pinned to the checked address so a
+    /// second lookup (DNS rebinding) cannot lead it elsewhere. Only the URL's own protocol is
+    /// allowed, and an unlisted host may not redirect.
+    async fn connect_rules(&self, url: &str) -> Result<(String, Vec<String>), SourceError> {
+        let refused = |r: devgem_sources::Refusal| SourceError::Rejected {
+            reason: r.to_string(),
+            hint: r.hint,
+        };
+        let mut config = vec!["submodule.recurse=false".to_string()];
+        if url
+            .trim_start()
+            .get(..7)
+            .is_some_and(|s| s.eq_ignore_ascii_case("file://"))
+        {
+            // Whoever asked was allowed local sources (the request was checked when made).
+            config.push("protocol.allow=never".into());
+            config.push("protocol.file.allow=always".into());
+            return Ok((url.to_string(), config));
+        }
+        let policy = &self.config.policy;
+        let parsed = policy.check_remote(url).map_err(refused)?;
+        let protocol = match parsed.scheme {
+            Scheme::Https => "https",
+            Scheme::Http => "http",
+            Scheme::Ssh => "ssh",
+            Scheme::Git => "git",
+        };
+        config.push("protocol.allow=never".into());
+        config.push(format!("protocol.{protocol}.allow=always"));
+        if policy.needs_resolution(&parsed) {
+            let devgem_sources::Host::Name(name) = &parsed.host else {
+                unreachable!("only names need resolving");
+            };
+            let port = parsed.effective_port();
+            let addresses: Vec<std::net::IpAddr> = tokio::net::lookup_host((name.as_str(), port))
+                .await
+                .map_err(|e| SourceError::Rejected {
+                    reason: format!("the host {name} could not be found ({e})"),
+                    hint: "check the URL, and that this machine is online".into(),
+                })?
+                .map(|a| a.ip())
+                .collect();
+            policy
+                .check_addresses(&parsed, &addresses)
+                .map_err(refused)?;
+            let pinned = match addresses[0] {
+                std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+                ip => ip.to_string(),
+            };
+            config.push(format!("http.curloptResolve={name}:{port}:{pinned}"));
+            config.push("http.followRedirects=false".into());
+        }
+        Ok((parsed.to_git_url(), config))
+    }
+
+    /// Refuses a tree with more files or bytes than the limits, read from git's object
+    /// listing before anything is checked out.
+    async fn check_tree_size(
+        &self,
+        dest: &Path,
+        rev: &str,
+        shown: &str,
+    ) -> Result<(), SourceError> {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(dest)
+            .args(["ls-tree", "-r", "-l", "-z", "--", rev])
+            .env_remove("GIT_DIR")
+            .env_remove("GIT_WORK_TREE")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .map_err(|e| SourceError::Unavailable(format!("git ls-tree could not start: {e}")))?;
+        if !out.status.success() {
+            return Err(SourceError::Unavailable(format!(
+                "the tree of {shown} could not be listed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        let (files, bytes) = tree_totals(&out.stdout);
+        let (max_files, max_bytes) = (self.config.max_files, self.config.max_bytes);
+        if files > max_files || bytes > max_bytes {
+            return Err(SourceError::Rejected {
+                reason: format!(
+                    "{shown} holds {files} files of {} MiB; a deployment takes at most {max_files} \
+                     files and {} MiB",
+                    bytes >> 20,
+                    max_bytes >> 20
+                ),
+                hint: "deploy the app's folder of a smaller repository, or move large assets \
+                       to object storage"
+                    .into(),
+            });
+        }
+        Ok(())
     }
 
     /// A git command that never prompts: no terminal prompt, no credential helper dialogs,
     /// ssh in batch mode. A GitHub token travels in the environment, never on the command
     /// line where `ps` would show it.
-    fn git(&self, args: &[&str], dir: Option<&Path>, token: Option<&str>) -> Command {
+    fn git(
+        &self,
+        config: &[String],
+        args: &[&str],
+        dir: Option<&Path>,
+        token: Option<&str>,
+    ) -> Command {
         let mut cmd = Command::new("git");
         if let Some(dir) = dir {
             cmd.arg("-C").arg(dir);
+        }
+        for setting in config {
+            cmd.arg("-c").arg(setting);
         }
         cmd.args(args)
             .env("GIT_TERMINAL_PROMPT", "0")
@@ -491,6 +625,25 @@ fn classify_git_failure(output: &str, shown: &str, source: &Source) -> SourceErr
     )
 }
 
+/// The number of files and their bytes in `git ls-tree -r -l -z` output (links and
+/// submodules count as files; a submodule has no size).
+fn tree_totals(listing: &[u8]) -> (usize, u64) {
+    let mut files = 0;
+    let mut bytes = 0u64;
+    for entry in listing.split(|b| *b == 0).filter(|e| !e.is_empty()) {
+        files += 1;
+        // `<mode> <type> <object> <size>\t<path>`
+        let head = entry.split(|b| *b == b'\t').next().unwrap_or_default();
+        let size = String::from_utf8_lossy(head)
+            .split_whitespace()
+            .nth(3)
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0);
+        bytes += size;
+    }
+    (files, bytes)
+}
+
 /// The commit checked out in `dir`, if it is inside a git repository with commits.
 async fn head_commit(dir: &Path) -> Option<String> {
     rev_parse(dir).await
@@ -547,6 +700,7 @@ mod tests {
     fn a_token_travels_in_the_environment_not_the_arguments() {
         let fetcher = LocalSourceFetcher::default();
         let cmd = fetcher.git(
+            &[],
             &["clone", "https://github.com/a/b"],
             None,
             Some("ghp_TOKEN"),

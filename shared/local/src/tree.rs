@@ -73,6 +73,32 @@ pub(crate) fn copy_tree(src: &Path, dst: &Path, rules: &CopyRules<'_>) -> io::Re
     Ok(report)
 }
 
+/// Removes every symbolic link under `root` whose target is outside it or missing (a clone's
+/// links are the repository's to choose), and returns them relative to `root`.
+pub(crate) fn drop_links_outside(root: &Path) -> io::Result<Vec<PathBuf>> {
+    let root = root.canonicalize()?;
+    let walk = ignore::WalkBuilder::new(&root)
+        .standard_filters(false)
+        .hidden(false)
+        .follow_links(false)
+        .build();
+    let mut links = Vec::new();
+    for entry in walk {
+        let entry = entry.map_err(io::Error::other)?;
+        if entry.file_type().is_some_and(|t| t.is_symlink()) {
+            links.push(entry.into_path());
+        }
+    }
+    let mut dropped = Vec::new();
+    for link in links {
+        if link_inside(&root, &link)?.is_none() {
+            fs::remove_file(&link)?;
+            dropped.push(link.strip_prefix(&root).unwrap_or(&link).to_path_buf());
+        }
+    }
+    Ok(dropped)
+}
+
 /// For a link inside `root`: its target as a path relative to the link's folder, when the
 /// target exists inside `root`; `None` when it points outside or nowhere.
 fn link_inside(root: &Path, link: &Path) -> io::Result<Option<PathBuf>> {

@@ -6,6 +6,7 @@ use common::Lines;
 use devgem_domain::Source;
 use devgem_local::{FetchConfig, LocalSourceFetcher};
 use devgem_ports::{CancellationToken, SourceError, SourceFetcher};
+use devgem_sources::SourcePolicy;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -62,15 +63,31 @@ fn source(location: &str) -> Source {
 }
 
 async fn fetch(source: &Source, dest: &Path) -> Result<Option<String>, SourceError> {
+    fetch_with(policy("github.com"), source, dest)
+        .await
+        .map(|(commit, _)| commit)
+}
+
+fn policy(list: &str) -> SourcePolicy {
+    SourcePolicy::parse(list).unwrap()
+}
+
+/// A fetch under `policy`: the commit and the log.
+async fn fetch_with(
+    policy: SourcePolicy,
+    source: &Source,
+    dest: &Path,
+) -> Result<(Option<String>, String), SourceError> {
     let fetcher = LocalSourceFetcher::new(FetchConfig {
         git_timeout: Duration::from_secs(30),
-        github_token: None,
+        policy,
+        ..FetchConfig::default()
     });
     let lines = Lines::default();
-    fetcher
+    let result = fetcher
         .fetch(source, dest, &lines, &CancellationToken::new())
-        .await
-        .map(|f| f.commit)
+        .await;
+    result.map(|f| (f.commit, lines.text()))
 }
 
 fn rejected_reason(result: Result<Option<String>, SourceError>) -> String {
@@ -173,8 +190,10 @@ async fn an_empty_folder_is_rejected() {
 async fn an_unresolvable_url_is_rejected_fast() {
     let dest = tempfile::tempdir().unwrap();
     let started = Instant::now();
-    let reason =
-        rejected_reason(fetch(&source("https://nonexistent.invalid/x/y.git"), dest.path()).await);
+    // Any public host is allowed here, so the name is looked up (and found to be missing).
+    let missing = source("https://nonexistent.invalid/x/y.git");
+    let result = fetch_with(policy("*"), &missing, dest.path()).await;
+    let reason = rejected_reason(result.map(|(commit, _)| commit));
     assert!(reason.contains("could not be found"), "{reason}");
     assert!(reason.contains("nonexistent.invalid"), "{reason}");
     assert!(started.elapsed() < Duration::from_secs(20));
@@ -207,6 +226,13 @@ async fn credentials_in_a_url_never_reach_the_log_or_the_reason() {
     assert!(!lines.text().contains("tok_SECRET123"), "{}", lines.text());
 }
 
+/// A policy that lists the scheme, host and port of `url` (a loopback test server).
+fn listed(url: &str) -> SourcePolicy {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let host = rest.split('/').next().unwrap();
+    policy(&format!("{scheme}://{host}"))
+}
+
 /// A loopback server that accepts connections and never answers, like a network that hangs.
 fn hanging_server() -> (String, std::thread::JoinHandle<()>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -225,7 +251,8 @@ async fn a_clone_that_hangs_is_unavailable_after_the_timeout() {
     let (url, _server) = hanging_server();
     let fetcher = LocalSourceFetcher::new(FetchConfig {
         git_timeout: Duration::from_secs(2),
-        github_token: None,
+        policy: listed(&url),
+        ..FetchConfig::default()
     });
     let dest = tempfile::tempdir().unwrap();
     let started = Instant::now();
@@ -255,7 +282,11 @@ async fn a_clone_can_be_cancelled() {
         canceller.cancel();
     });
     let started = Instant::now();
-    let result = LocalSourceFetcher::default()
+    let fetcher = LocalSourceFetcher::new(FetchConfig {
+        policy: listed(&url),
+        ..FetchConfig::default()
+    });
+    let result = fetcher
         .fetch(&source(&url), dest.path(), &Lines::default(), &cancel)
         .await;
     assert!(matches!(result, Err(SourceError::Cancelled)), "{result:?}");
@@ -335,12 +366,152 @@ async fn a_repository_is_cloned_over_the_git_protocol_from_a_loopback_server() {
 
     let dest = tempfile::tempdir().unwrap();
     let url = format!("git://127.0.0.1:{}/shop", daemon.port);
-    let commit = fetch(&source(&url), dest.path()).await.unwrap();
+    let (commit, _) = fetch_with(listed(&url), &source(&url), dest.path())
+        .await
+        .unwrap();
     assert_eq!(commit.as_deref(), Some(head.as_str()));
     assert!(dest.path().join("sub/util.py").is_file());
 
     let dest = tempfile::tempdir().unwrap();
     let missing = format!("git://127.0.0.1:{}/nope", daemon.port);
-    let reason = rejected_reason(fetch(&source(&missing), dest.path()).await);
+    let result = fetch_with(listed(&url), &source(&missing), dest.path()).await;
+    let reason = rejected_reason(result.map(|(commit, _)| commit));
     assert!(reason.contains("not found, or it is private"), "{reason}");
+}
+
+/// A repository whose commit holds links (one inside, one to /etc/hostname) and a submodule.
+fn repo_with_links_and_a_submodule(dir: &Path, other: &Path) {
+    std::fs::write(other.join("lib.txt"), "vendored\n").unwrap();
+    git(other, &["init", "-q"]);
+    git(other, &["add", "."]);
+    git(other, &["commit", "-q", "-m", "lib"]);
+    std::fs::write(dir.join("index.html"), "<h1>hi</h1>\n").unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", dir.join("outside-link")).unwrap();
+    std::os::unix::fs::symlink("../../../../../../etc", dir.join("climbing-link")).unwrap();
+    std::os::unix::fs::symlink("index.html", dir.join("inside-link")).unwrap();
+    git(dir, &["init", "-q"]);
+    let other_url = format!("file://{}", other.display());
+    git(
+        dir,
+        &[
+            "-c",
+            "protocol.file.allow=always",
+            "submodule",
+            "add",
+            "-q",
+            &other_url,
+            "vendored",
+        ],
+    );
+    git(dir, &["add", "."]);
+    git(dir, &["commit", "-q", "-m", "links"]);
+}
+
+#[tokio::test]
+async fn a_clone_drops_links_out_of_the_checkout_and_never_fetches_submodules() {
+    let (repo, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    repo_with_links_and_a_submodule(repo.path(), other.path());
+    let dest = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", repo.path().display());
+    let (_, log) = fetch_with(policy("github.com"), &source(&url), dest.path())
+        .await
+        .unwrap();
+    let d = dest.path();
+    assert!(d.join("index.html").is_file());
+    assert!(d.join("inside-link").is_symlink(), "{log}");
+    assert!(!d.join("outside-link").exists() && !d.join("outside-link").is_symlink());
+    assert!(!d.join("climbing-link").is_symlink(), "{log}");
+    assert!(log.contains("Removed the link outside-link"), "{log}");
+    assert!(
+        !d.join("vendored/lib.txt").exists(),
+        "the submodule was fetched"
+    );
+    assert!(log.contains("submodules are not fetched"), "{log}");
+}
+
+#[tokio::test]
+async fn a_tree_over_the_limits_is_refused_before_anything_is_checked_out() {
+    let repo = tempfile::tempdir().unwrap();
+    make_repo(repo.path());
+    let url = format!("file://{}", repo.path().display());
+    for (max_files, max_bytes, says) in [
+        (2, 1 << 30, "holds 3 files"),
+        (1000, 10, "at most 1000 files and 0 MiB"),
+    ] {
+        let dest = tempfile::tempdir().unwrap();
+        let fetcher = LocalSourceFetcher::new(FetchConfig {
+            max_files,
+            max_bytes,
+            ..FetchConfig::default()
+        });
+        let result = fetcher
+            .fetch(
+                &source(&url),
+                dest.path(),
+                &Lines::default(),
+                &CancellationToken::new(),
+            )
+            .await;
+        let reason = rejected_reason(result.map(|f| f.commit));
+        assert!(reason.contains(says), "{reason}");
+        assert!(!dest.path().join("app.py").exists(), "files were written");
+    }
+}
+
+#[tokio::test]
+async fn an_exact_commit_is_fetched_alone() {
+    let repo = tempfile::tempdir().unwrap();
+    make_repo(repo.path());
+    let first = git(repo.path(), &["rev-parse", "HEAD"]);
+    std::fs::write(repo.path().join("later.txt"), "later\n").unwrap();
+    git(repo.path(), &["add", "later.txt"]);
+    git(repo.path(), &["commit", "-q", "-m", "later"]);
+    let dest = tempfile::tempdir().unwrap();
+    let mut s = source(&format!("file://{}", repo.path().display()));
+    s.commit = Some(first.clone());
+    let commit = fetch(&s, dest.path()).await.unwrap();
+    assert_eq!(commit.as_deref(), Some(first.as_str()));
+    assert!(dest.path().join("app.py").is_file());
+    assert!(!dest.path().join("later.txt").exists());
+}
+
+#[tokio::test]
+async fn a_host_off_the_list_is_refused_before_git_runs() {
+    let dest = tempfile::tempdir().unwrap();
+    for (url, says) in [
+        ("https://evil.example/a/b", "not an allowed source host"),
+        ("ext::sh -c id", "git transport"),
+        ("--upload-pack=touch /tmp/x", "option"),
+        ("https://169.254.169.254/latest", "link-local"),
+        ("http://github.com/a/b", "plain http"),
+    ] {
+        let reason = rejected_reason(fetch(&source(url), dest.path()).await);
+        assert!(reason.contains(says), "{url}: {reason}");
+    }
+}
+
+#[tokio::test]
+async fn a_name_that_resolves_to_loopback_is_refused_unless_it_is_listed() {
+    let base = tempfile::tempdir().unwrap();
+    let repo = base.path().join("shop");
+    std::fs::create_dir_all(&repo).unwrap();
+    let head = make_repo(&repo);
+    let daemon = GitDaemon::start(base.path()).await;
+
+    // Any public host may be named: `localhost` is looked up, and its address refused.
+    let dest = tempfile::tempdir().unwrap();
+    let url = format!("https://localhost:{}/shop", daemon.port);
+    let result = fetch_with(policy("*"), &source(&url), dest.path()).await;
+    let reason = rejected_reason(result.map(|(commit, _)| commit));
+    assert!(
+        reason.contains("localhost resolves to 127.0.0.1"),
+        "{reason}"
+    );
+
+    // Listed, it is trusted.
+    let url = format!("git://localhost:{}/shop", daemon.port);
+    let (commit, _) = fetch_with(listed(&url), &source(&url), dest.path())
+        .await
+        .unwrap();
+    assert_eq!(commit.as_deref(), Some(head.as_str()));
 }

@@ -40,6 +40,10 @@ pub struct DeployArgs {
     /// Keep the app private: on Cloud Run, no public (`allUsers`) invoker; callers need IAM.
     #[arg(long)]
     pub private: bool,
+    /// Deploy despite high-severity security findings (committed keys, secrets in the
+    /// Dockerfile); they are recorded on the deployment and shown as warnings.
+    #[arg(long)]
+    pub allow_findings: bool,
     /// Print one JSON event per line.
     #[arg(long)]
     pub json: bool,
@@ -111,17 +115,27 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
         private: args.private,
         plan_override: None,
     };
+    let options = devgem_app::CreateOptions {
+        allow_findings: args.allow_findings,
+    };
     let mut renderer = Renderer::new(args.json);
     let deployment = match &args.remote.server {
         Some(server) if args.to.is_some() => bail!(
             "--to chooses where a deploy from this machine runs; the server at {server} runs              apps where its own DEVGEM_RUNTIME says. Drop --to, or drop --server"
         ),
         Some(server) => {
-            deploy_remote(server, args.remote.token.clone(), request, &mut renderer).await?
+            deploy_remote(
+                server,
+                args.remote.token.clone(),
+                request,
+                options,
+                &mut renderer,
+            )
+            .await?
         }
         None => {
             let config = config_for(args.to.as_deref())?;
-            deploy_here(config, args.to.is_some(), request, &mut renderer).await?
+            deploy_here(config, args.to.is_some(), request, options, &mut renderer).await?
         }
     };
     renderer.finish();
@@ -153,15 +167,22 @@ async fn deploy_here(
     config: Config,
     chosen: bool,
     request: CreateDeployment,
+    options: devgem_app::CreateOptions,
     renderer: &mut Renderer,
 ) -> anyhow::Result<Deployment> {
     config.check_adapters()?;
     say_which_path(&config, chosen).await;
     let wiring = wiring::from_config(&config).await?;
     let services = wiring.services;
-    let deployment = devgem_app::create_deployment(&services, request)
+    let deployment = devgem_app::create_deployment_with(&services, request, None, options)
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(|e| match e {
+            // The fix is part of the refusal: say it on the next line.
+            devgem_app::AppError::BadRequest { message, hint } => {
+                anyhow::anyhow!("{message}\nFix: {hint}")
+            }
+            other => anyhow::anyhow!("{other}"),
+        })?;
     let id = deployment.id.clone();
     let mut events = devgem_app::follow(&services.core, &id, 0)
         .await
@@ -196,6 +217,7 @@ async fn deploy_remote(
     server: &str,
     token: Option<String>,
     request: CreateDeployment,
+    options: devgem_app::CreateOptions,
     renderer: &mut Renderer,
 ) -> anyhow::Result<Deployment> {
     let client = Client::new(server, token)?;
@@ -215,6 +237,7 @@ async fn deploy_remote(
         "service_name": request.service_name,
         "env": request.env,
         "public": !request.private,
+        "allow_findings": options.allow_findings,
     });
     let created: Deployment = match folder {
         Some(path) => {
