@@ -304,17 +304,21 @@ fn reused(checkout: &Checkout, what: &str) -> String {
     )
 }
 
+/// `dir` of the app, as a path from the repository root when the app is in folder `sub`.
+fn within(sub: &str, dir: &str) -> String {
+    match dir {
+        "" | "." => sub.to_string(),
+        inner => format!("{sub}/{inner}"),
+    }
+}
+
 /// The plan for the analysed app, run from the requested folder of the repository.
 fn plan_for(d: &Deployment, analysis: &Analysis) -> Result<BuildPlan, devgem_analyzer::PlanError> {
     let mut plan = devgem_analyzer::plan(analysis)?;
     if let Some(sub) = &d.source.subdir {
         let sub = sub.trim_end_matches('/');
-        let within = |dir: &str| match dir {
-            "" | "." => sub.to_string(),
-            inner => format!("{sub}/{inner}"),
-        };
-        plan.app_dir = within(&plan.app_dir);
-        plan.workspace_root = plan.workspace_root.as_deref().map(within);
+        plan.app_dir = within(sub, &plan.app_dir);
+        plan.workspace_root = plan.workspace_root.as_deref().map(|dir| within(sub, dir));
     }
     // The user accepted these changes (a fix); they win over what was detected.
     if let Some(change) = &d.plan_override {

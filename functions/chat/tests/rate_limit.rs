@@ -32,6 +32,7 @@ async fn a_users_burst_is_limited_and_refills_as_the_clock_moves() {
         secrets: secrets.clone(),
         runtime: Arc::new(ProcessRuntime::new(dir.path().join("apps"), secrets)),
         source: Arc::new(LocalSourceFetcher::new(Default::default())),
+        sources: devgem_app::SourcePolicy::default(),
     };
     let mut tokens = Vec::new();
     for (n, user) in ["ann", "bob"].into_iter().enumerate() {
