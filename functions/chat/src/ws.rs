@@ -1,12 +1,13 @@
 //! `WS /ws/chat`: the chat over a WebSocket. The server sends `session` first (id, history,
 //! the state of its deployments), then `message`, `ai_thought` (each tool step),
-//! `deployment_started`, `deployment_progress`, `deployment_update`, `deployment_complete` and
+//! `deployment_started`, `analysis` (once a deployment it follows is analysed),
+//! `deployment_progress`, `deployment_update`, `deployment_complete` and
 //! `pong`; it sends `ping` to a client that has been quiet. Progress comes from the store's
 //! change stream, so any instance streams any deployment.
 
 use crate::conversation::{self, Action, Observer, Planner, Speaker};
 use devgem_app::{AppError, Services};
-use devgem_domain::{Deployment, DeploymentId, EventKind, ProgressEvent, Session};
+use devgem_domain::{Deployment, DeploymentId, EventKind, ProgressEvent, Session, Status, Step};
 use futures::{SinkExt, StreamExt};
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
@@ -17,10 +18,22 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 /// How long a client may stay quiet before the server pings it.
 pub const IDLE_PING: Duration = Duration::from_secs(25);
+
+/// The socket's buffers. tungstenite's defaults (128 KiB to read into, 128 KiB of writes
+/// gathered before a flush) would make every open socket cost over 128 KiB; a chat socket reads
+/// short messages and sends each message as it comes, so a few KiB hold it (10,000 watching
+/// sockets fit in the benchmark's 150 MB, BENCHMARKS.md).
+fn socket_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(Some(1024 * 1024))
+        .max_frame_size(Some(1024 * 1024))
+}
 
 /// What a client sends.
 #[derive(Debug, Deserialize)]
@@ -74,7 +87,12 @@ fn thought(action: &Action) -> String {
 
 /// Runs the socket until the client goes away.
 pub async fn run(socket: Socket, upgraded: hyper::upgrade::Upgraded) {
-    let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+    let ws = WebSocketStream::from_raw_socket(
+        TokioIo::new(upgraded),
+        Role::Server,
+        Some(socket_config()),
+    )
+    .await;
     let (mut sink, mut stream) = ws.split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Value>();
     let outbox = Outbox(tx);
@@ -104,6 +122,8 @@ pub async fn run(socket: Socket, upgraded: hyper::upgrade::Upgraded) {
             follow(&services, &outbox, &mut following, d.id.clone());
         }
     }
+    // The socket may stay open for hours: keep none of the documents it started with.
+    drop(states);
     let mut session_id = Some(session.id.clone());
 
     let mut idle = tokio::time::interval_at(tokio::time::Instant::now() + IDLE_PING, IDLE_PING);
@@ -131,7 +151,10 @@ pub async fn run(socket: Socket, upgraded: hyper::upgrade::Upgraded) {
                             Some(id) => conversation::load_session(&services, &speaker, id).await.ok(),
                             None => None,
                         };
-                        match conversation::converse(&services, planner.as_ref(), &speaker, session, &text, dry_run, &outbox).await {
+                        // Boxed: a turn's future is large (every tool's), and a socket that only
+                        // watches should not carry its space while it waits.
+                        let turn = Box::pin(conversation::converse(&services, planner.as_ref(), &speaker, session, &text, dry_run, &outbox));
+                        match turn.await {
                             Ok(answer) => {
                                 session_id = Some(answer.session_id.clone());
                                 for id in &answer.started {
@@ -192,12 +215,32 @@ fn follow(
             Ok(events) => events,
             Err(e) => return outbox.send(error_message(e)),
         };
+        // The security scan's findings, gathered until the analysis is sent.
+        let mut findings: Vec<String> = Vec::new();
+        let mut analysed = false;
         while let Some(event) = events.next().await {
             let Ok(event) = event else { break };
             if outbox.0.is_closed() {
                 return;
             }
             let last = event.is_final();
+            if event.kind == EventKind::Warning && event.step == Some(Step::SecurityScan) {
+                findings.push(event.message.clone());
+            }
+            // Analysis is done once the deployment moves past it (building, or a later state).
+            let past_analysis = event.status.is_some_and(|s| {
+                !matches!(
+                    s,
+                    Status::Queued | Status::Analyzing | Status::Failed | Status::Aborted
+                )
+            });
+            if past_analysis && !analysed {
+                analysed = true;
+                if let Some(message) = analysis(&services, &id, std::mem::take(&mut findings)).await
+                {
+                    outbox.send(message);
+                }
+            }
             outbox.send(event_message(&id, &event));
             if last {
                 break;
@@ -207,6 +250,26 @@ fn follow(
             outbox.send(complete(&d));
         }
     });
+}
+
+/// The `analysis` message: what the analysis found (from the stored plan) and the scan's
+/// findings; none when the plan is not readable.
+async fn analysis(services: &Services, id: &DeploymentId, findings: Vec<String>) -> Option<Value> {
+    let bytes = services
+        .objects
+        .get(&devgem_app::keys::plan(id))
+        .await
+        .ok()??;
+    let plan: devgem_plan::BuildPlan = serde_json::from_slice(&bytes).ok()?;
+    Some(json!({
+        "type": "analysis",
+        "deployment_id": id,
+        "language": plan.language,
+        "framework": plan.framework,
+        "port": plan.deploy_port,
+        "start_command": plan.start_command,
+        "findings": findings,
+    }))
 }
 
 fn event_message(id: &DeploymentId, event: &ProgressEvent) -> Value {
