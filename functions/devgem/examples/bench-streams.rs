@@ -51,17 +51,17 @@ struct Args {
 
 fn args() -> Args {
     let a: Vec<String> = std::env::args().skip(1).collect();
+    let usage = || -> ! {
+        eprintln!("usage: bench-streams sse|ws ADDR SERVER_PID GO_FILE STREAMS ID...");
+        std::process::exit(2)
+    };
     let mode = match a.first().map(String::as_str) {
         Some("sse") => Mode::Sse,
         Some("ws") => Mode::WebSocket,
-        _ => None.unwrap_or_else(|| {
-            eprintln!("usage: bench-streams sse|ws ADDR SERVER_PID GO_FILE STREAMS ID...");
-            std::process::exit(2)
-        }),
+        _ => usage(),
     };
     if a.len() < 6 {
-        eprintln!("usage: bench-streams sse|ws ADDR SERVER_PID GO_FILE STREAMS ID...");
-        std::process::exit(2);
+        usage();
     }
     Args {
         mode,
