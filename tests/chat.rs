@@ -373,3 +373,71 @@ fn the_websocket_streams_a_deploy_to_its_url_and_a_reconnect_rehydrates_the_sess
         assert!(missing.is_err());
     });
 }
+
+/// Kills the process group of every app running under `home` (the app "crashes").
+fn kill_apps(home: &Home) {
+    for entry in std::fs::read_dir(home.path().join("apps"))
+        .unwrap()
+        .flatten()
+    {
+        let Ok(text) = std::fs::read_to_string(entry.path().join("runtime.json")) else {
+            continue;
+        };
+        let record: Value = serde_json::from_str(&text).unwrap();
+        if let Some(pgid) = record["pgid"].as_i64() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pgid}")])
+                .status();
+        }
+    }
+}
+
+#[test]
+fn the_websocket_sends_the_analysis_and_alerts_when_the_live_app_stops_answering() {
+    let home = Home::new();
+    let app = tempfile::tempdir().unwrap();
+    echo_app(app.path(), None);
+    // Probed every second, so the alert comes soon after the app dies.
+    let server = home.serve(&[("DEVGEM_MONITOR_INTERVAL_SECS", "1")]);
+    let ws = server.url.replacen("http", "ws", 1) + "/ws/chat";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (mut socket, _) = tokio_tungstenite::connect_async(ws.as_str()).await.unwrap();
+        assert_eq!(next_json(&mut socket).await["type"], "session");
+        let deploy = format!("deploy {}", app.path().display());
+        send(&mut socket, json!({"type": "message", "text": deploy})).await;
+
+        let (analysis, _) = until(&mut socket, "analysis", Duration::from_secs(120)).await;
+        assert_eq!(analysis["language"], "node", "{analysis}");
+        assert_eq!(analysis["start_command"], "node server.js", "{analysis}");
+        assert!(analysis["port"].as_u64().is_some(), "{analysis}");
+        assert!(analysis["findings"].is_array(), "{analysis}");
+        let (complete, _) =
+            until(&mut socket, "deployment_complete", Duration::from_secs(240)).await;
+        assert_eq!(complete["status"], "live", "{complete}");
+        assert_eq!(complete["deployment_id"], analysis["deployment_id"]);
+
+        kill_apps(&home);
+        let (alert, _) = until(&mut socket, "monitoring_alert", Duration::from_secs(60)).await;
+        assert_eq!(alert["deployment_id"], complete["deployment_id"], "{alert}");
+        assert!(
+            alert["reason"].as_str().unwrap().contains("did not answer"),
+            "{alert}"
+        );
+        let lines = alert["log_lines"].as_array().unwrap();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.as_str().unwrap().contains("listening on port")),
+            "the app's last lines come with the alert: {alert}"
+        );
+        assert!(
+            !alert["diagnosis"]["cause"].as_str().unwrap().is_empty(),
+            "{alert}"
+        );
+        assert!(
+            !alert["diagnosis"]["fix"].as_str().unwrap().is_empty(),
+            "{alert}"
+        );
+    });
+}

@@ -64,6 +64,8 @@ pub struct ApiOptions {
     pub local_paths: LocalPaths,
     /// The largest source archive an upload may be.
     pub max_upload_bytes: usize,
+    /// How often a live deployment a chat socket follows is probed; `None`: every 30 s.
+    pub monitor_every: Option<Duration>,
 }
 
 /// A JSON body can be small; an upload is the archive's size.
@@ -705,6 +707,11 @@ impl Api {
             planner: self.planner.clone(),
             speaker,
             session,
+            monitor_every: self
+                .options
+                .monitor_every
+                .filter(|every| !every.is_zero())
+                .unwrap_or(ws::DEFAULT_MONITOR_EVERY),
         };
         let upgrade = hyper::upgrade::on(&mut req);
         tokio::spawn(async move {

@@ -52,6 +52,7 @@ async fn a_users_burst_is_limited_and_refills_as_the_clock_moves() {
             rate_limit: Some(RateLimit { per_minute: 6 }),
             local_paths: LocalPaths::Refused,
             max_upload_bytes: 1 << 20,
+            monitor_every: None,
         },
     ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

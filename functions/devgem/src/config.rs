@@ -265,6 +265,8 @@ pub struct Config {
     /// How long a stage worker's claim lasts without renewal.
     pub lease: Duration,
     /// How long a deployed app may take to listen on its port.
+    /// How often a live deployment a chat socket follows is probed (DEVGEM_MONITOR_INTERVAL_SECS).
+    pub monitor_every: Duration,
     pub ready_timeout: Duration,
     /// The chat's language models (`DEVGEM_LLM`, `DEVGEM_LLM_MODEL` and the provider's
     /// settings, as `devgem_llm::ModelConfig` reads them); the offline engine by default.
@@ -509,6 +511,7 @@ impl Config {
             deliver_twice: flag(&get, "DEVGEM_BUS_DELIVER_TWICE")?,
             lease: seconds(&get, "DEVGEM_LEASE_SECS", 30)?,
             ready_timeout: seconds(&get, "DEVGEM_READY_TIMEOUT_SECS", 60)?,
+            monitor_every: seconds(&get, "DEVGEM_MONITOR_INTERVAL_SECS", 30)?,
             llm: devgem_llm::ModelConfig::from_lookup(get)
                 .map_err(|e| config_error(e.var, e.problem, e.fix))?,
             function,

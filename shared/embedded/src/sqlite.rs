@@ -18,8 +18,8 @@ use devgem_ports::{EventStream, ListFilter, StateStore, StoreError};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 
@@ -31,7 +31,10 @@ const PAGE: usize = 1000;
 
 #[derive(Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    /// An async lock, taken before a blocking thread is asked for: callers wait as tasks, so
+    /// a burst of requests (10,000 streams subscribing) keeps one blocking thread busy instead
+    /// of parking hundreds of them on the connection (each with its stack and malloc arena).
+    conn: Arc<tokio::sync::Mutex<Connection>>,
     hub: Arc<EventHub>,
     poller: Arc<Poller>,
     counts: Arc<Counters>,
@@ -120,7 +123,7 @@ impl SqliteStore {
         )
         .map_err(unavailable)?;
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+            conn: Arc::new(tokio::sync::Mutex::new(conn)),
             hub: Arc::new(hub),
             poller: Arc::default(),
             counts: Arc::default(),
@@ -145,19 +148,14 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&mut Connection, &StoreSide) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let conn = self.conn.clone();
+        let mut conn = self.conn.clone().lock_owned().await;
         let side = StoreSide {
             hub: self.hub.clone(),
             counts: self.counts.clone(),
         };
-        tokio::task::spawn_blocking(move || {
-            let mut conn = conn
-                .lock()
-                .map_err(|_| unavailable("store lock poisoned"))?;
-            f(&mut conn, &side)
-        })
-        .await
-        .map_err(unavailable)?
+        tokio::task::spawn_blocking(move || f(&mut conn, &side))
+            .await
+            .map_err(unavailable)?
     }
 
     /// Starts the poller unless it runs.

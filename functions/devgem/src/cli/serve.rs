@@ -113,6 +113,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                     LocalPaths::Refused
                 },
                 max_upload_bytes: config.max_upload_bytes,
+                monitor_every: Some(config.monitor_every),
             },
         )
         .with_planner(planner)
