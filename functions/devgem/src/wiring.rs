@@ -38,6 +38,8 @@ pub struct Wiring {
     pub gcp: Option<GcpConfig>,
     /// With Cloud Build: where `cloud-builds` pushes wake the builds this process waits on.
     pub build_notifications: Option<devgem_gcp_run::BuildNotifications>,
+    /// With a configured language model: the analyze stage's second opinion.
+    pub reviewer: Option<devgem_fn_analyze::Reviewer>,
 }
 
 /// Builds the services the configuration asks for, each port's adapter on its own.
@@ -167,6 +169,7 @@ pub async fn from_config(config: &Config) -> anyhow::Result<Wiring> {
         local_bus,
         gcp: config.gcp.clone(),
         build_notifications,
+        reviewer: reviewer(config)?,
     };
     if let Some(bus) = &wiring.local_bus {
         for (topic, handler) in wiring.handlers() {
@@ -196,6 +199,7 @@ impl Wiring {
                 devgem_fn_analyze::Analyze {
                     source: self.source.clone(),
                     objects: objects.clone(),
+                    reviewer: self.reviewer.clone(),
                 },
             )),
         );
@@ -226,6 +230,18 @@ impl Wiring {
         );
         map
     }
+}
+
+/// The configured models (without the offline engine) as the analyze stage's reviewer.
+fn reviewer(config: &Config) -> anyhow::Result<Option<devgem_fn_analyze::Reviewer>> {
+    let models = config
+        .llm
+        .models_only()
+        .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    Ok(models.map(|chain| devgem_fn_analyze::Reviewer {
+        model: Arc::new(chain),
+        bound: config.review_bound,
+    }))
 }
 
 /// The chat's planner: the offline engine, or the configured models in a fallback chain that
