@@ -3,6 +3,7 @@
 //! the rules are unsure (a lone `server.js` beside another script) the analyze stage asks the
 //! model for a second opinion; the user sees both answers; a model that does not answer in
 //! time leaves the rules to decide, and no prompt holds a value from the repository's `.env`.
+//! Once the app answers, the model recommends runtime settings beside the rules.
 
 mod support;
 
@@ -79,6 +80,10 @@ fn a_model_corrects_the_start_command_of_an_unsure_analysis_on_the_gemini_standi
         vec![text_response(
             "```json\n{\"framework\": null, \"start_command\": \"node app.js\", \"port\": null, \
              \"system_packages\": [], \"reason\": \"app.js is the app; server.js is a leftover\"}\n```",
+        ),
+        text_response(
+            "{\"memory_mib\": 1024, \"concurrency\": null, \"min_instances\": null, \
+             \"reason\": \"the log shows large allocations\"}",
         )],
     );
     let standin = Standin::start(None, vec![gemini]);
@@ -100,9 +105,17 @@ fn a_model_corrects_the_start_command_of_an_unsure_analysis_on_the_gemini_standi
         Some("from app.js")
     );
 
+    // Once live, the model recommends settings beside the rules.
+    assert!(
+        said.iter().any(|m| m.starts_with(
+            "Recommended: memory 1024 MiB: the log shows large allocations (suggested by"
+        )),
+        "{said:#?}"
+    );
+
     // The model saw the files and the manifest, never the value in .env.
     let asked = standin.requests_to("POST", "generateContent");
-    assert_eq!(asked.len(), 1);
+    assert_eq!(asked.len(), 2, "one review, one recommendation");
     let prompt = String::from_utf8_lossy(&asked[0].body).into_owned();
     assert!(
         prompt.contains("- app.js") && prompt.contains("--- package.json"),
@@ -128,7 +141,8 @@ fn a_model_that_does_not_answer_in_time_leaves_the_rules_to_decide() {
     let said = messages(&events);
     assert!(
         said.iter()
-            .any(|m| m.contains("did not review the analysis within 1 s; the rules decide")),
+            .any(|m| m
+                .contains("did not answer within 1 s to review the analysis; the rules decide")),
         "{said:#?}"
     );
     let url = last["url"].as_str().expect("a live URL");

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use devgem_analyzer::{Analysis, BuildPlan, ScanReport, review};
 use devgem_app::{StageContext, StageError, StageWork, keys};
 use devgem_domain::{Deployment, Failure, SourceKind, Stage, StageResult, Step};
-use devgem_llm::{Conversation, LanguageModel};
+use devgem_llm::Advisor;
 use devgem_ports::{FetchedSource, ObjectStore, SourceFetcher};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -24,14 +24,7 @@ pub struct Analyze {
     pub objects: Arc<dyn ObjectStore>,
     /// A language model that reviews the analyses the rules are least sure of; `None`
     /// without a configured model (the rules alone decide).
-    pub reviewer: Option<Reviewer>,
-}
-
-/// A model asked for a second opinion, and how long the stage waits for it.
-#[derive(Clone)]
-pub struct Reviewer {
-    pub model: Arc<dyn LanguageModel>,
-    pub bound: Duration,
+    pub reviewer: Option<Advisor>,
 }
 
 /// A checkout of the source: the folder (removed when dropped), the app's folder inside it,
@@ -293,14 +286,14 @@ impl Analyze {
     async fn second_opinion(
         &self,
         ctx: &StageContext,
-        reviewer: &Reviewer,
+        reviewer: &Advisor,
         checkout: &Checkout,
         analysis: &Analysis,
         plan: &mut BuildPlan,
     ) {
         let (d, r) = (&ctx.deployment, &ctx.reporter);
         let step = Step::DockerfileGeneration;
-        let name = reviewer.model.name();
+        let name = reviewer.name();
         let dir = checkout.app_dir.clone();
         let for_brief = analysis.clone();
         let Ok(brief) = tokio::task::spawn_blocking(move || {
@@ -311,28 +304,15 @@ impl Analyze {
         else {
             return;
         };
-        let conversation = Conversation::new(review::REVIEW_INSTRUCTIONS).user(brief);
-        let answer =
-            tokio::time::timeout(reviewer.bound, reviewer.model.next(&conversation, &[])).await;
-        let text = match answer {
-            Err(_) => {
+        let text = match reviewer.ask(review::REVIEW_INSTRUCTIONS, brief).await {
+            Ok(text) => text,
+            Err(e) => {
                 r.reasoning(
                     step,
-                    format!(
-                        "{name} did not review the analysis within {} s; the rules decide",
-                        reviewer.bound.as_secs_f32()
-                    ),
+                    format!("{name} {e} to review the analysis; the rules decide"),
                 );
                 return;
             }
-            Ok(Err(e)) => {
-                r.reasoning(
-                    step,
-                    format!("{name} could not review the analysis ({e}); the rules decide"),
-                );
-                return;
-            }
-            Ok(Ok(turn)) => turn.text().unwrap_or_default().to_string(),
         };
         let model_review = match review::parse_review(&text) {
             Ok(v) => v,

@@ -39,7 +39,7 @@ pub struct Wiring {
     /// With Cloud Build: where `cloud-builds` pushes wake the builds this process waits on.
     pub build_notifications: Option<devgem_gcp_run::BuildNotifications>,
     /// With a configured language model: the analyze stage's second opinion.
-    pub reviewer: Option<devgem_fn_analyze::Reviewer>,
+    pub advisor: Option<devgem_llm::Advisor>,
 }
 
 /// Builds the services the configuration asks for, each port's adapter on its own.
@@ -169,7 +169,7 @@ pub async fn from_config(config: &Config) -> anyhow::Result<Wiring> {
         local_bus,
         gcp: config.gcp.clone(),
         build_notifications,
-        reviewer: reviewer(config)?,
+        advisor: advisor(config)?,
     };
     if let Some(bus) = &wiring.local_bus {
         for (topic, handler) in wiring.handlers() {
@@ -199,7 +199,7 @@ impl Wiring {
                 devgem_fn_analyze::Analyze {
                     source: self.source.clone(),
                     objects: objects.clone(),
-                    reviewer: self.reviewer.clone(),
+                    reviewer: self.advisor.clone(),
                 },
             )),
         );
@@ -221,6 +221,7 @@ impl Wiring {
                 devgem_fn_deploy::Deploy {
                     objects: objects.clone(),
                     runtime: runtime.clone(),
+                    advisor: self.advisor.clone(),
                 },
             )),
         );
@@ -232,13 +233,14 @@ impl Wiring {
     }
 }
 
-/// The configured models (without the offline engine) as the analyze stage's reviewer.
-fn reviewer(config: &Config) -> anyhow::Result<Option<devgem_fn_analyze::Reviewer>> {
+/// The configured models (without the offline engine), which the stages ask for reviews
+/// and recommendations.
+fn advisor(config: &Config) -> anyhow::Result<Option<devgem_llm::Advisor>> {
     let models = config
         .llm
         .models_only()
         .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
-    Ok(models.map(|chain| devgem_fn_analyze::Reviewer {
+    Ok(models.map(|chain| devgem_llm::Advisor {
         model: Arc::new(chain),
         bound: config.review_bound,
     }))
