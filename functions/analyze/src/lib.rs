@@ -9,9 +9,10 @@
 //! change while their name (and the commit of a folder's enclosing repository) stays.
 
 use async_trait::async_trait;
-use devgem_analyzer::{Analysis, BuildPlan, ScanReport};
+use devgem_analyzer::{Analysis, BuildPlan, ScanReport, review};
 use devgem_app::{StageContext, StageError, StageWork, keys};
 use devgem_domain::{Deployment, Failure, SourceKind, Stage, StageResult, Step};
+use devgem_llm::Advisor;
 use devgem_ports::{FetchedSource, ObjectStore, SourceFetcher};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -21,6 +22,9 @@ use std::time::Duration;
 pub struct Analyze {
     pub source: Arc<dyn SourceFetcher>,
     pub objects: Arc<dyn ObjectStore>,
+    /// A language model that reviews the analyses the rules are least sure of; `None`
+    /// without a configured model (the rules alone decide).
+    pub reviewer: Option<Advisor>,
 }
 
 /// A checkout of the source: the folder (removed when dropped), the app's folder inside it,
@@ -106,7 +110,9 @@ impl StageWork for Analyze {
     async fn run(&self, ctx: &StageContext) -> Result<StageResult, StageError> {
         let checkout = self.repository_access(ctx).await?;
         let analysis = self.code_analysis(ctx, &checkout).await?;
-        let rendered = self.dockerfile_generation(ctx, &analysis).await?;
+        let rendered = self
+            .dockerfile_generation(ctx, &checkout, &analysis)
+            .await?;
         environment_config(ctx, &analysis, &rendered.plan);
         self.security_scan(ctx, &checkout, &rendered).await?;
         Ok(StageResult {
@@ -232,13 +238,20 @@ impl Analyze {
     async fn dockerfile_generation(
         &self,
         ctx: &StageContext,
+        checkout: &Checkout,
         analysis: &Analysis,
     ) -> Result<Rendered, StageError> {
         let (d, r) = (&ctx.deployment, &ctx.reporter);
         let step = Step::DockerfileGeneration;
         r.step_started(step, "Planning the build and writing the Dockerfile");
-        let plan = plan_for(d, analysis)
+        let mut plan = plan_for(d, analysis)
             .map_err(|e| StageError::Failed(Failure::new(step, e.reason).with_hint(e.hint)))?;
+        if let Some(reviewer) = &self.reviewer
+            && review::wants_review(analysis)
+        {
+            self.second_opinion(ctx, reviewer, checkout, analysis, &mut plan)
+                .await;
+        }
         let dockerfile = devgem_analyzer::render_dockerfile(&plan);
         self.objects
             .put(&keys::plan(&d.id), to_json(&plan).into())
@@ -265,6 +278,75 @@ impl Analyze {
             ),
         );
         Ok(Rendered { plan, dockerfile })
+    }
+
+    /// Asks the model to review an analysis the rules are unsure of, within the bound, and
+    /// applies the checked corrections to the plan. Every outcome is told to the user: each
+    /// correction with both answers, each refused part with why, or that the rules stand.
+    async fn second_opinion(
+        &self,
+        ctx: &StageContext,
+        reviewer: &Advisor,
+        checkout: &Checkout,
+        analysis: &Analysis,
+        plan: &mut BuildPlan,
+    ) {
+        let (d, r) = (&ctx.deployment, &ctx.reporter);
+        let step = Step::DockerfileGeneration;
+        let name = reviewer.name();
+        let dir = checkout.app_dir.clone();
+        let for_brief = analysis.clone();
+        let Ok(brief) = tokio::task::spawn_blocking(move || {
+            let view = devgem_analyzer::repo::Repo::load(&dir, &Default::default());
+            review::brief(&view, &for_brief)
+        })
+        .await
+        else {
+            return;
+        };
+        let text = match reviewer.ask(review::REVIEW_INSTRUCTIONS, brief).await {
+            Ok(text) => text,
+            Err(e) => {
+                r.reasoning(
+                    step,
+                    format!("{name} {e} to review the analysis; the rules decide"),
+                );
+                return;
+            }
+        };
+        let model_review = match review::parse_review(&text) {
+            Ok(v) => v,
+            Err(e) => {
+                r.reasoning(
+                    step,
+                    format!("{name} answered no usable review ({e}); the rules decide"),
+                );
+                return;
+            }
+        };
+        let kept = user_choices(d);
+        let (changed, refused) = review::apply_review(plan, &model_review, &kept);
+        if changed.is_empty() && refused.is_empty() {
+            r.reasoning(
+                step,
+                format!("{name} reviewed the analysis and agrees with the rules"),
+            );
+        }
+        for c in &changed {
+            r.reasoning(step, format!("Second opinion from {name}: {c}"));
+        }
+        for x in &refused {
+            r.reasoning(
+                step,
+                format!("Not taken from {name}: its {} ({})", x.field, x.reason),
+            );
+        }
+        if !changed.is_empty()
+            && let Some(reason) = model_review.reason.as_deref().filter(|s| !s.is_empty())
+        {
+            let reason: String = reason.chars().take(300).collect();
+            r.reasoning(step, format!("{name}'s reason: {reason}"));
+        }
     }
 
     /// The cached `part` for `key`; a missing, unreadable or mismatched one is a miss.
@@ -331,6 +413,20 @@ fn plan_for(d: &Deployment, analysis: &Analysis) -> Result<BuildPlan, devgem_ana
         }
     }
     Ok(plan)
+}
+
+/// The parts of the plan the user decided (an accepted fix): a model may not change them.
+fn user_choices(d: &Deployment) -> Vec<review::ReviewedField> {
+    let mut kept = Vec::new();
+    if let Some(change) = &d.plan_override {
+        if change.start_command.is_some() {
+            kept.push(review::ReviewedField::StartCommand);
+        }
+        if change.port.is_some() {
+            kept.push(review::ReviewedField::Port);
+        }
+    }
+    kept
 }
 
 /// Step 4: compare the variables the code reads with the ones the user set.

@@ -3,9 +3,11 @@
 
 use async_trait::async_trait;
 use devgem_app::{StageContext, StageError, StageWork, keys, load_json};
+use devgem_diagnose::RuntimeFacts;
 use devgem_domain::{Deployment, Stage, StageResult, Step};
+use devgem_llm::Advisor;
 use devgem_plan::BuildPlan;
-use devgem_ports::{ObjectStore, ReleaseSpec, Runtime, RuntimeError, SecretEnv};
+use devgem_ports::{LogQuery, ObjectStore, ReleaseSpec, Runtime, RuntimeError, SecretEnv};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +16,12 @@ use std::time::Duration;
 pub struct Deploy {
     pub objects: Arc<dyn ObjectStore>,
     pub runtime: Arc<dyn Runtime>,
+    /// A configured language model, asked for runtime recommendations beside the rules'.
+    pub advisor: Option<Advisor>,
 }
+
+/// How many of the app's first log lines the recommendations read.
+const RECOMMENDATION_LOG_LINES: usize = 100;
 
 #[async_trait]
 impl StageWork for Deploy {
@@ -26,7 +33,8 @@ impl StageWork for Deploy {
         let (d, r) = (&ctx.deployment, &ctx.reporter);
         let step = Step::Deploy;
         r.step_started(step, format!("Deploying service {}", d.service_name));
-        let spec = self.release_spec(d).await?;
+        let (spec, plan) = self.release_spec(d).await?;
+        let started = std::time::Instant::now();
         let result = {
             let _ticker = r.ticker(step, Duration::from_secs(10));
             self.runtime
@@ -38,6 +46,8 @@ impl StageWork for Deploy {
             let _ = self.runtime.stop(&d.id).await;
         }
         let release = result?;
+        self.recommendations(ctx, &spec, &plan, started.elapsed())
+            .await;
         r.step_completed(
             step,
             format!("Revision {} answering at {}", release.revision, release.url),
@@ -53,7 +63,7 @@ impl StageWork for Deploy {
 impl Deploy {
     /// The release of the built artifact, rendered from the plan; the user's variables go as
     /// references to the secrets port, never as values.
-    async fn release_spec(&self, d: &Deployment) -> Result<ReleaseSpec, StageError> {
+    async fn release_spec(&self, d: &Deployment) -> Result<(ReleaseSpec, BuildPlan), StageError> {
         let plan: BuildPlan = load_json(self.objects.as_ref(), &keys::plan(&d.id)).await?;
         let Some(artifact) = d.artifact.clone() else {
             return Err(StageError::Transient(
@@ -82,6 +92,54 @@ impl Deploy {
             labels,
         );
         spec.public = !d.private;
-        Ok(spec)
+        Ok((spec, plan))
+    }
+
+    /// Tells the user which settings to change now that the app runs (from how long it took
+    /// to start and what it logged), by the rules and, within its bound, by the model.
+    async fn recommendations(
+        &self,
+        ctx: &StageContext,
+        spec: &ReleaseSpec,
+        plan: &BuildPlan,
+        startup: Duration,
+    ) {
+        let (d, r) = (&ctx.deployment, &ctx.reporter);
+        let query = LogQuery {
+            limit: RECOMMENDATION_LOG_LINES,
+            page_token: None,
+        };
+        let log_lines: Vec<String> = match self.runtime.logs(&d.id, &query).await {
+            Ok(page) => page.lines.into_iter().map(|l| l.text).collect(),
+            Err(_) => Vec::new(),
+        };
+        let facts = RuntimeFacts {
+            plan,
+            memory_mib: spec.resources.memory_mib,
+            cpu_millis: spec.resources.cpu_millis,
+            min_instances: spec.scaling.min_instances,
+            startup,
+            log_lines: &log_lines,
+        };
+        let mut all = devgem_diagnose::recommend(&facts);
+        if let Some(advisor) = &self.advisor {
+            let name = advisor.name();
+            let brief = devgem_diagnose::recommend_brief(&facts);
+            match advisor
+                .ask(devgem_diagnose::RECOMMEND_INSTRUCTIONS, brief)
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|text| devgem_diagnose::model_recommendations(&text, &name, &facts))
+            {
+                Ok(model) => all = devgem_diagnose::merge(all, model),
+                Err(e) => r.reasoning(
+                    Step::Deploy,
+                    format!("{name} gave no runtime recommendation ({e}); the rules' stand"),
+                ),
+            }
+        }
+        for recommendation in &all {
+            r.reasoning(Step::Deploy, format!("Recommended: {recommendation}"));
+        }
     }
 }

@@ -271,6 +271,9 @@ pub struct Config {
     /// The chat's language models (`DEVGEM_LLM`, `DEVGEM_LLM_MODEL` and the provider's
     /// settings, as `devgem_llm::ModelConfig` reads them); the offline engine by default.
     pub llm: devgem_llm::ModelConfig,
+    /// How long the analyze stage waits for a model's review before the rules decide
+    /// (`DEVGEM_LLM_REVIEW_TIMEOUT_SECS`).
+    pub review_bound: Duration,
     /// Which function `devgem serve` hosts.
     pub function: FunctionTarget,
     /// The Google adapters' settings, when any Google adapter is chosen.
@@ -512,6 +515,7 @@ impl Config {
             lease: seconds(&get, "DEVGEM_LEASE_SECS", 30)?,
             ready_timeout: seconds(&get, "DEVGEM_READY_TIMEOUT_SECS", 60)?,
             monitor_every: seconds(&get, "DEVGEM_MONITOR_INTERVAL_SECS", 30)?,
+            review_bound: seconds(&get, "DEVGEM_LLM_REVIEW_TIMEOUT_SECS", 10)?,
             llm: devgem_llm::ModelConfig::from_lookup(get)
                 .map_err(|e| config_error(e.var, e.problem, e.fix))?,
             function,
@@ -638,6 +642,13 @@ impl Config {
             format!("ready_timeout {}s", self.ready_timeout.as_secs()),
         ];
         lines.extend(describe_llm(&self.llm));
+        if self.llm.provider != devgem_llm::Provider::Offline {
+            lines.push(format!(
+                "llm_review    analyses below {:.0}% confidence, waits {}s",
+                devgem_analyzer::review::REVIEW_BELOW_CONFIDENCE * 100.0,
+                self.review_bound.as_secs()
+            ));
+        }
         if let Some(c) = &self.cloud {
             lines.push(format!("region        {}", c.region));
             lines.push(format!("build_bucket  {}", c.build_bucket));

@@ -38,6 +38,8 @@ pub struct Wiring {
     pub gcp: Option<GcpConfig>,
     /// With Cloud Build: where `cloud-builds` pushes wake the builds this process waits on.
     pub build_notifications: Option<devgem_gcp_run::BuildNotifications>,
+    /// With a configured language model: the analyze stage's second opinion.
+    pub advisor: Option<devgem_llm::Advisor>,
 }
 
 /// Builds the services the configuration asks for, each port's adapter on its own.
@@ -169,6 +171,7 @@ pub async fn from_config(config: &Config) -> anyhow::Result<Wiring> {
         local_bus,
         gcp: config.gcp.clone(),
         build_notifications,
+        advisor: advisor(config)?,
     };
     if let Some(bus) = &wiring.local_bus {
         for (topic, handler) in wiring.handlers() {
@@ -198,6 +201,7 @@ impl Wiring {
                 devgem_fn_analyze::Analyze {
                     source: self.source.clone(),
                     objects: objects.clone(),
+                    reviewer: self.advisor.clone(),
                 },
             )),
         );
@@ -219,6 +223,7 @@ impl Wiring {
                 devgem_fn_deploy::Deploy {
                     objects: objects.clone(),
                     runtime: runtime.clone(),
+                    advisor: self.advisor.clone(),
                 },
             )),
         );
@@ -228,6 +233,19 @@ impl Wiring {
         );
         map
     }
+}
+
+/// The configured models (without the offline engine), which the stages ask for reviews
+/// and recommendations.
+fn advisor(config: &Config) -> anyhow::Result<Option<devgem_llm::Advisor>> {
+    let models = config
+        .llm
+        .models_only()
+        .map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
+    Ok(models.map(|chain| devgem_llm::Advisor {
+        model: Arc::new(chain),
+        bound: config.review_bound,
+    }))
 }
 
 /// The chat's planner: the offline engine, or the configured models in a fallback chain that

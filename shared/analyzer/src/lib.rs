@@ -56,6 +56,7 @@ mod icon;
 mod native;
 mod pat;
 pub mod repo;
+pub mod review;
 mod scan;
 mod summary;
 

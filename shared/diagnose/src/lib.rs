@@ -11,10 +11,15 @@
 mod catalogue;
 mod mask;
 mod names;
+mod recommend;
 
 pub use catalogue::Signature;
 pub use mask::{MASK, mask_secrets};
 pub use names::pypi_package;
+pub use recommend::{
+    RECOMMEND_INSTRUCTIONS, Recommendation, RuntimeFacts, Setting, Source, merge,
+    model_recommendations, recommend, recommend_brief,
+};
 
 use devgem_domain::{Failure, Step};
 use devgem_plan::{BuildPlan, Language, PackageManager};

@@ -239,6 +239,19 @@ impl ModelConfig {
     /// The chain: the provider's tiers (for Vertex each model in each region, then the Gemini
     /// API when a key is set), always ending in the offline engine.
     pub fn build(&self) -> Result<FallbackChain, ConfigError> {
+        let mut tiers = self.model_tiers()?;
+        tiers.push(Arc::new(Offline));
+        Ok(FallbackChain::new(tiers))
+    }
+
+    /// The configured models alone, without the offline engine (which only understands chat
+    /// requests): what the pipeline asks for reviews. `None` when no model is configured.
+    pub fn models_only(&self) -> Result<Option<FallbackChain>, ConfigError> {
+        let tiers = self.model_tiers()?;
+        Ok((!tiers.is_empty()).then(|| FallbackChain::new(tiers)))
+    }
+
+    fn model_tiers(&self) -> Result<Vec<Arc<dyn LanguageModel>>, ConfigError> {
         let mut tiers: Vec<Arc<dyn LanguageModel>> = Vec::new();
         if let Some(vertex) = &self.vertex {
             let credentials =
@@ -282,8 +295,7 @@ impl ModelConfig {
                 )));
             }
         }
-        tiers.push(Arc::new(Offline));
-        Ok(FallbackChain::new(tiers))
+        Ok(tiers)
     }
 }
 

@@ -9,6 +9,7 @@
 //! **Invariant:** no prompt holds a secret value. Every networked adapter sends
 //! [`redact`]`(conversation)`: the model sees variable names, never their values.
 
+mod advisor;
 mod config;
 mod conversation;
 mod error;
@@ -19,6 +20,7 @@ mod offline;
 mod openai;
 mod redact;
 
+pub use advisor::{AdviceError, Advisor};
 pub use config::{
     ApiKey, ConfigError, GeminiSettings, ModelConfig, OpenAiSettings, Provider, VertexSettings,
 };

@@ -11,6 +11,7 @@ pub mod cloudbuild;
 pub mod cloudrun;
 pub mod gemini;
 pub mod logging;
+pub mod oauth;
 pub mod openai;
 pub mod secretmanager;
 pub mod storage;
