@@ -29,7 +29,12 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
         .arg("-C")
         .arg(dir)
         .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
-        .args(["-c", "init.defaultBranch=main", "-c", "commit.gpgsign=false"])
+        .args([
+            "-c",
+            "init.defaultBranch=main",
+            "-c",
+            "commit.gpgsign=false",
+        ])
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -88,7 +93,10 @@ impl GitServer {
     /// Creates the empty bare repository `NAME.git` and returns its clone URL.
     pub fn create(&self, name: &str) -> String {
         let bare = self.bare(name);
-        git(self.root.path(), &["init", "-q", "--bare", bare.to_str().unwrap()]);
+        git(
+            self.root.path(),
+            &["init", "-q", "--bare", bare.to_str().unwrap()],
+        );
         // Fetching a commit by sha (what a deployment of an exact commit does) needs this with
         // protocol v0; v2 allows it anyway.
         git(&bare, &["config", "uploadpack.allowAnySHA1InWant", "true"]);

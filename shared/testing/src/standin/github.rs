@@ -159,7 +159,10 @@ impl Github {
             Ok(body) => body,
             Err(res) => return res,
         };
-        let state = body.get("state").and_then(Value::as_str).unwrap_or_default();
+        let state = body
+            .get("state")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if !matches!(state, "error" | "failure" | "pending" | "success") {
             return validation_failed("Status", "state", "custom");
         }
@@ -175,7 +178,10 @@ impl Github {
                 (Ok(t), Ok(d), Ok(c)) => (t, d, c),
                 (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return e,
             };
-        if description.as_ref().is_some_and(|d| d.chars().count() > 140) {
+        if description
+            .as_ref()
+            .is_some_and(|d| d.chars().count() > 140)
+        {
             return validation_failed("Status", "description", "custom");
         }
         if let Some(url) = &target_url
