@@ -469,10 +469,7 @@ fn a_failing_push_posts_a_failure_status_with_the_reason() {
         !reason.is_empty() && reason.chars().count() <= 140,
         "{reason:?}"
     );
-    let message = d["error"]["message"]
-        .as_str()
-        .or(d["error"].as_str())
-        .unwrap_or_default();
+    let message = d["error"]["reason"].as_str().unwrap_or_default();
     assert!(
         !message.is_empty(),
         "the deployment says why it failed: {d}"
