@@ -8,5 +8,6 @@ target="${1:?usage: scripts/fuzz.sh TARGET SECONDS (webhook, upload, api_body)}"
 seconds="${2:-60}"
 cd "$(dirname "$0")/.."
 mkdir -p "fuzz/corpus/$target"
-exec cargo +nightly fuzz run "$target" "fuzz/corpus/$target" -- \
+# -O (release, no debug assertions) is what `cargo fuzz build -O` made: one build for every run.
+exec cargo +nightly fuzz run -O "$target" "fuzz/corpus/$target" -- \
   -max_total_time="$seconds" -max_len=65536 -print_final_stats=1
