@@ -122,10 +122,15 @@ pub(crate) async fn provide(
         }
         None => match have {
             Some(have) => {
+                let fix = if pinned_by_project {
+                    "or widen [tool.uv] required-version in pyproject.toml (uv refuses to run outside it)"
+                } else {
+                    "or regenerate the lock with this uv (uv lock) and commit it"
+                };
                 log.line(&format!(
                     "The app's {lock} asks for uv {version}, which could not be installed from PyPI (above); \
-                     trying {have} from this machine instead. If it cannot read {lock}, install uv {version} \
-                     (pip install uv=={version}), or regenerate the lock with this uv (uv lock) and commit it"
+                     trying {have} from this machine instead. If it fails, install uv {version} \
+                     (pip install uv=={version}), {fix}"
                 ));
                 Ok(())
             }
