@@ -226,11 +226,12 @@ impl Input {
                 let taken = editor.insert(taken);
                 match read {
                     Ok(line) => {
-                        if !line.trim().is_empty() && taken.add_history_entry(line.as_str())? {
-                            if let Some(path) = history {
-                                // History is a convenience: a failed write costs nothing else.
-                                let _ = taken.append_history(path);
-                            }
+                        // History is a convenience: a failed write costs nothing else.
+                        if !line.trim().is_empty()
+                            && taken.add_history_entry(line.as_str())?
+                            && let Some(path) = history
+                        {
+                            let _ = taken.append_history(path);
                         }
                         return Ok(Some(line));
                     }
