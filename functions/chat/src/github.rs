@@ -147,6 +147,51 @@ fn decode_hex(hex: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// A delivery whose signature checked out, decoded.
+#[derive(Debug)]
+pub enum WebhookEvent {
+    Ping,
+    Push(PushEvent),
+    PullRequest(PullRequestEvent),
+    /// An event DevGem does not act on (acknowledged).
+    Other,
+}
+
+/// The webhook's decoder, a pure function of the delivery (the fuzz target's entry): the
+/// signature is checked over the raw bytes before anything is parsed; a bad one is a 401, a
+/// payload that is not what GitHub sends a 400, both with a JSON error.
+pub fn decode_webhook(
+    secret: &[u8],
+    event: &str,
+    signature: Option<&str>,
+    body: &[u8],
+) -> Result<WebhookEvent, Response> {
+    if !signature_is_valid(secret, body, signature) {
+        return Err(error(
+            StatusCode::UNAUTHORIZED,
+            "bad_signature",
+            "the X-Hub-Signature-256 header is missing or does not match the body",
+            Some("set the hook's secret to GITHUB_WEBHOOK_SECRET".into()),
+        ));
+    }
+    let malformed = |e: serde_json::Error| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("the {event} payload is not what GitHub sends: {e}"),
+            None,
+        )
+    };
+    Ok(match event {
+        "ping" => WebhookEvent::Ping,
+        "push" => WebhookEvent::Push(serde_json::from_slice(body).map_err(malformed)?),
+        "pull_request" => {
+            WebhookEvent::PullRequest(serde_json::from_slice(body).map_err(malformed)?)
+        }
+        _ => WebhookEvent::Other,
+    })
+}
+
 fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
@@ -165,8 +210,9 @@ struct Repository {
     clone_url: Option<String>,
 }
 
+/// The fields of a `push` payload DevGem reads (platform contracts §7.2).
 #[derive(Debug, Deserialize)]
-struct PushEvent {
+pub struct PushEvent {
     #[serde(rename = "ref")]
     git_ref: String,
     after: String,
@@ -175,8 +221,9 @@ struct PushEvent {
     repository: Repository,
 }
 
+/// The fields of a `pull_request` payload DevGem reads (§7.3).
 #[derive(Debug, Deserialize)]
-struct PullRequestEvent {
+pub struct PullRequestEvent {
     action: String,
     number: u64,
     pull_request: PullRequest,
@@ -240,14 +287,7 @@ impl Github {
         let delivery = header(&req, "x-github-delivery").map(str::to_string);
         // 25 MB is GitHub's own cap on a delivery.
         let body = devgem_http::read_body(req, 25 << 20).await?;
-        if !signature_is_valid(secret.as_bytes(), &body, signature.as_deref()) {
-            return Err(error(
-                StatusCode::UNAUTHORIZED,
-                "bad_signature",
-                "the X-Hub-Signature-256 header is missing or does not match the body",
-                Some("set the hook's secret to GITHUB_WEBHOOK_SECRET".into()),
-            ));
-        }
+        let decoded = decode_webhook(secret.as_bytes(), &event, signature.as_deref(), &body)?;
         let delivery = delivery
             .filter(|d| !d.is_empty() && d.len() <= 200)
             .ok_or_else(|| {
@@ -258,14 +298,17 @@ impl Github {
                     None,
                 )
             })?;
-        if event == "ping" {
-            return Ok(json(StatusCode::OK, &serde_json::json!({ "pong": true })));
-        }
-        if !matches!(event.as_str(), "push" | "pull_request") {
-            return Ok(acknowledged(
-                "DevGem acts on push and pull_request events only",
-            ));
-        }
+        let decoded = match decoded {
+            WebhookEvent::Ping => {
+                return Ok(json(StatusCode::OK, &serde_json::json!({ "pong": true })));
+            }
+            WebhookEvent::Other => {
+                return Ok(acknowledged(
+                    "DevGem acts on push and pull_request events only",
+                ));
+            }
+            other => other,
+        };
         let first = services
             .core
             .store
@@ -278,20 +321,10 @@ impl Github {
                 &serde_json::json!({ "duplicate": true, "delivery": delivery }),
             ));
         }
-        let malformed = |e: serde_json::Error| {
-            error(
-                StatusCode::BAD_REQUEST,
-                "invalid_json",
-                format!("the {event} payload is not what GitHub sends: {e}"),
-                None,
-            )
-        };
-        if event == "push" {
-            let push: PushEvent = serde_json::from_slice(&body).map_err(malformed)?;
-            self.push(services, local_paths, push).await
-        } else {
-            let pr: PullRequestEvent = serde_json::from_slice(&body).map_err(malformed)?;
-            self.pull_request(services, local_paths, pr).await
+        match decoded {
+            WebhookEvent::Push(push) => self.push(services, local_paths, push).await,
+            WebhookEvent::PullRequest(pr) => self.pull_request(services, local_paths, pr).await,
+            WebhookEvent::Ping | WebhookEvent::Other => unreachable!("answered above"),
         }
     }
 
@@ -802,5 +835,32 @@ mod tests {
             Some(good.trim_start_matches("sha256="))
         ));
         assert!(!signature_is_valid(b"s3cret", body, Some("sha256=zz")));
+    }
+
+    #[test]
+    fn the_decoder_checks_the_signature_before_it_parses() {
+        let body =
+            br#"{"ref": "refs/heads/main", "after": "x", "repository": {"full_name": "a/b"}}"#;
+        let good = sign("s3cret", body);
+        assert!(matches!(
+            decode_webhook(b"s3cret", "push", Some(&good), body),
+            Ok(WebhookEvent::Push(_))
+        ));
+        let refused = |event: &str, sig: Option<&str>, body: &[u8]| {
+            decode_webhook(b"s3cret", event, sig, body)
+                .err()
+                .map(|r| r.status().as_u16())
+        };
+        // Unparsable, but the signature is checked first: 401, not 400.
+        assert_eq!(refused("push", Some("sha256=00"), b"{"), Some(401));
+        assert_eq!(
+            refused("push", Some(&sign("s3cret", b"{")), b"{"),
+            Some(400)
+        );
+        assert_eq!(
+            refused("pull_request", Some(&sign("s3cret", b"[]")), b"[]"),
+            Some(400)
+        );
+        assert_eq!(refused("ping", Some(&sign("s3cret", b"x")), b"x"), None);
     }
 }

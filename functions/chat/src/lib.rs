@@ -15,6 +15,7 @@
 
 pub mod auth;
 pub mod conversation;
+pub mod decode;
 pub mod github;
 pub mod mcp;
 pub mod model_planner;
@@ -231,6 +232,14 @@ async fn read_upload(
     limit: usize,
 ) -> Result<(CreateBody, bytes::Bytes), Response> {
     let body = devgem_http::read_body(req, limit).await?;
+    parse_upload(body, boundary).await
+}
+
+/// The multipart half of [`read_upload`], on the body's bytes.
+async fn parse_upload(
+    body: bytes::Bytes,
+    boundary: String,
+) -> Result<(CreateBody, bytes::Bytes), Response> {
     let stream = futures::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
     let mut parts = multer::Multipart::new(stream, boundary);
     let (mut fields, mut archive) = (None, None);

@@ -6,8 +6,10 @@
 //! CI (`CI=true`), where it fails: a CI machine without the emulators is a broken CI machine,
 //! and a green run that tested nothing would hide it.
 //!
-//! [`standin`] is a loopback stand-in for the Google APIs that only Google can answer.
+//! [`standin`] is a loopback stand-in for the Google APIs that only Google can answer (and
+//! GitHub's REST API); [`git_http`] serves real git repositories over smart HTTP on loopback.
 
+pub mod git_http;
 pub mod standin;
 
 use std::collections::HashMap;

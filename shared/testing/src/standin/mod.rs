@@ -1,15 +1,17 @@
 //! A loopback stand-in for the Google APIs that no emulator covers (Cloud Build, Cloud Run,
-//! Secret Manager, Artifact Registry, Cloud Logging, Cloud Storage uploads). Each API is an
-//! [`Api`] that checks the documented request and answers with the documented response
-//! shapes; the server records every request so a test can assert on exactly what was sent.
+//! Secret Manager, Artifact Registry, Cloud Logging, Cloud Storage uploads) and for GitHub's REST
+//! API. Each API is an [`Api`] that checks the documented request and answers with the
+//! documented response shapes; the server records every request so a test can assert on
+//! exactly what was sent.
 //!
 //! Tests that use it say so in their names (`..._on_the_standin`): only Google can answer
-//! these APIs for real.
+//! these APIs for real (or GitHub).
 
 pub mod artifactregistry;
 pub mod cloudbuild;
 pub mod cloudrun;
 pub mod gemini;
+pub mod github;
 pub mod logging;
 pub mod oauth;
 pub mod openai;

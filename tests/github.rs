@@ -1,0 +1,651 @@
+//! Black-box tests of GitHub auto-deploys and previews: signed deliveries to `POST
+//! /webhooks/github` of the real `devgem serve` (process runtime), a real git repository served
+//! over smart HTTP on loopback as the payloads' `clone_url`, and the GitHub REST stand-in
+//! receiving the commit statuses and pull-request comments.
+
+mod support;
+
+use devgem_testing::git_http::{GitServer, git};
+use devgem_testing::standin::Standin;
+use devgem_testing::standin::github::Github;
+use hmac::{KeyInit, Mac};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use support::{Home, Server, get, http, wait_for};
+
+const SECRET: &str = "webhook-s3cret";
+const TOKEN: &str = "ghp_standin_token";
+const REPO: &str = "acme/shop";
+
+/// Everything one test talks to: DevGem, the GitHub stand-in, the git server.
+struct World {
+    _home: Home,
+    server: Server,
+    github: Arc<Github>,
+    _standin: Standin,
+    git: GitServer,
+    /// A working copy of `acme/shop` that pushes to the git server.
+    work: tempfile::TempDir,
+    clone_url: String,
+}
+
+impl World {
+    fn new() -> Self {
+        let home = Home::new();
+        let github = Arc::new(Github::new(TOKEN));
+        let standin = Standin::start(None, vec![github.clone()]);
+        let git_server = GitServer::start();
+        let clone_url = git_server.create("shop");
+        let server = home.serve(&[
+            ("GITHUB_WEBHOOK_SECRET", SECRET),
+            ("GITHUB_TOKEN", TOKEN),
+            ("DEVGEM_GITHUB_API_URL", &standin.base_url),
+            // Clone URLs must be on the GitHub host: here, the loopback git server, which the
+            // source-host allow-list names with its scheme so plain http is allowed to it.
+            ("DEVGEM_GITHUB_URL", &git_server.base_url),
+            ("DEVGEM_ALLOWED_SOURCE_HOSTS", &git_server.base_url),
+            // Deployments come from git URLs only, as a GitHub server's do.
+            ("DEVGEM_ALLOW_LOCAL_SOURCES", "0"),
+        ]);
+        let work = tempfile::tempdir().unwrap();
+        git(work.path(), &["init", "-q"]);
+        Self {
+            _home: home,
+            server,
+            github,
+            _standin: standin,
+            git: git_server,
+            work,
+            clone_url,
+        }
+    }
+
+    /// Commits the echo app answering `message` on `branch`, pushes it, returns the sha.
+    fn commit_app(&self, branch: &str, message: &str) -> String {
+        let dir = self.work.path();
+        checkout(dir, branch);
+        echo_app(dir, message);
+        self.commit_and_push(branch, message)
+    }
+
+    /// Commits whatever is in the working copy on `branch` and pushes it.
+    fn commit_and_push(&self, branch: &str, message: &str) -> String {
+        let dir = self.work.path();
+        git(dir, &["add", "-A"]);
+        git(dir, &["commit", "-q", "--allow-empty", "-m", message]);
+        let bare = self.git.bare("shop");
+        git(
+            dir,
+            &["push", "-q", "--force", bare.to_str().unwrap(), branch],
+        );
+        git(dir, &["rev-parse", "HEAD"])
+    }
+
+    fn link(&self, branch: &str, service: &str) -> Value {
+        let (status, link) = post_json(
+            &format!("{}/api/links", self.server.url),
+            &json!({"repository": REPO, "branch": branch, "service_name": service}),
+        );
+        assert_eq!(status, 201, "{link}");
+        link
+    }
+
+    fn deliver(&self, event: &str, delivery: &str, body: &Value) -> (u16, Value) {
+        let body = body.to_string();
+        deliver_raw(
+            &self.server,
+            event,
+            Some(delivery),
+            body.as_bytes(),
+            Some(&sign(SECRET, body.as_bytes())),
+        )
+    }
+
+    fn push_payload(&self, git_ref: &str, after: &str) -> Value {
+        push_payload(REPO, &self.clone_url, git_ref, after)
+    }
+
+    fn deployments(&self) -> Vec<Value> {
+        let (status, body) = get_json(&format!("{}/api/deployments", self.server.url));
+        assert_eq!(status, 200, "{body}");
+        body["deployments"].as_array().unwrap().clone()
+    }
+
+    fn deployment(&self, id: &str) -> Value {
+        get_json(&format!("{}/api/deployments/{id}", self.server.url)).1
+    }
+
+    /// Waits for deployment `id` to end, returning it.
+    fn finished(&self, id: &str) -> Value {
+        wait_for("the deployment to end", Duration::from_secs(240), || {
+            let d = self.deployment(id);
+            matches!(
+                d["status"].as_str(),
+                Some("live" | "failed" | "aborted" | "stopped")
+            )
+            .then_some(d)
+        })
+    }
+
+    /// Waits until the stand-in holds a final (non-pending) status for `sha`, returning every
+    /// status of that commit.
+    fn final_statuses(&self, sha: &str) -> Vec<devgem_testing::standin::github::StoredStatus> {
+        wait_for(
+            "a final commit status at the stand-in",
+            Duration::from_secs(240),
+            || {
+                let all = self.github.statuses_of(sha);
+                all.iter().any(|s| s.state != "pending").then_some(all)
+            },
+        )
+    }
+}
+
+fn checkout(dir: &Path, branch: &str) {
+    let has_commits = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "--verify", "-q", "HEAD"])
+        .output()
+        .unwrap()
+        .status
+        .success();
+    if has_commits {
+        let exists = !git(dir, &["branch", "--list", branch]).is_empty();
+        if exists {
+            git(dir, &["checkout", "-q", branch]);
+        } else {
+            git(dir, &["checkout", "-q", "-b", branch]);
+        }
+    } else {
+        git(dir, &["checkout", "-q", "-b", branch]);
+    }
+}
+
+/// A Node app with no dependencies whose every answer is `message`.
+fn echo_app(dir: &Path, message: &str) {
+    std::fs::write(
+        dir.join("package.json"),
+        r#"{"name":"shop","version":"1.0.0","private":true,"scripts":{"start":"node server.js"}}"#,
+    )
+    .unwrap();
+    std::fs::write(dir.join("message.txt"), message).unwrap();
+    std::fs::write(
+        dir.join("server.js"),
+        r#"const message = require("fs").readFileSync(__dirname + "/message.txt", "utf8");
+require("http").createServer((q, s) => s.end(message))
+  .listen(process.env.PORT, "0.0.0.0", () => console.log("shop started"));
+"#,
+    )
+    .unwrap();
+}
+
+fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
+fn deliver_raw(
+    server: &Server,
+    event: &str,
+    delivery: Option<&str>,
+    body: &[u8],
+    signature: Option<&str>,
+) -> (u16, Value) {
+    let mut req = http()
+        .post(format!("{}/webhooks/github", server.url))
+        .header("content-type", "application/json")
+        .header("user-agent", "GitHub-Hookshot/standin")
+        .header("x-github-event", event)
+        .body(body.to_vec());
+    if let Some(d) = delivery {
+        req = req.header("x-github-delivery", d);
+    }
+    if let Some(s) = signature {
+        req = req.header("x-hub-signature-256", s);
+    }
+    let res = req.send().expect("deliver");
+    let status = res.status().as_u16();
+    (status, res.json().unwrap_or(Value::Null))
+}
+
+fn push_payload(full_name: &str, clone_url: &str, git_ref: &str, after: &str) -> Value {
+    let deleted = after.bytes().all(|b| b == b'0');
+    json!({
+        "ref": git_ref,
+        "before": "6113728f27ae82c7b1a177c8d03f9e96e0adf246",
+        "after": after,
+        "created": false, "deleted": deleted, "forced": false, "base_ref": null,
+        "commits": [],
+        "head_commit": if deleted { Value::Null } else { json!({"id": after, "message": "change"}) },
+        "repository": {
+            "id": 1296269, "name": full_name.rsplit('/').next().unwrap(),
+            "full_name": full_name, "private": false,
+            "owner": {"login": full_name.split('/').next().unwrap(), "id": 1},
+            "clone_url": clone_url, "default_branch": "main",
+            // Push payloads send these as integers, other events as strings.
+            "created_at": 1700000000, "pushed_at": 1714557600,
+        },
+        "pusher": {"name": "mona", "email": "mona@example.com"},
+        "sender": {"login": "mona", "id": 2, "type": "User"},
+    })
+}
+
+fn post_json(url: &str, body: &Value) -> (u16, Value) {
+    let res = http().post(url).json(body).send().expect("POST");
+    let status = res.status().as_u16();
+    (status, res.json().unwrap_or(Value::Null))
+}
+
+fn get_json(url: &str) -> (u16, Value) {
+    let res = http().get(url).send().expect("GET");
+    let status = res.status().as_u16();
+    (status, res.json().unwrap_or(Value::Null))
+}
+
+/// What the live app at `url` answers.
+fn app_body(url: &str) -> String {
+    let (status, body) = get(url).expect("the app answers");
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn assert_json_error(status: u16, body: &Value, expected: u16) {
+    assert_eq!(status, expected, "{body}");
+    assert!(
+        body["error"]["code"].is_string() && body["error"]["message"].is_string(),
+        "a JSON error body, got {body}"
+    );
+}
+
+#[test]
+fn only_correctly_signed_deliveries_are_accepted_and_bad_ones_start_nothing() {
+    let world = World::new();
+    let sha = world.commit_app("main", "v1");
+    world.link("main", "shop");
+    let body = world.push_payload("refs/heads/main", &sha).to_string();
+    let good = sign(SECRET, body.as_bytes());
+    let wrong = sign("another-secret", body.as_bytes());
+    let bad_signatures: [(&str, Option<&str>); 6] = [
+        ("missing", None),
+        ("wrong secret", Some(&wrong)),
+        ("truncated", Some(&good[..good.len() - 1])),
+        ("cut to the prefix", Some("sha256=")),
+        ("without the sha256= prefix", Some(&good["sha256=".len()..])),
+        ("not hex", Some("sha256=zzzz")),
+    ];
+    for (i, (what, signature)) in bad_signatures.iter().enumerate() {
+        let delivery = format!("bad-{i}");
+        let (status, res) = deliver_raw(
+            &world.server,
+            "push",
+            Some(&delivery),
+            body.as_bytes(),
+            *signature,
+        );
+        assert_json_error(status, &res, 401);
+        assert_eq!(res["error"]["code"], "bad_signature", "{what}: {res}");
+    }
+    // A body changed after signing fails too.
+    let tampered = body.replace("refs/heads/main", "refs/heads/mainx");
+    let (status, res) = deliver_raw(
+        &world.server,
+        "push",
+        Some("tampered"),
+        tampered.as_bytes(),
+        Some(&good),
+    );
+    assert_json_error(status, &res, 401);
+    assert!(
+        world.deployments().is_empty(),
+        "a refused delivery enqueued a deployment: {:?}",
+        world.deployments()
+    );
+    assert!(world.github.statuses().is_empty());
+    assert!(
+        world.git.requests().is_empty(),
+        "a refused delivery cloned the repository"
+    );
+
+    // Signed but malformed: a 4xx with a JSON error, nothing started.
+    for (i, raw) in [&b"{not json"[..], b"", b"[]", br#"{"ref": 7}"#, b"\xff\xfe"]
+        .iter()
+        .enumerate()
+    {
+        let (status, res) = deliver_raw(
+            &world.server,
+            "push",
+            Some(&format!("malformed-{i}")),
+            raw,
+            Some(&sign(SECRET, raw)),
+        );
+        assert!((400..500).contains(&status), "{status} {res}");
+        assert!(
+            res["error"]["code"].is_string(),
+            "a JSON error body, got {res}"
+        );
+    }
+    let (status, res) = deliver_raw(&world.server, "push", None, body.as_bytes(), Some(&good));
+    assert_json_error(status, &res, 400);
+    assert!(world.deployments().is_empty());
+
+    // ping answers 200; events DevGem does not act on are acknowledged.
+    let ping = json!({"zen": "Design for failure.", "hook_id": 123});
+    let (status, res) = world.deliver("ping", "ping-1", &ping);
+    assert_eq!(status, 200, "{res}");
+    let (status, res) = world.deliver("issues", "issues-1", &json!({"action": "opened"}));
+    assert_eq!(status, 202, "{res}");
+    assert_eq!(res["ignored"], true);
+    assert!(world.deployments().is_empty());
+
+    // And the correctly signed push is accepted.
+    let (status, res) = deliver_raw(
+        &world.server,
+        "push",
+        Some("good-1"),
+        body.as_bytes(),
+        Some(&good),
+    );
+    assert_eq!(status, 202, "{res}");
+    assert_eq!(res["deployments"].as_array().unwrap().len(), 1, "{res}");
+}
+
+#[test]
+fn a_push_to_the_linked_branch_deploys_exactly_that_commit_and_reports_its_status() {
+    let world = World::new();
+    let first = world.commit_app("main", "first commit");
+    let pushed = world.commit_app("main", "the pushed commit");
+    // The branch moves on after the push was sent: the deployment must still be of `pushed`.
+    let _later = world.commit_app("main", "a later commit");
+    world.link("main", "shop");
+
+    let (status, res) = world.deliver(
+        "push",
+        "delivery-push-1",
+        &world.push_payload("refs/heads/main", &pushed),
+    );
+    assert_eq!(status, 202, "{res}");
+    let ids = res["deployments"].as_array().unwrap().clone();
+    assert_eq!(ids.len(), 1, "{res}");
+    let id = ids[0].as_str().unwrap();
+    let d = world.finished(id);
+    assert_eq!(d["status"], "live", "{d}");
+    assert_eq!(d["service_name"], "shop", "{d}");
+    let url = d["url"].as_str().unwrap();
+    assert_eq!(app_body(url), "the pushed commit");
+    assert!(
+        world
+            .git
+            .requests()
+            .iter()
+            .any(|p| p.ends_with("git-upload-pack")),
+        "the source was cloned from the git server: {:?}",
+        world.git.requests()
+    );
+
+    // pending, then success with the app's URL, on exactly the pushed commit.
+    let statuses = world.final_statuses(&pushed);
+    let states: Vec<&str> = statuses.iter().map(|s| s.state.as_str()).collect();
+    assert_eq!(states, ["pending", "success"], "{statuses:?}");
+    for s in &statuses {
+        assert_eq!(s.repository, REPO);
+        assert_eq!(s.context, "devgem/deploy");
+    }
+    assert_eq!(statuses[1].target_url.as_deref(), Some(url));
+    assert!(world.github.statuses_of(&first).is_empty());
+
+    // The same delivery again (GitHub's redelivery keeps the GUID) starts nothing new.
+    let (status, res) = world.deliver(
+        "push",
+        "delivery-push-1",
+        &world.push_payload("refs/heads/main", &pushed),
+    );
+    assert!((200..300).contains(&status), "{res}");
+    assert_eq!(res["duplicate"], true, "{res}");
+
+    // Acknowledged and ignored: a branch deletion, a tag, another branch, another repository.
+    let zeros = "0".repeat(40);
+    let ignored = [
+        ("deleted", world.push_payload("refs/heads/main", &zeros)),
+        ("tag", world.push_payload("refs/tags/v1.0.0", &pushed)),
+        (
+            "other-branch",
+            world.push_payload("refs/heads/dev", &pushed),
+        ),
+        (
+            "unlinked",
+            push_payload("acme/other", &world.clone_url, "refs/heads/main", &pushed),
+        ),
+    ];
+    for (what, payload) in &ignored {
+        let (status, res) = world.deliver("push", &format!("ignored-{what}"), payload);
+        assert_eq!(status, 202, "{what}: {res}");
+        assert_eq!(res["ignored"], true, "{what}: {res}");
+    }
+    assert_eq!(
+        world.deployments().len(),
+        1,
+        "only the one push deployed: {:?}",
+        world.deployments()
+    );
+    assert_eq!(world.github.statuses().len(), 2);
+}
+
+#[test]
+fn a_failing_push_posts_a_failure_status_with_the_reason() {
+    let world = World::new();
+    // A commit with nothing to run: no app DevGem can detect.
+    checkout(world.work.path(), "main");
+    std::fs::write(world.work.path().join("README.md"), "# Just words\n").unwrap();
+    let sha = world.commit_and_push("main", "docs only");
+    world.link("main", "shop");
+
+    let (status, res) = world.deliver(
+        "push",
+        "delivery-fail-1",
+        &world.push_payload("refs/heads/main", &sha),
+    );
+    assert_eq!(status, 202, "{res}");
+    let id = res["deployments"][0].as_str().unwrap().to_string();
+    let d = world.finished(&id);
+    assert_eq!(d["status"], "failed", "{d}");
+
+    let statuses = world.final_statuses(&sha);
+    let states: Vec<&str> = statuses.iter().map(|s| s.state.as_str()).collect();
+    assert_eq!(states, ["pending", "failure"], "{statuses:?}");
+    let failure = &statuses[1];
+    assert_eq!(failure.target_url, None);
+    let reason = failure.description.as_deref().unwrap_or_default();
+    assert!(
+        !reason.is_empty() && reason.chars().count() <= 140,
+        "{reason:?}"
+    );
+    let message = d["error"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        !message.is_empty(),
+        "the deployment says why it failed: {d}"
+    );
+    let head: String = message.chars().take(40).collect();
+    assert!(
+        reason.contains(&head),
+        "the status says why the deployment failed ({message:?}), got {reason:?}"
+    );
+}
+
+fn pr_payload(world: &World, action: &str, number: u64, head_ref: &str, head_sha: &str) -> Value {
+    let repo = json!({"full_name": REPO, "clone_url": world.clone_url, "fork": false});
+    json!({
+        "action": action,
+        "number": number,
+        "pull_request": {
+            "number": number, "state": if action == "closed" { "closed" } else { "open" },
+            "merged": false, "draft": false, "title": "A change",
+            "head": {"ref": head_ref, "sha": head_sha, "label": format!("acme:{head_ref}"), "repo": repo},
+            "base": {"ref": "main", "sha": "6113728f27ae82c7b1a177c8d03f9e96e0adf246", "repo": repo},
+            "user": {"login": "mona"},
+        },
+        "repository": {"full_name": REPO, "clone_url": world.clone_url,
+                       "created_at": "2025-01-01T00:00:00Z"},
+        "sender": {"login": "mona"},
+    })
+}
+
+#[test]
+fn a_pull_request_opens_a_preview_comments_its_url_and_closing_stops_it() {
+    let world = World::new();
+    world.commit_app("main", "production");
+    let opened = world.commit_app("feature", "preview one");
+    world.link("main", "shop");
+
+    let (status, res) = world.deliver(
+        "pull_request",
+        "pr-opened",
+        &pr_payload(&world, "opened", 7, "feature", &opened),
+    );
+    assert_eq!(status, 202, "{res}");
+    let first = world.finished(res["deployments"][0].as_str().unwrap());
+    assert_eq!(first["status"], "live", "{first}");
+    assert_eq!(first["service_name"], "shop-pr-7", "{first}");
+    let first_url = first["url"].as_str().unwrap().to_string();
+    assert_eq!(app_body(&first_url), "preview one");
+
+    let statuses = world.final_statuses(&opened);
+    assert_eq!(statuses.last().unwrap().state, "success", "{statuses:?}");
+    assert_eq!(
+        statuses.last().unwrap().target_url.as_deref(),
+        Some(first_url.as_str())
+    );
+    let comments = wait_for("the preview comment", Duration::from_secs(30), || {
+        let c = world.github.comments_on(7);
+        (!c.is_empty()).then_some(c)
+    });
+    assert_eq!(comments.len(), 1, "{comments:?}");
+    assert_eq!(comments[0].repository, REPO);
+    assert!(comments[0].body.contains(&first_url), "{comments:?}");
+    assert!(comments[0].body.contains(&opened), "{comments:?}");
+
+    // A push to the pull request: a new preview of the new head, and a new comment naming it.
+    let synced = world.commit_app("feature", "preview two");
+    let (status, res) = world.deliver(
+        "pull_request",
+        "pr-sync",
+        &pr_payload(&world, "synchronize", 7, "feature", &synced),
+    );
+    assert_eq!(status, 202, "{res}");
+    let second = world.finished(res["deployments"][0].as_str().unwrap());
+    assert_eq!(second["status"], "live", "{second}");
+    assert_eq!(second["service_name"], "shop-pr-7");
+    let second_url = second["url"].as_str().unwrap().to_string();
+    assert_eq!(app_body(&second_url), "preview two");
+    let comments = wait_for("the second comment", Duration::from_secs(30), || {
+        let c = world.github.comments_on(7);
+        (c.len() == 2).then_some(c)
+    });
+    assert!(comments[1].body.contains(&synced), "{comments:?}");
+
+    // An action that changes no code is acknowledged and deploys nothing.
+    let before = world.deployments().len();
+    let (status, res) = world.deliver(
+        "pull_request",
+        "pr-labeled",
+        &pr_payload(&world, "labeled", 7, "feature", &synced),
+    );
+    assert_eq!(status, 202, "{res}");
+    assert_eq!(res["ignored"], true);
+    assert_eq!(world.deployments().len(), before);
+
+    // Closed: the preview is stopped and no longer answers.
+    let (status, res) = world.deliver(
+        "pull_request",
+        "pr-closed",
+        &pr_payload(&world, "closed", 7, "feature", &synced),
+    );
+    assert_eq!(status, 200, "{res}");
+    let stopped: Vec<&str> = res["stopped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(stopped.contains(&second["id"].as_str().unwrap()), "{res}");
+    wait_for("the preview to be stopped", Duration::from_secs(30), || {
+        (world.deployment(second["id"].as_str().unwrap())["status"] == "stopped").then_some(())
+    });
+    wait_for(
+        "the preview to stop answering",
+        Duration::from_secs(30),
+        || get(&second_url).is_none().then_some(()),
+    );
+    // Production (the link's own service) was never touched.
+    assert!(
+        world
+            .deployments()
+            .iter()
+            .all(|d| d["service_name"] == "shop-pr-7"),
+        "only previews were deployed"
+    );
+}
+
+#[test]
+fn links_belong_to_their_owner_and_a_deleted_link_deploys_nothing() {
+    let world = World::new();
+    let sha = world.commit_app("main", "v1");
+    let link = world.link("main", "shop");
+    assert_eq!(link["owner"], "local", "{link}");
+    assert_eq!(link["repository"], REPO);
+
+    let (status, list) = get_json(&format!("{}/api/links", world.server.url));
+    assert_eq!(status, 200);
+    let links = list["links"].as_array().unwrap();
+    assert_eq!(links.len(), 1);
+    assert!(links.iter().all(|l| l["owner"] == "local"), "{list}");
+
+    // Another owner's or a missing link answers as a missing one does.
+    let url = &world.server.url;
+    let res = http()
+        .delete(format!(
+            "{url}/api/links/l-00000000-0000-0000-0000-000000000000"
+        ))
+        .send()
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 404);
+    let res = http()
+        .delete(format!("{url}/api/links/not-an-id"))
+        .send()
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 404);
+
+    // A malformed link is refused with a reason.
+    for body in [
+        json!({"repository": "no-slash", "branch": "main"}),
+        json!({"repository": REPO, "branch": "-delete"}),
+        json!({"repository": REPO, "branch": "main", "extra": 1}),
+    ] {
+        let (status, res) = post_json(&format!("{url}/api/links"), &body);
+        assert_json_error(status, &res, 400);
+    }
+
+    let id = link["id"].as_str().unwrap();
+    let res = http()
+        .delete(format!("{url}/api/links/{id}"))
+        .send()
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let (status, res) = world.deliver(
+        "push",
+        "after-unlink",
+        &world.push_payload("refs/heads/main", &sha),
+    );
+    assert_eq!(status, 202, "{res}");
+    assert_eq!(res["ignored"], true, "{res}");
+    assert!(world.deployments().is_empty());
+}
