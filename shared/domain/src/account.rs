@@ -144,7 +144,10 @@ mod tests {
         });
         a.link(github("4242"));
         assert_eq!(a.identities.len(), 2);
-        assert_eq!(a.identity(IdentityProvider::Google).unwrap().subject, "1098");
+        assert_eq!(
+            a.identity(IdentityProvider::Google).unwrap().subject,
+            "1098"
+        );
     }
 
     #[test]

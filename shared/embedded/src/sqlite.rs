@@ -933,7 +933,10 @@ mod tests {
             login: None,
         });
         two.put_account(&account).await.unwrap();
-        assert_eq!(one.get_account(&account.id).await.unwrap(), Some(account.clone()));
+        assert_eq!(
+            one.get_account(&account.id).await.unwrap(),
+            Some(account.clone())
+        );
         let key = identity_key(IdentityProvider::Google, "1098");
         assert_eq!(one.account_for_identity(&key).await.unwrap(), Some(account));
         let nobody = identity_key(IdentityProvider::Github, "1");

@@ -5,8 +5,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use devgem_domain::{
-    Account, ApiToken, Deployment, DeploymentId, Link, LinkId, NewEvent, ProgressEvent, Session, SessionId,
-    TokenHash, TokenId, UserId,
+    Account, ApiToken, Deployment, DeploymentId, Link, LinkId, NewEvent, ProgressEvent, Session,
+    SessionId, TokenHash, TokenId, UserId,
 };
 use futures::stream::BoxStream;
 

@@ -131,6 +131,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             )),
         })
     });
+    let api = api.map(|api| match signin(&config) {
+        Some(signin) => api.with_signin(signin),
+        None => api,
+    });
     let app = Arc::new(App {
         api,
         push,
@@ -182,4 +186,37 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     .await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The sign-in providers the configuration names, with the callbacks' base URL.
+fn signin(config: &Config) -> Option<devgem_fn_chat::signin::SignIn> {
+    let credentials = |c: &crate::config::OAuthClient| devgem_signin::ClientCredentials {
+        client_id: c.client_id.clone(),
+        client_secret: c.client_secret.expose().to_string(),
+    };
+    let mut providers: Vec<Arc<dyn devgem_signin::IdentityProvider>> = Vec::new();
+    if let Some(c) = &config.github_oauth {
+        providers.push(Arc::new(devgem_signin::GithubOAuth::new(
+            credentials(c),
+            &config.github_url,
+            &config.github_api_url,
+        )));
+    }
+    if let Some(c) = &config.google_oauth {
+        providers.push(Arc::new(devgem_signin::GoogleOidc::new(
+            credentials(c),
+            &config.google_accounts_url,
+            &config.google_token_url,
+        )));
+    }
+    if providers.is_empty() {
+        return None;
+    }
+    Some(devgem_fn_chat::signin::SignIn {
+        providers,
+        public_url: config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", config.listen)),
+    })
 }

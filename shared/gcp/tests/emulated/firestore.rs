@@ -552,7 +552,10 @@ async fn accounts_are_found_by_id_and_by_each_linked_identity() {
     };
     let mut account = Account::new(github, chrono::Utc::now()).unwrap();
     one.put_account(&account).await.unwrap();
-    assert_eq!(two.get_account(&account.id).await.unwrap(), Some(account.clone()));
+    assert_eq!(
+        two.get_account(&account.id).await.unwrap(),
+        Some(account.clone())
+    );
 
     account.link(LinkedIdentity {
         provider: IdentityProvider::Google,
@@ -562,7 +565,10 @@ async fn accounts_are_found_by_id_and_by_each_linked_identity() {
     account.preferences.default_public = Some(false);
     two.put_account(&account).await.unwrap();
     let by_google = one
-        .account_for_identity(&identity_key(IdentityProvider::Google, &format!("g{subject}")))
+        .account_for_identity(&identity_key(
+            IdentityProvider::Google,
+            &format!("g{subject}"),
+        ))
         .await
         .unwrap();
     assert_eq!(by_google, Some(account.clone()));
