@@ -236,6 +236,75 @@ fn a_failed_deploy_is_diagnosed_and_the_fix_redeploys_with_a_visible_plan_overri
     );
 }
 
+/// A Node app that requires `ms`, a small npm package, without declaring it: it builds, then
+/// dies at start. The diagnosis names the package, the fix adds it to package.json (a real
+/// `npm install` from the registry) and the next deployment answers with it.
+#[test]
+fn a_missing_npm_package_is_diagnosed_added_to_package_json_and_the_app_goes_live() {
+    let home = Home::new();
+    let app = tempfile::tempdir().unwrap();
+    std::fs::write(
+        app.path().join("package.json"),
+        r#"{"name":"uses-ms","version":"1.0.0","private":true,"scripts":{"start":"node server.js"}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        app.path().join("server.js"),
+        r#"const ms = require("ms");
+require("http").createServer((q, s) => s.end(`two days is ${ms("2 days")} ms`))
+  .listen(process.env.PORT, "0.0.0.0");
+"#,
+    )
+    .unwrap();
+    let server = home.serve(&[("DEVGEM_READY_TIMEOUT_SECS", "20")]);
+    let (_, answer) = chat(
+        &server,
+        &json!({"message": format!("deploy {}", app.path().display())}),
+    );
+    let session = answer["session_id"].as_str().unwrap().to_string();
+    let id = answer["deployment_id"].as_str().unwrap().to_string();
+    assert_eq!(finished(&server, &id)["status"], "failed");
+
+    let (_, answer) = chat(
+        &server,
+        &json!({"message": "why did it fail?", "session_id": session}),
+    );
+    assert_eq!(answer["actions"][0]["tool"], "diagnose_failure", "{answer}");
+    assert!(
+        answer["reply"].as_str().unwrap().contains("`ms`"),
+        "the diagnosis names the package: {answer}"
+    );
+
+    let (_, answer) = chat(
+        &server,
+        &json!({"message": "yes, apply it", "session_id": session}),
+    );
+    assert_eq!(answer["actions"][0]["tool"], "apply_fix", "{answer}");
+    assert_eq!(answer["actions"][0]["ok"], true, "{answer}");
+    let reply = answer["reply"].as_str().unwrap();
+    assert!(reply.contains("added `ms` to package.json"), "{answer}");
+    let next = answer["deployment_id"].as_str().unwrap().to_string();
+    let d = finished(&server, &next);
+    assert_eq!(d["status"], "live", "{d}");
+    assert_eq!(d["plan_override"]["dependencies"][0]["name"], "ms", "{d}");
+    assert_eq!(
+        body_of(d["url"].as_str().unwrap()),
+        "two days is 172800000 ms"
+    );
+    let events = support::read_events(&server.url, &next, 0, 1000);
+    assert!(
+        events.iter().any(|e| e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Added `ms` to package.json, as you accepted"))),
+        "the progress shows the patch: {events:?}"
+    );
+    let source = std::fs::read_to_string(app.path().join("package.json")).unwrap();
+    assert!(
+        !source.contains("\"ms\""),
+        "the user's own folder is left as it was: {source}"
+    );
+}
+
 #[test]
 fn a_token_protected_server_refuses_the_chat_without_it() {
     let home = Home::new();

@@ -8,10 +8,12 @@
 //! commit skips both walks. Local folders and uploads are never cached: their content can
 //! change while their name (and the commit of a folder's enclosing repository) stays.
 
+mod patch;
+
 use async_trait::async_trait;
 use devgem_analyzer::{Analysis, BuildPlan, ScanReport, review};
 use devgem_app::{StageContext, StageError, StageWork, keys};
-use devgem_domain::{Deployment, Failure, SourceKind, Stage, StageResult, Step};
+use devgem_domain::{Deployment, Failure, Manifest, SourceKind, Stage, StageResult, Step};
 use devgem_llm::Advisor;
 use devgem_ports::{FetchedSource, ObjectStore, SourceFetcher};
 use std::path::{Component, Path, PathBuf};
@@ -141,6 +143,7 @@ impl Analyze {
         };
         let app_dir =
             app_dir(root.path(), d.source.subdir.as_deref()).map_err(StageError::Failed)?;
+        let patched = self.accepted_dependencies(ctx, &app_dir).await?;
         let packed = root.path().to_path_buf();
         let archive = tokio::task::spawn_blocking(move || devgem_archive::pack(&packed))
             .await?
@@ -163,13 +166,36 @@ impl Analyze {
             step,
             format!("Fetched the source{at} ({} packed)", human_size(size)),
         );
-        let cache = CacheKey::for_source(d, &fetched);
+        // A patched checkout is no longer what its commit names.
+        let cache = CacheKey::for_source(d, &fetched).filter(|_| !patched);
         Ok(Checkout {
             _root: root,
             app_dir,
             fetched,
             cache,
         })
+    }
+
+    /// Writes the dependencies the user accepted (a fix) into the app's manifest, saying so
+    /// in the progress; whether the checkout changed.
+    async fn accepted_dependencies(
+        &self,
+        ctx: &StageContext,
+        app_dir: &Path,
+    ) -> Result<bool, StageError> {
+        let dependencies = match &ctx.deployment.plan_override {
+            Some(change) if !change.dependencies.is_empty() => change.dependencies.clone(),
+            _ => return Ok(false),
+        };
+        let dir = app_dir.to_path_buf();
+        let applied = tokio::task::spawn_blocking(move || patch::apply(&dir, &dependencies))
+            .await?
+            .map_err(StageError::Failed)?;
+        for a in &applied {
+            ctx.reporter
+                .reasoning(Step::RepositoryAccess, a.message.clone());
+        }
+        Ok(applied.iter().any(|a| a.changed))
     }
 
     /// An uploaded source: its archive, checked again as it is unpacked.
@@ -410,6 +436,29 @@ fn plan_for(d: &Deployment, analysis: &Analysis) -> Result<BuildPlan, devgem_ana
         }
         if let Some(port) = change.port {
             plan.deploy_port = port;
+        }
+        for p in &change.system_packages {
+            if !plan.system_packages.iter().any(|q| q == p.as_str()) {
+                plan.system_packages.push(p.to_string());
+            }
+        }
+        for p in &change.build_packages {
+            if !plan.build_system_packages.iter().any(|q| q == p.as_str()) {
+                plan.build_system_packages.push(p.to_string());
+            }
+        }
+        // package.json gained a dependency its lockfile lacks, which `npm ci` refuses.
+        let npm_added = change
+            .dependencies
+            .iter()
+            .any(|d| d.manifest() == Manifest::PackageJson);
+        if npm_added
+            && let Some(rest) = plan
+                .install_command
+                .as_deref()
+                .and_then(|c| c.strip_prefix("npm ci"))
+        {
+            plan.install_command = Some(format!("npm install{rest}"));
         }
     }
     Ok(plan)

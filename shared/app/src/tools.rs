@@ -13,7 +13,10 @@ use crate::lifecycle::modify;
 use crate::release::{self, EnvChange};
 use crate::services::Services;
 use devgem_diagnose::{Diagnosis, FailureInput, ProposedFix};
-use devgem_domain::{Deployment, DeploymentId, PlanOverride, Source, SourceKind, Status};
+use devgem_domain::{
+    DebianPackage, Dependency, Deployment, DeploymentId, PlanOverride, Source, SourceKind, Status,
+};
+use devgem_plan::{Language, PackageManager};
 use devgem_ports::{ListFilter, LogQuery, LogSink};
 use devgem_tools::{DeploymentSummary, ToolCall, ToolOutcome, reply_for};
 use serde::Serialize;
@@ -707,6 +710,44 @@ async fn diagnosis_of(services: &Services, d: &Deployment) -> Result<Option<Diag
     Ok(Some(devgem_diagnose::diagnose(&input)))
 }
 
+/// The dependency a fix adds, for the manifests DevGem patches: requirements.txt (pip) and
+/// package.json (npm); a name that breaks its registry's rules is refused.
+fn dependency_for(
+    language: Language,
+    manager: Option<PackageManager>,
+    package: &str,
+    diagnosis: &Diagnosis,
+) -> Result<Dependency, Refusal> {
+    let parsed = match (language, manager) {
+        (Language::Python, None | Some(PackageManager::Pip)) => Dependency::python(package),
+        (Language::Node, None | Some(PackageManager::Npm)) => Dependency::node(package),
+        (language, manager) => {
+            let with = manager.map(|m| format!(" with {m}")).unwrap_or_default();
+            return Err(bad(
+                format!(
+                    "DevGem adds dependencies to requirements.txt (pip) and package.json (npm) only, and this {language} app is built{with}"
+                ),
+                diagnosis.fix.clone(),
+            ));
+        }
+    };
+    parsed.map_err(|e| {
+        bad(
+            format!("the fix's package is not one DevGem will add: {e}"),
+            diagnosis.fix.clone(),
+        )
+    })
+}
+
+fn debian_package(package: &str) -> Result<DebianPackage, Refusal> {
+    DebianPackage::parse(package).map_err(|e| {
+        bad(
+            format!("the fix's package is not one DevGem will add: {e}"),
+            "install it in your own Dockerfile",
+        )
+    })
+}
+
 /// The name a fix goes by: its kind (`set_start_command`, `set_port`...).
 fn fix_kind(fix: &ProposedFix) -> String {
     to_value(fix)["kind"]
@@ -748,9 +789,40 @@ async fn apply_fix(
         ));
     }
     let mut change = d.plan_override.clone().unwrap_or_default();
-    match &proposed {
-        ProposedFix::SetStartCommand { command } => change.start_command = Some(command.clone()),
-        ProposedFix::SetPort { port } => change.port = Some(*port),
+    let description = match &proposed {
+        ProposedFix::SetStartCommand { command } => {
+            change.start_command = Some(command.clone());
+            None
+        }
+        ProposedFix::SetPort { port } => {
+            change.port = Some(*port);
+            None
+        }
+        ProposedFix::AddDependency {
+            language,
+            manager,
+            package,
+        } => {
+            let dependency = dependency_for(*language, *manager, package, &diagnosis)?;
+            let said = format!(
+                "added `{dependency}` to {} (the analysis patches the checkout with it on every deploy of this app; commit it to your repository to keep it there too)",
+                dependency.manifest().file_name()
+            );
+            change.add_dependency(dependency);
+            Some(said)
+        }
+        ProposedFix::AddSystemPackage { package } => {
+            let package = debian_package(package)?;
+            let said = format!("added the system package `{package}` to the image's plan");
+            change.add_system_package(package);
+            Some(said)
+        }
+        ProposedFix::AddBuildPackage { package } => {
+            let package = debian_package(package)?;
+            let said = format!("added the build package `{package}` to the build image's plan");
+            change.add_build_package(package);
+            Some(said)
+        }
         ProposedFix::SetEnvVar { name } => {
             return Err(bad(
                 format!("{} needs a value that only you know", name),
@@ -763,12 +835,15 @@ async fn apply_fix(
                 diagnosis.fix.clone(),
             ));
         }
-    }
+    };
     let next = redeploy(services, ctx, d, BTreeMap::new(), Some(change.clone())).await?;
-    let description = format!(
-        "the plan now uses {} (kept with the deployment as a plan override).",
-        change.describe()
-    );
+    let description = match description {
+        Some(said) => format!("{said}; kept with the deployment as a plan override."),
+        None => format!(
+            "the plan now uses {} (kept with the deployment as a plan override).",
+            change.describe()
+        ),
+    };
     Ok(Done {
         outcome: ToolOutcome::FixApplied {
             deployment_id: next.id.clone(),

@@ -231,6 +231,61 @@ async fn setting_a_variable_on_a_failed_deployment_redeploys_with_the_old_values
 }
 
 #[tokio::test]
+async fn a_missing_package_or_library_fix_is_kept_as_a_validated_override() {
+    let w = world();
+    let id = deployed(&w, json!({"STRIPE_KEY": "sk_live_x"})).await;
+    fail(
+        &w,
+        &id,
+        Step::Deploy,
+        "the app exited; its last output:\nModuleNotFoundError: No module named 'requests'",
+    )
+    .await;
+    let ctx = ToolContext {
+        current: Some(id.clone()),
+        ..me()
+    };
+    let r = run_tool(&w.services, &ctx, &call("apply_fix", json!({}))).await;
+    assert!(r.ok, "{r:?}");
+    assert!(
+        r.text.contains("added `requests` to requirements.txt"),
+        "{}",
+        r.text
+    );
+    let next = r.deployment_id.clone().unwrap();
+    let stored = w.store.get(&next).await.unwrap().unwrap();
+    let change = stored.plan_override.unwrap();
+    assert_eq!(change.dependencies[0].requirement(), "requests");
+
+    // The next failure's fix adds to the kept one.
+    fail(
+        &w,
+        &next,
+        Step::Deploy,
+        "the app exited; its last output:\nImportError: libGL.so.1: cannot open shared object file: No such file or directory",
+    )
+    .await;
+    let ctx = ToolContext {
+        current: Some(next.clone()),
+        ..me()
+    };
+    let r = run_tool(&w.services, &ctx, &call("apply_fix", json!({}))).await;
+    assert!(r.ok, "{r:?}");
+    assert!(r.text.contains("system package `libgl1`"), "{}", r.text);
+    let third = r.deployment_id.clone().unwrap();
+    let change = w
+        .store
+        .get(&third)
+        .await
+        .unwrap()
+        .unwrap()
+        .plan_override
+        .unwrap();
+    assert_eq!(change.dependencies.len(), 1);
+    assert_eq!(change.system_packages[0].as_str(), "libgl1");
+}
+
+#[tokio::test]
 async fn a_wrong_port_is_diagnosed_and_the_fix_redeploys_with_a_visible_override() {
     let w = world();
     let id = deployed(&w, json!({"STRIPE_KEY": "sk_live_x"})).await;

@@ -10,6 +10,7 @@
 
 use crate::id::{DeploymentId, EnvVarName, ServiceName};
 use crate::message::Stage;
+use crate::package::{DebianPackage, Dependency};
 use crate::progress::Step;
 use crate::status::{Status, TransitionError};
 use chrono::{DateTime, Duration, Utc};
@@ -129,6 +130,16 @@ pub struct PlanOverride {
     /// Route traffic to this port instead of the detected one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
+    /// Declare these in the app's manifest before the build (a patch of the checkout the
+    /// analyze stage applies and tells the user about).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<Dependency>,
+    /// Install these Debian packages in the runtime image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub system_packages: Vec<DebianPackage>,
+    /// Install these Debian packages in the build image only (compilers, headers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub build_packages: Vec<DebianPackage>,
 }
 
 impl PlanOverride {
@@ -145,8 +156,47 @@ impl PlanOverride {
         if let Some(p) = self.port {
             parts.push(format!("port {p}"));
         }
+        for d in &self.dependencies {
+            parts.push(format!("`{d}` in {}", d.manifest().file_name()));
+        }
+        for p in &self.system_packages {
+            parts.push(format!("system package `{p}`"));
+        }
+        for p in &self.build_packages {
+            parts.push(format!("build package `{p}`"));
+        }
         parts.join(", ")
     }
+
+    /// Adds `dependency`, replacing an earlier one of the same name (a new pin wins);
+    /// whether anything changed.
+    pub fn add_dependency(&mut self, dependency: Dependency) -> bool {
+        if self.dependencies.contains(&dependency) {
+            return false;
+        }
+        self.dependencies
+            .retain(|d| !(d.manifest() == dependency.manifest() && d.name() == dependency.name()));
+        self.dependencies.push(dependency);
+        true
+    }
+
+    /// Adds a runtime system package once; whether anything changed.
+    pub fn add_system_package(&mut self, package: DebianPackage) -> bool {
+        add_once(&mut self.system_packages, package)
+    }
+
+    /// Adds a build-only system package once; whether anything changed.
+    pub fn add_build_package(&mut self, package: DebianPackage) -> bool {
+        add_once(&mut self.build_packages, package)
+    }
+}
+
+fn add_once(list: &mut Vec<DebianPackage>, package: DebianPackage) -> bool {
+    if list.contains(&package) {
+        return false;
+    }
+    list.push(package);
+    true
 }
 
 /// A stage worker's lease on a deployment. While it is held and not expired, other workers

@@ -9,6 +9,7 @@ mod deployment;
 mod id;
 mod link;
 mod message;
+mod package;
 mod progress;
 mod session;
 mod status;
@@ -22,6 +23,7 @@ pub use deployment::{
 pub use id::{DeploymentId, EnvVarName, ImageRef, InvalidName, ServiceName};
 pub use link::{Link, LinkId, RepositoryName};
 pub use message::{Stage, StageMessage};
+pub use package::{DebianPackage, Dependency, Manifest};
 pub use progress::{
     EventKind, NewEvent, ProgressEvent, Step, VirtualProgress, ticking_percent, virtual_fraction,
 };

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::caches;
 use crate::hint;
+use crate::pinned_uv;
 use crate::poetry;
 use crate::process::{self, RunError};
 use crate::toolchain;
@@ -195,8 +196,25 @@ impl Builder for NativeBuilder {
         }
         let mut steps: Vec<String> = Vec::new();
         let mut installed = false;
+        // The plan's install, without the `pip install uv==X` that a pinned uv provided
+        // natively makes unneeded.
+        let mut install = plan.install_command.clone();
         match plan.language {
             Language::Python => {
+                if let Some((version, rest)) = pinned_uv::install_without_uv(plan) {
+                    pinned_uv::provide(
+                        &version,
+                        &root,
+                        &app,
+                        &self.tools_dir(),
+                        &env,
+                        log,
+                        self.config.command_timeout,
+                        cancel,
+                    )
+                    .await?;
+                    install = Some(rest);
+                }
                 let python = pick_python(plan, &app, &env, log)?;
                 env.push((
                     "VIRTUAL_ENV".into(),
@@ -251,12 +269,7 @@ impl Builder for NativeBuilder {
             }
             _ => {}
         }
-        steps.extend(
-            plan.install_command
-                .iter()
-                .filter(|c| !installed && !c.trim().is_empty())
-                .cloned(),
-        );
+        steps.extend(install.filter(|c| !installed && !c.trim().is_empty()));
         steps.extend(
             plan.build_command
                 .iter()
@@ -706,9 +719,15 @@ fn python_tools(plan: &BuildPlan) -> Vec<String> {
     let words: Vec<&str> = commands
         .split(|c: char| c.is_whitespace() || c == ';' || c == '&')
         .collect();
+    let install = plan.install_command.as_deref().unwrap_or("");
     ["poetry", "pipenv", "uv"]
         .into_iter()
         .filter(|tool| words.contains(tool))
+        // The install installs it itself, at the version the plan pins.
+        .filter(|tool| {
+            !install.starts_with(&format!("pip install {tool} "))
+                && !install.starts_with(&format!("pip install {tool}=="))
+        })
         .map(|tool| format!("pip install --quiet {tool}"))
         .collect()
 }
@@ -908,7 +927,7 @@ impl LogSink for Quiet {
     fn line(&self, _: &str) {}
 }
 
-fn write_shim(dir: &Path, name: &str, body: &str) -> std::io::Result<()> {
+pub(crate) fn write_shim(dir: &Path, name: &str, body: &str) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir)?;
     let file = dir.join(name);

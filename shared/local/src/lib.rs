@@ -42,6 +42,7 @@ mod build;
 mod caches;
 mod fetch;
 mod hint;
+mod pinned_uv;
 mod poetry;
 mod port;
 mod process;

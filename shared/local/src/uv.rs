@@ -213,14 +213,47 @@ pub(crate) async fn find_or_install(
     if binary.is_file() {
         return Ok(Some(binary));
     }
+    log.line("uv is not installed here");
+    match install_release(tools_dir, "uv", UV_VERSION, env, log, timeout, cancel).await? {
+        Some(uv) => Ok(Some(uv)),
+        None => {
+            log.line("Could not install uv; pip installs the requirements instead");
+            Ok(None)
+        }
+    }
+}
+
+/// uv `version` installed once with this machine's pip into `<tools>/<dir_name>` (into a
+/// private folder, renamed into place when complete, so a concurrent build never runs half
+/// an install). `None` when there is no python3 or pip could not install it.
+pub(crate) async fn install_release(
+    tools_dir: &Path,
+    dir_name: &str,
+    version: &str,
+    env: &[(String, String)],
+    log: &dyn LogSink,
+    timeout: Duration,
+    cancel: &CancellationToken,
+) -> Result<Option<PathBuf>, BuildError> {
+    let installed = tools_dir.join(dir_name);
+    let binary = installed.join("bin/uv");
+    if binary.is_file() {
+        return Ok(Some(binary));
+    }
+    let path = env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| std::ffi::OsString::from(v))
+        .unwrap_or_default();
     let Some(python) = process::which("python3", &path) else {
         return Ok(None);
     };
     log.line(&format!(
-        "uv is not installed here; installing uv {UV_VERSION} into {} once, for this and later builds",
+        "Installing uv {version} into {} once, for this and later builds",
         installed.display()
     ));
-    let partial = tools_dir.join(format!("uv.partial-{}", std::process::id()));
+    let partial = tools_dir.join(format!("{dir_name}.partial-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&partial);
     let mut cmd = Command::new(python);
     cmd.args([
@@ -232,7 +265,7 @@ pub(crate) async fn find_or_install(
         "--target",
     ])
     .arg(&partial)
-    .arg(format!("uv=={UV_VERSION}"))
+    .arg(format!("uv=={version}"))
     .env_clear()
     .envs(env.iter().map(|(k, v)| (k, v)));
     let done = process::run(cmd, log, timeout, cancel, &|l| l.to_string()).await;
@@ -244,10 +277,12 @@ pub(crate) async fn find_or_install(
             }
             Ok(binary.is_file().then_some(binary))
         }
-        Err(process::RunError::Cancelled) => Err(BuildError::Cancelled),
+        Err(process::RunError::Cancelled) => {
+            let _ = std::fs::remove_dir_all(&partial);
+            Err(BuildError::Cancelled)
+        }
         _ => {
             let _ = std::fs::remove_dir_all(&partial);
-            log.line("Could not install uv; pip installs the requirements instead");
             Ok(None)
         }
     }

@@ -2,6 +2,9 @@
 //! `devgem deploy`) or with a server (`--server`, `POST /chat`). Each reply is printed; a
 //! deployment the message started is followed to its end with the same progress display as
 //! `devgem deploy` (bars on a terminal, plain lines when piped). Ends on end of input or `exit`.
+//!
+//! On a terminal the input line is edited with rustyline (arrows, Ctrl-R, history kept in
+//! `DEVGEM_HOME/chat_history`, readable by its owner only); piped input is read line by line.
 
 use super::Remote;
 use super::remote::Client;
@@ -15,7 +18,8 @@ use devgem_domain::{Deployment, DeploymentId, SessionId};
 use devgem_fn_chat::conversation::{self, Planner, Silent, Speaker};
 use futures::StreamExt;
 use serde::Deserialize;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use tokio::io::AsyncBufReadExt;
@@ -122,13 +126,13 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
              Ctrl-D or \"exit\" leaves.",
         ));
     }
-    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut input = if style.tty {
+        Input::editor(history_file(|name| std::env::var(name).ok()), &style)
+    } else {
+        Input::piped()
+    };
     loop {
-        if style.tty {
-            print!("{} ", style.paint("1;32", ">"));
-            let _ = std::io::stdout().flush();
-        }
-        let Some(line) = lines.next_line().await.context("cannot read the input")? else {
+        let Some(line) = input.next_line().await? else {
             break;
         };
         let message = line.trim();
@@ -165,6 +169,104 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
         bus.drain().await;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where the input comes from: a line editor on a terminal, plain lines when piped.
+enum Input {
+    Piped(tokio::io::Lines<tokio::io::BufReader<tokio::io::Stdin>>),
+    Editor {
+        /// `None` while a blocking read holds it.
+        editor: Option<Box<rustyline::DefaultEditor>>,
+        history: Option<PathBuf>,
+        prompt: String,
+    },
+}
+
+impl Input {
+    fn piped() -> Self {
+        Input::Piped(tokio::io::BufReader::new(tokio::io::stdin()).lines())
+    }
+
+    /// A line editor with the history in `history`; plain lines when the terminal refuses
+    /// one.
+    fn editor(history: Option<PathBuf>, style: &Style) -> Self {
+        let Ok(mut editor) = rustyline::DefaultEditor::new() else {
+            return Input::piped();
+        };
+        if let Some(path) = &history
+            && private_file(path).is_ok()
+        {
+            // A missing or unreadable history starts empty.
+            let _ = editor.load_history(path);
+        }
+        Input::Editor {
+            editor: Some(Box::new(editor)),
+            history,
+            prompt: format!("{} ", style.paint("1;32", ">")),
+        }
+    }
+
+    /// The next line; `None` at the end of the input (Ctrl-D). Ctrl-C drops the line being
+    /// typed, as in a shell.
+    async fn next_line(&mut self) -> anyhow::Result<Option<String>> {
+        match self {
+            Input::Piped(lines) => lines.next_line().await.context("cannot read the input"),
+            Input::Editor {
+                editor,
+                history,
+                prompt,
+            } => loop {
+                let mut taken = editor.take().context("the line editor is gone")?;
+                let shown = prompt.clone();
+                let (taken, read) = tokio::task::spawn_blocking(move || {
+                    let read = taken.readline(&shown);
+                    (taken, read)
+                })
+                .await?;
+                let taken = editor.insert(taken);
+                match read {
+                    Ok(line) => {
+                        // History is a convenience: a failed write costs nothing else.
+                        if !line.trim().is_empty()
+                            && taken.add_history_entry(line.as_str())?
+                            && let Some(path) = history
+                        {
+                            let _ = taken.append_history(path);
+                        }
+                        return Ok(Some(line));
+                    }
+                    Err(rustyline::error::ReadlineError::Interrupted) => continue,
+                    Err(rustyline::error::ReadlineError::Eof) => return Ok(None),
+                    Err(e) => return Err(e).context("cannot read the input"),
+                }
+            },
+        }
+    }
+}
+
+/// `DEVGEM_HOME/chat_history` (`~/.devgem/chat_history` without it), from `get` (the
+/// environment); `None` when neither is set.
+fn history_file(get: impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    let home = match get("DEVGEM_HOME").filter(|h| !h.is_empty()) {
+        Some(h) => PathBuf::from(h),
+        None => PathBuf::from(get("HOME").filter(|h| !h.is_empty())?).join(".devgem"),
+    };
+    Some(home.join("chat_history"))
+}
+
+/// Creates `path` (and its folder) readable by its owner only, since a message may hold a
+/// value the user set; an existing file is made so too.
+fn private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
 }
 
 /// `deployment d-… live http://…`, as `devgem deploy` ends.
@@ -283,5 +385,68 @@ impl Backend {
         };
         renderer.finish();
         Ok(deployment)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_history_lives_in_devgem_home_else_in_home() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(
+            history_file(env(&[("DEVGEM_HOME", "/srv/dg"), ("HOME", "/home/u")])),
+            Some(PathBuf::from("/srv/dg/chat_history"))
+        );
+        assert_eq!(
+            history_file(env(&[("HOME", "/home/u")])),
+            Some(PathBuf::from("/home/u/.devgem/chat_history"))
+        );
+        assert_eq!(
+            history_file(env(&[("DEVGEM_HOME", ""), ("HOME", "/home/u")])),
+            Some(PathBuf::from("/home/u/.devgem/chat_history"))
+        );
+        assert_eq!(history_file(env(&[])), None);
+    }
+
+    #[test]
+    fn the_history_file_is_readable_by_its_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("home").join("chat_history");
+        private_file(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::write(&path, "deploy .\n").unwrap();
+        private_file(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "deploy .\n");
+    }
+
+    /// The history rustyline writes is the one it reads back on the next start.
+    #[test]
+    fn an_appended_history_is_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat_history");
+        private_file(&path).unwrap();
+        let mut first = rustyline::DefaultEditor::new().unwrap();
+        first.add_history_entry("deploy .").unwrap();
+        first.append_history(&path).unwrap();
+        first.add_history_entry("is it up?").unwrap();
+        first.append_history(&path).unwrap();
+        let mut second = rustyline::DefaultEditor::new().unwrap();
+        second.load_history(&path).unwrap();
+        let lines: Vec<&String> = second.history().iter().collect();
+        assert_eq!(lines, ["deploy .", "is it up?"]);
     }
 }

@@ -7,6 +7,7 @@ mod jvm;
 mod node;
 mod others;
 mod python;
+mod python_pins;
 mod rust;
 mod workspace;
 

@@ -2,6 +2,7 @@
 //! aiohttp, Sanic, Tornado, Bottle, Falcon; FastHTML, Litestar and Quart (ASGI apps, served by
 //! uvicorn whatever their `__main__` block does).
 
+use super::python_pins;
 use crate::common::*;
 use crate::native;
 use crate::pat::Pat;
@@ -387,6 +388,25 @@ fn entry_with(app: &App, needle: &Pat) -> Option<String> {
     hits.first().map(|s| s.to_string())
 }
 
+/// `tool` at the pinned release as pip names it (`uv==0.8.24`), after recording the pin in
+/// the analysis and why in its evidence; the bare name when nothing pins it.
+fn pinned_tool(tool: &str, pin: &Option<python_pins::ToolPin>, det: &mut Detected) -> String {
+    let Some(pin) = pin else {
+        return tool.to_string();
+    };
+    match &pin.version {
+        Some(v) => {
+            det.evidence(format!("{tool} {v} ({})", pin.source));
+            det.analysis.details.package_manager_version = Some(v.clone());
+            format!("{tool}=={v}")
+        }
+        None => {
+            det.evidence(format!("{tool} not pinned: {}", pin.source));
+            tool.to_string()
+        }
+    }
+}
+
 pub fn detect(app: &App) -> Option<Detected> {
     let d = deps(app);
     let has_lock = |f: &str| app.has(f);
@@ -418,22 +438,44 @@ pub fn detect(app: &App) -> Option<Detected> {
             .and_then(|t| t.get(name))
             .is_some()
     };
+    // A string setting of `[tool.<name>]` (`required-version`).
+    let tool_str = |name: &str, key: &str| {
+        d.pyproject
+            .as_ref()
+            .and_then(|p| p.get("tool"))
+            .and_then(|t| t.get(name))
+            .and_then(|t| t.get(key))
+            .and_then(|v| v.as_str())
+    };
     let (pm, install, lock) = if has_lock("uv.lock") || (tool("uv") && !app.has("requirements.txt"))
     {
+        let pin = python_pins::uv_pin(app.text("uv.lock"), tool_str("uv", "required-version"));
+        let uv = pinned_tool("uv", &pin, &mut det);
         let cmd = if has_lock("uv.lock") {
-            "pip install uv && uv export --frozen --no-dev --no-emit-project --no-hashes -o requirements.uv.txt && uv pip install --python \"$(command -v python)\" -r requirements.uv.txt"
+            format!(
+                "pip install {uv} && uv export --frozen --no-dev --no-emit-project --no-hashes -o requirements.uv.txt && uv pip install --python \"$(command -v python)\" -r requirements.uv.txt"
+            )
         } else {
-            "pip install uv && uv pip install --python \"$(command -v python)\" -r pyproject.toml"
+            format!(
+                "pip install {uv} && uv pip install --python \"$(command -v python)\" -r pyproject.toml"
+            )
         };
         (
             PackageManager::Uv,
-            cmd.to_string(),
+            cmd,
             has_lock("uv.lock").then_some("uv.lock"),
         )
     } else if has_lock("poetry.lock") || (tool("poetry") && !app.has("requirements.txt")) {
+        let pin = python_pins::poetry_pin(
+            app.text("poetry.lock"),
+            tool_str("poetry", "requires-poetry"),
+        );
+        let poetry = pinned_tool("poetry", &pin, &mut det);
         (
             PackageManager::Poetry,
-            "pip install poetry && POETRY_VIRTUALENVS_CREATE=false poetry install --no-root --only main --no-interaction".to_string(),
+            format!(
+                "pip install {poetry} && POETRY_VIRTUALENVS_CREATE=false poetry install --no-root --only main --no-interaction"
+            ),
             has_lock("poetry.lock").then_some("poetry.lock"),
         )
     } else if has_lock("pdm.lock") || (tool("pdm") && !app.has("requirements.txt")) {
