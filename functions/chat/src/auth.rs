@@ -68,7 +68,9 @@ fn presented_token(req: &Request) -> Option<String> {
     let from_query = (req.uri().path().trim_end_matches('/') == "/ws/chat")
         .then(|| query_param(req, "token"))
         .flatten();
-    header.or(from_query)
+    header
+        .or(from_query)
+        .or_else(|| crate::signin::cookie(req, crate::signin::SESSION_COOKIE))
 }
 
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -20,6 +20,7 @@ pub mod github;
 pub mod mcp;
 pub mod model_planner;
 mod progress_stream;
+pub mod signin;
 mod ws;
 
 use devgem_app::{AppError, CreateDeployment, LocalPaths, Services, release};
@@ -39,6 +40,7 @@ pub struct Api {
     options: ApiOptions,
     planner: std::sync::Arc<dyn conversation::Planner>,
     github: Option<github::Github>,
+    signin: Option<signin::SignIn>,
     gate: auth::Gate,
     usage: auth::UsageBook,
 }
@@ -88,15 +90,12 @@ struct CreateBody {
     env: BTreeMap<String, String>,
     /// `false` keeps the app private (public is the default, as `gcloud run deploy
     /// --allow-unauthenticated`).
-    #[serde(default = "public_by_default")]
-    public: bool,
+    /// Unset: the account's `default_public` preference, else public.
+    #[serde(default)]
+    public: Option<bool>,
     /// Deploy despite high-severity security findings (recorded on the deployment).
     #[serde(default)]
     allow_findings: bool,
-}
-
-fn public_by_default() -> bool {
-    true
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -282,7 +281,7 @@ async fn parse_upload(
         subdir: None,
         service_name: None,
         env: BTreeMap::new(),
-        public: true,
+        public: None,
         allow_findings: false,
     });
     Ok((fields, archive))
@@ -306,6 +305,7 @@ impl Api {
             options,
             planner: std::sync::Arc::new(conversation::Offline),
             github: None,
+            signin: None,
             gate: auth::Gate::default(),
             usage: auth::UsageBook::default(),
         }
@@ -315,6 +315,28 @@ impl Api {
     pub fn with_github(mut self, github: github::Github) -> Self {
         self.github = Some(github);
         self
+    }
+
+    /// The same API with sign-in (GitHub, Google) and sessions.
+    pub fn with_signin(mut self, signin: signin::SignIn) -> Self {
+        self.signin = Some(signin);
+        self
+    }
+
+    /// The owner's preferences (none for a caller without an account).
+    async fn preferences(&self, owner: &str) -> Result<devgem_domain::Preferences, Response> {
+        let Ok(user) = devgem_domain::UserId::parse(owner) else {
+            return Ok(Default::default());
+        };
+        Ok(self
+            .services
+            .core
+            .store
+            .get_account(&user)
+            .await
+            .map_err(|e| app_error(e.into()))?
+            .map(|a| a.preferences)
+            .unwrap_or_default())
     }
 
     /// The same API with another planner for the chat (a language model).
@@ -346,7 +368,8 @@ impl Api {
                         "POST /api/deployments/{id}/env", "GET /api/deployments/{id}/domains",
                         "POST /api/deployments/{id}/domains", "POST /api/links", "GET /api/links",
                         "DELETE /api/links/{id}", "POST /chat", "GET /ws/chat", "POST /mcp",
-                        "GET /stats"],
+                        "GET /stats", "GET /api/me", "PATCH /api/me", "GET /auth/{provider}/login",
+                        "GET /auth/{provider}/callback", "POST /auth/logout"],
                 }),
             ),
             (&Method::POST, ["webhooks", "github"]) => match &self.github {
@@ -364,6 +387,7 @@ impl Api {
             (&Method::GET, ["health"]) => {
                 json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
             }
+            (_, ["auth", rest @ ..]) => self.auth_route(req, &method, rest).await,
             (_, [first, ..]) if AUTHENTICATED.contains(first) => {
                 self.authenticated(req, &method, &segments).await
             }
@@ -417,6 +441,7 @@ impl Api {
                 Ok(mcp::handle_http(self.services.clone(), options, protected, req).await)
             }
             (&Method::GET, ["stats"]) => self.stats(identity).await,
+            (&Method::GET | &Method::PATCH, ["api", "me"]) => self.me(req, method, identity).await,
             (_, ["api", rest @ ..]) => self.api(req, method, rest, owner).await,
             _ => Err(error(
                 StatusCode::NOT_FOUND,
@@ -463,6 +488,15 @@ impl Api {
                 let options = devgem_app::CreateOptions {
                     allow_findings: body.allow_findings,
                 };
+                // What the request leaves open, the owner's preferences decide.
+                let preferences = self.preferences(owner).await?;
+                let mut env: BTreeMap<String, String> = preferences
+                    .default_env
+                    .into_iter()
+                    .map(|(name, value)| (name.to_string(), value))
+                    .collect();
+                env.extend(body.env);
+                let public = body.public.or(preferences.default_public).unwrap_or(true);
                 let d = devgem_app::create_deployment_with(
                     services,
                     CreateDeployment {
@@ -473,8 +507,8 @@ impl Api {
                         branch: body.branch,
                         subdir: body.subdir,
                         service_name: body.service_name,
-                        env: body.env,
-                        private: !body.public,
+                        env,
+                        private: !public,
                         plan_override: None,
                     },
                     None,

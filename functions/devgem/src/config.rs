@@ -285,6 +285,48 @@ pub struct Config {
     pub github_webhook_secret: Option<Secret>,
     pub github_url: String,
     pub github_api_url: String,
+    /// Sign-in with GitHub (`GITHUB_CLIENT_ID`, `GITHUB_CLIENT_SECRET`), when both are set.
+    pub github_oauth: Option<OAuthClient>,
+    /// Sign-in with Google (`GOOGLE_CLIENT_ID`, `GOOGLE_CLIENT_SECRET`), when both are set,
+    /// at `DEVGEM_GOOGLE_ACCOUNTS_URL` and `DEVGEM_GOOGLE_TOKEN_URL`.
+    pub google_oauth: Option<OAuthClient>,
+    pub google_accounts_url: String,
+    pub google_token_url: String,
+    /// DevGem's URL as browsers reach it (`DEVGEM_PUBLIC_URL`; default: the listen address):
+    /// the sign-in callbacks' base.
+    pub public_url: Option<String>,
+}
+
+/// An OAuth client's id and secret.
+#[derive(Debug, Clone)]
+pub struct OAuthClient {
+    pub client_id: String,
+    pub client_secret: Secret,
+}
+
+/// Both halves of an OAuth client, or neither.
+fn oauth_client(
+    get: &impl Fn(&str) -> Option<String>,
+    id_var: &'static str,
+    secret_var: &'static str,
+) -> Result<Option<OAuthClient>, ConfigError> {
+    match (get(id_var), get(secret_var)) {
+        (Some(client_id), Some(secret)) => Ok(Some(OAuthClient {
+            client_id,
+            client_secret: Secret(secret),
+        })),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(config_error(
+            secret_var,
+            "is not set",
+            format!("set {secret_var} to the OAuth client's secret, or unset {id_var}"),
+        )),
+        (None, Some(_)) => Err(config_error(
+            id_var,
+            "is not set",
+            format!("set {id_var} to the OAuth client's id, or unset {secret_var}"),
+        )),
+    }
 }
 
 /// Where images are named when no registry is configured: built here, pushed nowhere.
@@ -525,6 +567,13 @@ impl Config {
             github_url: get("DEVGEM_GITHUB_URL").unwrap_or_else(|| "https://github.com".into()),
             github_api_url: get("DEVGEM_GITHUB_API_URL")
                 .unwrap_or_else(|| "https://api.github.com".into()),
+            github_oauth: oauth_client(&get, "GITHUB_CLIENT_ID", "GITHUB_CLIENT_SECRET")?,
+            google_oauth: oauth_client(&get, "GOOGLE_CLIENT_ID", "GOOGLE_CLIENT_SECRET")?,
+            google_accounts_url: get("DEVGEM_GOOGLE_ACCOUNTS_URL")
+                .unwrap_or_else(|| "https://accounts.google.com".into()),
+            google_token_url: get("DEVGEM_GOOGLE_TOKEN_URL")
+                .unwrap_or_else(|| "https://oauth2.googleapis.com/token".into()),
+            public_url: get("DEVGEM_PUBLIC_URL"),
         })
     }
 
@@ -626,6 +675,15 @@ impl Config {
             format!("home          {}", self.home.display()),
             format!("api_token     {}", masked(&self.api_token)),
             format!("github_token  {}", masked(&self.github_token)),
+            format!(
+                "signin        {}",
+                match (&self.github_oauth, &self.google_oauth) {
+                    (Some(_), Some(_)) => "github, google (client secrets ***)",
+                    (Some(_), None) => "github (client secret ***)",
+                    (None, Some(_)) => "google (client secret ***)",
+                    (None, None) => "(off)",
+                }
+            ),
             format!(
                 "local_sources {}",
                 if self.allow_local_sources {

@@ -4,6 +4,7 @@
 //! **Invariant:** this crate does no I/O. Every clock reading is passed in, so every rule here
 //! can be tested with plain values.
 
+mod account;
 mod deployment;
 mod id;
 mod link;
@@ -14,6 +15,7 @@ mod session;
 mod status;
 mod user;
 
+pub use account::{Account, IdentityProvider, LinkedIdentity, Preferences, identity_key};
 pub use deployment::{
     Artifact, Claim, CommitRefused, Deployment, Failure, NewDeployment, PlanOverride,
     SHORTHAND_GIT_HOSTS, Source, SourceKind, StageResult,

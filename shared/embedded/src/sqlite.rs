@@ -11,8 +11,8 @@
 use crate::fanout::{ChangeFeed, EventHub, Published, WatchId};
 use async_trait::async_trait;
 use devgem_domain::{
-    ApiToken, Deployment, DeploymentId, Link, LinkId, NewEvent, ProgressEvent, Session, SessionId,
-    TokenHash, TokenId,
+    Account, ApiToken, Deployment, DeploymentId, Link, LinkId, NewEvent, ProgressEvent, Session,
+    SessionId, TokenHash, TokenId, UserId,
 };
 use devgem_ports::{EventStream, ListFilter, StateStore, StoreError};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -119,6 +119,14 @@ impl SqliteStore {
                  hash TEXT NOT NULL UNIQUE,
                  created_at TEXT NOT NULL,
                  doc TEXT NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS accounts (
+                 id TEXT PRIMARY KEY,
+                 doc TEXT NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS account_identities (
+                 key TEXT PRIMARY KEY,
+                 account TEXT NOT NULL
              );",
         )
         .map_err(unavailable)?;
@@ -317,6 +325,66 @@ fn read_events(
 
 #[async_trait]
 impl StateStore for SqliteStore {
+    async fn put_account(&self, account: &Account) -> Result<(), StoreError> {
+        let doc = to_json(account)?;
+        let id = account.id.to_string();
+        let keys: Vec<String> = account.identities.iter().map(|i| i.key()).collect();
+        self.with_conn(move |conn, _| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            tx.execute(
+                "INSERT INTO accounts (id, doc) VALUES (?1, ?2)
+                 ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
+                params![id, doc],
+            )
+            .map_err(unavailable)?;
+            for key in &keys {
+                tx.execute(
+                    "INSERT INTO account_identities (key, account) VALUES (?1, ?2)
+                     ON CONFLICT(key) DO UPDATE SET account = excluded.account",
+                    params![key, id],
+                )
+                .map_err(unavailable)?;
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn get_account(&self, id: &UserId) -> Result<Option<Account>, StoreError> {
+        let id = id.to_string();
+        self.with_conn(move |conn, _| {
+            let doc: Option<String> = conn
+                .query_row(
+                    "SELECT doc FROM accounts WHERE id = ?1",
+                    params![id],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            doc.map(|d| from_json(&d)).transpose()
+        })
+        .await
+    }
+
+    async fn account_for_identity(&self, key: &str) -> Result<Option<Account>, StoreError> {
+        let key = key.to_string();
+        self.with_conn(move |conn, _| {
+            let doc: Option<String> = conn
+                .query_row(
+                    "SELECT a.doc FROM account_identities i JOIN accounts a ON a.id = i.account
+                     WHERE i.key = ?1",
+                    params![key],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            doc.map(|d| from_json(&d)).transpose()
+        })
+        .await
+    }
+
     async fn put_token(&self, token: &ApiToken) -> Result<(), StoreError> {
         let doc = to_json(token)?;
         let (id, hash, at) = (
@@ -841,6 +909,38 @@ mod tests {
         assert_eq!(one.token_by_hash(&ann.hash).await.unwrap(), None);
         one.touch_token(&ann.id, later).await.unwrap();
         assert_eq!(one.list_tokens().await.unwrap(), vec![bob]);
+    }
+
+    #[tokio::test]
+    async fn accounts_are_found_by_id_and_by_each_linked_identity() {
+        use devgem_domain::{IdentityProvider, LinkedIdentity, identity_key};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let (one, two) = (
+            SqliteStore::open(&path).unwrap(),
+            SqliteStore::open(&path).unwrap(),
+        );
+        let github = LinkedIdentity {
+            provider: IdentityProvider::Github,
+            subject: "4242".into(),
+            login: Some("ada".into()),
+        };
+        let mut account = Account::new(github, chrono::Utc::now()).unwrap();
+        one.put_account(&account).await.unwrap();
+        account.link(LinkedIdentity {
+            provider: IdentityProvider::Google,
+            subject: "1098".into(),
+            login: None,
+        });
+        two.put_account(&account).await.unwrap();
+        assert_eq!(
+            one.get_account(&account.id).await.unwrap(),
+            Some(account.clone())
+        );
+        let key = identity_key(IdentityProvider::Google, "1098");
+        assert_eq!(one.account_for_identity(&key).await.unwrap(), Some(account));
+        let nobody = identity_key(IdentityProvider::Github, "1");
+        assert_eq!(one.account_for_identity(&nobody).await.unwrap(), None);
     }
 
     #[tokio::test]

@@ -26,8 +26,8 @@ use crate::config::GcpConfig;
 use async_trait::async_trait;
 use chrono::Utc;
 use devgem_domain::{
-    ApiToken, Deployment, DeploymentId, Link, LinkId, NewEvent, ProgressEvent, Session, SessionId,
-    TokenHash, TokenId,
+    Account, ApiToken, Deployment, DeploymentId, Link, LinkId, NewEvent, ProgressEvent, Session,
+    SessionId, TokenHash, TokenId, UserId,
 };
 use devgem_embedded::fanout::{ChangeFeed, EventHub, WatchId};
 use devgem_ports::{EventStream, ListFilter, StateStore, StoreError};
@@ -50,6 +50,15 @@ const SESSIONS: &str = "sessions";
 const LINKS: &str = "links";
 const DELIVERIES: &str = "deliveries";
 const TOKENS: &str = "api_tokens";
+const ACCOUNTS: &str = "accounts";
+/// `account_identities/{provider}-{subject}`: `{"account": id}`, how a sign-in finds its
+/// account.
+const ACCOUNT_IDENTITIES: &str = "account_identities";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct IdentityDoc {
+    account: String,
+}
 const DEFAULT_LIST_LIMIT: usize = 100;
 /// Creates of an event seq that may lose to other appenders before giving up. Each loss
 /// means another appender won, so this bounds the contention, not the progress.
@@ -349,6 +358,64 @@ fn seq_doc_id(seq: u64) -> String {
 
 #[async_trait]
 impl StateStore for FirestoreStore {
+    async fn put_account(&self, account: &Account) -> Result<(), StoreError> {
+        // The account first: an identity never points at an account that is not there.
+        self.db
+            .fluent()
+            .update()
+            .in_col(ACCOUNTS)
+            .document_id(account.id.as_str())
+            .object(account)
+            .execute::<IgnoredAny>()
+            .await
+            .map_err(unavailable)?;
+        for identity in &account.identities {
+            let doc = IdentityDoc {
+                account: account.id.to_string(),
+            };
+            self.db
+                .fluent()
+                .update()
+                .in_col(ACCOUNT_IDENTITIES)
+                .document_id(identity.key())
+                .object(&doc)
+                .execute::<IgnoredAny>()
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    async fn get_account(&self, id: &UserId) -> Result<Option<Account>, StoreError> {
+        self.db
+            .fluent()
+            .select()
+            .by_id_in(ACCOUNTS)
+            .obj()
+            .one(id.as_str())
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn account_for_identity(&self, key: &str) -> Result<Option<Account>, StoreError> {
+        let found: Option<IdentityDoc> = self
+            .db
+            .fluent()
+            .select()
+            .by_id_in(ACCOUNT_IDENTITIES)
+            .obj()
+            .one(key)
+            .await
+            .map_err(unavailable)?;
+        match found.map(|d| UserId::parse(&d.account)) {
+            Some(Ok(id)) => self.get_account(&id).await,
+            Some(Err(e)) => Err(StoreError::Unavailable(format!(
+                "identity {key} names no valid account: {e}"
+            ))),
+            None => Ok(None),
+        }
+    }
+
     async fn put_token(&self, token: &ApiToken) -> Result<(), StoreError> {
         if self.token_by_hash(&token.hash).await?.is_some() {
             return Err(StoreError::Unavailable(format!(

@@ -5,8 +5,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use devgem_domain::{
-    ApiToken, Deployment, DeploymentId, Link, LinkId, NewEvent, ProgressEvent, Session, SessionId,
-    TokenHash, TokenId,
+    Account, ApiToken, Deployment, DeploymentId, Link, LinkId, NewEvent, ProgressEvent, Session,
+    SessionId, TokenHash, TokenId, UserId,
 };
 use futures::stream::BoxStream;
 
@@ -103,4 +103,12 @@ pub trait StateStore: Send + Sync {
 
     /// Deletes a token, so it no longer authenticates anyone; `false` when there was none.
     async fn revoke_token(&self, id: &TokenId) -> Result<bool, StoreError>;
+
+    /// Writes an account (the last write wins) and makes each of its identities find it.
+    async fn put_account(&self, account: &Account) -> Result<(), StoreError>;
+
+    async fn get_account(&self, id: &UserId) -> Result<Option<Account>, StoreError>;
+
+    /// The account an identity signs in to (by [`devgem_domain::identity_key`]).
+    async fn account_for_identity(&self, key: &str) -> Result<Option<Account>, StoreError>;
 }

@@ -101,6 +101,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                     .filter(|_| target.runs(Stage::Build)),
             )
         });
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {}: set PORT to a free port (or DEVGEM_LISTEN to an address \
+                 of this machine)",
+                config.listen
+            )
+        })?;
+    let port = listener.local_addr()?.port();
+    // Tests and scripts read this line to find the port when PORT=0.
+    let shown = if config.listen.ip().is_unspecified() {
+        std::net::IpAddr::from([127, 0, 0, 1])
+    } else {
+        config.listen.ip()
+    };
+    let reachable = std::net::SocketAddr::new(shown, port);
     let api = target.serves_api().then(|| {
         devgem_fn_chat::Api::new(
             services,
@@ -131,31 +148,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             )),
         })
     });
+    let api = api.map(|api| match signin(&config, reachable) {
+        Some(signin) => api.with_signin(signin),
+        None => api,
+    });
     let app = Arc::new(App {
         api,
         push,
         function: target,
     });
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {}: set PORT to a free port (or DEVGEM_LISTEN to an address \
-                 of this machine)",
-                config.listen
-            )
-        })?;
-    let port = listener.local_addr()?.port();
-    // Tests and scripts read this line to find the port when PORT=0.
-    let shown = if config.listen.ip().is_unspecified() {
-        std::net::IpAddr::from([127, 0, 0, 1])
-    } else {
-        config.listen.ip()
-    };
-    say(format_args!(
-        "DevGem listening on http://{}",
-        std::net::SocketAddr::new(shown, port)
-    ));
+    say(format_args!("DevGem listening on http://{reachable}"));
     tracing::info!(port, function = %target, home = %config.home.display(), "serving");
     let handler: devgem_http::Handler = Arc::new(move |req| {
         let app = app.clone();
@@ -182,4 +184,40 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     .await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The sign-in providers the configuration names, with the callbacks' base URL.
+fn signin(
+    config: &Config,
+    reachable: std::net::SocketAddr,
+) -> Option<devgem_fn_chat::signin::SignIn> {
+    let credentials = |c: &crate::config::OAuthClient| devgem_signin::ClientCredentials {
+        client_id: c.client_id.clone(),
+        client_secret: c.client_secret.expose().to_string(),
+    };
+    let mut providers: Vec<Arc<dyn devgem_signin::IdentityProvider>> = Vec::new();
+    if let Some(c) = &config.github_oauth {
+        providers.push(Arc::new(devgem_signin::GithubOAuth::new(
+            credentials(c),
+            &config.github_url,
+            &config.github_api_url,
+        )));
+    }
+    if let Some(c) = &config.google_oauth {
+        providers.push(Arc::new(devgem_signin::GoogleOidc::new(
+            credentials(c),
+            &config.google_accounts_url,
+            &config.google_token_url,
+        )));
+    }
+    if providers.is_empty() {
+        return None;
+    }
+    Some(devgem_fn_chat::signin::SignIn {
+        providers,
+        public_url: config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{reachable}")),
+    })
 }

@@ -535,3 +535,47 @@ async fn tokens_are_found_by_hash_touched_listed_and_revoked() {
             .any(|t| t.id == ann.id)
     );
 }
+
+#[tokio::test]
+async fn accounts_are_found_by_id_and_by_each_linked_identity() {
+    use devgem_domain::{Account, IdentityProvider, LinkedIdentity, identity_key};
+    let Some(emu) = require_emulators!() else {
+        return;
+    };
+    let (one, two) = (store(&config(emu)).await, store(&config(emu)).await);
+    // A subject unique to this run: the emulator's data outlives a test.
+    let subject = uuid::Uuid::new_v4().simple().to_string();
+    let github = LinkedIdentity {
+        provider: IdentityProvider::Github,
+        subject: subject.clone(),
+        login: Some("ada".into()),
+    };
+    let mut account = Account::new(github, chrono::Utc::now()).unwrap();
+    one.put_account(&account).await.unwrap();
+    assert_eq!(
+        two.get_account(&account.id).await.unwrap(),
+        Some(account.clone())
+    );
+
+    account.link(LinkedIdentity {
+        provider: IdentityProvider::Google,
+        subject: format!("g{subject}"),
+        login: None,
+    });
+    account.preferences.default_public = Some(false);
+    two.put_account(&account).await.unwrap();
+    let by_google = one
+        .account_for_identity(&identity_key(
+            IdentityProvider::Google,
+            &format!("g{subject}"),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(by_google, Some(account.clone()));
+    assert_eq!(
+        one.account_for_identity(&identity_key(IdentityProvider::Github, "nobody"))
+            .await
+            .unwrap(),
+        None
+    );
+}
