@@ -12,6 +12,7 @@
 
 use crate::auth::constant_time_eq;
 use crate::{Api, app_error};
+use devgem_app::clock::random_bytes;
 use devgem_domain::{
     Account, ApiToken, Identity, IdentityProvider, LinkedIdentity, Preferences, TokenHash, TokenId,
     UserId, identity_key,
@@ -95,20 +96,9 @@ pub(crate) fn cookie(req: &Request, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-/// 32 random bytes from two v4 UUIDs (244 random bits), hex-encoded.
+/// A sign-in's state or nonce: [`random_bytes`], hex-encoded.
 fn random_hex() -> String {
-    format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    )
-}
-
-fn random_bytes() -> [u8; 32] {
-    let mut out = [0u8; 32];
-    out[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    out[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    out
+    random_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn redirect(to: &str) -> Response {

@@ -6,6 +6,15 @@ use devgem_domain::DeploymentId;
 use devgem_ports::{Clock, IdSource};
 use std::sync::Mutex;
 
+/// 32 bytes from the operating system's random source (two version-4 UUIDs, `getrandom`
+/// underneath: 244 random bits), for tokens, sign-in states and nonces.
+pub fn random_bytes() -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    bytes[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    bytes[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    bytes
+}
+
 /// The system clock.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;

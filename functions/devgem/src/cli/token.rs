@@ -24,15 +24,6 @@ pub enum TokenCommand {
     },
 }
 
-/// 32 bytes from the operating system's random source: two version-4 UUIDs (`getrandom`
-/// underneath), 244 random bits.
-fn random_bytes() -> [u8; 32] {
-    let mut bytes = [0u8; 32];
-    bytes[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    bytes[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    bytes
-}
-
 pub async fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
     let config = Config::from_env()?;
     let services = wiring::from_config(&config).await?.services;
@@ -42,7 +33,7 @@ pub async fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
             let user = UserId::parse(&user)?;
             let now = services.core.clock.now();
             let id = TokenId::from_uuid(uuid::Uuid::now_v7());
-            let (token, plain) = ApiToken::issue(id, user, random_bytes(), now);
+            let (token, plain) = ApiToken::issue(id, user, devgem_app::clock::random_bytes(), now);
             store.put_token(&token).await?;
             say(format_args!(
                 "Made token {} for {}. It is shown once; send it as Authorization: Bearer <token>:",
