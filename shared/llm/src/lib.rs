@@ -32,7 +32,7 @@ pub use gemini::{GEMINI_API_ENDPOINT, GeminiApi, Vertex, vertex_credentials};
 pub use http::RetryPolicy;
 pub use offline::Offline;
 pub use openai::{OLLAMA_BASE_URL, OpenAiCompatible};
-pub use redact::{REDACTED, redact, restore_env_values};
+pub use redact::{REDACTED, redact, redact_message, restore_env_values};
 
 /// A language model: given the conversation so far and the tools it may call, its next turn.
 /// Implementations retry what is worth retrying (429, 5xx) within a bounded time and never put

@@ -117,6 +117,49 @@ fn known_env_values(conversation: &Conversation) -> BTreeMap<String, String> {
     known
 }
 
+/// `text` (one message a user typed) with every environment value in it replaced by `***`:
+/// `NAME=value` assignments, and the values the offline engine reads from it however they are
+/// phrased ("set STRIPE_KEY to sk_live_1"). For what is kept of a message on disk, such as a
+/// terminal's line history.
+pub fn redact_message(text: &str) -> String {
+    let mut values: Vec<String> = Vec::new();
+    if let devgem_tools::Understanding::Calls { calls, .. } =
+        devgem_tools::understand(text, &devgem_tools::Context::empty())
+    {
+        for call in &calls {
+            if let Some(Value::Object(env)) = call.to_json().get("env") {
+                values.extend(env.values().filter_map(|v| v.as_str().map(str::to_string)));
+            }
+        }
+    }
+    // Longest first, so a value that contains another is replaced whole.
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    values
+        .iter()
+        .filter(|v| !v.is_empty())
+        .fold(redact_assignments(text), |t, v| {
+            replace_word(&t, v, REDACTED)
+        })
+}
+
+/// `text` with each occurrence of `value` that stands as a word of its own (not inside a
+/// longer word, so `1` in `DEBUG=1` does not take the `1` out of `v1`) replaced.
+fn replace_word(text: &str, value: &str, with: &str) -> String {
+    let is_word = |c: char| c.is_alphanumeric() || c == '_';
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(value) {
+        let before = rest[..at].chars().next_back();
+        let after = rest[at + value.len()..].chars().next();
+        let alone = !before.is_some_and(is_word) && !after.is_some_and(is_word);
+        out.push_str(&rest[..at]);
+        out.push_str(if alone { with } else { value });
+        rest = &rest[at + value.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn unquote(value: &str) -> &str {
     value
         .strip_prefix('"')
@@ -199,6 +242,31 @@ mod tests {
             outcome: None,
         }]));
         c
+    }
+
+    #[test]
+    fn a_typed_message_keeps_its_names_and_loses_its_values_however_phrased() {
+        for (typed, value) in [
+            (
+                "deploy acme/shop with STRIPE_KEY=sk_live_abc123 as a secret",
+                "sk_live_abc123",
+            ),
+            ("set STRIPE_KEY to sk_live_zz9 as a secret", "sk_live_zz9"),
+            ("set LOG_LEVEL=\"very loud\"", "very loud"),
+            (
+                "change DATABASE_URL to postgres://u:pw@db/app",
+                "postgres://u:pw@db/app",
+            ),
+        ] {
+            let kept = redact_message(typed);
+            assert!(!kept.contains(value), "{typed:?} kept as {kept:?}");
+            assert!(kept.contains(REDACTED), "{kept:?}");
+        }
+        assert_eq!(
+            redact_message("set DEBUG to 1 on v1"),
+            "set DEBUG to *** on v1"
+        );
+        assert_eq!(redact_message("is it up yet?"), "is it up yet?");
     }
 
     #[test]

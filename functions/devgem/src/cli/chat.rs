@@ -4,7 +4,8 @@
 //! `devgem deploy` (bars on a terminal, plain lines when piped). Ends on end of input or `exit`.
 //!
 //! On a terminal the input line is edited with rustyline (arrows, Ctrl-R, history kept in
-//! `DEVGEM_HOME/chat_history`, readable by its owner only); piped input is read line by line.
+//! `DEVGEM_HOME/chat_history`, readable by its owner only and without the values of variables
+//! typed); piped input is read line by line.
 
 use super::Remote;
 use super::remote::Client;
@@ -226,9 +227,11 @@ impl Input {
                 let taken = editor.insert(taken);
                 match read {
                     Ok(line) => {
-                        // History is a convenience: a failed write costs nothing else.
+                        // History is a convenience: a failed write costs nothing else. It
+                        // keeps the line without the values of variables typed in it, so a
+                        // secret never lands in a file (or in Ctrl-R).
                         if !line.trim().is_empty()
-                            && taken.add_history_entry(line.as_str())?
+                            && taken.add_history_entry(devgem_llm::redact_message(&line))?
                             && let Some(path) = history
                         {
                             let _ = taken.append_history(path);
