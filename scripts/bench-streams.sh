@@ -69,7 +69,8 @@ const wait = setInterval(() => {
 EOF
 
 mkdir -p "$home"
-DEVGEM_HOME=$home PORT=0 DEVGEM_ALLOW_LOCAL_SOURCES=1 RUST_LOG=warn \
+# One user opens every stream: the per-user rate limit would refuse most of them.
+DEVGEM_HOME=$home PORT=0 DEVGEM_ALLOW_LOCAL_SOURCES=1 RUST_LOG=warn DEVGEM_RATE_LIMIT_PER_MINUTE=0 \
     "$bin" serve > "$work/server.out" 2> "$work/server.log" &
 server_pid=$!
 for _ in $(seq 100); do
