@@ -145,6 +145,7 @@ pub async fn from_config(config: &Config) -> anyhow::Result<Wiring> {
             .github_token
             .as_ref()
             .map(|t| SecretValue::new(t.expose())),
+        github_url: config.github_url.clone(),
         policy: config.allowed_source_hosts.clone(),
         ..FetchConfig::default()
     }));
@@ -190,6 +191,7 @@ impl Wiring {
         let Services {
             core,
             objects,
+            secrets,
             runtime,
             ..
         } = &self.services;
@@ -201,6 +203,7 @@ impl Wiring {
                 devgem_fn_analyze::Analyze {
                     source: self.source.clone(),
                     objects: objects.clone(),
+                    secrets: secrets.clone(),
                     reviewer: self.advisor.clone(),
                 },
             )),

@@ -3,6 +3,7 @@
 //! Each error separates what the user must fix (`Failed`/`Rejected`, with a reason and a hint,
 //! not retried) from what may pass (`Unavailable`, retried by redelivery).
 
+use crate::SecretValue;
 use async_trait::async_trait;
 pub use devgem_domain::Artifact;
 use devgem_domain::{DeploymentId, EnvVarName, ImageRef, ServiceName, Source};
@@ -38,10 +39,13 @@ pub enum SourceError {
 
 #[async_trait]
 pub trait SourceFetcher: Send + Sync {
-    /// Puts the source's files into `dest` (an empty folder that exists).
+    /// Puts the source's files into `dest` (an empty folder that exists). `credential` is a
+    /// token that can read the repository (its owner's GitHub token), used instead of the
+    /// fetcher's own; it never reaches a file, an argument list, a log line or an error.
     async fn fetch(
         &self,
         source: &Source,
+        credential: Option<&SecretValue>,
         dest: &Path,
         log: &dyn LogSink,
         cancel: &CancellationToken,
