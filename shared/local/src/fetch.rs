@@ -312,14 +312,17 @@ impl LocalSourceFetcher {
         }
         let dest_str = dest.to_string_lossy();
         args.extend(["--", url, &dest_str]);
+        let remote = Remote {
+            shown: &shown,
+            source,
+            with_token: token.is_some(),
+        };
         self.run_git(
             git(&args, None, token.as_deref()),
-            &shown,
-            source,
+            &remote,
             log,
             cancel,
             &redact,
-            token.is_some(),
         )
         .await?;
 
@@ -333,7 +336,7 @@ impl LocalSourceFetcher {
                     Some(dest),
                     token.as_deref(),
                 );
-                self.run_git(fetch, &shown, source, log, cancel, &redact, token.is_some())
+                self.run_git(fetch, &remote, log, cancel, &redact)
                     .await
                     .map_err(|e| match e {
                         SourceError::Rejected { .. } => SourceError::Rejected {
@@ -352,8 +355,11 @@ impl LocalSourceFetcher {
             Some(dest),
             None,
         );
-        self.run_git(checkout, &shown, source, log, cancel, &redact, false)
-            .await?;
+        let local = Remote {
+            with_token: false,
+            ..remote
+        };
+        self.run_git(checkout, &local, log, cancel, &redact).await?;
         let commit = rev_parse(dest).await;
         if let Some(sha) = &commit {
             log.line(&format!("Checked out {sha}"));
@@ -525,22 +531,16 @@ impl LocalSourceFetcher {
     async fn run_git(
         &self,
         cmd: Command,
-        shown: &str,
-        source: &Source,
+        remote: &Remote<'_>,
         log: &dyn LogSink,
         cancel: &CancellationToken,
         redact: &(dyn Fn(&str) -> String + Sync),
-        with_token: bool,
     ) -> Result<(), SourceError> {
+        let shown = remote.shown;
         let timeout = self.config.git_timeout;
         match process::run(cmd, log, timeout, cancel, redact).await {
             Ok(done) if done.status.success() => Ok(()),
-            Ok(done) => Err(classify_git_failure(
-                &redact(&done.tail.all()),
-                shown,
-                source,
-                with_token,
-            )),
+            Ok(done) => Err(classify_git_failure(&redact(&done.tail.all()), remote)),
             Err(RunError::Cancelled) => Err(SourceError::Cancelled),
             Err(RunError::TimedOut(_)) => Err(SourceError::Unavailable(format!(
                 "git did not finish fetching {shown} within {} s",
@@ -561,13 +561,22 @@ impl LocalSourceFetcher {
 
 /// Reads git's complaint: what the user must fix is `Rejected`, what may pass is
 /// `Unavailable`.
-/// `with_token`: a GitHub token was sent, so "not found" means it cannot read the repository.
-fn classify_git_failure(
-    output: &str,
-    shown: &str,
-    source: &Source,
+/// What a git command fetches from, for the messages about it.
+#[derive(Clone, Copy)]
+struct Remote<'a> {
+    /// The URL as logs may show it.
+    shown: &'a str,
+    source: &'a Source,
+    /// A GitHub token was sent, so "not found" means it cannot read the repository.
     with_token: bool,
-) -> SourceError {
+}
+
+fn classify_git_failure(output: &str, remote: &Remote<'_>) -> SourceError {
+    let Remote {
+        shown,
+        source,
+        with_token,
+    } = *remote;
     let lower = output.to_lowercase();
     let has = |needles: &[&str]| needles.iter().any(|n| lower.contains(n));
     let last = output
