@@ -98,9 +98,12 @@ pub async fn from_config(config: &Config) -> anyhow::Result<Wiring> {
             home.join("builds"),
         )),
         BuilderKind::CloudBuild => {
-            let builder = devgem_gcp_run::CloudBuildBuilder::new(cloud()?, objects.clone())
-                .await
-                .map_err(|e| anyhow::anyhow!("Cloud Build: {e}"))?;
+            // Owners' GitHub tokens are in Secret Manager only where it is the secrets port.
+            let owner_tokens = config.adapters.runtime == RuntimeKind::CloudRun;
+            let builder =
+                devgem_gcp_run::CloudBuildBuilder::new(cloud()?, objects.clone(), owner_tokens)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("Cloud Build: {e}"))?;
             build_notifications = Some(builder.notifications());
             Arc::new(builder)
         }
@@ -215,6 +218,7 @@ impl Wiring {
                 devgem_fn_build_trigger::BuildTrigger {
                     objects: objects.clone(),
                     builder: self.builder.clone(),
+                    secrets: secrets.clone(),
                     image_repository: self.image_repository.clone(),
                 },
             )),

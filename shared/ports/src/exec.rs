@@ -67,6 +67,10 @@ pub struct BuildSource {
 pub struct GitRevision {
     pub url: String,
     pub commit: String,
+    /// The secrets-port key of a token that can read the repository (its owner's GitHub
+    /// token), when they have one: a remote builder reads the value from its secret store,
+    /// so the request never carries it.
+    pub credential: Option<String>,
 }
 
 /// What to build: the source, the plan, its rendered Dockerfile and `.dockerignore`, and the
