@@ -70,3 +70,16 @@ resource "google_secret_manager_secret_iam_member" "builder_reads_github_token" 
   role      = "roles/secretmanager.secretAccessor"
   member    = google_service_account.builder.member
 }
+
+# A private repository is cloned by Cloud Build with its owner's GitHub token, which the
+# secrets port keeps as `devgem-accounts-USER-github-token` (created when they sign in).
+resource "google_project_iam_member" "builder_reads_owner_github_tokens" {
+  project = var.project
+  role    = "roles/secretmanager.secretAccessor"
+  member  = google_service_account.builder.member
+  condition {
+    title       = "owners-github-tokens"
+    description = "Only the GitHub tokens of signed-in users"
+    expression  = "resource.name.startsWith(\"projects/${data.google_project.this.number}/secrets/devgem-accounts-\") && resource.name.extract(\"/secrets/{id}/\").endsWith(\"-github-token\")"
+  }
+}

@@ -1,7 +1,8 @@
 //! Black-box tests of GitHub auto-deploys and previews: signed deliveries to `POST
 //! /webhooks/github` of the real `devgem serve` (process runtime), a real git repository served
 //! over smart HTTP on loopback as the payloads' `clone_url`, and the GitHub REST stand-in
-//! receiving the commit statuses and pull-request comments.
+//! receiving the commit statuses and pull-request comments. A private repository is cloned and
+//! reported on with its link owner's GitHub token (the one signing in with GitHub stores).
 
 mod support;
 
@@ -18,10 +19,33 @@ use support::{Home, Server, get, http, wait_for};
 const SECRET: &str = "webhook-s3cret";
 const TOKEN: &str = "ghp_standin_token";
 const REPO: &str = "acme/shop";
+/// The link owner's GitHub token, as signing in with GitHub stores it.
+const OWNER_TOKEN: &str = "gho_owner_0123456789abcdef";
+
+/// Who may read the repository, and which GitHub tokens DevGem holds.
+struct Access {
+    /// The repository is private: only this token reads it.
+    private_token: Option<&'static str>,
+    /// The link owner (the local user) signed in with GitHub and has this token.
+    owner_token: Option<&'static str>,
+    /// The server's `GITHUB_TOKEN`.
+    server_token: Option<&'static str>,
+}
+
+impl Access {
+    /// A public repository, and `GITHUB_TOKEN` set.
+    fn public() -> Self {
+        Self {
+            private_token: None,
+            owner_token: None,
+            server_token: Some(TOKEN),
+        }
+    }
+}
 
 /// Everything one test talks to: DevGem, the GitHub stand-in, the git server.
 struct World {
-    _home: Home,
+    home: Home,
     server: Server,
     github: Arc<Github>,
     _standin: Standin,
@@ -33,26 +57,44 @@ struct World {
 
 impl World {
     fn new() -> Self {
+        Self::with(Access::public())
+    }
+
+    fn with(access: Access) -> Self {
         let home = Home::new();
         let github = Arc::new(Github::new(TOKEN));
+        if let Some(token) = access.owner_token {
+            github.accept(token);
+            // Where signing in with GitHub keeps the token (the file secrets port).
+            let secrets = json!({ "accounts/local/github-token": token });
+            std::fs::write(home.path().join("secrets.json"), secrets.to_string()).unwrap();
+        }
         let standin = Standin::start(None, vec![github.clone()]);
         let git_server = GitServer::start();
-        let clone_url = git_server.create("shop");
-        let server = home.serve(&[
+        let clone_url = match access.private_token {
+            Some(token) => git_server.create_private("shop", token),
+            None => git_server.create("shop"),
+        };
+        let mut env = vec![
             ("GITHUB_WEBHOOK_SECRET", SECRET),
-            ("GITHUB_TOKEN", TOKEN),
-            ("DEVGEM_GITHUB_API_URL", &standin.base_url),
-            // Clone URLs must be on the GitHub host: here, the loopback git server, which the
-            // source-host allow-list names with its scheme so plain http is allowed to it.
-            ("DEVGEM_GITHUB_URL", &git_server.base_url),
-            ("DEVGEM_ALLOWED_SOURCE_HOSTS", &git_server.base_url),
+            ("RUST_LOG", "info"),
+            ("DEVGEM_GITHUB_API_URL", standin.base_url.as_str()),
+            // The loopback git server is GitHub's host here: the one host a GitHub token is
+            // sent to. The source-host allow-list names it with its scheme, so plain http is
+            // allowed to it; a clone URL anywhere else is refused.
+            ("DEVGEM_GITHUB_URL", git_server.base_url.as_str()),
+            ("DEVGEM_ALLOWED_SOURCE_HOSTS", git_server.base_url.as_str()),
             // Deployments come from git URLs only, as a GitHub server's do.
             ("DEVGEM_ALLOW_LOCAL_SOURCES", "0"),
-        ]);
+        ];
+        if let Some(token) = access.server_token {
+            env.push(("GITHUB_TOKEN", token));
+        }
+        let server = home.serve_logging_to(&env, &home.path().join("server.log"));
         let work = tempfile::tempdir().unwrap();
         git(work.path(), &["init", "-q"]);
         Self {
-            _home: home,
+            home,
             server,
             github,
             _standin: standin,
@@ -399,6 +441,8 @@ fn a_push_to_the_linked_branch_deploys_exactly_that_commit_and_reports_its_statu
     for s in &statuses {
         assert_eq!(s.repository, REPO);
         assert_eq!(s.context, "devgem/deploy");
+        // The link's owner never signed in with GitHub: the server's GITHUB_TOKEN posts it.
+        assert_eq!(s.token, TOKEN);
     }
     assert_eq!(statuses[1].target_url.as_deref(), Some(url));
     assert!(world.github.statuses_of(&first).is_empty());
@@ -441,6 +485,35 @@ fn a_push_to_the_linked_branch_deploys_exactly_that_commit_and_reports_its_statu
 }
 
 #[test]
+fn a_clone_url_the_source_policy_refuses_starts_nothing() {
+    let world = World::new();
+    let sha = world.commit_app("main", "v1");
+    world.link("main", "shop");
+    let with_credentials = world.clone_url.replace("http://", "http://mona:pw@");
+    let refused = [
+        // Not on DEVGEM_ALLOWED_SOURCE_HOSTS (only the git server is).
+        "https://github.com/acme/shop.git",
+        "https://gitlab.com/acme/shop.git",
+        "file:///srv/git/shop.git",
+        "ext::sh -c id",
+        "--upload-pack=touch /tmp/pwned",
+        with_credentials.as_str(),
+        "",
+    ];
+    for (i, clone_url) in refused.iter().enumerate() {
+        let payload = push_payload(REPO, clone_url, "refs/heads/main", &sha);
+        let (status, res) = world.deliver("push", &format!("refused-{i}"), &payload);
+        assert_json_error(status, &res, 422);
+        assert_eq!(
+            res["error"]["code"], "source_not_allowed",
+            "{clone_url}: {res}"
+        );
+    }
+    assert!(world.deployments().is_empty());
+    assert!(world.git.requests().is_empty());
+}
+
+#[test]
 fn a_failing_push_posts_a_failure_status_with_the_reason() {
     let world = World::new();
     // A commit with nothing to run: no app DevGem can detect.
@@ -479,6 +552,141 @@ fn a_failing_push_posts_a_failure_status_with_the_reason() {
         reason.contains(&head),
         "the status says why the deployment failed ({message:?}), got {reason:?}"
     );
+}
+
+/// Every file under `dir` (links not followed) whose bytes, or a `.tar.gz`'s unpacked bytes,
+/// contain `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let (path, kind) = (entry.path(), entry.file_type().unwrap());
+        if kind.is_dir() {
+            found.extend(files_containing(&path, needle));
+            continue;
+        }
+        if !kind.is_file() {
+            continue;
+        }
+        let mut bytes = std::fs::read(&path).unwrap_or_default();
+        if path.to_string_lossy().ends_with(".tar.gz") {
+            let mut unpacked = Vec::new();
+            let _ = std::io::Read::read_to_end(
+                &mut flate2::read::GzDecoder::new(bytes.as_slice()),
+                &mut unpacked,
+            );
+            bytes.extend(unpacked);
+        }
+        if bytes.windows(needle.len()).any(|w| w == needle) {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[test]
+fn a_private_repository_is_cloned_and_reported_with_the_link_owners_token_and_kept_nowhere() {
+    // Only the owner's token reads the repository; the server's GITHUB_TOKEN cannot.
+    let world = World::with(Access {
+        private_token: Some(OWNER_TOKEN),
+        owner_token: Some(OWNER_TOKEN),
+        server_token: Some(TOKEN),
+    });
+    let sha = world.commit_app("main", "private code");
+    world.link("main", "shop");
+    let (status, res) = world.deliver(
+        "push",
+        "private-push",
+        &world.push_payload("refs/heads/main", &sha),
+    );
+    assert_eq!(status, 202, "{res}");
+    let id = res["deployments"][0].as_str().unwrap().to_string();
+    let d = world.finished(&id);
+    assert_eq!(d["status"], "live", "{d}");
+    assert_eq!(app_body(d["url"].as_str().unwrap()), "private code");
+    let served = world.git.requests_in_full();
+    assert!(
+        served
+            .iter()
+            .any(|r| r.status == 200 && r.path.ends_with("git-upload-pack")),
+        "the private repository was cloned: {served:?}"
+    );
+
+    // Both statuses reached GitHub with the owner's token, not the server's.
+    let statuses = world.final_statuses(&sha);
+    let states: Vec<&str> = statuses.iter().map(|s| s.state.as_str()).collect();
+    assert_eq!(states, ["pending", "success"], "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| s.token == OWNER_TOKEN),
+        "{statuses:?}"
+    );
+
+    // The token (or the basic-auth header made of it) is nowhere DevGem writes: not in the
+    // deployment, its events or its logs, nor in the state store, the objects, the build's
+    // copy of the checkout or the server's own log. Only the secrets port holds it.
+    let basic = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("x-access-token:{OWNER_TOKEN}"),
+    );
+    let url = &world.server.url;
+    let events = support::read_events(url, &id, 0, 10_000);
+    let (_, logs) = get_json(&format!("{url}/api/deployments/{id}/logs"));
+    let seen = format!("{d} {} {logs}", Value::from(events));
+    let kept = files_containing(world.home.path(), OWNER_TOKEN.as_bytes());
+    assert!(
+        kept.iter().any(|p| p.ends_with("secrets.json")),
+        "the scan finds the token where it is kept: {kept:?}"
+    );
+    for needle in [OWNER_TOKEN, basic.as_str()] {
+        assert!(!seen.contains(needle), "the API shows the token: {seen}");
+        let files: Vec<_> = files_containing(world.home.path(), needle.as_bytes())
+            .into_iter()
+            .filter(|p| p.file_name().is_none_or(|n| n != "secrets.json"))
+            .collect();
+        assert!(files.is_empty(), "the token was written to {files:?}");
+    }
+    let log = std::fs::read_to_string(world.home.path().join("server.log")).unwrap();
+    assert!(
+        log.contains("request"),
+        "the server's log was captured: {log}"
+    );
+}
+
+#[test]
+fn without_a_token_a_private_repository_fails_naming_the_fix_and_no_status_is_sent() {
+    let world = World::with(Access {
+        private_token: Some(OWNER_TOKEN),
+        owner_token: None,
+        server_token: None,
+    });
+    let sha = world.commit_app("main", "private code");
+    world.link("main", "shop");
+    let (status, res) = world.deliver(
+        "push",
+        "private-no-token",
+        &world.push_payload("refs/heads/main", &sha),
+    );
+    assert_eq!(status, 202, "{res}");
+    let d = world.finished(res["deployments"][0].as_str().unwrap());
+    assert_eq!(d["status"], "failed", "{d}");
+    let reason = d["error"]["reason"].as_str().unwrap_or_default();
+    let hint = d["error"]["hint"].as_str().unwrap_or_default();
+    assert!(reason.contains("private"), "{d}");
+    assert!(
+        hint.contains("sign in with GitHub") && hint.contains("GITHUB_TOKEN"),
+        "the hint names the fix: {d}"
+    );
+    let served = world.git.requests_in_full();
+    assert!(
+        served.iter().all(|r| r.status == 401),
+        "nothing was served without the token: {served:?}"
+    );
+    // No token to post with: GitHub hears nothing, and the server says why.
+    assert!(world.github.statuses().is_empty());
+    let log = wait_for("the note about the status", Duration::from_secs(30), || {
+        let log = std::fs::read_to_string(world.home.path().join("server.log")).ok()?;
+        log.contains("no commit status is sent").then_some(log)
+    });
+    assert!(log.contains("GITHUB_TOKEN"), "{log}");
 }
 
 fn pr_payload(world: &World, action: &str, number: u64, head_ref: &str, head_sha: &str) -> Value {
@@ -530,6 +738,7 @@ fn a_pull_request_opens_a_preview_comments_its_url_and_closing_stops_it() {
     });
     assert_eq!(comments.len(), 1, "{comments:?}");
     assert_eq!(comments[0].repository, REPO);
+    assert_eq!(comments[0].token, TOKEN);
     assert!(comments[0].body.contains(&first_url), "{comments:?}");
     assert!(comments[0].body.contains(&opened), "{comments:?}");
 

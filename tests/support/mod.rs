@@ -55,12 +55,22 @@ impl Home {
     /// Starts `devgem serve` on a free port. The tests deploy fixture folders by path, so
     /// the server allows paths on its disk unless `env` says `DEVGEM_ALLOW_LOCAL_SOURCES=0`.
     pub fn serve(&self, env: &[(&str, &str)]) -> Server {
+        self.start_server(env, Stdio::inherit())
+    }
+
+    /// [`Home::serve`], with the server's own log (stderr) written to `log`.
+    pub fn serve_logging_to(&self, env: &[(&str, &str)], log: &Path) -> Server {
+        let file = std::fs::File::create(log).expect("create the server's log file");
+        self.start_server(env, Stdio::from(file))
+    }
+
+    fn start_server(&self, env: &[(&str, &str)], stderr: Stdio) -> Server {
         let mut cmd = self.devgem();
         cmd.arg("serve")
             .env("PORT", "0")
             .env("DEVGEM_ALLOW_LOCAL_SOURCES", "1")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(stderr);
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -15,15 +15,18 @@ use devgem_analyzer::{Analysis, BuildPlan, ScanReport, review};
 use devgem_app::{StageContext, StageError, StageWork, keys};
 use devgem_domain::{Deployment, Failure, Manifest, SourceKind, Stage, StageResult, Step};
 use devgem_llm::Advisor;
-use devgem_ports::{FetchedSource, ObjectStore, SourceFetcher};
+use devgem_ports::{FetchedSource, ObjectStore, Secrets, SourceFetcher};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The analyze stage, with the two ports it uses.
+/// The analyze stage, with the ports it uses.
 pub struct Analyze {
     pub source: Arc<dyn SourceFetcher>,
     pub objects: Arc<dyn ObjectStore>,
+    /// Where the deployment's owner's GitHub token is, when they signed in with GitHub: a
+    /// private repository is cloned with it.
+    pub secrets: Arc<dyn Secrets>,
     /// A language model that reviews the analyses the rules are least sure of; `None`
     /// without a configured model (the rules alone decide).
     pub reviewer: Option<Advisor>,
@@ -135,9 +138,18 @@ impl Analyze {
         let fetched = match &d.source.archive {
             Some(key) => self.unpack_upload(key, root.path()).await?,
             None => {
+                let credential =
+                    devgem_app::sources::owner_github_token(self.secrets.as_ref(), &d.owner)
+                        .await?;
                 let _ticker = r.ticker(step, Duration::from_secs(5));
                 self.source
-                    .fetch(&d.source, root.path(), &r.log_sink(step), &ctx.cancel)
+                    .fetch(
+                        &d.source,
+                        credential.as_ref(),
+                        root.path(),
+                        &r.log_sink(step),
+                        &ctx.cancel,
+                    )
                     .await?
             }
         };

@@ -6,15 +6,18 @@ use async_trait::async_trait;
 use devgem_app::{StageContext, StageError, StageWork, keys, load_json};
 use devgem_domain::{Deployment, ImageRef, SourceKind, Stage, StageResult, Step};
 use devgem_plan::BuildPlan;
-use devgem_ports::{BuildRequest, BuildSource, Builder, GitRevision, ObjectStore};
+use devgem_ports::{BuildRequest, BuildSource, Builder, GitRevision, ObjectStore, Secrets};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The build stage, with the two ports it uses and where its images go.
+/// The build stage, with the ports it uses and where its images go.
 pub struct BuildTrigger {
     pub objects: Arc<dyn ObjectStore>,
     pub builder: Arc<dyn Builder>,
+    /// Only asked whether the owner has a GitHub token: a builder that clones (Cloud Build)
+    /// is told its key, never its value.
+    pub secrets: Arc<dyn Secrets>,
     /// The image repository, e.g. `us-central1-docker.pkg.dev/PROJECT/devgem`.
     pub image_repository: String,
 }
@@ -70,10 +73,17 @@ impl BuildTrigger {
         let image = ImageRef::for_deployment(&self.image_repository, &d.service_name, &d.id)
             .map_err(|e| StageError::Transient(format!("the image repository: {e}")))?;
         let git = match (d.source.kind(), &d.commit) {
-            (SourceKind::Git, Some(commit)) => Some(GitRevision {
-                url: d.source.location.clone(),
-                commit: commit.clone(),
-            }),
+            (SourceKind::Git, Some(commit)) => {
+                let owned =
+                    devgem_app::sources::owner_github_token(self.secrets.as_ref(), &d.owner)
+                        .await?
+                        .is_some();
+                Some(GitRevision {
+                    url: d.source.location.clone(),
+                    commit: commit.clone(),
+                    credential: owned.then(|| keys::github_token(&d.owner)),
+                })
+            }
             _ => None,
         };
         let mut labels = BTreeMap::from([("devgem-deployment".to_string(), d.id.to_string())]);

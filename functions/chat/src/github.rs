@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use devgem_app::{CreateDeployment, LocalPaths, Services};
 use devgem_domain::{Deployment, Link, LinkId, RepositoryName, ServiceName, Status};
 use devgem_http::{Request, Response, error, json, read_json};
+use devgem_ports::SecretValue;
 use futures::StreamExt;
 use hmac::{KeyInit, Mac};
 use http::{Method, StatusCode};
@@ -25,8 +26,9 @@ const MAX_DESCRIPTION: usize = 140;
 pub struct GithubOptions {
     /// `GITHUB_WEBHOOK_SECRET`; without it the webhook refuses every delivery.
     pub webhook_secret: Option<String>,
-    /// `DEVGEM_GITHUB_URL` (default https://github.com): clone URLs must be on its host.
-    pub web_url: String,
+    /// `GITHUB_TOKEN`: what statuses and comments are posted with when the link's owner has
+    /// no GitHub token of their own (they never signed in with GitHub).
+    pub token: Option<SecretValue>,
 }
 
 /// A commit status's state (§7.5).
@@ -48,25 +50,36 @@ pub struct CommitStatus {
     pub context: String,
 }
 
-/// The GitHub REST calls DevGem makes.
+/// The GitHub REST calls DevGem makes, each with the token it acts as.
 #[async_trait]
 pub trait GithubApi: Send + Sync {
     /// `POST /repos/{repo}/statuses/{sha}`.
-    async fn set_status(&self, repo: &str, sha: &str, status: &CommitStatus) -> Result<(), String>;
+    async fn set_status(
+        &self,
+        token: &SecretValue,
+        repo: &str,
+        sha: &str,
+        status: &CommitStatus,
+    ) -> Result<(), String>;
     /// `POST /repos/{repo}/issues/{number}/comments`.
-    async fn comment(&self, repo: &str, number: u64, body: &str) -> Result<(), String>;
+    async fn comment(
+        &self,
+        token: &SecretValue,
+        repo: &str,
+        number: u64,
+        body: &str,
+    ) -> Result<(), String>;
 }
 
 /// [`GithubApi`] over HTTPS with reqwest.
 pub struct RestGithub {
     client: reqwest::Client,
     api_url: String,
-    token: Option<String>,
 }
 
 impl RestGithub {
-    /// `api_url` is `DEVGEM_GITHUB_API_URL` (https://api.github.com); `token` is `GITHUB_TOKEN`.
-    pub fn new(api_url: &str, token: Option<String>) -> Self {
+    /// `api_url` is `DEVGEM_GITHUB_API_URL` (https://api.github.com).
+    pub fn new(api_url: &str) -> Self {
         Self {
             client: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(20))
@@ -74,21 +87,26 @@ impl RestGithub {
                 .build()
                 .unwrap_or_default(),
             api_url: api_url.trim_end_matches('/').to_string(),
-            token,
         }
     }
 
-    async fn post(&self, path: &str, body: &serde_json::Value) -> Result<(), String> {
-        let mut req = self
+    async fn post(
+        &self,
+        token: &SecretValue,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<(), String> {
+        let res = self
             .client
             .post(format!("{}{path}", self.api_url))
             .header("Accept", "application/vnd.github+json")
             .header("X-GitHub-Api-Version", "2022-11-28")
-            .json(body);
-        if let Some(token) = &self.token {
-            req = req.bearer_auth(token);
-        }
-        let res = req.send().await.map_err(|e| format!("GitHub: {e}"))?;
+            .bearer_auth(token.expose())
+            .json(body)
+            .send()
+            .await
+            // reqwest's error names the URL, never the headers.
+            .map_err(|e| format!("GitHub: {e}"))?;
         if res.status().is_success() {
             Ok(())
         } else {
@@ -99,14 +117,27 @@ impl RestGithub {
 
 #[async_trait]
 impl GithubApi for RestGithub {
-    async fn set_status(&self, repo: &str, sha: &str, status: &CommitStatus) -> Result<(), String> {
+    async fn set_status(
+        &self,
+        token: &SecretValue,
+        repo: &str,
+        sha: &str,
+        status: &CommitStatus,
+    ) -> Result<(), String> {
         let body = serde_json::to_value(status).map_err(|e| e.to_string())?;
-        self.post(&format!("/repos/{repo}/statuses/{sha}"), &body)
+        self.post(token, &format!("/repos/{repo}/statuses/{sha}"), &body)
             .await
     }
 
-    async fn comment(&self, repo: &str, number: u64, body: &str) -> Result<(), String> {
+    async fn comment(
+        &self,
+        token: &SecretValue,
+        repo: &str,
+        number: u64,
+        body: &str,
+    ) -> Result<(), String> {
         self.post(
+            token,
             &format!("/repos/{repo}/issues/{number}/comments"),
             &serde_json::json!({ "body": body }),
         )
@@ -245,9 +276,11 @@ struct GitEnd {
     repo: Option<Repository>,
 }
 
-/// What a deployment started from a webhook reports back to.
+/// What a deployment started from a webhook reports back to, and for whom.
 #[derive(Debug, Clone)]
 struct Origin {
+    /// The link's owner, whose GitHub token the results are posted with.
+    owner: String,
     repository: String,
     sha: String,
     pull_request: Option<u64>,
@@ -346,36 +379,26 @@ impl Github {
             .collect())
     }
 
-    /// Whether a payload's clone URL may be fetched: on the GitHub host (same scheme and
-    /// port), or a `file://` repository where the server allows local sources.
-    fn clone_url_allowed(&self, url: &str, local_paths: LocalPaths) -> Result<(), Response> {
-        let refused = |why: &str| {
-            error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "source_not_allowed",
-                format!("the repository's clone URL {url:?} {why}"),
-                Some("DevGem clones only from DEVGEM_GITHUB_URL's host".into()),
-            )
-        };
-        let parsed = reqwest::Url::parse(url).map_err(|_| refused("is not a URL"))?;
-        if parsed.scheme() == "file" {
-            return match local_paths {
-                LocalPaths::Allowed => Ok(()),
-                LocalPaths::Refused => Err(refused("is a path on this server")),
-            };
-        }
-        let github =
-            reqwest::Url::parse(&self.options.web_url).map_err(|_| refused("cannot be checked"))?;
-        let same = parsed.scheme() == github.scheme()
-            && parsed.host_str() == github.host_str()
-            && parsed.port_or_known_default() == github.port_or_known_default()
-            && parsed.username().is_empty()
-            && parsed.password().is_none();
-        if same {
-            Ok(())
-        } else {
-            Err(refused("is not on the GitHub host"))
-        }
+    /// Whether a payload's clone URL may be fetched: the rule every source follows (the
+    /// allowed hosts, resolved addresses checked, no credentials or options in the URL), and
+    /// a `file://` repository only where the server allows local sources.
+    async fn clone_url_allowed(
+        &self,
+        services: &Services,
+        url: &str,
+        local_paths: LocalPaths,
+    ) -> Result<(), Response> {
+        devgem_app::sources::check_source(&services.sources, local_paths, url, None, None)
+            .await
+            .map_err(|e| match e {
+                devgem_app::AppError::BadRequest { message, hint } => error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "source_not_allowed",
+                    format!("the repository's clone URL is refused: {message}"),
+                    Some(hint),
+                ),
+                other => app_error(other),
+            })
     }
 
     async fn push(
@@ -397,11 +420,13 @@ impl Github {
             return Ok(acknowledged("no link for this repository and branch"));
         }
         let clone_url = push.repository.clone_url.clone().unwrap_or_default();
-        self.clone_url_allowed(&clone_url, local_paths)?;
+        self.clone_url_allowed(services, &clone_url, local_paths)
+            .await?;
         let mut started = Vec::new();
         for link in links {
             let env = link_env(services, &link).await?;
             let origin = Origin {
+                owner: link.owner.clone(),
                 repository: push.repository.full_name.clone(),
                 sha: push.after.clone(),
                 pull_request: None,
@@ -456,7 +481,8 @@ impl Github {
                     .and_then(|r| r.clone_url.clone())
                     .or_else(|| pr.repository.clone_url.clone())
                     .unwrap_or_default();
-                self.clone_url_allowed(&clone_url, local_paths)?;
+                self.clone_url_allowed(services, &clone_url, local_paths)
+                    .await?;
                 let mut started = Vec::new();
                 for link in links {
                     // A fork's code is untrusted: it gets none of the link's secrets.
@@ -466,6 +492,7 @@ impl Github {
                         link_env(services, &link).await?
                     };
                     let origin = Origin {
+                        owner: link.owner.clone(),
                         repository: base_repo.clone(),
                         sha: head.sha.clone(),
                         pull_request: Some(pr.number),
@@ -540,7 +567,8 @@ impl Github {
         .await
         .map_err(app_error)?;
         let (services, api, id) = (services.clone(), self.api.clone(), d.id.clone());
-        tokio::spawn(async move { report(services, api, id, origin).await });
+        let fallback = self.options.token.clone();
+        tokio::spawn(async move { report(services, api, fallback, id, origin).await });
         Ok(d)
     }
 
@@ -731,14 +759,42 @@ fn short(text: &str) -> String {
     text.chars().take(MAX_DESCRIPTION).collect()
 }
 
+/// The token the results for `origin` are posted with: its link owner's GitHub token, else
+/// the server's `GITHUB_TOKEN`.
+async fn reporting_token(
+    services: &Services,
+    fallback: Option<SecretValue>,
+    origin: &Origin,
+) -> Option<SecretValue> {
+    match devgem_app::sources::owner_github_token(services.secrets.as_ref(), &origin.owner).await {
+        Ok(Some(token)) => Some(token),
+        Ok(None) => fallback,
+        Err(e) => {
+            tracing::warn!(error = %e, owner = %origin.owner, "the link owner's GitHub token could not be read; using GITHUB_TOKEN");
+            fallback
+        }
+    }
+}
+
 /// Follows a deployment to its end and tells GitHub: pending now, then success with the
-/// app's URL or failure with the reason; a preview's URL is also commented on its PR.
+/// app's URL or failure with the reason; a preview's URL is also commented on its PR. Posted
+/// with the link owner's GitHub token, else `GITHUB_TOKEN`; without either nothing is sent.
 async fn report(
     services: Services,
     api: Arc<dyn GithubApi>,
+    fallback: Option<SecretValue>,
     id: devgem_domain::DeploymentId,
     origin: Origin,
 ) {
+    let Some(token) = reporting_token(&services, fallback, &origin).await else {
+        tracing::info!(
+            repository = %origin.repository,
+            owner = %origin.owner,
+            "no commit status is sent: the link's owner has not signed in with GitHub and no \
+             GITHUB_TOKEN is set"
+        );
+        return;
+    };
     let pending = CommitStatus {
         state: StatusState::Pending,
         target_url: None,
@@ -746,7 +802,7 @@ async fn report(
         context: STATUS_CONTEXT.into(),
     };
     if let Err(e) = api
-        .set_status(&origin.repository, &origin.sha, &pending)
+        .set_status(&token, &origin.repository, &origin.sha, &pending)
         .await
     {
         tracing::warn!(error = %e, "the pending commit status was not sent");
@@ -786,7 +842,7 @@ async fn report(
         },
     };
     if let Err(e) = api
-        .set_status(&origin.repository, &origin.sha, &status)
+        .set_status(&token, &origin.repository, &origin.sha, &status)
         .await
     {
         tracing::warn!(error = %e, "the final commit status was not sent");
@@ -796,7 +852,7 @@ async fn report(
             "<!-- devgem:preview {} -->\nThe preview of {} is live at {url} (service `{}`).",
             d.id, origin.sha, d.service_name
         );
-        if let Err(e) = api.comment(&origin.repository, number, &body).await {
+        if let Err(e) = api.comment(&token, &origin.repository, number, &body).await {
             tracing::warn!(error = %e, "the preview comment was not sent");
         }
     }

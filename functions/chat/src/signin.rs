@@ -140,7 +140,7 @@ fn domain_provider(kind: ProviderKind) -> IdentityProvider {
 
 /// The secrets-port key of an account's GitHub token.
 pub fn github_token_key(user: &UserId) -> String {
-    format!("accounts/{user}/github-token")
+    devgem_app::keys::github_token(user.as_str())
 }
 
 impl Api {

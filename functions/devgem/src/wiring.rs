@@ -98,9 +98,12 @@ pub async fn from_config(config: &Config) -> anyhow::Result<Wiring> {
             home.join("builds"),
         )),
         BuilderKind::CloudBuild => {
-            let builder = devgem_gcp_run::CloudBuildBuilder::new(cloud()?, objects.clone())
-                .await
-                .map_err(|e| anyhow::anyhow!("Cloud Build: {e}"))?;
+            // Owners' GitHub tokens are in Secret Manager only where it is the secrets port.
+            let owner_tokens = config.adapters.runtime == RuntimeKind::CloudRun;
+            let builder =
+                devgem_gcp_run::CloudBuildBuilder::new(cloud()?, objects.clone(), owner_tokens)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("Cloud Build: {e}"))?;
             build_notifications = Some(builder.notifications());
             Arc::new(builder)
         }
@@ -145,6 +148,7 @@ pub async fn from_config(config: &Config) -> anyhow::Result<Wiring> {
             .github_token
             .as_ref()
             .map(|t| SecretValue::new(t.expose())),
+        github_url: config.github_url.clone(),
         policy: config.allowed_source_hosts.clone(),
         ..FetchConfig::default()
     }));
@@ -190,6 +194,7 @@ impl Wiring {
         let Services {
             core,
             objects,
+            secrets,
             runtime,
             ..
         } = &self.services;
@@ -201,6 +206,7 @@ impl Wiring {
                 devgem_fn_analyze::Analyze {
                     source: self.source.clone(),
                     objects: objects.clone(),
+                    secrets: secrets.clone(),
                     reviewer: self.advisor.clone(),
                 },
             )),
@@ -212,6 +218,7 @@ impl Wiring {
                 devgem_fn_build_trigger::BuildTrigger {
                     objects: objects.clone(),
                     builder: self.builder.clone(),
+                    secrets: secrets.clone(),
                     image_repository: self.image_repository.clone(),
                 },
             )),

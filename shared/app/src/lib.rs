@@ -90,4 +90,10 @@ pub mod keys {
     pub fn env_secret(id: &DeploymentId, name: &str) -> String {
         format!("deployments/{id}/env/{name}")
     }
+
+    /// Where the GitHub token of `user` (kept when they sign in with GitHub) is kept (secrets
+    /// port): what their repositories are cloned and their commit statuses posted with.
+    pub fn github_token(user: &str) -> String {
+        format!("accounts/{user}/github-token")
+    }
 }

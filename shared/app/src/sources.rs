@@ -3,6 +3,7 @@
 //! name resolved here and every address checked (the fetcher checks again when it connects).
 
 use crate::commands::{AppError, LocalPaths};
+use devgem_ports::{SecretError, SecretValue, Secrets};
 use devgem_sources::{Location, Refusal, SourcePolicy, check_branch, check_subdir};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -63,6 +64,16 @@ pub async fn check_source(
         }
         Location::Remote(_) => Ok(()),
     }
+}
+
+/// The GitHub token `owner` signed in with, if they did: what their deployments clone with
+/// and what their commit statuses are posted with (the server's `GITHUB_TOKEN` otherwise).
+pub async fn owner_github_token(
+    secrets: &dyn Secrets,
+    owner: &str,
+) -> Result<Option<SecretValue>, SecretError> {
+    let token = secrets.get(&crate::keys::github_token(owner)).await?;
+    Ok(token.filter(|t| !t.expose().is_empty()))
 }
 
 /// Every address `host` resolves to.

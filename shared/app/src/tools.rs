@@ -614,9 +614,18 @@ async fn analyze_repository(
         ));
     }
     let dir = tempfile::tempdir().map_err(|e| AppError::Internal(e.to_string()))?;
+    let credential = crate::sources::owner_github_token(services.secrets.as_ref(), &ctx.owner)
+        .await
+        .map_err(|e| AppError::Unavailable(e.to_string()))?;
     services
         .source
-        .fetch(&source, dir.path(), &Quiet, &CancellationToken::new())
+        .fetch(
+            &source,
+            credential.as_ref(),
+            dir.path(),
+            &Quiet,
+            &CancellationToken::new(),
+        )
         .await
         .map_err(|e| match e {
             devgem_ports::SourceError::Rejected { reason, hint } => AppError::BadRequest {

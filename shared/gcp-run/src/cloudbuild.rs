@@ -35,6 +35,10 @@ pub struct CloudBuildSettings {
     pub retry: RetryPolicy,
     /// A Secret Manager version holding a GitHub token, for private repositories.
     pub token_secret: Option<String>,
+    /// Whether the secrets port is Secret Manager in this project, so a repository owner's
+    /// token (a secrets-port key) is a secret Cloud Build can read. Without it only
+    /// `token_secret` is used.
+    pub owner_tokens: bool,
 }
 
 impl Default for CloudBuildSettings {
@@ -44,6 +48,7 @@ impl Default for CloudBuildSettings {
             build_timeout: Duration::from_secs(20 * 60),
             retry: RetryPolicy::default(),
             token_secret: None,
+            owner_tokens: true,
         }
     }
 }
@@ -77,12 +82,15 @@ pub struct CloudBuildBuilder {
 }
 
 impl CloudBuildBuilder {
+    /// `owner_tokens`: the secrets port is Secret Manager (see [`CloudBuildSettings`]).
     pub async fn new(
         config: &CloudConfig,
         objects: Arc<dyn ObjectStore>,
+        owner_tokens: bool,
     ) -> Result<Self, SetupError> {
         let settings = CloudBuildSettings {
             token_secret: config.github_token_version(),
+            owner_tokens,
             ..CloudBuildSettings::default()
         };
         Self::with_settings(config, objects, settings).await
@@ -432,10 +440,16 @@ impl Builder for CloudBuildBuilder {
     ) -> Result<Artifact, BuildError> {
         self.ensure_repository().await?;
         let source = match &request.source.git {
+            // The owner's token (kept by the Secret Manager secrets port), else the server's.
             Some(git) => SourceLocation::Git {
                 url: git.url.clone(),
                 commit: git.commit.clone(),
-                token_secret: self.settings.token_secret.clone(),
+                token_secret: git
+                    .credential
+                    .as_deref()
+                    .filter(|_| self.settings.owner_tokens)
+                    .map(|key| self.config.secret_version(key))
+                    .or_else(|| self.settings.token_secret.clone()),
             },
             None => self.upload(request).await?,
         };

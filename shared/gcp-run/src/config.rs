@@ -195,6 +195,15 @@ impl CloudConfig {
             .map(|id| format!("projects/{}/secrets/{id}/versions/latest", self.project))
     }
 
+    /// The latest version of the Secret Manager secret the secrets port keeps `key` in.
+    pub fn secret_version(&self, key: &str) -> String {
+        format!(
+            "projects/{}/secrets/{}/versions/latest",
+            self.project,
+            crate::names::secret_id(key)
+        )
+    }
+
     /// `R-docker.pkg.dev/P/REPO`, where this project's images go.
     pub fn image_repository(&self) -> String {
         format!(

@@ -271,6 +271,7 @@ async fn a_git_source_is_fetched_by_cloud_build_with_no_token_in_the_request_on_
         Some(GitRevision {
             url: "https://github.com/octo/shop.git".into(),
             commit: commit.into(),
+            credential: None,
         }),
     )
     .await;
@@ -312,6 +313,50 @@ async fn a_git_source_is_fetched_by_cloud_build_with_no_token_in_the_request_on_
         assert!(!body.contains(TOKEN) && !format!("{:?}", r.query).contains(TOKEN));
         assert!(!body.contains("x-access-token:ghp"), "{body}");
     }
+}
+
+#[tokio::test]
+async fn a_git_source_is_fetched_with_its_owners_token_from_secret_manager_on_the_standin() {
+    let mut settings = settings();
+    settings.token_secret = Some(format!(
+        "projects/{PROJECT}/secrets/devgem-github/versions/latest"
+    ));
+    let setup = setup_with(
+        CloudBuildStandin::new(),
+        ArtifactRegistryStandin::new(),
+        settings,
+    )
+    .await;
+    let commit = "9fceb02d0ae598e95dc970b74767f19372d61af8";
+    let (request, _) = request(
+        &setup,
+        Some(GitRevision {
+            url: "https://github.com/octo/private-shop.git".into(),
+            commit: commit.into(),
+            credential: Some("accounts/ada/github-token".into()),
+        }),
+    )
+    .await;
+    setup
+        .builder
+        .build(&request, &Lines::default(), &CancellationToken::new())
+        .await
+        .expect("the build succeeds");
+    let build = &created_builds(&setup)[0];
+    // The secret the Secret Manager secrets port keeps the owner's token in, not the server's.
+    assert_eq!(
+        build["availableSecrets"]["secretManager"],
+        serde_json::json!([{
+            "versionName": format!(
+                "projects/{PROJECT}/secrets/devgem-accounts-ada-github-token/versions/latest"
+            ),
+            "env": "GITHUB_TOKEN",
+        }])
+    );
+    assert_eq!(
+        build["steps"][0]["secretEnv"],
+        serde_json::json!(["GITHUB_TOKEN"])
+    );
 }
 
 #[tokio::test]

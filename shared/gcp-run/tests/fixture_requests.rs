@@ -64,6 +64,7 @@ fn cloud_build_and_cloud_run_requests_for_fixture_apps() {
                 git: Some(GitRevision {
                     url: format!("https://github.com/acme/{app}.git"),
                     commit: commit.into(),
+                    credential: None,
                 }),
             },
             dockerfile: devgem_analyzer::render_dockerfile(&plan),

@@ -21,8 +21,11 @@ use crate::tree::{self, CopyRules};
 pub struct FetchConfig {
     /// The longest a clone (or a fetch of a commit) may take.
     pub git_timeout: Duration,
-    /// Sent to github.com over https, so private repositories can be cloned.
+    /// `GITHUB_TOKEN`: sent to the GitHub host when the deployment's owner has no token of
+    /// their own, so private repositories can be cloned.
     pub github_token: Option<SecretValue>,
+    /// `DEVGEM_GITHUB_URL` (https://github.com): the only host a GitHub token is sent to.
+    pub github_url: String,
     /// Which hosts a clone may reach; checked again here, at connect time.
     pub policy: SourcePolicy,
     /// The most files a checkout may hold.
@@ -36,6 +39,7 @@ impl Default for FetchConfig {
         Self {
             git_timeout: Duration::from_secs(120),
             github_token: None,
+            github_url: "https://github.com".into(),
             policy: SourcePolicy::default(),
             max_files: 100_000,
             max_bytes: 2 << 30,
@@ -138,6 +142,7 @@ impl SourceFetcher for LocalSourceFetcher {
     async fn fetch(
         &self,
         source: &Source,
+        credential: Option<&SecretValue>,
         dest: &Path,
         log: &dyn LogSink,
         cancel: &CancellationToken,
@@ -152,7 +157,10 @@ impl SourceFetcher for LocalSourceFetcher {
         }
         let fetched = match classify(&source.location) {
             Location::Path(path) => self.copy_local(&path, source, dest, log, cancel).await,
-            Location::Git(url) => self.clone_git(&url, source, dest, log, cancel).await,
+            Location::Git(url) => {
+                self.clone_git(&url, source, credential, dest, log, cancel)
+                    .await
+            }
         }?;
         // The checkout stays whole (the app may use files beside its folder); the folder is
         // only checked, so a typo fails here with a clear reason rather than in analysis.
@@ -257,10 +265,16 @@ impl LocalSourceFetcher {
         Ok(FetchedSource { commit })
     }
 
+    /// `DEVGEM_GITHUB_URL` with one trailing `/`: the prefix of the URLs a token is sent to.
+    fn github_prefix(&self) -> String {
+        format!("{}/", self.config.github_url.trim().trim_end_matches('/'))
+    }
+
     async fn clone_git(
         &self,
         url: &str,
         source: &Source,
+        credential: Option<&SecretValue>,
         dest: &Path,
         log: &dyn LogSink,
         cancel: &CancellationToken,
@@ -268,11 +282,11 @@ impl LocalSourceFetcher {
         let shown = redact_url(url);
         let (url, hardening) = self.connect_rules(url).await?;
         let url = url.as_str();
-        let token = self
-            .config
-            .github_token
-            .as_ref()
-            .filter(|_| url.starts_with("https://github.com/"))
+        // A GitHub token goes to the GitHub host only: the owner's, else the server's.
+        let prefix = self.github_prefix();
+        let token = credential
+            .or(self.config.github_token.as_ref())
+            .filter(|_| url.starts_with(&prefix))
             .map(|t| t.expose().to_string());
         let redact = {
             let token = token.clone();
@@ -298,10 +312,14 @@ impl LocalSourceFetcher {
         }
         let dest_str = dest.to_string_lossy();
         args.extend(["--", url, &dest_str]);
+        let remote = Remote {
+            shown: &shown,
+            source,
+            with_token: token.is_some(),
+        };
         self.run_git(
             git(&args, None, token.as_deref()),
-            &shown,
-            source,
+            &remote,
             log,
             cancel,
             &redact,
@@ -318,7 +336,7 @@ impl LocalSourceFetcher {
                     Some(dest),
                     token.as_deref(),
                 );
-                self.run_git(fetch, &shown, source, log, cancel, &redact)
+                self.run_git(fetch, &remote, log, cancel, &redact)
                     .await
                     .map_err(|e| match e {
                         SourceError::Rejected { .. } => SourceError::Rejected {
@@ -337,8 +355,11 @@ impl LocalSourceFetcher {
             Some(dest),
             None,
         );
-        self.run_git(checkout, &shown, source, log, cancel, &redact)
-            .await?;
+        let local = Remote {
+            with_token: false,
+            ..remote
+        };
+        self.run_git(checkout, &local, log, cancel, &redact).await?;
         let commit = rev_parse(dest).await;
         if let Some(sha) = &commit {
             log.line(&format!("Checked out {sha}"));
@@ -495,7 +516,10 @@ impl LocalSourceFetcher {
             let basic =
                 base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
             cmd.env("GIT_CONFIG_COUNT", "1")
-                .env("GIT_CONFIG_KEY_0", "http.https://github.com/.extraheader")
+                .env(
+                    "GIT_CONFIG_KEY_0",
+                    format!("http.{}.extraheader", self.github_prefix()),
+                )
                 .env(
                     "GIT_CONFIG_VALUE_0",
                     format!("Authorization: Basic {basic}"),
@@ -507,16 +531,16 @@ impl LocalSourceFetcher {
     async fn run_git(
         &self,
         cmd: Command,
-        shown: &str,
-        source: &Source,
+        remote: &Remote<'_>,
         log: &dyn LogSink,
         cancel: &CancellationToken,
         redact: &(dyn Fn(&str) -> String + Sync),
     ) -> Result<(), SourceError> {
+        let shown = remote.shown;
         let timeout = self.config.git_timeout;
         match process::run(cmd, log, timeout, cancel, redact).await {
             Ok(done) if done.status.success() => Ok(()),
-            Ok(done) => Err(classify_git_failure(&done.tail.all(), shown, source)),
+            Ok(done) => Err(classify_git_failure(&redact(&done.tail.all()), remote)),
             Err(RunError::Cancelled) => Err(SourceError::Cancelled),
             Err(RunError::TimedOut(_)) => Err(SourceError::Unavailable(format!(
                 "git did not finish fetching {shown} within {} s",
@@ -537,7 +561,22 @@ impl LocalSourceFetcher {
 
 /// Reads git's complaint: what the user must fix is `Rejected`, what may pass is
 /// `Unavailable`.
-fn classify_git_failure(output: &str, shown: &str, source: &Source) -> SourceError {
+/// What a git command fetches from, for the messages about it.
+#[derive(Clone, Copy)]
+struct Remote<'a> {
+    /// The URL as logs may show it.
+    shown: &'a str,
+    source: &'a Source,
+    /// A GitHub token was sent, so "not found" means it cannot read the repository.
+    with_token: bool,
+}
+
+fn classify_git_failure(output: &str, remote: &Remote<'_>) -> SourceError {
+    let Remote {
+        shown,
+        source,
+        with_token,
+    } = *remote;
     let lower = output.to_lowercase();
     let has = |needles: &[&str]| needles.iter().any(|n| lower.contains(n));
     let last = output
@@ -588,10 +627,21 @@ fn classify_git_failure(output: &str, shown: &str, source: &Source) -> SourceErr
         "returned error: 401",
         "returned error: 404",
     ]) {
-        return rejected(
-            format!("the repository {shown} was not found, or it is private"),
-            "check the URL; for a private repository set GITHUB_TOKEN to a token that can read it",
-        );
+        return if with_token {
+            rejected(
+                format!(
+                    "the repository {shown} was not found, or the GitHub token used cannot read it"
+                ),
+                "check the URL; the deployment's owner should sign in with GitHub again as an \
+                 account that can read the repository (or set GITHUB_TOKEN to one that can)",
+            )
+        } else {
+            rejected(
+                format!("the repository {shown} was not found, or it is private"),
+                "check the URL; for a private repository sign in with GitHub (the deployment \
+                 then clones with your token) or set GITHUB_TOKEN to a token that can read it",
+            )
+        };
     }
     if has(&[
         "does not appear to be a git repository",
@@ -719,6 +769,12 @@ mod tests {
             .into_owned();
         let basic = base64::engine::general_purpose::STANDARD.encode("x-access-token:ghp_TOKEN");
         assert_eq!(header, format!("Authorization: Basic {basic}"));
+        // Scoped to the GitHub host: git sends it to no other URL.
+        let key = cmd.get_envs().find(|(k, _)| *k == "GIT_CONFIG_KEY_0");
+        assert_eq!(
+            key.and_then(|(_, v)| v),
+            Some(std::ffi::OsStr::new("http.https://github.com/.extraheader"))
+        );
         let prompt = cmd.get_envs().find(|(k, _)| *k == "GIT_TERMINAL_PROMPT");
         assert_eq!(prompt.and_then(|(_, v)| v), Some(std::ffi::OsStr::new("0")));
     }

@@ -27,7 +27,7 @@ async fn deploy_fixture(name: &str, plan: BuildPlan, expected: &str, in_log: &st
         subdir: None,
     };
     LocalSourceFetcher::default()
-        .fetch(&source, &checkout, &lines, &cancel)
+        .fetch(&source, None, &checkout, &lines, &cancel)
         .await
         .unwrap();
 

@@ -5,7 +5,7 @@ mod common;
 use common::Lines;
 use devgem_domain::Source;
 use devgem_local::{FetchConfig, LocalSourceFetcher};
-use devgem_ports::{CancellationToken, SourceError, SourceFetcher};
+use devgem_ports::{CancellationToken, SecretValue, SourceError, SourceFetcher};
 use devgem_sources::SourcePolicy;
 use std::path::Path;
 use std::process::Command;
@@ -85,7 +85,7 @@ async fn fetch_with(
     });
     let lines = Lines::default();
     let result = fetcher
-        .fetch(source, dest, &lines, &CancellationToken::new())
+        .fetch(source, None, dest, &lines, &CancellationToken::new())
         .await;
     result.map(|f| (f.commit, lines.text()))
 }
@@ -216,6 +216,7 @@ async fn credentials_in_a_url_never_reach_the_log_or_the_reason() {
     let result = fetcher
         .fetch(
             &source("https://user:tok_SECRET123@nonexistent.invalid/x/y.git"),
+            None,
             dest.path(),
             &lines,
             &CancellationToken::new(),
@@ -231,6 +232,117 @@ fn listed(url: &str) -> SourcePolicy {
     let (scheme, rest) = url.split_once("://").unwrap();
     let host = rest.split('/').next().unwrap();
     policy(&format!("{scheme}://{host}"))
+}
+
+/// Every file under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            found.extend(files_containing(&path, needle));
+        } else if kind.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn a_private_repository_is_cloned_with_its_owners_token_sent_to_the_github_host_only() {
+    let server = devgem_testing::git_http::GitServer::start();
+    let url = server.create_private("private-shop", "ghp_OWNER_TOKEN");
+    let work = tempfile::tempdir().unwrap();
+    let head = make_repo(work.path());
+    let bare = server.bare("private-shop");
+    git(work.path(), &["push", "-q", bare.to_str().unwrap(), "main"]);
+    // The git server stands in for GitHub: DEVGEM_GITHUB_URL names it.
+    let fetcher = |server_token: Option<&str>, github_url: &str| {
+        LocalSourceFetcher::new(FetchConfig {
+            git_timeout: Duration::from_secs(30),
+            policy: listed(&url),
+            github_token: server_token.map(SecretValue::new),
+            github_url: github_url.to_string(),
+            ..FetchConfig::default()
+        })
+    };
+    let owner = SecretValue::new("ghp_OWNER_TOKEN");
+    let run = |fetcher: LocalSourceFetcher, credential: Option<SecretValue>| {
+        let url = url.clone();
+        async move {
+            let dest = tempfile::tempdir().unwrap();
+            let lines = Lines::default();
+            let result = fetcher
+                .fetch(
+                    &source(&url),
+                    credential.as_ref(),
+                    dest.path(),
+                    &lines,
+                    &CancellationToken::new(),
+                )
+                .await;
+            (result, dest, lines.text())
+        }
+    };
+
+    // The owner's token clones it, even where the server's own token cannot.
+    let (result, dest, log) = run(
+        fetcher(Some("ghp_WRONG"), &server.base_url),
+        Some(owner.clone()),
+    )
+    .await;
+    assert_eq!(result.unwrap().commit.as_deref(), Some(head.as_str()));
+    assert!(dest.path().join("app.py").is_file());
+    assert!(!dest.path().join(".git").exists());
+    assert!(files_containing(dest.path(), "ghp_OWNER_TOKEN").is_empty());
+    assert!(!log.contains("ghp_OWNER_TOKEN"), "{log}");
+    let served = server.requests_in_full();
+    assert!(
+        served
+            .iter()
+            .any(|r| r.status == 200 && r.path.ends_with("git-upload-pack")),
+        "{served:?}"
+    );
+
+    // Without the owner's token, the server's GITHUB_TOKEN is used.
+    let (result, _dest, _) = run(fetcher(Some("ghp_OWNER_TOKEN"), &server.base_url), None).await;
+    assert!(result.is_ok(), "{result:?}");
+
+    // With neither, the reason says how to give DevGem access.
+    let (result, _dest, log) = run(fetcher(None, &server.base_url), None).await;
+    let Err(SourceError::Rejected { reason, hint }) = result else {
+        panic!("{result:?}");
+    };
+    assert!(reason.contains("private"), "{reason}");
+    assert!(
+        hint.contains("sign in with GitHub") && hint.contains("GITHUB_TOKEN"),
+        "{hint}"
+    );
+    assert!(!log.contains("ghp_"), "{log}");
+
+    // A token that cannot read it is named as the problem, and is not repeated.
+    let wrong = SecretValue::new("ghp_STALE");
+    let (result, _dest, log) = run(fetcher(None, &server.base_url), Some(wrong)).await;
+    let Err(SourceError::Rejected { reason, hint }) = result else {
+        panic!("{result:?}");
+    };
+    assert!(reason.contains("token used cannot read it"), "{reason}");
+    assert!(!format!("{reason} {hint} {log}").contains("ghp_STALE"));
+
+    // A GitHub token never goes to another host, allowed or not.
+    let before = server.requests_in_full().len();
+    let (result, _dest, _) = run(fetcher(None, "https://github.com"), Some(owner)).await;
+    assert!(
+        matches!(result, Err(SourceError::Rejected { .. })),
+        "{result:?}"
+    );
+    let later = &server.requests_in_full()[before..];
+    assert!(!later.is_empty());
+    assert!(later.iter().all(|r| r.authorization.is_none()), "{later:?}");
 }
 
 /// A loopback server that accepts connections and never answers, like a network that hangs.
@@ -259,6 +371,7 @@ async fn a_clone_that_hangs_is_unavailable_after_the_timeout() {
     let result = fetcher
         .fetch(
             &source(&url),
+            None,
             dest.path(),
             &Lines::default(),
             &CancellationToken::new(),
@@ -287,7 +400,7 @@ async fn a_clone_can_be_cancelled() {
         ..FetchConfig::default()
     });
     let result = fetcher
-        .fetch(&source(&url), dest.path(), &Lines::default(), &cancel)
+        .fetch(&source(&url), None, dest.path(), &Lines::default(), &cancel)
         .await;
     assert!(matches!(result, Err(SourceError::Cancelled)), "{result:?}");
     assert!(started.elapsed() < Duration::from_secs(3));
@@ -447,6 +560,7 @@ async fn a_tree_over_the_limits_is_refused_before_anything_is_checked_out() {
         let result = fetcher
             .fetch(
                 &source(&url),
+                None,
                 dest.path(),
                 &Lines::default(),
                 &CancellationToken::new(),

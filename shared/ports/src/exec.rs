@@ -3,6 +3,7 @@
 //! Each error separates what the user must fix (`Failed`/`Rejected`, with a reason and a hint,
 //! not retried) from what may pass (`Unavailable`, retried by redelivery).
 
+use crate::SecretValue;
 use async_trait::async_trait;
 pub use devgem_domain::Artifact;
 use devgem_domain::{DeploymentId, EnvVarName, ImageRef, ServiceName, Source};
@@ -38,10 +39,13 @@ pub enum SourceError {
 
 #[async_trait]
 pub trait SourceFetcher: Send + Sync {
-    /// Puts the source's files into `dest` (an empty folder that exists).
+    /// Puts the source's files into `dest` (an empty folder that exists). `credential` is a
+    /// token that can read the repository (its owner's GitHub token), used instead of the
+    /// fetcher's own; it never reaches a file, an argument list, a log line or an error.
     async fn fetch(
         &self,
         source: &Source,
+        credential: Option<&SecretValue>,
         dest: &Path,
         log: &dyn LogSink,
         cancel: &CancellationToken,
@@ -63,6 +67,10 @@ pub struct BuildSource {
 pub struct GitRevision {
     pub url: String,
     pub commit: String,
+    /// The secrets-port key of a token that can read the repository (its owner's GitHub
+    /// token), when they have one: a remote builder reads the value from its secret store,
+    /// so the request never carries it.
+    pub credential: Option<String>,
 }
 
 /// What to build: the source, the plan, its rendered Dockerfile and `.dockerignore`, and the

@@ -1,13 +1,17 @@
 //! Real git repositories served on loopback over git's smart HTTP protocol: `git http-backend`
 //! run as a CGI program behind a small hyper server, so a test's `clone_url` is an
 //! `http://127.0.0.1:PORT/NAME.git` URL that `git clone` and `git fetch SHA` use as they would
-//! GitHub's. Every request's path is recorded.
+//! GitHub's. Every request's path is recorded. A private repository answers 401 (as GitHub
+//! does) unless the request carries its token, as HTTP basic auth (any user name) or as a
+//! bearer token.
 
+use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -18,8 +22,19 @@ pub struct GitServer {
     /// `http://127.0.0.1:PORT`.
     pub base_url: String,
     root: tempfile::TempDir,
-    log: Arc<Mutex<Vec<String>>>,
+    log: Arc<Mutex<Vec<Request>>>,
+    /// The token each private repository (by name) requires.
+    private: Arc<Mutex<HashMap<String, String>>>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+/// One request the server answered.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub path: String,
+    /// The `Authorization` header, as sent.
+    pub authorization: Option<String>,
+    pub status: u16,
 }
 
 /// Runs `git ARGS` in `dir` with a fixed identity, panicking with its output on failure, and
@@ -51,8 +66,10 @@ impl GitServer {
         listener.set_nonblocking(true).expect("nonblocking");
         let base_url = format!("http://{}", listener.local_addr().expect("local addr"));
         let log = Arc::new(Mutex::new(Vec::new()));
+        let private = Arc::new(Mutex::new(HashMap::new()));
         let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
         let (project_root, requests) = (root.path().to_path_buf(), log.clone());
+        let tokens = private.clone();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -66,11 +83,15 @@ impl GitServer {
                         accepted = listener.accept() => {
                             let Ok((stream, peer)) = accepted else { continue };
                             let (root, log) = (project_root.clone(), requests.clone());
+                            let tokens = tokens.clone();
                             tokio::spawn(async move {
                                 let service = service_fn(move |req| {
                                     let (root, log) = (root.clone(), log.clone());
+                                    let tokens = tokens.clone();
                                     async move {
-                                        Ok::<_, hyper::Error>(cgi(&root, &log, peer, req).await)
+                                        Ok::<_, hyper::Error>(
+                                            serve(&root, &log, &tokens, peer, req).await,
+                                        )
                                     }
                                 });
                                 let _ = http1::Builder::new()
@@ -86,8 +107,20 @@ impl GitServer {
             base_url,
             root,
             log,
+            private,
             _shutdown: tx,
         }
+    }
+
+    /// Creates the empty bare repository `NAME.git`, readable only with `token`, and returns
+    /// its clone URL.
+    pub fn create_private(&self, name: &str, token: &str) -> String {
+        let url = self.create(name);
+        self.private
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), token.to_string());
+        url
     }
 
     /// Creates the empty bare repository `NAME.git` and returns its clone URL.
@@ -116,13 +149,75 @@ impl GitServer {
 
     /// The paths of every request so far (`/shop.git/info/refs`, `/shop.git/git-upload-pack`).
     pub fn requests(&self) -> Vec<String> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.path.clone())
+            .collect()
+    }
+
+    /// Every request so far with its `Authorization` header and the status it got.
+    pub fn requests_in_full(&self) -> Vec<Request> {
         self.log.lock().unwrap().clone()
     }
 }
 
+/// Whether `authorization` carries `token`: `Basic base64(USER:TOKEN)` or `Bearer TOKEN`.
+fn carries(authorization: Option<&str>, token: &str) -> bool {
+    let Some((kind, value)) = authorization.and_then(|a| a.trim().split_once(' ')) else {
+        return false;
+    };
+    if kind.eq_ignore_ascii_case("bearer") {
+        return value.trim() == token;
+    }
+    kind.eq_ignore_ascii_case("basic")
+        && base64::engine::general_purpose::STANDARD
+            .decode(value.trim())
+            .ok()
+            .and_then(|raw| String::from_utf8(raw).ok())
+            .and_then(|pair| pair.split_once(':').map(|(_, t)| t == token))
+            .unwrap_or(false)
+}
+
+async fn serve(
+    root: &Path,
+    log: &Mutex<Vec<Request>>,
+    private: &Mutex<HashMap<String, String>>,
+    peer: std::net::SocketAddr,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> hyper::Response<Full<Bytes>> {
+    let path = req.uri().path().to_string();
+    let authorization = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let repository = path
+        .trim_start_matches('/')
+        .split_once(".git")
+        .map(|(name, _)| name.to_string())
+        .unwrap_or_default();
+    let required = private.lock().unwrap().get(&repository).cloned();
+    let res = match required {
+        Some(token) if !carries(authorization.as_deref(), &token) => hyper::Response::builder()
+            .status(401)
+            .header("www-authenticate", "Basic realm=\"GitHub\"")
+            .body(Full::new(Bytes::from_static(b"authentication required")))
+            .expect("a response"),
+        _ => cgi(root, &path, peer, req).await,
+    };
+    log.lock().unwrap().push(Request {
+        path,
+        authorization,
+        status: res.status().as_u16(),
+    });
+    res
+}
+
 async fn cgi(
     root: &Path,
-    log: &Mutex<Vec<String>>,
+    path: &str,
     peer: std::net::SocketAddr,
     req: hyper::Request<hyper::body::Incoming>,
 ) -> hyper::Response<Full<Bytes>> {
@@ -132,8 +227,6 @@ async fn cgi(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    let path = parts.uri.path().to_string();
-    log.lock().unwrap().push(path.clone());
     let header = |name: &str| {
         parts
             .headers
@@ -150,7 +243,7 @@ async fn cgi(
         .env("GIT_HTTP_EXPORT_ALL", "1")
         .env("GATEWAY_INTERFACE", "CGI/1.1")
         .env("REQUEST_METHOD", parts.method.as_str())
-        .env("PATH_INFO", &path)
+        .env("PATH_INFO", path)
         .env("QUERY_STRING", parts.uri.query().unwrap_or_default())
         .env("CONTENT_TYPE", header("content-type"))
         .env("CONTENT_LENGTH", body.len().to_string())

@@ -287,7 +287,13 @@ async fn pack_folder(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
         fn line(&self, _: &str) {}
     }
     fetcher
-        .fetch(&source, copy.path(), &Quiet, &CancellationToken::new())
+        .fetch(
+            &source,
+            None,
+            copy.path(),
+            &Quiet,
+            &CancellationToken::new(),
+        )
         .await
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
     let dir = copy.path().to_path_buf();

@@ -140,11 +140,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                     .github_webhook_secret
                     .as_ref()
                     .map(|s| s.expose().to_string()),
-                web_url: config.github_url.clone(),
+                token: config
+                    .github_token
+                    .as_ref()
+                    .map(|t| devgem_ports::SecretValue::new(t.expose())),
             },
             api: Arc::new(devgem_fn_chat::github::RestGithub::new(
                 &config.github_api_url,
-                config.github_token.as_ref().map(|t| t.expose().to_string()),
             )),
         })
     });

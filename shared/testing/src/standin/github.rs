@@ -3,7 +3,8 @@
 //! and `GET /user`. It checks the documented request (the bearer token, `Accept:
 //! application/vnd.github+json`, `X-GitHub-Api-Version: 2022-11-28`, a `User-Agent`, the JSON
 //! body's fields) and answers GitHub's shapes, including its errors (`{"message",
-//! "documentation_url"}`); it keeps every status and comment for assertions.
+//! "documentation_url"}`); it keeps every status and comment, with the token it came with,
+//! for assertions.
 
 use super::{Api, Request, Response};
 use serde_json::{Value, json};
@@ -25,6 +26,8 @@ pub struct StoredStatus {
     pub target_url: Option<String>,
     pub description: Option<String>,
     pub context: String,
+    /// The token it was posted with.
+    pub token: String,
 }
 
 /// One issue (or pull-request) comment as GitHub stored it.
@@ -34,12 +37,14 @@ pub struct StoredComment {
     pub repository: String,
     pub number: u64,
     pub body: String,
+    /// The token it was posted with.
+    pub token: String,
 }
 
-/// GitHub's REST API for one token.
+/// GitHub's REST API for the tokens it was given.
 #[derive(Debug)]
 pub struct Github {
-    token: String,
+    tokens: Mutex<Vec<String>>,
     statuses: Mutex<Vec<StoredStatus>>,
     comments: Mutex<Vec<StoredComment>>,
 }
@@ -77,10 +82,22 @@ impl Github {
     /// TOKEN` form).
     pub fn new(token: &str) -> Self {
         Self {
-            token: token.to_string(),
+            tokens: Mutex::new(vec![token.to_string()]),
             statuses: Mutex::new(Vec::new()),
             comments: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Accepts `token` too (another user's).
+    pub fn accept(&self, token: &str) {
+        self.tokens.lock().unwrap().push(token.to_string());
+    }
+
+    /// The token a request carries, `Bearer TOKEN` or `token TOKEN`.
+    fn token_of(request: &Request) -> Option<&str> {
+        let auth = request.header("authorization")?;
+        auth.strip_prefix("Bearer ")
+            .or_else(|| auth.strip_prefix("token "))
     }
 
     /// Every status posted so far, oldest first.
@@ -112,10 +129,9 @@ impl Github {
     /// The checks every REST call gets: token, media type, version, user agent.
     fn refuse(&self, request: &Request) -> Option<Response> {
         let auth = request.header("authorization").unwrap_or_default();
-        let given = auth
-            .strip_prefix("Bearer ")
-            .or_else(|| auth.strip_prefix("token "));
-        if given != Some(self.token.as_str()) {
+        let known = Self::token_of(request)
+            .is_some_and(|given| self.tokens.lock().unwrap().iter().any(|t| t == given));
+        if !known {
             return Some(if auth.is_empty() {
                 github_error(401, "Requires authentication")
             } else {
@@ -196,6 +212,7 @@ impl Github {
             target_url,
             description,
             context: context.unwrap_or_else(|| "default".into()),
+            token: Self::token_of(request).unwrap_or_default().to_string(),
         };
         let id = {
             let mut statuses = self.statuses.lock().unwrap();
@@ -245,6 +262,7 @@ impl Github {
                 repository: format!("{owner}/{repo}"),
                 number,
                 body: text.to_string(),
+                token: Self::token_of(request).unwrap_or_default().to_string(),
             };
             comments.push(stored.clone());
             stored
