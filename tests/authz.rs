@@ -411,6 +411,47 @@ fn every_route_refuses_strangers_and_answers_the_other_users_ids_as_missing() {
     let mine = mcp_status(base, &ann_token, &anns.deployment);
     assert_ne!(mine, theirs, "ann reads her own over MCP");
 
+    // Ann's link cannot be unlinked by Bob, over chat or MCP: the answer a missing link gets.
+    let unlink_over_chat = |id: &str| {
+        let body = json!({"message": format!("unlink {id}")}).to_string();
+        let got = call(base, "POST", "/chat", Some(&body), bob);
+        assert_eq!(got.status, 200, "{}", got.body);
+        let action = &got.body["actions"][0];
+        assert_eq!(action["tool"], "unlink_repository", "{}", got.body);
+        let reply = got.body["reply"].as_str().unwrap().replace(id, "ID");
+        (action["ok"].clone(), action["error"]["code"].clone(), reply)
+    };
+    let (theirs, missing) = (unlink_over_chat(&anns.link), unlink_over_chat(MISSING_LINK));
+    assert_eq!(
+        theirs.0, false,
+        "bob unlinked ann's link over chat: {theirs:?}"
+    );
+    assert_eq!(theirs, missing);
+    let unlink_over_mcp = |id: &str| {
+        let res = http()
+            .post(format!("{base}/mcp"))
+            .bearer_auth(&bob_token)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-06-18")
+            .json(&json!({
+                "jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": {"name": "unlink_repository", "arguments": {"link_id": id}},
+            }))
+            .send()
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 200);
+        res.text().unwrap().replace(id, "ID")
+    };
+    let (theirs, missing) = (unlink_over_mcp(&anns.link), unlink_over_mcp(MISSING_LINK));
+    assert!(theirs.contains("isError"), "{theirs}");
+    assert_eq!(theirs, missing, "MCP answers ann's link as a missing one");
+    let links = call(base, "GET", "/api/links", None, ann);
+    assert!(
+        links.body.to_string().contains(&anns.link),
+        "ann's link is still there: {}",
+        links.body
+    );
+
     // The WebSocket: 401 before the upgrade without a valid token; Ann's session is missing
     // for Bob before the upgrade too; a valid token opens a socket.
     let ws = server.url.replacen("http", "ws", 1) + "/ws/chat";

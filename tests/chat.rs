@@ -123,6 +123,47 @@ fn a_conversation_deploys_a_folder_then_sets_a_variable_the_app_shows() {
 }
 
 #[test]
+fn a_security_scan_stop_is_overridden_by_deploy_anyway_and_the_app_goes_live() {
+    let home = Home::new();
+    let app = tempfile::tempdir().unwrap();
+    echo_app(app.path(), None);
+    std::fs::write(app.path().join("aws.txt"), "\nid=AKIAIOSFODNN7EXAMPLQ\n").unwrap();
+    let server = home.serve(&[]);
+
+    let (_, answer) = chat(
+        &server,
+        &json!({"message": format!("deploy {}", app.path().display())}),
+    );
+    let session = answer["session_id"].as_str().unwrap().to_string();
+    let stopped = answer["deployment_id"].as_str().unwrap().to_string();
+    let d = finished(&server, &stopped);
+    assert_eq!(d["status"], "failed", "{d}");
+    assert_eq!(d["error"]["step"], "security_scan", "{d}");
+
+    let (status, answer) = chat(
+        &server,
+        &json!({"message": "it's a test key, deploy anyway", "session_id": session}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let action = &answer["actions"][0];
+    assert_eq!(action["tool"], "redeploy", "{answer}");
+    assert_eq!(action["args"]["allow_findings"], true, "{answer}");
+    assert_eq!(action["ok"], true, "{answer}");
+    let reply = answer["reply"].as_str().unwrap();
+    assert!(reply.contains("security findings allowed"), "{reply}");
+    let next = answer["deployment_id"].as_str().unwrap().to_string();
+    assert_ne!(next, stopped);
+    let d = finished(&server, &next);
+    assert_eq!(d["status"], "live", "{d}");
+    assert_eq!(d["allow_findings"], true, "{d}");
+    assert_eq!(body_of(d["url"].as_str().unwrap()), "greeting=undefined");
+    http()
+        .post(format!("{}/api/deployments/{next}/stop", server.url))
+        .send()
+        .unwrap();
+}
+
+#[test]
 fn cancel_that_aborts_the_deployment_on_its_way() {
     let home = Home::new();
     let app = tempfile::tempdir().unwrap();

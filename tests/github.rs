@@ -858,3 +858,99 @@ fn links_belong_to_their_owner_and_a_deleted_link_deploys_nothing() {
     assert_eq!(res["ignored"], true, "{res}");
     assert!(world.deployments().is_empty());
 }
+
+fn chat(world: &World, message: &str, session: Option<&str>) -> Value {
+    let mut body = json!({ "message": message });
+    if let Some(s) = session {
+        body["session_id"] = s.into();
+    }
+    let (status, answer) = post_json(&format!("{}/chat", world.server.url), &body);
+    assert_eq!(status, 200, "{answer}");
+    answer
+}
+
+#[test]
+fn a_link_made_in_the_chat_deploys_on_push_and_unlinking_in_the_chat_stops_it() {
+    let world = World::new();
+    let pushed = world.commit_app("main", "linked from the chat");
+
+    let answer = chat(&world, "auto-deploy acme/shop from main", None);
+    let session = answer["session_id"].as_str().unwrap().to_string();
+    let action = &answer["actions"][0];
+    assert_eq!(action["tool"], "link_repository", "{answer}");
+    assert_eq!(action["ok"], true, "{answer}");
+    let link_id = action["result"]["link"]["id"].as_str().unwrap().to_string();
+    let reply = answer["reply"].as_str().unwrap();
+    let webhook = format!("{}/webhooks/github", world.server.url);
+    for said in [
+        "acme/shop",
+        "branch main",
+        "service shop",
+        &link_id,
+        &webhook,
+    ] {
+        assert!(reply.contains(said), "{said:?} in {reply}");
+    }
+
+    // The REST API shows the link the chat made.
+    let (status, links) = get_json(&format!("{}/api/links", world.server.url));
+    assert_eq!(status, 200, "{links}");
+    assert_eq!(links["links"].as_array().unwrap().len(), 1, "{links}");
+    assert_eq!(links["links"][0]["id"], link_id.as_str());
+    assert_eq!(links["links"][0]["repository"], REPO);
+    assert_eq!(links["links"][0]["branch"], "main");
+
+    // A signed push deploys it, of exactly the pushed commit.
+    let (status, res) = world.deliver(
+        "push",
+        "chat-link-push-1",
+        &world.push_payload("refs/heads/main", &pushed),
+    );
+    assert_eq!(status, 202, "{res}");
+    let id = res["deployments"][0].as_str().unwrap().to_string();
+    let d = world.finished(&id);
+    assert_eq!(d["status"], "live", "{d}");
+    assert_eq!(d["service_name"], "shop", "{d}");
+    assert_eq!(app_body(d["url"].as_str().unwrap()), "linked from the chat");
+
+    let answer = chat(&world, "what repos are linked?", Some(&session));
+    assert_eq!(answer["actions"][0]["tool"], "list_links", "{answer}");
+    assert!(
+        answer["reply"].as_str().unwrap().contains(&link_id),
+        "{answer}"
+    );
+
+    // Unlinked from the chat: gone from the API, and the next push deploys nothing.
+    let answer = chat(&world, "stop auto-deploying acme/shop", Some(&session));
+    let action = &answer["actions"][0];
+    assert_eq!(action["tool"], "unlink_repository", "{answer}");
+    assert_eq!(action["ok"], true, "{answer}");
+    let reply = answer["reply"].as_str().unwrap();
+    assert!(
+        reply.contains("Removed the link") && reply.contains(&link_id),
+        "{reply}"
+    );
+    let (_, links) = get_json(&format!("{}/api/links", world.server.url));
+    assert_eq!(links["links"], json!([]), "{links}");
+    let next = world.commit_app("main", "after the unlink");
+    let (status, res) = world.deliver(
+        "push",
+        "chat-link-push-2",
+        &world.push_payload("refs/heads/main", &next),
+    );
+    assert_eq!(status, 202, "{res}");
+    assert_eq!(res["ignored"], true, "{res}");
+    assert_eq!(world.deployments().len(), 1);
+
+    // Unlinking again answers as a missing link does, and says so.
+    let answer = chat(&world, &format!("unlink {link_id}"), Some(&session));
+    assert_eq!(answer["actions"][0]["ok"], false, "{answer}");
+    assert_eq!(
+        answer["actions"][0]["error"]["code"], "not_found",
+        "{answer}"
+    );
+    http()
+        .post(format!("{}/api/deployments/{id}/stop", world.server.url))
+        .send()
+        .unwrap();
+}

@@ -122,7 +122,7 @@ fn the_tools_are_the_registry_with_schemas_and_bad_arguments_are_named() {
             Transport::Stdio(&home),
             &[("MCP_MODE", mode)],
         );
-        assert_eq!(report["tools"], 13, "{report}");
+        assert_eq!(report["tools"], 16, "{report}");
         assert_eq!(report["server"], "devgem", "{report}");
         let expected = if mode == "auto" {
             "2026-07-28"
@@ -199,7 +199,7 @@ fn post_mcp_deploys_with_the_token_and_refuses_calls_without_it() {
         token: Some(TOKEN),
     };
     let report = run(&python, "tools.py", authorized(), &[]);
-    assert_eq!(report["tools"], 13, "{report}");
+    assert_eq!(report["tools"], 16, "{report}");
     let source = flask();
     let report = run(
         &python,
@@ -243,7 +243,7 @@ fn older_clients_are_served_in_the_versions_they_offer() {
         },
         &[("MCP_SOURCE", &source)],
     );
-    assert_eq!(report["tools"], 13, "{report}");
+    assert_eq!(report["tools"], 16, "{report}");
     assert!(
         report["url"].as_str().unwrap().starts_with("http://"),
         "{report}"

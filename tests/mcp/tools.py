@@ -23,6 +23,9 @@ EXPECTED = {
     "analyze_repository": (True, False, True, ["source"], False),
     "diagnose_failure": (True, False, True, [], False),
     "apply_fix": (False, False, False, [], True),
+    "link_repository": (False, False, False, ["repository"], False),
+    "list_links": (True, False, True, [], False),
+    "unlink_repository": (False, True, True, [], False),
 }
 
 

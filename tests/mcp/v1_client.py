@@ -29,7 +29,7 @@ async def exercise(session):
         mcp.types.LATEST_PROTOCOL_VERSION = offered
     init = await session.initialize()
     tools = {t.name: t for t in (await session.list_tools()).tools}
-    check(len(tools) == 13, "thirteen tools", sorted(tools))
+    check(len(tools) == 16, "sixteen tools", sorted(tools))
     deploy = tools["deploy_repository"]
     check(deploy.inputSchema["required"] == ["source"], "deploy_repository requires source", deploy.inputSchema)
     check(deploy.annotations.readOnlyHint is False, "deploy_repository is not read-only")

@@ -124,6 +124,8 @@ pub struct Speaker {
     pub local_paths: LocalPaths,
     /// Where the speaker's chat messages are counted (`GET /stats`).
     pub usage: crate::auth::UsageBook,
+    /// Where GitHub sends this server its pushes, which a new link's reply names.
+    pub webhook_url: Option<String>,
 }
 
 /// A session of `speaker` by id, or `NotFound` (another owner's is not found either).
@@ -180,6 +182,7 @@ pub async fn converse(
         owner: speaker.owner.clone(),
         current: session.current.clone(),
         local_paths: speaker.local_paths,
+        webhook_url: speaker.webhook_url.clone(),
     };
     let mut context = context_of(services, &session).await;
     let mut steps: Vec<Step> = Vec::new();
@@ -327,8 +330,9 @@ fn dry_run_reply(actions: &[Action], replies: &[String]) -> String {
 fn secret_values(steps: &[Step]) -> Vec<String> {
     let mut values = Vec::new();
     for step in steps {
-        if let ToolCall::DeployRepository { env, .. } | ToolCall::SetEnvVars { env, .. } =
-            &step.call
+        if let ToolCall::DeployRepository { env, .. }
+        | ToolCall::SetEnvVars { env, .. }
+        | ToolCall::LinkRepository { env, .. } = &step.call
         {
             values.extend(env.values().filter(|v| !v.is_empty()).cloned());
         }

@@ -4,8 +4,8 @@
 
 use crate::{MAX_JSON_BODY, app_error};
 use async_trait::async_trait;
-use devgem_app::{CreateDeployment, LocalPaths, Services};
-use devgem_domain::{Deployment, Link, LinkId, RepositoryName, ServiceName, Status};
+use devgem_app::{AppError, CreateDeployment, LocalPaths, Services, links};
+use devgem_domain::{Deployment, Link, LinkId, ServiceName, Status};
 use devgem_http::{Request, Response, error, json, read_json};
 use devgem_ports::SecretValue;
 use futures::StreamExt;
@@ -572,7 +572,7 @@ impl Github {
         Ok(d)
     }
 
-    /// `/api/links...` for `owner`.
+    /// `/api/links...` for `owner`: the shared link commands ([`devgem_app::links`]).
     pub async fn links_api(
         &self,
         services: &Services,
@@ -584,44 +584,33 @@ impl Github {
         match (method, rest) {
             (&Method::POST, []) => {
                 let body: LinkBody = read_json(req, MAX_JSON_BODY).await?;
-                let link = create_link(services, owner, body).await?;
+                let request = links::NewLink {
+                    repository: body.repository,
+                    branch: body.branch,
+                    service_name: body.service_name,
+                    env: body.env,
+                };
+                let link = links::create_link(services, owner, request)
+                    .await
+                    .map_err(app_error)?;
                 Ok(json(StatusCode::CREATED, &link))
             }
             (&Method::GET, []) => {
-                let links = services
-                    .core
-                    .store
-                    .list_links(Some(owner))
+                let links = links::list_links(services, owner)
                     .await
-                    .map_err(|e| app_error(e.into()))?;
+                    .map_err(app_error)?;
                 Ok(json(StatusCode::OK, &serde_json::json!({ "links": links })))
             }
             (&Method::DELETE, [id]) => {
-                let not_found = || {
-                    error(
-                        StatusCode::NOT_FOUND,
-                        "not_found",
-                        format!("link {id} does not exist"),
-                        Some("list links with GET /api/links".into()),
-                    )
-                };
-                let id = LinkId::parse(id).map_err(|_| not_found())?;
-                let store = &services.core.store;
-                let mine = store
-                    .list_links(Some(owner))
+                let id = LinkId::parse(id)
+                    .map_err(|_| app_error(AppError::LinkNotFound(id.to_string())))?;
+                let link = links::delete_link(services, owner, &id)
                     .await
-                    .map_err(|e| app_error(e.into()))?
-                    .into_iter()
-                    .any(|l| l.id == id);
-                if !mine
-                    || !store
-                        .delete_link(&id)
-                        .await
-                        .map_err(|e| app_error(e.into()))?
-                {
-                    return Err(not_found());
-                }
-                Ok(json(StatusCode::OK, &serde_json::json!({ "deleted": id })))
+                    .map_err(app_error)?;
+                Ok(json(
+                    StatusCode::OK,
+                    &serde_json::json!({ "deleted": link.id }),
+                ))
             }
             _ => Err(error(
                 StatusCode::NOT_FOUND,
@@ -644,93 +633,9 @@ struct LinkBody {
     env: BTreeMap<String, String>,
 }
 
-fn bad_link(message: String, hint: &str) -> Response {
-    error(
-        StatusCode::BAD_REQUEST,
-        "bad_request",
-        message,
-        Some(hint.to_string()),
-    )
-}
-
-async fn create_link(services: &Services, owner: &str, body: LinkBody) -> Result<Link, Response> {
-    let repository = RepositoryName::parse(&body.repository)
-        .map_err(|e| bad_link(e.to_string(), "give the repository as owner/name"))?;
-    let branch = body.branch.trim().to_string();
-    if branch.is_empty()
-        || branch.starts_with('-')
-        || branch.len() > 255
-        || branch.chars().any(|c| c.is_control() || c == ' ')
-    {
-        return Err(bad_link(
-            format!("{branch:?} is not a branch name"),
-            "give the branch to deploy, such as main",
-        ));
-    }
-    let service_name = match &body.service_name {
-        Some(name) => ServiceName::parse(name).map_err(|e| {
-            bad_link(
-                e.to_string(),
-                "use lowercase letters, digits and '-', starting with a letter",
-            )
-        })?,
-        None => {
-            ServiceName::derive_from(repository.as_str().rsplit('/').next().unwrap_or_default())
-        }
-    };
-    for name in body.env.keys() {
-        devgem_domain::EnvVarName::parse(name).map_err(|e| {
-            bad_link(
-                e.to_string(),
-                "rename the variable (letters, digits and '_')",
-            )
-        })?;
-    }
-    let core = &services.core;
-    let link = Link {
-        id: LinkId::from_uuid(uuid::Uuid::new_v4()),
-        owner: owner.to_string(),
-        repository,
-        branch,
-        service_name,
-        env_names: body.env.keys().cloned().collect(),
-        created_at: core.clock.now(),
-    };
-    for (name, value) in &body.env {
-        services
-            .secrets
-            .put(
-                &link_env_key(&link.id, name),
-                &devgem_ports::SecretValue::new(value.clone()),
-            )
-            .await
-            .map_err(|e| app_error(e.into()))?;
-    }
-    core.store
-        .put_link(&link)
-        .await
-        .map_err(|e| app_error(e.into()))?;
-    Ok(link)
-}
-
-fn link_env_key(id: &LinkId, name: &str) -> String {
-    format!("links/{id}/env/{name}")
-}
-
 /// The link's env values, from the secrets port.
 async fn link_env(services: &Services, link: &Link) -> Result<BTreeMap<String, String>, Response> {
-    let mut env = BTreeMap::new();
-    for name in &link.env_names {
-        let value = services
-            .secrets
-            .get(&link_env_key(&link.id, name))
-            .await
-            .map_err(|e| app_error(e.into()))?;
-        if let Some(value) = value {
-            env.insert(name.clone(), value.expose().to_string());
-        }
-    }
-    Ok(env)
+    links::link_env(services, link).await.map_err(app_error)
 }
 
 /// `owner`'s running or live deployments of the service `name`.

@@ -69,6 +69,9 @@ pub struct ApiOptions {
     pub max_upload_bytes: usize,
     /// How often a live deployment a chat socket follows is probed; `None`: every 30 s.
     pub monitor_every: Option<Duration>,
+    /// DevGem's URL as GitHub reaches it (`DEVGEM_PUBLIC_URL`): the base of the webhook URL
+    /// a link made in the chat or over MCP tells the user to set.
+    pub public_url: Option<String>,
 }
 
 /// A JSON body can be small; an upload is the archive's size.
@@ -185,6 +188,12 @@ fn app_error(e: AppError) -> Response {
             "not_found",
             format!("deployment {id} does not exist"),
             Some("list deployments with GET /api/deployments".into()),
+        ),
+        AppError::LinkNotFound(id) => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("link {id} does not exist"),
+            Some("list links with GET /api/links".into()),
         ),
         AppError::Conflict(m) => error(StatusCode::CONFLICT, "conflict", m, None),
         AppError::Unavailable(m) => error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m, None),
@@ -436,6 +445,7 @@ impl Api {
                 let options = mcp::McpOptions {
                     owner: owner.to_string(),
                     local_paths: self.options.local_paths,
+                    webhook_url: self.webhook_url(),
                 };
                 let protected = credential == auth::Credential::Token;
                 Ok(mcp::handle_http(self.services.clone(), options, protected, req).await)
@@ -660,7 +670,16 @@ impl Api {
             owner: owner.to_string(),
             local_paths: self.options.local_paths,
             usage: self.usage.clone(),
+            webhook_url: self.webhook_url(),
         }
+    }
+
+    /// `{public_url}/webhooks/github` when this server takes GitHub's deliveries.
+    fn webhook_url(&self) -> Option<String> {
+        let github = self.github.as_ref()?;
+        github.options.webhook_secret.as_ref()?;
+        let base = self.options.public_url.as_deref()?;
+        Some(format!("{}/webhooks/github", base.trim_end_matches('/')))
     }
 
     /// `POST /chat`: one message, answered with the reply and the actions taken.

@@ -39,6 +39,8 @@ pub struct McpOptions {
     pub owner: String,
     /// Whether a tool may deploy a folder on this machine's disk.
     pub local_paths: LocalPaths,
+    /// Where GitHub sends the server its pushes, which a new link's result names.
+    pub webhook_url: Option<String>,
 }
 
 /// One MCP server: a client's session over stdio, or one HTTP request.
@@ -335,6 +337,7 @@ impl ServerHandler for McpServer {
             owner: self.options.owner.clone(),
             current: self.current(),
             local_paths: self.options.local_paths,
+            webhook_url: self.options.webhook_url.clone(),
         };
         let result = run_tool(&self.services, &ctx, &call).await;
         if let Some(id) = &result.deployment_id {

@@ -267,7 +267,9 @@ fn values_said(message: &str, context: &Context) -> BTreeMap<String, String> {
     let mut values = BTreeMap::new();
     if let Understanding::Calls { calls, .. } = devgem_tools::understand(message, context) {
         for call in calls {
-            if let ToolCall::DeployRepository { env, .. } | ToolCall::SetEnvVars { env, .. } = call
+            if let ToolCall::DeployRepository { env, .. }
+            | ToolCall::SetEnvVars { env, .. }
+            | ToolCall::LinkRepository { env, .. } = call
             {
                 values.extend(env.into_iter().filter(|(_, v)| !v.is_empty()));
             }

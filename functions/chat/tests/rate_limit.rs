@@ -53,6 +53,7 @@ async fn a_users_burst_is_limited_and_refills_as_the_clock_moves() {
             local_paths: LocalPaths::Refused,
             max_upload_bytes: 1 << 20,
             monitor_every: None,
+            public_url: None,
         },
     ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

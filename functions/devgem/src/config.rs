@@ -376,6 +376,15 @@ fn choose<T>(
 }
 
 impl Config {
+    /// Where GitHub sends pushes to `devgem serve` with this configuration, when it takes
+    /// GitHub webhooks and its public URL is set: what a link made by a client without a
+    /// server of its own (`devgem chat`, `devgem mcp`) tells the user to set.
+    pub fn webhook_url(&self) -> Option<String> {
+        self.github_webhook_secret.as_ref()?;
+        let base = self.public_url.as_deref()?;
+        Some(format!("{}/webhooks/github", base.trim_end_matches('/')))
+    }
+
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }

@@ -11,13 +11,16 @@ use devgem_domain::{
 use devgem_ports::{ListFilter, SecretError, SecretValue, Secrets, StoreError};
 use std::collections::BTreeMap;
 
-/// Errors a user can see: the first four are their input (4xx), the last is ours (5xx).
+/// Errors a user can see: bad input, a missing deployment or link, a conflict (4xx), or ours (5xx).
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("{message}")]
     BadRequest { message: String, hint: String },
     #[error("deployment {0} does not exist")]
     NotFound(DeploymentId),
+    /// A repository link that does not exist or is another user's (the id as given).
+    #[error("link {0} does not exist")]
+    LinkNotFound(String),
     #[error("{0}")]
     Conflict(String),
     #[error("{0} is unavailable; try again shortly")]

@@ -10,6 +10,7 @@
 pub mod clock;
 mod commands;
 mod lifecycle;
+pub mod links;
 pub mod release;
 mod reporter;
 mod services;

@@ -6,19 +6,21 @@
 //! error; results name variables, never their values.
 
 use crate::commands::{
-    AppError, CreateDeployment, LocalPaths, abort_deployment, create_deployment, require,
-    stop_deployment, user_env,
+    AppError, CreateDeployment, CreateOptions, LocalPaths, abort_deployment,
+    create_deployment_with, require, stop_deployment, user_env,
 };
 use crate::lifecycle::modify;
+use crate::links::{self, NewLink};
 use crate::release::{self, EnvChange};
 use crate::services::Services;
 use devgem_diagnose::{Diagnosis, FailureInput, ProposedFix};
 use devgem_domain::{
-    DebianPackage, Dependency, Deployment, DeploymentId, PlanOverride, Source, SourceKind, Status,
+    DebianPackage, Dependency, Deployment, DeploymentId, Link, PlanOverride, Source, SourceKind,
+    Status,
 };
 use devgem_plan::{Language, PackageManager};
 use devgem_ports::{ListFilter, LogQuery, LogSink};
-use devgem_tools::{DeploymentSummary, ToolCall, ToolOutcome, reply_for};
+use devgem_tools::{DeploymentSummary, LinkSummary, ToolCall, ToolOutcome, reply_for};
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -33,6 +35,9 @@ pub struct ToolContext {
     pub current: Option<DeploymentId>,
     /// Whether a source may be a folder on this machine's disk.
     pub local_paths: LocalPaths,
+    /// Where GitHub sends this server its pushes (`{public_url}/webhooks/github`), which a new
+    /// link's reply tells the user to set; `None` when the server takes no GitHub webhooks.
+    pub webhook_url: Option<String>,
 }
 
 /// What went wrong, by kind.
@@ -148,6 +153,13 @@ fn refused(call: &ToolCall, refusal: Refusal) -> ToolResult {
             Some("list_deployments shows the ones there are".into()),
             None,
         ),
+        Refusal::App(AppError::LinkNotFound(what)) => (
+            ToolOutcome::LinkNotFound { what: what.clone() },
+            ToolErrorCode::NotFound,
+            format!("link {what} does not exist"),
+            Some("list_links shows the ones there are".into()),
+            None,
+        ),
         Refusal::App(e) => {
             let (code, message, hint) = match e {
                 AppError::BadRequest { message, hint } => {
@@ -163,7 +175,9 @@ fn refused(call: &ToolCall, refusal: Refusal) -> ToolResult {
                         None,
                     )
                 }
-                AppError::NotFound(_) => unreachable!("handled above"),
+                AppError::NotFound(_) | AppError::LinkNotFound(_) => {
+                    unreachable!("handled above")
+                }
             };
             let message = redact(call, &message);
             let hint = hint.map(|h| redact(call, &h));
@@ -197,10 +211,11 @@ fn e_msg(m: &str) -> String {
 
 /// `text` with every value of the call's variables that could be secret replaced by `***`.
 fn redact(call: &ToolCall, text: &str) -> String {
-    let (ToolCall::DeployRepository { env, secret, .. } | ToolCall::SetEnvVars { env, secret, .. }) =
-        call
-    else {
-        return text.to_string();
+    let (env, secret) = match call {
+        ToolCall::DeployRepository { env, secret, .. }
+        | ToolCall::SetEnvVars { env, secret, .. } => (env, secret.as_slice()),
+        ToolCall::LinkRepository { env, .. } => (env, &[][..]),
+        _ => return text.to_string(),
     };
     let mut out = text.to_string();
     for (name, value) in env {
@@ -276,6 +291,7 @@ async fn execute(services: &Services, ctx: &ToolContext, call: &ToolCall) -> Res
             service_name,
             env,
             secret,
+            allow_findings,
         } => {
             if let Some(name) = secret.iter().find(|n| !env.contains_key(*n)) {
                 return Err(bad(
@@ -283,7 +299,7 @@ async fn execute(services: &Services, ctx: &ToolContext, call: &ToolCall) -> Res
                     format!("give its value too: env {{\"{name}\": \"...\"}}"),
                 ));
             }
-            let d = create_deployment(
+            let d = create_deployment_with(
                 services,
                 CreateDeployment {
                     owner: ctx.owner.clone(),
@@ -296,6 +312,10 @@ async fn execute(services: &Services, ctx: &ToolContext, call: &ToolCall) -> Res
                     env: env.clone(),
                     plan_override: None,
                     private: false,
+                },
+                None,
+                CreateOptions {
+                    allow_findings: *allow_findings,
                 },
             )
             .await?;
@@ -399,10 +419,20 @@ async fn execute(services: &Services, ctx: &ToolContext, call: &ToolCall) -> Res
                 &d,
             ))
         }
-        ToolCall::Redeploy { .. } => {
+        ToolCall::Redeploy { allow_findings, .. } => {
             let d = target(services, ctx, call).await?;
-            let next =
-                redeploy(services, ctx, &d, BTreeMap::new(), d.plan_override.clone()).await?;
+            // "Deploy anyway": the owner's override of a security-scan stop, kept by the new
+            // deployment (and every redeploy of it) as the API's flag is.
+            let next = redeploy_with(
+                services,
+                ctx,
+                &d,
+                BTreeMap::new(),
+                &[],
+                d.plan_override.clone(),
+                d.allow_findings || *allow_findings,
+            )
+            .await?;
             Ok(deployment_done(
                 ToolOutcome::Started {
                     deployment_id: next.id.clone(),
@@ -441,6 +471,101 @@ async fn execute(services: &Services, ctx: &ToolContext, call: &ToolCall) -> Res
         ToolCall::ApplyFix { fix, .. } => {
             let d = target(services, ctx, call).await?;
             apply_fix(services, ctx, &d, fix.as_deref()).await
+        }
+        ToolCall::LinkRepository {
+            repository,
+            branch,
+            service_name,
+            env,
+        } => {
+            let request = NewLink {
+                repository: repository.to_string(),
+                branch: branch.clone().unwrap_or_else(|| "main".to_string()),
+                service_name: service_name.as_ref().map(|s| s.to_string()),
+                env: env.clone(),
+            };
+            let link = links::create_link(services, &ctx.owner, request).await?;
+            Ok(Done {
+                outcome: ToolOutcome::Linked {
+                    link: link_summary(&link),
+                    webhook_url: ctx.webhook_url.clone(),
+                },
+                data: json!({ "link": link, "webhook_url": ctx.webhook_url }),
+                deployment_id: None,
+            })
+        }
+        ToolCall::ListLinks => {
+            let list = links::list_links(services, &ctx.owner).await?;
+            Ok(Done {
+                outcome: ToolOutcome::Links(list.iter().map(link_summary).collect()),
+                data: json!({ "links": list }),
+                deployment_id: None,
+            })
+        }
+        ToolCall::UnlinkRepository {
+            link_id,
+            repository,
+        } => {
+            let removed = match (link_id, repository) {
+                (Some(id), _) => vec![links::delete_link(services, &ctx.owner, id).await?],
+                (None, repository) => {
+                    let mine = links::list_links(services, &ctx.owner).await?;
+                    let mut removed = Vec::new();
+                    for link in links_named(mine, repository.as_ref())? {
+                        removed.push(links::delete_link(services, &ctx.owner, &link.id).await?);
+                    }
+                    removed
+                }
+            };
+            Ok(Done {
+                outcome: ToolOutcome::Unlinked(removed.iter().map(link_summary).collect()),
+                data: json!({ "deleted": removed }),
+                deployment_id: None,
+            })
+        }
+    }
+}
+
+fn link_summary(link: &Link) -> LinkSummary {
+    LinkSummary {
+        id: link.id.clone(),
+        repository: link.repository.to_string(),
+        branch: link.branch.clone(),
+        service_name: link.service_name.to_string(),
+    }
+}
+
+/// The links an unlink without an id means: every one of `repository`, or, with no
+/// repository either, the caller's only link.
+fn links_named(
+    mine: Vec<Link>,
+    repository: Option<&devgem_domain::RepositoryName>,
+) -> Result<Vec<Link>, Refusal> {
+    if let Some(r) = repository {
+        let of: Vec<Link> = mine
+            .into_iter()
+            .filter(|l| l.repository.matches(r.as_str()))
+            .collect();
+        if of.is_empty() {
+            return Err(Refusal::App(AppError::LinkNotFound(format!("of {r}"))));
+        }
+        return Ok(of);
+    }
+    match mine.len() {
+        0 => Err(bad(
+            "no repository is linked",
+            "link one first: \"auto-deploy owner/name from main\"",
+        )),
+        1 => Ok(mine),
+        n => {
+            let listed: Vec<String> = mine
+                .iter()
+                .map(|l| format!("{} (branch {}, {})", l.repository, l.branch, l.id))
+                .collect();
+            Err(bad(
+                format!("there are {n} links: {}", listed.join("; ")),
+                "say which: the repository (owner/name) or the link's id",
+            ))
         }
     }
 }
@@ -497,6 +622,7 @@ async fn change_env_or_redeploy(
         change.set,
         &change.unset,
         d.plan_override.clone(),
+        d.allow_findings,
     )
     .await?;
     Ok(deployment_done(
@@ -516,7 +642,7 @@ pub(crate) async fn redeploy(
     env: BTreeMap<String, String>,
     plan_override: Option<PlanOverride>,
 ) -> Result<Deployment, AppError> {
-    redeploy_with(services, ctx, d, env, &[], plan_override).await
+    redeploy_with(services, ctx, d, env, &[], plan_override, d.allow_findings).await
 }
 
 async fn redeploy_with(
@@ -526,6 +652,7 @@ async fn redeploy_with(
     env: BTreeMap<String, String>,
     unset: &[String],
     plan_override: Option<PlanOverride>,
+    allow_findings: bool,
 ) -> Result<Deployment, AppError> {
     let mut values: BTreeMap<String, String> = user_env(services.secrets.as_ref(), d)
         .await?
@@ -556,7 +683,7 @@ async fn redeploy_with(
     } else {
         ctx.local_paths
     };
-    let next = crate::commands::create_deployment_with(
+    let next = create_deployment_with(
         services,
         CreateDeployment {
             owner: d.owner.clone(),
@@ -568,14 +695,11 @@ async fn redeploy_with(
             service_name: Some(d.service_name.to_string()),
             env: values,
             plan_override,
-            // A redeploy is as reachable as what it replaces, and keeps its owner's choice
-            // about security findings.
+            // A redeploy is as reachable as what it replaces.
             private: d.private,
         },
         None,
-        crate::commands::CreateOptions {
-            allow_findings: d.allow_findings,
-        },
+        CreateOptions { allow_findings },
     )
     .await?;
     // The variables that reached the app as plain values still do.

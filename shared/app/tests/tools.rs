@@ -57,6 +57,7 @@ fn me() -> ToolContext {
         owner: "local".into(),
         current: None,
         local_paths: LocalPaths::Allowed,
+        webhook_url: Some("https://devgem.example/webhooks/github".into()),
     }
 }
 
@@ -364,4 +365,171 @@ async fn analyze_reads_a_folder_without_deploying_and_refuses_paths_over_http() 
     )
     .await;
     assert_eq!(r.error.unwrap().code, ToolErrorCode::BadRequest);
+}
+
+#[tokio::test]
+async fn links_are_made_listed_and_removed_for_their_owner_only() {
+    let w = world();
+    let r = run_tool(
+        &w.services,
+        &me(),
+        &call(
+            "link_repository",
+            json!({"repository": "https://github.com/acme/shop.git", "env": {"API_TOKEN": "tok_hush"}}),
+        ),
+    )
+    .await;
+    assert!(r.ok, "{r:?}");
+    let link = &r.data["link"];
+    assert_eq!(link["repository"], "acme/shop");
+    assert_eq!(link["branch"], "main", "the default branch");
+    assert_eq!(link["service_name"], "shop");
+    let id = link["id"].as_str().unwrap().to_string();
+    for said in [
+        "acme/shop",
+        "branch main",
+        "service shop",
+        "https://devgem.example/webhooks/github",
+    ] {
+        assert!(r.text.contains(said), "{said}: {}", r.text);
+    }
+    let all = serde_json::to_string(&r).unwrap();
+    assert!(!all.contains("tok_hush"), "{all}");
+    // The link is the one the webhook reads: in the store, its value in the secrets port.
+    let stored = w.store.list_links(Some("local")).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].id.as_str(), id);
+    let env = devgem_app::links::link_env(&w.services, &stored[0])
+        .await
+        .unwrap();
+    assert_eq!(env["API_TOKEN"], "tok_hush");
+
+    let r = run_tool(&w.services, &me(), &call("list_links", json!({}))).await;
+    assert!(
+        r.ok && r.text.contains("acme/shop") && r.text.contains(&id),
+        "{r:?}"
+    );
+
+    // Another user: their list is empty, and the link answers exactly as a missing one.
+    let stranger = ToolContext {
+        owner: "someone-else".into(),
+        ..me()
+    };
+    let r = run_tool(&w.services, &stranger, &call("list_links", json!({}))).await;
+    assert!(r.ok && r.data["links"] == json!([]), "{r:?}");
+    let missing = "l-00000000000000000000000000000000";
+    let by_id = |id: &str| call("unlink_repository", json!({ "link_id": id }));
+    let theirs = run_tool(&w.services, &stranger, &by_id(&id)).await;
+    let nobodys = run_tool(&w.services, &stranger, &by_id(missing)).await;
+    assert!(!theirs.ok);
+    assert_eq!(theirs.error.as_ref().unwrap().code, ToolErrorCode::NotFound);
+    assert_eq!(
+        theirs.text.replace(&id, "ID"),
+        nobodys.text.replace(missing, "ID")
+    );
+    let by_repository = call("unlink_repository", json!({"repository": "acme/shop"}));
+    let r = run_tool(&w.services, &stranger, &by_repository).await;
+    assert_eq!(
+        r.error.as_ref().unwrap().code,
+        ToolErrorCode::NotFound,
+        "{r:?}"
+    );
+    let r = run_tool(
+        &w.services,
+        &stranger,
+        &call("unlink_repository", json!({})),
+    )
+    .await;
+    assert!(!r.ok, "{r:?}");
+    assert_eq!(w.store.list_links(Some("local")).await.unwrap().len(), 1);
+
+    // The owner removes it by repository; the reply says what went.
+    let r = run_tool(&w.services, &me(), &by_repository).await;
+    assert!(r.ok, "{r:?}");
+    assert!(
+        r.text.contains("Removed the link") && r.text.contains(&id) && r.text.contains("acme/shop"),
+        "{}",
+        r.text
+    );
+    assert!(w.store.list_links(Some("local")).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn unlinking_without_naming_a_link_takes_the_only_one_and_asks_among_several() {
+    let w = world();
+    let link = |repository: &str| call("link_repository", json!({ "repository": repository }));
+    assert!(run_tool(&w.services, &me(), &link("acme/shop")).await.ok);
+    assert!(run_tool(&w.services, &me(), &link("acme/api")).await.ok);
+    let unlink = call("unlink_repository", json!({}));
+    let r = run_tool(&w.services, &me(), &unlink).await;
+    assert_eq!(
+        r.error.as_ref().unwrap().code,
+        ToolErrorCode::BadRequest,
+        "{r:?}"
+    );
+    assert!(
+        r.text.contains("acme/shop") && r.text.contains("acme/api"),
+        "{}",
+        r.text
+    );
+    assert_eq!(w.store.list_links(Some("local")).await.unwrap().len(), 2);
+    let r = run_tool(
+        &w.services,
+        &me(),
+        &call("unlink_repository", json!({"repository": "acme/api"})),
+    )
+    .await;
+    assert!(r.ok, "{r:?}");
+    let r = run_tool(&w.services, &me(), &unlink).await;
+    assert!(r.ok && r.text.contains("acme/shop"), "{r:?}");
+    assert!(w.store.list_links(Some("local")).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn deploy_anyway_redeploys_a_findings_stop_with_the_override_kept() {
+    let w = world();
+    let id = deployed(&w, json!({"STRIPE_KEY": "sk_live_x"})).await;
+    fail(
+        &w,
+        &id,
+        Step::SecurityScan,
+        "1 high-severity finding(s): aws.txt:2",
+    )
+    .await;
+    let ctx = ToolContext {
+        current: Some(id.clone()),
+        ..me()
+    };
+    let plain = run_tool(&w.services, &ctx, &call("redeploy", json!({}))).await;
+    assert!(plain.ok, "{plain:?}");
+    assert_ne!(plain.data["allow_findings"], true, "{}", plain.data);
+    let r = run_tool(
+        &w.services,
+        &ctx,
+        &call("redeploy", json!({"allow_findings": true})),
+    )
+    .await;
+    assert!(r.ok, "{r:?}");
+    let next = r.deployment_id.clone().unwrap();
+    assert_ne!(next, id);
+    assert_eq!(r.data["allow_findings"], true, "{}", r.data);
+    assert!(r.text.contains("security findings allowed"), "{}", r.text);
+    // A later redeploy of it keeps the owner's choice.
+    let ctx = ToolContext {
+        current: Some(next),
+        ..me()
+    };
+    let again = run_tool(&w.services, &ctx, &call("redeploy", json!({}))).await;
+    assert_eq!(again.data["allow_findings"], true, "{}", again.data);
+    // And a new deploy takes the flag too.
+    let r = run_tool(
+        &w.services,
+        &me(),
+        &call(
+            "deploy_repository",
+            json!({"source": fixture("flask-basic"), "allow_findings": true}),
+        ),
+    )
+    .await;
+    assert_eq!(r.data["allow_findings"], true, "{}", r.data);
 }

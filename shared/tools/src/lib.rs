@@ -9,10 +9,10 @@ mod offline;
 mod tools;
 
 pub use offline::{
-    Context, CurrentDeployment, DeploymentSummary, ToolOutcome, Understanding, is_secret_name,
-    reply_for, understand,
+    Context, CurrentDeployment, DeploymentSummary, LinkSummary, ToolOutcome, Understanding,
+    is_secret_name, reply_for, understand,
 };
 pub use tools::{
     ArgError, RESERVED_ENV_NAMES, ToolAnnotations, ToolCall, ToolDeclaration, ToolName,
-    declarations, env_name_problem,
+    declarations, env_name_problem, github_repository,
 };

@@ -6,8 +6,8 @@
 //! then matches what is left against phrases, strongest intent first. Typos in the words that
 //! carry an intent ("deplyo", "stauts", "rollbak") are corrected against a small vocabulary.
 
-use crate::tools::{ToolCall, env_name_problem};
-use devgem_domain::{DeploymentId, ServiceName, Status};
+use crate::tools::{ToolCall, env_name_problem, github_repository};
+use devgem_domain::{DeploymentId, LinkId, RepositoryName, ServiceName, Status};
 use std::collections::BTreeMap;
 
 /// What the engine knows about the session.
@@ -238,6 +238,7 @@ struct Found {
     subdir: Option<String>,
     service_name: Option<String>,
     deployment_id: Option<DeploymentId>,
+    link_id: Option<LinkId>,
     revision: Option<String>,
     fix: Option<String>,
     env: BTreeMap<String, String>,
@@ -357,6 +358,11 @@ fn is_deployment_id(lower: &str) -> bool {
     lower.len() >= 6 && lower.starts_with("d-") && lower[2..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// `l-` and hex digits, as links are named.
+fn is_link_id(lower: &str) -> bool {
+    lower.len() >= 6 && lower.starts_with("l-") && lower[2..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 const GIT_HOSTS: &[&str] = &["github.com/", "gitlab.com/", "bitbucket.org/"];
 
 /// A repository URL, a host-prefixed path or a local path, as typed.
@@ -472,6 +478,11 @@ impl Message {
             if is_deployment_id(&lower) {
                 if self.found.deployment_id.is_none() {
                     self.found.deployment_id = DeploymentId::parse(&lower).ok();
+                }
+                self.take(i);
+            } else if is_link_id(&lower) {
+                if self.found.link_id.is_none() {
+                    self.found.link_id = LinkId::parse(&lower).ok();
                 }
                 self.take(i);
             }
@@ -863,6 +874,14 @@ impl Message {
             "here",
             "top",
             "please",
+            "every",
+            "each",
+            "push",
+            "pushes",
+            "commit",
+            "commits",
+            "auto",
+            "automatic",
         ];
         let ok = |m: &Message, i: usize| -> bool {
             m.free(i) && !NOT_BRANCH.contains(&m.lower(i)) && !is_filler(m.lower(i))
@@ -888,6 +907,24 @@ impl Message {
                 self.found.branch = Some(self.raw(next).to_string());
                 self.take(i);
                 self.take(next);
+                return;
+            }
+        }
+        // "every push to staging", "whenever I push to main", "merges into release".
+        for i in 0..n {
+            let pushes = matches!(
+                self.lower(i),
+                "push" | "pushes" | "pushed" | "commit" | "commits" | "merge" | "merges"
+            );
+            let next = i + 1;
+            if pushes
+                && self.free(next)
+                && matches!(self.lower(next), "to" | "into" | "on")
+                && ok(self, next + 1)
+            {
+                self.found.branch = Some(self.raw(next + 1).to_string());
+                self.take(next);
+                self.take(next + 1);
                 return;
             }
         }
@@ -1013,6 +1050,265 @@ impl Message {
             .any(|(i, w)| !self.used[i] && w.lower.starts_with(stem))
     }
 
+    /// The deploy call for the source the message names, with what it said.
+    fn deploy_call(&self, source: &str, allow_findings: bool) -> ToolCall {
+        let f = &self.found;
+        ToolCall::DeployRepository {
+            source: source.to_string(),
+            branch: f.branch.clone(),
+            subdir: f.subdir.clone(),
+            service_name: f
+                .service_name
+                .as_deref()
+                .and_then(|s| ServiceName::parse(s).ok()),
+            env: f.env.clone(),
+            secret: f.secret.clone(),
+            allow_findings,
+        }
+    }
+
+    /// Repository links ("auto-deploy acme/shop from main", "what's linked?", "stop
+    /// auto-deploying acme/shop") and the override of a security-scan stop ("deploy anyway"),
+    /// decided before the deploy, stop and fix intents whose words they share.
+    fn links_and_findings(&self, context: &Context) -> Option<Understanding> {
+        let f = &self.found;
+        let auto = self.stem("autodeploy")
+            || self.stem("autoredeploy")
+            || self.any(&[
+                "auto deploy",
+                "auto deploying",
+                "auto deployment",
+                "auto deployments",
+                "automatic deploy",
+                "automatic deployment",
+                "automatic deployments",
+                "deploy automatically",
+                "automatically deploy",
+                "automatically redeploy",
+                "redeploy automatically",
+                "continuous deployment",
+                "continuous delivery",
+                "continuously deploy",
+                "cd",
+            ]);
+        let on_push = self.any(&[
+            "every push",
+            "each push",
+            "on push",
+            "on pushes",
+            "on every push",
+            "whenever i push",
+            "whenever we push",
+            "whenever someone pushes",
+            "every time i push",
+            "every time we push",
+            "each time i push",
+            "when i push",
+            "when we push",
+            "pushes to",
+            "every commit",
+            "each commit",
+            "on commit",
+            "every merge",
+            "on merge",
+        ]) || (self.stem("push")
+            && self.any(&["whenever", "every time", "each time"]));
+        // "link acme/shop" asks for a link; "the link for acme/shop" is a URL.
+        let link_verb = self.any(&["link", "connect", "hook up", "wire up", "hook"])
+            && !self.any(&[
+                "the link",
+                "a link",
+                "my link",
+                "its link",
+                "that link",
+                "link for",
+                "link of",
+                "link to",
+            ]);
+        let unlink_verb = self.any(&[
+            "unlink",
+            "disconnect",
+            "unhook",
+            "remove the link",
+            "delete the link",
+            "remove link",
+            "delete link",
+            "remove the links",
+            "delete the links",
+            "drop the link",
+            "get rid of the link",
+        ]);
+        let stop_verb = self.any(&[
+            "stop",
+            "turn off",
+            "disable",
+            "no more",
+            "pause",
+            "cancel",
+            "switch off",
+            "quit",
+        ]);
+        let repository = f.source.as_deref().map(github_repository);
+
+        // Unlinking: a link verb undone, or automatic deploys stopped.
+        if unlink_verb || (stop_verb && (auto || on_push)) {
+            let repository = match repository {
+                Some(Some(name)) => match RepositoryName::parse(&name) {
+                    Ok(r) => Some(r),
+                    Err(_) => return Some(Understanding::Reply(NOT_GITHUB.to_string())),
+                },
+                Some(None) => return Some(Understanding::Reply(NOT_GITHUB.to_string())),
+                None => None,
+            };
+            let lead = match (&f.link_id, &repository) {
+                (Some(id), _) => format!("Removing the link {id}."),
+                (None, Some(r)) => format!("Removing the links of {r}."),
+                (None, None) => "Removing the link.".to_string(),
+            };
+            return Some(calls(
+                ToolCall::UnlinkRepository {
+                    link_id: f.link_id.clone(),
+                    repository: repository.filter(|_| f.link_id.is_none()),
+                },
+                Some(lead),
+            ));
+        }
+
+        // Linking: a repository and a word for deploying it on every push.
+        if f.source.is_some() && (auto || on_push || link_verb) {
+            let Some(Some(name)) = repository else {
+                return Some(Understanding::Reply(NOT_GITHUB.to_string()));
+            };
+            let Ok(repository) = RepositoryName::parse(&name) else {
+                return Some(Understanding::Reply(NOT_GITHUB.to_string()));
+            };
+            let call = ToolCall::LinkRepository {
+                repository: repository.clone(),
+                branch: f.branch.clone(),
+                service_name: f
+                    .service_name
+                    .as_deref()
+                    .and_then(|s| ServiceName::parse(s).ok()),
+                env: f.env.clone(),
+            };
+            let branch = f.branch.as_deref().unwrap_or("main");
+            return Some(calls(
+                call,
+                Some(format!(
+                    "Linking {repository}: every push to {branch} will deploy it."
+                )),
+            ));
+        }
+
+        // The links there are.
+        let asks = matches!(
+            self.lower(0),
+            "what" | "whats" | "which" | "show" | "list" | "any" | "do" | "are" | "is" | "how"
+        ) || self.any(&["show", "list", "any", "tell me"]);
+        let link_nouns = self.any(&[
+            "links",
+            "linked",
+            "linked repos",
+            "linked repositories",
+            "connected repos",
+            "connected repositories",
+            "hooked up",
+        ]);
+        if f.source.is_none() && (link_nouns || (asks && auto)) {
+            return Some(calls(ToolCall::ListLinks, None));
+        }
+        if f.source.is_none() && (auto || (on_push && !self.stem("status"))) {
+            return Some(Understanding::Reply(ASK_LINK.to_string()));
+        }
+
+        // Overriding a security-scan stop: said outright, or "anyway" with a go-ahead.
+        let outright = self.any(&[
+            "accept the risk",
+            "accept the risks",
+            "take the risk",
+            "ill take the risk",
+            "my risk",
+            "ignore the findings",
+            "ignore the finding",
+            "ignore findings",
+            "ignore the security",
+            "ignore security",
+            "ignore the warnings",
+            "ignore the warning",
+            "ignore the scan",
+            "ignore the secret",
+            "ignore the key",
+            "override the scan",
+            "override the security",
+            "override the findings",
+            "override the block",
+            "allow the findings",
+            "allow findings",
+            "allow the finding",
+            "allow_findings",
+            "skip the security",
+            "skip the scan",
+            "skip security",
+            "bypass the scan",
+            "bypass the security",
+            "despite the findings",
+            "despite the warnings",
+        ]);
+        let hedged = self.any(&[
+            "anyway",
+            "anyways",
+            "regardless",
+            "false positive",
+            "false positives",
+            "false alarm",
+            "false alarms",
+            "its fine",
+            "its safe",
+            "its fake",
+            "test key",
+            "dummy key",
+            "fake key",
+        ]);
+        let go = self.stem("deploy")
+            || self.stem("redeploy")
+            || self.any(&[
+                "ship",
+                "go ahead",
+                "proceed",
+                "do it",
+                "continue",
+                "go for it",
+                "push it",
+                "launch",
+                "release",
+                "try again",
+                "retry",
+                "again",
+                "let it through",
+                "let it go",
+            ]);
+        if outright || (hedged && go) {
+            if let Some(source) = &f.source {
+                let call = self.deploy_call(source, true);
+                let lead = deploy_lead_in(&call);
+                return Some(calls(call, Some(lead)));
+            }
+            let lead = if context.current.is_some() || f.deployment_id.is_some() {
+                "Deploying it again with its security findings allowed, as you asked."
+            } else {
+                "Deploying again with the security findings allowed."
+            };
+            return Some(calls(
+                ToolCall::Redeploy {
+                    deployment_id: f.deployment_id.clone(),
+                    allow_findings: true,
+                },
+                Some(lead.to_string()),
+            ));
+        }
+        None
+    }
+
     fn decide(self, context: &Context) -> Understanding {
         let id = self.found.deployment_id.clone();
         let f = &self.found;
@@ -1029,6 +1325,10 @@ impl Message {
             return Understanding::Reply(
                 "Okay, I won't do anything. Tell me when you're ready.".to_string(),
             );
+        }
+
+        if let Some(understood) = self.links_and_findings(context) {
+            return understood;
         }
 
         // "the deploy", "before deploying": the word, not the request.
@@ -1232,17 +1532,7 @@ impl Message {
         if let Some(source) = &f.source
             && (strong_deploy || !analyze_words)
         {
-            let call = ToolCall::DeployRepository {
-                source: source.clone(),
-                branch: f.branch.clone(),
-                subdir: f.subdir.clone(),
-                service_name: f
-                    .service_name
-                    .as_deref()
-                    .and_then(|s| ServiceName::parse(s).ok()),
-                env: f.env.clone(),
-                secret: f.secret.clone(),
-            };
+            let call = self.deploy_call(source, false);
             let lead = deploy_lead_in(&call);
             return calls(call, Some(lead));
         }
@@ -1415,7 +1705,10 @@ impl Message {
 
         if redeploy_words {
             return calls(
-                ToolCall::Redeploy { deployment_id: id },
+                ToolCall::Redeploy {
+                    deployment_id: id,
+                    allow_findings: false,
+                },
                 Some("Deploying it again.".to_string()),
             );
         }
@@ -1462,7 +1755,10 @@ impl Message {
         {
             if context.current.is_some() && self.any(&["it", "this", "that", "same"]) {
                 return calls(
-                    ToolCall::Redeploy { deployment_id: id },
+                    ToolCall::Redeploy {
+                        deployment_id: id,
+                        allow_findings: false,
+                    },
                     Some("Deploying it again.".to_string()),
                 );
             }
@@ -1596,6 +1892,12 @@ fn calls(call: ToolCall, lead_in: Option<String>) -> Understanding {
 const ASK_SOURCE: &str = "Which repository should I deploy? Give me its URL (like \
     github.com/acme/shop), owner/repo, or a local path (like ./my-app).";
 
+const ASK_LINK: &str = "Which GitHub repository should deploy on every push? Say, for example, \
+    \"auto-deploy acme/shop from main\".";
+
+const NOT_GITHUB: &str = "I can link GitHub repositories only (pushes come from GitHub's \
+    webhook): name one as owner/name or github.com/owner/name.";
+
 const GREETING: &str = "Hi! I deploy repositories: say \"deploy github.com/owner/repo\" and I'll \
     analyze, build and run it. I can also show status and logs, set environment variables, roll \
     back, and explain a failure.";
@@ -1603,7 +1905,8 @@ const GREETING: &str = "Hi! I deploy repositories: say \"deploy github.com/owner
 const HELP: &str = "I can deploy a repository (\"deploy github.com/acme/shop from the staging \
     branch\"), show its status or logs, set or remove environment variables (\"set \
     LOG_LEVEL=debug\"), redeploy, roll back, abort or stop it, analyze a repository without \
-    deploying it, and explain why a deployment failed and fix it.";
+    deploying it, explain why a deployment failed and fix it, and deploy a GitHub repository on \
+    every push (\"auto-deploy acme/shop from main\").";
 
 const FALLBACK: &str = "I'm not sure what you'd like me to do. I can deploy a repository \
     (\"deploy github.com/acme/shop\"), show status or logs, set environment variables, redeploy, \
@@ -1626,6 +1929,7 @@ fn deploy_lead_in(call: &ToolCall) -> String {
         service_name,
         env,
         secret,
+        allow_findings,
     } = call
     else {
         return String::new();
@@ -1659,6 +1963,9 @@ fn deploy_lead_in(call: &ToolCall) -> String {
     if !names.is_empty() {
         s.push_str(&format!(" with {}", join_names(&names)));
     }
+    if *allow_findings {
+        s.push_str(", allowing its high-severity security findings as you asked");
+    }
     s.push('.');
     s
 }
@@ -1673,6 +1980,15 @@ pub struct DeploymentSummary {
     pub service_name: String,
     pub status: Status,
     pub url: Option<String>,
+}
+
+/// One repository link, as a reply shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkSummary {
+    pub id: LinkId,
+    pub repository: String,
+    pub branch: String,
+    pub service_name: String,
 }
 
 /// What a tool call came to, as the caller saw it.
@@ -1714,6 +2030,19 @@ pub enum ToolOutcome {
         deployment_id: DeploymentId,
         change: String,
     },
+    /// A repository was linked; `webhook_url` is where GitHub must send its pushes (`None`
+    /// when this server takes no GitHub webhooks).
+    Linked {
+        link: LinkSummary,
+        webhook_url: Option<String>,
+    },
+    Links(Vec<LinkSummary>),
+    /// The links that were removed.
+    Unlinked(Vec<LinkSummary>),
+    /// No link of the caller's is the one named (a link id, or a repository).
+    LinkNotFound {
+        what: String,
+    },
     /// The call needs a deployment and the session has none (and the call named none).
     NoDeployment,
     NotFound {
@@ -1745,10 +2074,64 @@ fn reply_text(call: &ToolCall, outcome: &ToolOutcome) -> String {
              there are."
         ),
         ToolOutcome::Error { message } => format!("That didn't work: {message}"),
+        ToolOutcome::Linked { link, webhook_url } => linked_reply(link, webhook_url.as_deref()),
+        ToolOutcome::Links(links) => {
+            if links.is_empty() {
+                return "No repositories are linked. Say \"auto-deploy acme/shop from main\" to \
+                        deploy one on every push."
+                    .to_string();
+            }
+            let mut s = format!(
+                "{} linked repositor{}:",
+                links.len(),
+                if links.len() == 1 { "y" } else { "ies" }
+            );
+            for l in links {
+                s.push_str(&format!(
+                    "\n- {} (branch {}) deploys the service {} [{}]",
+                    l.repository, l.branch, l.service_name, l.id
+                ));
+            }
+            s
+        }
+        ToolOutcome::Unlinked(links) => {
+            let mut s = String::new();
+            for l in links {
+                s.push_str(&format!(
+                    "Removed the link {} of {} (branch {}, service {}): pushes to {} no longer \
+                     deploy it.\n",
+                    l.id, l.repository, l.branch, l.service_name, l.branch
+                ));
+            }
+            s.push_str(
+                "Deployments it already made keep running; the webhook in GitHub can be deleted \
+                 too.",
+            );
+            s
+        }
+        ToolOutcome::LinkNotFound { what } => {
+            format!("I can't find a link {what}. \"What repos are linked?\" lists yours.")
+        }
         ToolOutcome::Started { deployment_id } => match call {
+            ToolCall::DeployRepository {
+                source,
+                allow_findings: true,
+                ..
+            } => format!(
+                "Deploying {source} as {deployment_id}, with high-severity security findings \
+                 allowed (your choice, recorded on the deployment). I'll tell you when it's live."
+            ),
             ToolCall::DeployRepository { source, .. } => {
                 format!("Deploying {source} as {deployment_id}. I'll tell you when it's live.")
             }
+            ToolCall::Redeploy {
+                allow_findings: true,
+                ..
+            } => format!(
+                "Redeploying as {deployment_id} with the high-severity security findings \
+                 allowed: they no longer stop it (your choice, recorded on the deployment). \
+                 I'll tell you when it's live."
+            ),
             ToolCall::SetEnvVars { env, secret, .. } => {
                 let names = env_names(env, secret);
                 format!(
@@ -1866,6 +2249,32 @@ fn reply_text(call: &ToolCall, outcome: &ToolOutcome) -> String {
     }
 }
 
+fn linked_reply(link: &LinkSummary, webhook_url: Option<&str>) -> String {
+    let LinkSummary {
+        id,
+        repository,
+        branch,
+        service_name,
+    } = link;
+    let mut s = format!(
+        "Linked {repository} (branch {branch}) to the service {service_name} as {id}: every \
+         push to {branch} deploys it, and pull requests against {branch} get previews."
+    );
+    match webhook_url {
+        Some(url) => s.push_str(&format!(
+            " In GitHub, add a webhook to {repository} (Settings → Webhooks → Add webhook) with \
+             the payload URL {url}, content type application/json, this server's \
+             GITHUB_WEBHOOK_SECRET as its secret, and the push and pull request events."
+        )),
+        None => s.push_str(
+            " This server takes no GitHub webhooks yet: its operator sets \
+             GITHUB_WEBHOOK_SECRET, then a webhook in GitHub points at this server's \
+             /webhooks/github.",
+        ),
+    }
+    s
+}
+
 /// Names with the secret ones marked.
 fn env_names(env: &BTreeMap<String, String>, secret: &[String]) -> Vec<String> {
     let mut names: Vec<String> = env
@@ -1892,7 +2301,8 @@ fn env_names(env: &BTreeMap<String, String>, secret: &[String]) -> Vec<String> {
 fn redact(call: &ToolCall, mut reply: String) -> String {
     let (env, secret) = match call {
         ToolCall::DeployRepository { env, secret, .. }
-        | ToolCall::SetEnvVars { env, secret, .. } => (env, secret),
+        | ToolCall::SetEnvVars { env, secret, .. } => (env, secret.as_slice()),
+        ToolCall::LinkRepository { env, .. } => (env, &[][..]),
         _ => return reply,
     };
     for (name, value) in env {

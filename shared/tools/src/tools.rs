@@ -2,7 +2,7 @@
 //! written to the JSON a language model (or an MCP client) exchanges, with a JSON Schema and
 //! truthful annotations per tool. The chat and the MCP server both serve exactly this list.
 
-use devgem_domain::{DeploymentId, ServiceName};
+use devgem_domain::{DeploymentId, LinkId, RepositoryName, ServiceName};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -24,11 +24,14 @@ pub enum ToolName {
     AnalyzeRepository,
     DiagnoseFailure,
     ApplyFix,
+    LinkRepository,
+    ListLinks,
+    UnlinkRepository,
 }
 
 impl ToolName {
     /// Every tool, in the order the declarations list them.
-    pub const ALL: [ToolName; 13] = [
+    pub const ALL: [ToolName; 16] = [
         ToolName::DeployRepository,
         ToolName::GetDeploymentStatus,
         ToolName::ListDeployments,
@@ -42,6 +45,9 @@ impl ToolName {
         ToolName::AnalyzeRepository,
         ToolName::DiagnoseFailure,
         ToolName::ApplyFix,
+        ToolName::LinkRepository,
+        ToolName::ListLinks,
+        ToolName::UnlinkRepository,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -59,6 +65,9 @@ impl ToolName {
             ToolName::AnalyzeRepository => "analyze_repository",
             ToolName::DiagnoseFailure => "diagnose_failure",
             ToolName::ApplyFix => "apply_fix",
+            ToolName::LinkRepository => "link_repository",
+            ToolName::ListLinks => "list_links",
+            ToolName::UnlinkRepository => "unlink_repository",
         }
     }
 
@@ -72,7 +81,8 @@ impl ToolName {
             ToolName::DeployRepository => {
                 "Deploy a git repository (a URL, github.com/owner/repo, or owner/repo) or a local \
                  directory: analyze it, build it and run it, answering at a URL. Returns the new \
-                 deployment's id."
+                 deployment's id. High-severity security findings stop it unless \
+                 `allow_findings` is true."
             }
             ToolName::GetDeploymentStatus => {
                 "The status of a deployment (queued, analyzing, building, deploying, live, \
@@ -94,7 +104,11 @@ impl ToolName {
             ToolName::StopDeployment => {
                 "Stop a live deployment: its service stops answering at its URL."
             }
-            ToolName::Redeploy => "Deploy the same source and settings again, as a new deployment.",
+            ToolName::Redeploy => {
+                "Deploy the same source and settings again, as a new deployment. With \
+                 `allow_findings`, high-severity security findings (which stop a deployment) \
+                 are allowed: the user's \"deploy anyway\" after a security-scan stop."
+            }
             ToolName::Rollback => {
                 "Send a service's traffic back to an earlier revision: the previous one, or the \
                  named `revision`."
@@ -111,6 +125,18 @@ impl ToolName {
                 "Apply the fix a diagnosis proposed (or the one named by `fix`), say what \
                  changed, and redeploy."
             }
+            ToolName::LinkRepository => {
+                "Link a GitHub repository's branch to a service: every push to the branch \
+                 deploys it, and pull requests against it get previews. Returns the link and \
+                 the webhook URL to set in GitHub."
+            }
+            ToolName::ListLinks => {
+                "The linked repositories: repository, branch, service and link id."
+            }
+            ToolName::UnlinkRepository => {
+                "Remove a link (by `link_id`, or every link of `repository`): pushes no longer \
+                 deploy. Says what it removed."
+            }
         }
     }
 
@@ -121,15 +147,19 @@ impl ToolName {
             | ToolName::ListDeployments
             | ToolName::GetLogs
             | ToolName::AnalyzeRepository
-            | ToolName::DiagnoseFailure => (true, false, true),
+            | ToolName::DiagnoseFailure
+            | ToolName::ListLinks => (true, false, true),
             // Aborting or stopping twice leaves the same state as once.
-            ToolName::AbortDeployment | ToolName::StopDeployment => (false, true, true),
+            ToolName::AbortDeployment | ToolName::StopDeployment | ToolName::UnlinkRepository => {
+                (false, true, true)
+            }
             // Each call starts a new deployment (unset and rollback also remove something).
             ToolName::UnsetEnvVars | ToolName::Rollback => (false, true, false),
             ToolName::DeployRepository
             | ToolName::SetEnvVars
             | ToolName::Redeploy
-            | ToolName::ApplyFix => (false, false, false),
+            | ToolName::ApplyFix
+            | ToolName::LinkRepository => (false, false, false),
         };
         ToolAnnotations {
             read_only,
@@ -158,14 +188,46 @@ impl ToolName {
                 },
                 ENV_OPTIONAL,
                 SECRET,
+                ALLOW_FINDINGS,
             ],
-            ToolName::ListDeployments => &[],
+            ToolName::ListDeployments | ToolName::ListLinks => &[],
             ToolName::GetDeploymentStatus
             | ToolName::GetLogs
             | ToolName::AbortDeployment
             | ToolName::StopDeployment
-            | ToolName::Redeploy
             | ToolName::DiagnoseFailure => &[DEPLOYMENT_ID],
+            ToolName::Redeploy => &[DEPLOYMENT_ID, ALLOW_FINDINGS],
+            ToolName::LinkRepository => &[
+                Param {
+                    required: true,
+                    ..REPOSITORY
+                },
+                Param {
+                    name: "branch",
+                    kind: Kind::Text,
+                    required: false,
+                    description: "The branch whose pushes deploy; main when absent.",
+                },
+                Param {
+                    name: "service_name",
+                    kind: Kind::Text,
+                    required: false,
+                    description: "The service the pushes deploy: lowercase letters, digits and '-', starting with a letter. The repository's name when absent.",
+                },
+                ENV_OPTIONAL,
+            ],
+            ToolName::UnlinkRepository => &[
+                Param {
+                    name: "link_id",
+                    kind: Kind::Text,
+                    required: false,
+                    description: "The link to remove (l-...).",
+                },
+                Param {
+                    description: "Remove every link of this repository (owner/name). With neither this nor link_id, the only link there is.",
+                    ..REPOSITORY
+                },
+            ],
             ToolName::SetEnvVars => &[
                 DEPLOYMENT_ID,
                 Param {
@@ -259,6 +321,7 @@ fn schema(tool: ToolName) -> Value {
         let mut prop = match p.kind {
             Kind::Text => json!({"type": "string", "minLength": 1}),
             Kind::DeploymentId => json!({"type": "string", "pattern": "^[a-z0-9-]{3,64}$"}),
+            Kind::Flag => json!({"type": "boolean"}),
             Kind::Env => json!({
                 "type": "object",
                 "propertyNames": {"pattern": ENV_NAME_PATTERN},
@@ -322,6 +385,8 @@ enum Kind {
     Env,
     /// `[NAME]`.
     Names,
+    /// `true` or `false`.
+    Flag,
 }
 
 const SOURCE: Param = Param {
@@ -355,6 +420,19 @@ const SECRET: Param = Param {
     description: "Names of variables to keep as secrets (their values are never shown). A name with no value in `env` keeps the value already stored.",
 };
 
+const ALLOW_FINDINGS: Param = Param {
+    name: "allow_findings",
+    kind: Kind::Flag,
+    required: false,
+    description: "Deploy despite high-severity security findings (a committed key, secrets in the Dockerfile); only when the user said so. Recorded on the deployment.",
+};
+const REPOSITORY: Param = Param {
+    name: "repository",
+    kind: Kind::Text,
+    required: false,
+    description: "The GitHub repository: owner/name, github.com/owner/name or https://github.com/owner/name.",
+};
+
 /// A tool call with its arguments checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ToolCall {
@@ -365,6 +443,8 @@ pub enum ToolCall {
         service_name: Option<ServiceName>,
         env: BTreeMap<String, String>,
         secret: Vec<String>,
+        /// High-severity security findings do not stop it (the user said so).
+        allow_findings: bool,
     },
     GetDeploymentStatus {
         deployment_id: Option<DeploymentId>,
@@ -390,6 +470,8 @@ pub enum ToolCall {
     },
     Redeploy {
         deployment_id: Option<DeploymentId>,
+        /// High-severity security findings do not stop it ("deploy anyway").
+        allow_findings: bool,
     },
     Rollback {
         deployment_id: Option<DeploymentId>,
@@ -405,6 +487,19 @@ pub enum ToolCall {
     ApplyFix {
         deployment_id: Option<DeploymentId>,
         fix: Option<String>,
+    },
+    LinkRepository {
+        repository: RepositoryName,
+        /// `main` when absent.
+        branch: Option<String>,
+        service_name: Option<ServiceName>,
+        env: BTreeMap<String, String>,
+    },
+    ListLinks,
+    /// At most one of the two; with neither, the caller's only link.
+    UnlinkRepository {
+        link_id: Option<LinkId>,
+        repository: Option<RepositoryName>,
     },
 }
 
@@ -464,6 +559,9 @@ impl ToolCall {
             ToolCall::AnalyzeRepository { .. } => ToolName::AnalyzeRepository,
             ToolCall::DiagnoseFailure { .. } => ToolName::DiagnoseFailure,
             ToolCall::ApplyFix { .. } => ToolName::ApplyFix,
+            ToolCall::LinkRepository { .. } => ToolName::LinkRepository,
+            ToolCall::ListLinks => ToolName::ListLinks,
+            ToolCall::UnlinkRepository { .. } => ToolName::UnlinkRepository,
         }
     }
 
@@ -475,6 +573,9 @@ impl ToolCall {
             ToolCall::DeployRepository { .. }
                 | ToolCall::ListDeployments
                 | ToolCall::AnalyzeRepository { .. }
+                | ToolCall::LinkRepository { .. }
+                | ToolCall::ListLinks
+                | ToolCall::UnlinkRepository { .. }
         )
     }
 
@@ -487,13 +588,16 @@ impl ToolCall {
             | ToolCall::UnsetEnvVars { deployment_id, .. }
             | ToolCall::AbortDeployment { deployment_id }
             | ToolCall::StopDeployment { deployment_id }
-            | ToolCall::Redeploy { deployment_id }
+            | ToolCall::Redeploy { deployment_id, .. }
             | ToolCall::Rollback { deployment_id, .. }
             | ToolCall::DiagnoseFailure { deployment_id }
             | ToolCall::ApplyFix { deployment_id, .. } => deployment_id.as_ref(),
             ToolCall::DeployRepository { .. }
             | ToolCall::ListDeployments
-            | ToolCall::AnalyzeRepository { .. } => None,
+            | ToolCall::AnalyzeRepository { .. }
+            | ToolCall::LinkRepository { .. }
+            | ToolCall::ListLinks
+            | ToolCall::UnlinkRepository { .. } => None,
         }
     }
 
@@ -537,6 +641,7 @@ impl ToolCall {
                 service_name: args.service_name()?,
                 env: args.env()?.unwrap_or_default(),
                 secret: args.names("secret")?.unwrap_or_default(),
+                allow_findings: args.flag("allow_findings")?,
             },
             ToolName::GetDeploymentStatus => ToolCall::GetDeploymentStatus {
                 deployment_id: args.deployment_id()?,
@@ -581,6 +686,7 @@ impl ToolCall {
             },
             ToolName::Redeploy => ToolCall::Redeploy {
                 deployment_id: args.deployment_id()?,
+                allow_findings: args.flag("allow_findings")?,
             },
             ToolName::Rollback => ToolCall::Rollback {
                 deployment_id: args.deployment_id()?,
@@ -597,6 +703,32 @@ impl ToolCall {
                 deployment_id: args.deployment_id()?,
                 fix: args.text("fix")?,
             },
+            ToolName::LinkRepository => ToolCall::LinkRepository {
+                repository: args.repository()?.ok_or(ArgError::Missing {
+                    tool,
+                    argument: "repository",
+                })?,
+                branch: args.branch()?,
+                service_name: args.service_name()?,
+                env: args.env()?.unwrap_or_default(),
+            },
+            ToolName::ListLinks => ToolCall::ListLinks,
+            ToolName::UnlinkRepository => {
+                let link_id = args
+                    .text("link_id")?
+                    .map(|s| LinkId::parse(&s).map_err(|e| args.invalid("link_id", e.reason)))
+                    .transpose()?;
+                let repository = args.repository()?;
+                if link_id.is_some() && repository.is_some() {
+                    return Err(
+                        args.invalid("repository", "goes without `link_id`: give one of the two")
+                    );
+                }
+                ToolCall::UnlinkRepository {
+                    link_id,
+                    repository,
+                }
+            }
         };
         Ok(call)
     }
@@ -635,6 +767,7 @@ impl ToolCall {
                 service_name,
                 env,
                 secret,
+                allow_findings,
             } => {
                 put("source", source.as_str().into());
                 if let Some(b) = branch {
@@ -651,6 +784,9 @@ impl ToolCall {
                 }
                 if !secret.is_empty() {
                     put("secret", secret.clone().into());
+                }
+                if *allow_findings {
+                    put("allow_findings", true.into());
                 }
             }
             ToolCall::SetEnvVars {
@@ -700,15 +836,53 @@ impl ToolCall {
                     put("branch", b.as_str().into());
                 }
             }
-            ToolCall::ListDeployments => {}
+            ToolCall::ListDeployments | ToolCall::ListLinks => {}
             ToolCall::GetDeploymentStatus { deployment_id }
             | ToolCall::GetLogs { deployment_id }
             | ToolCall::AbortDeployment { deployment_id }
             | ToolCall::StopDeployment { deployment_id }
-            | ToolCall::Redeploy { deployment_id }
             | ToolCall::DiagnoseFailure { deployment_id } => {
                 if let Some(id) = id_json(deployment_id) {
                     put("deployment_id", id);
+                }
+            }
+            ToolCall::Redeploy {
+                deployment_id,
+                allow_findings,
+            } => {
+                if let Some(id) = id_json(deployment_id) {
+                    put("deployment_id", id);
+                }
+                if *allow_findings {
+                    put("allow_findings", true.into());
+                }
+            }
+            ToolCall::LinkRepository {
+                repository,
+                branch,
+                service_name,
+                env,
+            } => {
+                put("repository", repository.as_str().into());
+                if let Some(b) = branch {
+                    put("branch", b.as_str().into());
+                }
+                if let Some(s) = service_name {
+                    put("service_name", s.as_str().into());
+                }
+                if !env.is_empty() {
+                    put("env", env_json(env));
+                }
+            }
+            ToolCall::UnlinkRepository {
+                link_id,
+                repository,
+            } => {
+                if let Some(id) = link_id {
+                    put("link_id", id.as_str().into());
+                }
+                if let Some(r) = repository {
+                    put("repository", r.as_str().into());
                 }
             }
         }
@@ -792,6 +966,35 @@ impl Args<'_> {
             .transpose()
     }
 
+    /// `true` or `false`; absent or `null` is `false`.
+    fn flag(&self, name: &'static str) -> Result<bool, ArgError> {
+        match self.object.get(name) {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(other) => Err(self.invalid(
+                name,
+                format!("must be true or false, not {}", json_type(other)),
+            )),
+        }
+    }
+
+    /// A GitHub repository as `owner/name`, also read from github.com/owner/name and
+    /// https://github.com/owner/name(.git).
+    fn repository(&self) -> Result<Option<RepositoryName>, ArgError> {
+        let Some(text) = self.text("repository")? else {
+            return Ok(None);
+        };
+        let bare = github_repository(&text).ok_or_else(|| {
+            self.invalid(
+                "repository",
+                "must be a GitHub repository: owner/name or https://github.com/owner/name",
+            )
+        })?;
+        RepositoryName::parse(&bare)
+            .map(Some)
+            .map_err(|e| self.invalid("repository", e.reason))
+    }
+
     fn deployment_id(&self) -> Result<Option<DeploymentId>, ArgError> {
         self.text("deployment_id")?
             .map(|s| DeploymentId::parse(&s).map_err(|e| self.invalid("deployment_id", e.reason)))
@@ -859,6 +1062,35 @@ impl Args<'_> {
         }
         Ok(Some(names))
     }
+}
+
+/// `owner/name` out of `owner/name`, `github.com/owner/name` or
+/// `https://github.com/owner/name.git` (a `/tree/branch` tail is dropped); `None` for another
+/// host or shape.
+pub fn github_repository(text: &str) -> Option<String> {
+    let mut rest = text.trim();
+    for scheme in ["https://", "http://"] {
+        if rest.len() >= scheme.len() && rest[..scheme.len()].eq_ignore_ascii_case(scheme) {
+            rest = &rest[scheme.len()..];
+        }
+    }
+    let lower = rest.to_ascii_lowercase();
+    if let Some(host_end) = ["www.github.com/", "github.com/"]
+        .iter()
+        .find(|h| lower.starts_with(*h))
+        .map(|h| h.len())
+    {
+        rest = &rest[host_end..];
+    } else if text.contains("://") {
+        return None;
+    }
+    let mut parts = rest.trim_end_matches('/').split('/');
+    let (owner, name) = (parts.next()?, parts.next()?);
+    if parts.next().is_some_and(|p| p != "tree") {
+        return None;
+    }
+    let name = name.strip_suffix(".git").unwrap_or(name);
+    (!owner.is_empty() && !name.is_empty()).then(|| format!("{owner}/{name}"))
 }
 
 fn json_type(v: &Value) -> &'static str {
@@ -988,8 +1220,24 @@ mod tests {
                 service_name: Some(ServiceName::parse("shop").unwrap()),
                 env: env.clone(),
                 secret: vec!["STRIPE_KEY".into()],
+                allow_findings: true,
             },
             ToolCall::ListDeployments,
+            ToolCall::Redeploy {
+                deployment_id: None,
+                allow_findings: true,
+            },
+            ToolCall::LinkRepository {
+                repository: RepositoryName::parse("acme/shop").unwrap(),
+                branch: Some("staging".into()),
+                service_name: Some(ServiceName::parse("storefront").unwrap()),
+                env: env.clone(),
+            },
+            ToolCall::ListLinks,
+            ToolCall::UnlinkRepository {
+                link_id: Some(LinkId::parse("l-0193abcd").unwrap()),
+                repository: None,
+            },
             ToolCall::SetEnvVars {
                 deployment_id: Some(DeploymentId::parse("d-0193").unwrap()),
                 env,
@@ -1012,6 +1260,50 @@ mod tests {
             let back = ToolCall::from_json(call.name().as_str(), &call.to_json()).unwrap();
             assert_eq!(back, call);
         }
+    }
+
+    #[test]
+    fn repositories_are_read_from_github_urls_and_other_hosts_refused() {
+        let link = |repository: &str| {
+            ToolCall::from_json("link_repository", &json!({"repository": repository}))
+        };
+        for given in [
+            "acme/shop",
+            "github.com/acme/shop",
+            "https://github.com/acme/shop",
+            "https://github.com/acme/shop.git",
+            "https://www.github.com/acme/shop/",
+            "HTTPS://GitHub.com/acme/shop/tree/main",
+        ] {
+            let ToolCall::LinkRepository { repository, .. } = link(given).unwrap() else {
+                panic!("{given}")
+            };
+            assert_eq!(repository.as_str(), "acme/shop", "{given}");
+        }
+        for refused in [
+            "https://gitlab.com/acme/shop",
+            "acme",
+            "git@github.com:acme/shop.git",
+            "github.com/acme/shop/issues/3",
+            "-x/shop",
+        ] {
+            let e = link(refused).unwrap_err();
+            assert_eq!(e.argument(), Some("repository"), "{refused}: {e}");
+        }
+        assert_eq!(
+            err("link_repository", json!({})),
+            "link_repository: `repository` is required"
+        );
+        let e = err(
+            "unlink_repository",
+            json!({"link_id": "l-1", "repository": "acme/shop"}),
+        );
+        assert!(e.contains("give one of the two"), "{e}");
+        let e = err("redeploy", json!({"allow_findings": "yes"}));
+        assert_eq!(
+            e,
+            "redeploy: `allow_findings` must be true or false, not a string"
+        );
     }
 
     #[test]
@@ -1069,6 +1361,8 @@ mod tests {
         assert_eq!(required(ToolName::UnsetEnvVars), ["names"]);
         assert!(required(ToolName::Rollback).is_empty());
         assert!(required(ToolName::ListDeployments).is_empty());
+        assert_eq!(required(ToolName::LinkRepository), ["repository"]);
+        assert!(required(ToolName::UnlinkRepository).is_empty());
     }
 
     #[test]
@@ -1091,6 +1385,7 @@ mod tests {
             ToolName::StopDeployment,
             ToolName::Rollback,
             ToolName::UnsetEnvVars,
+            ToolName::UnlinkRepository,
         ] {
             assert!(tool.annotations().destructive, "{tool}");
         }

@@ -1099,6 +1099,238 @@ fn table() -> Vec<(&'static str, Session, Expect)> {
         ),
         ("ok fix it then", Failed, Call("apply_fix", none())),
         ("please apply that fix", Failed, Call("apply_fix", none())),
+        // --- deploying on every push (links) ----------------------------------------------
+        (
+            "auto-deploy acme/shop from main",
+            Fresh,
+            Call(
+                "link_repository",
+                json!({"repository": "acme/shop", "branch": "main"}),
+            ),
+        ),
+        (
+            "deploy on every push to staging for github.com/acme/shop",
+            Fresh,
+            Call(
+                "link_repository",
+                json!({"repository": "acme/shop", "branch": "staging"}),
+            ),
+        ),
+        (
+            "link acme/shop",
+            Fresh,
+            Call("link_repository", json!({"repository": "acme/shop"})),
+        ),
+        (
+            "Link https://github.com/acme/shop.git branch dev",
+            Fresh,
+            Call(
+                "link_repository",
+                json!({"repository": "acme/shop", "branch": "dev"}),
+            ),
+        ),
+        (
+            "can you autodeploy github.com/acme/shop?",
+            Fresh,
+            Call("link_repository", json!({"repository": "acme/shop"})),
+        ),
+        (
+            "redeploy acme/shop whenever I push to main",
+            Live,
+            Call(
+                "link_repository",
+                json!({"repository": "acme/shop", "branch": "main"}),
+            ),
+        ),
+        (
+            "every time I push to develop, deploy acme/api",
+            Fresh,
+            Call(
+                "link_repository",
+                json!({"repository": "acme/api", "branch": "develop"}),
+            ),
+        ),
+        (
+            "hook up https://github.com/acme/shop so pushes to main go live",
+            Fresh,
+            Call(
+                "link_repository",
+                json!({"repository": "acme/shop", "branch": "main"}),
+            ),
+        ),
+        (
+            "set up continuous deployment for acme/shop from the release branch",
+            Fresh,
+            Call(
+                "link_repository",
+                json!({"repository": "acme/shop", "branch": "release"}),
+            ),
+        ),
+        (
+            "connect acme/shop to a service called storefront",
+            Fresh,
+            Call(
+                "link_repository",
+                json!({"repository": "acme/shop", "service_name": "storefront"}),
+            ),
+        ),
+        (
+            "auto deploy github.com/acme/shop/tree/staging",
+            Fresh,
+            Call(
+                "link_repository",
+                json!({"repository": "acme/shop", "branch": "staging"}),
+            ),
+        ),
+        (
+            "set up auto-deploys please",
+            Live,
+            Reply("Which GitHub repository should deploy on every push?"),
+        ),
+        (
+            "auto-deploy gitlab.com/acme/shop",
+            Fresh,
+            Reply("GitHub repositories only"),
+        ),
+        ("what repos are linked?", Fresh, Call("list_links", none())),
+        ("show my links", Live, Call("list_links", none())),
+        (
+            "which repositories auto-deploy?",
+            Fresh,
+            Call("list_links", none()),
+        ),
+        (
+            "list linked repositories",
+            Fresh,
+            Call("list_links", none()),
+        ),
+        (
+            "do I have any auto-deploys set up?",
+            Fresh,
+            Call("list_links", none()),
+        ),
+        (
+            "stop auto-deploying acme/shop",
+            Live,
+            Call("unlink_repository", json!({"repository": "acme/shop"})),
+        ),
+        ("unlink that", Fresh, Call("unlink_repository", none())),
+        (
+            "unlink github.com/acme/shop",
+            Fresh,
+            Call("unlink_repository", json!({"repository": "acme/shop"})),
+        ),
+        (
+            "disconnect acme/shop please",
+            Fresh,
+            Call("unlink_repository", json!({"repository": "acme/shop"})),
+        ),
+        (
+            "remove the link l-0193abcd",
+            Fresh,
+            Call("unlink_repository", json!({"link_id": "l-0193abcd"})),
+        ),
+        (
+            "turn off auto deploy for acme/shop",
+            Live,
+            Call("unlink_repository", json!({"repository": "acme/shop"})),
+        ),
+        (
+            "stop deploying acme/shop on every push",
+            Live,
+            Call("unlink_repository", json!({"repository": "acme/shop"})),
+        ),
+        (
+            "no more automatic deploys for github.com/acme/shop",
+            Fresh,
+            Call("unlink_repository", json!({"repository": "acme/shop"})),
+        ),
+        // --- overriding a security-scan stop -------------------------------------------------
+        (
+            "deploy anyway",
+            Failed,
+            Call("redeploy", json!({"allow_findings": true})),
+        ),
+        (
+            "ignore the security findings and deploy",
+            Failed,
+            Call("redeploy", json!({"allow_findings": true})),
+        ),
+        (
+            "I accept the risk, go ahead",
+            Failed,
+            Call("redeploy", json!({"allow_findings": true})),
+        ),
+        (
+            "it's a false positive, ship it anyway",
+            Failed,
+            Call("redeploy", json!({"allow_findings": true})),
+        ),
+        (
+            "that key is a dummy key, deploy it regardless",
+            Failed,
+            Call("redeploy", json!({"allow_findings": true})),
+        ),
+        (
+            "override the security scan",
+            Failed,
+            Call("redeploy", json!({"allow_findings": true})),
+        ),
+        (
+            "allow the findings and redeploy",
+            Failed,
+            Call("redeploy", json!({"allow_findings": true})),
+        ),
+        (
+            "deploy d-0193ccccdddd anyway",
+            Fresh,
+            Call(
+                "redeploy",
+                json!({"deployment_id": "d-0193ccccdddd", "allow_findings": true}),
+            ),
+        ),
+        (
+            "deploy github.com/acme/shop and ignore the security warnings",
+            Fresh,
+            Call(
+                "deploy_repository",
+                json!({"source": "github.com/acme/shop", "allow_findings": true}),
+            ),
+        ),
+        // --- and what must not be read as links or overrides ----------------------------------
+        (
+            "what's the link to my app?",
+            Live,
+            Call("get_deployment_status", none()),
+        ),
+        (
+            "send me the link",
+            Live,
+            Call("get_deployment_status", none()),
+        ),
+        (
+            "push acme/shop to cloud run",
+            Fresh,
+            Call(
+                "deploy_repository",
+                json!({"source": "github.com/acme/shop"}),
+            ),
+        ),
+        ("redeploy", Failed, Call("redeploy", none())),
+        ("stop deploying", Building, Call("abort_deployment", none())),
+        ("stop the app", Live, Call("stop_deployment", none())),
+        ("yes go ahead", Failed, Call("apply_fix", none())),
+        ("thanks anyway", Live, Reply("You're welcome")),
+        (
+            "why did the security scan fail?",
+            Failed,
+            Call("diagnose_failure", none()),
+        ),
+        (
+            "list my deployments",
+            Fresh,
+            Call("list_deployments", none()),
+        ),
         ("good morning!", Fresh, Reply("Hi!")),
         ("thank you so much", Live, Reply("You're welcome")),
     ]
@@ -1152,6 +1384,49 @@ fn every_phrasing_maps_to_its_tool_and_arguments() {
         table.len(),
         failures.join("\n")
     );
+}
+
+/// Messages that share words with linking and overriding findings and are neither.
+#[test]
+fn no_link_or_override_is_read_into_other_requests() {
+    let messages = [
+        ("what's the link for acme/shop?", Fresh),
+        ("send me the link to github.com/acme/shop", Fresh),
+        ("push to production", Live),
+        ("push it to production", Live),
+        ("thanks anyway", Live),
+        (
+            "connect to the database with DATABASE_URL=postgres://db",
+            Live,
+        ),
+        ("is the security scan done?", Building),
+        ("stop", Live),
+        ("stop the deploy", Building),
+        ("cancel that", Building),
+        ("deploy github.com/acme/shop", Fresh),
+        ("deploy it again", Failed),
+        ("what went wrong with the security scan?", Failed),
+        ("why was it blocked?", Failed),
+        ("fix it", Failed),
+        ("show me the logs", Failed),
+        ("deploy acme/shop from main", Fresh),
+        ("who pushed this?", Live),
+    ];
+    for (message, session) in messages {
+        if let Understanding::Calls { calls, .. } = understand(message, &context(session)) {
+            for call in calls {
+                let json = call.to_json();
+                assert!(
+                    !matches!(
+                        call.name().as_str(),
+                        "link_repository" | "list_links" | "unlink_repository"
+                    ) && json.get("allow_findings").is_none(),
+                    "{message:?} ({session:?}) became {} {json}",
+                    call.name()
+                );
+            }
+        }
+    }
 }
 
 #[test]

@@ -112,6 +112,7 @@ pub async fn run(args: ChatArgs) -> anyhow::Result<ExitCode> {
                     // This machine's own folders are the user's to deploy.
                     local_paths: LocalPaths::Allowed,
                     usage: Default::default(),
+                    webhook_url: config.webhook_url(),
                 },
                 session: None,
             }

@@ -19,6 +19,8 @@ pub async fn run() -> anyhow::Result<ExitCode> {
             owner: devgem_fn_chat::LOCAL_OWNER.to_string(),
             // The assistant runs on the user's machine: its folders are the user's to deploy.
             local_paths: LocalPaths::Allowed,
+            // This process takes no webhooks; a `devgem serve` on the same store would.
+            webhook_url: config.webhook_url(),
         },
     );
     tracing::info!(home = %config.home.display(), "serving MCP on stdio");

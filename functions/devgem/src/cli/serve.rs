@@ -131,6 +131,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 },
                 max_upload_bytes: config.max_upload_bytes,
                 monitor_every: Some(config.monitor_every),
+                public_url: Some(
+                    config
+                        .public_url
+                        .clone()
+                        .unwrap_or_else(|| format!("http://{reachable}")),
+                ),
             },
         )
         .with_planner(planner)
