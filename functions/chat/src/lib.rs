@@ -93,6 +93,10 @@ struct CreateBody {
     /// Unset: the account's `default_public` preference, else public.
     #[serde(default)]
     public: Option<bool>,
+    /// The Cloud Run region (as `gcloud run deploy --region`). Unset: the account's
+    /// `default_region` preference, else the server's `GOOGLE_CLOUD_REGION`.
+    #[serde(default)]
+    region: Option<String>,
     /// Deploy despite high-severity security findings (recorded on the deployment).
     #[serde(default)]
     allow_findings: bool,
@@ -282,6 +286,7 @@ async fn parse_upload(
         service_name: None,
         env: BTreeMap::new(),
         public: None,
+        region: None,
         allow_findings: false,
     });
     Ok((fields, archive))
@@ -485,11 +490,27 @@ impl Api {
                     let limits = devgem_archive::Limits::default();
                     devgem_app::check_upload(archive, &limits).map_err(app_error)?;
                 }
-                let options = devgem_app::CreateOptions {
-                    allow_findings: body.allow_findings,
+                let region = match body.region.as_deref() {
+                    Some(raw) => Some(devgem_domain::Region::parse(raw).map_err(|e| {
+                        error(
+                            StatusCode::BAD_REQUEST,
+                            "invalid_region",
+                            format!("region: {e}"),
+                            Some(
+                                "name a Cloud Run region such as us-central1 or \
+                                 europe-west1, or leave region out for your default"
+                                    .into(),
+                            ),
+                        )
+                    })?),
+                    None => None,
                 };
                 // What the request leaves open, the owner's preferences decide.
                 let preferences = self.preferences(owner).await?;
+                let options = devgem_app::CreateOptions {
+                    allow_findings: body.allow_findings,
+                    region: region.or(preferences.default_region),
+                };
                 let mut env: BTreeMap<String, String> = preferences
                     .default_env
                     .into_iter()
@@ -557,7 +578,7 @@ impl Api {
                         .into();
                     body["app"] = services
                         .runtime
-                        .logs(&d.id, &Default::default())
+                        .logs_in(&d.id, d.region.as_ref(), &Default::default())
                         .await
                         .map(|p| p.text())
                         .unwrap_or_default()

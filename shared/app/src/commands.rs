@@ -5,8 +5,8 @@ use crate::keys;
 use crate::lifecycle::{finish_aborted, modify, stored_events};
 use crate::services::{Core, Services};
 use devgem_domain::{
-    Deployment, DeploymentId, EnvVarName, NewDeployment, NewEvent, PlanOverride, ServiceName,
-    Source, StageMessage, Status,
+    Deployment, DeploymentId, EnvVarName, NewDeployment, NewEvent, PlanOverride, Region,
+    ServiceName, Source, StageMessage, Status,
 };
 use devgem_ports::{ListFilter, SecretError, SecretValue, Secrets, StoreError};
 use std::collections::BTreeMap;
@@ -93,10 +93,13 @@ pub struct CreateDeployment {
 }
 
 /// Choices about a new deployment beyond what it deploys.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CreateOptions {
     /// Deploy despite high-severity security findings (recorded on the deployment).
     pub allow_findings: bool,
+    /// The Cloud Run region to run in (`--region`, the API's `region`, else the owner's
+    /// `default_region`); `None`: the runtime's own.
+    pub region: Option<Region>,
 }
 
 fn bad(message: impl Into<String>, hint: impl Into<String>) -> AppError {
@@ -237,6 +240,7 @@ pub async fn create_deployment_with(
     );
     deployment.private = request.private;
     deployment.allow_findings = options.allow_findings;
+    deployment.region = options.region;
     deployment.plan_override = request.plan_override.filter(|o| !o.is_empty());
     core.store.create(&deployment).await?;
     core.store
@@ -308,7 +312,7 @@ pub async fn abort_deployment(
         .is_none();
     if unattended && finish_aborted(core, id).await? {
         // A worker that died mid-deploy may have left the app starting.
-        let _ = services.runtime.stop(id).await;
+        let _ = services.runtime.stop(id, current.region.as_ref()).await;
     }
     require(core, id).await
 }
@@ -323,7 +327,7 @@ pub async fn stop_deployment(
     if !current.status.is_terminal() {
         return abort_deployment(services, id).await;
     }
-    services.runtime.stop(id).await?;
+    services.runtime.stop(id, current.region.as_ref()).await?;
     let now = core.clock.now();
     if let Some(d) = modify(core, id, |d| d.transition(Status::Stopped, now).is_ok()).await? {
         core.store

@@ -575,6 +575,8 @@ async fn redeploy_with(
         None,
         crate::commands::CreateOptions {
             allow_findings: d.allow_findings,
+            // It runs where what it replaces runs.
+            region: d.region.clone(),
         },
     )
     .await?;
@@ -699,7 +701,11 @@ async fn diagnosis_of(services: &Services, d: &Deployment) -> Result<Option<Diag
         .lines()
         .map(str::to_string)
         .collect();
-    if let Ok(page) = services.runtime.logs(&d.id, &LogQuery::default()).await {
+    if let Ok(page) = services
+        .runtime
+        .logs_in(&d.id, d.region.as_ref(), &LogQuery::default())
+        .await
+    {
         lines.extend(page.lines.into_iter().map(|l| l.text));
     }
     let plan = release::plan_of(services, &d.id).await.ok().flatten();

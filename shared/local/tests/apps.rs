@@ -98,7 +98,7 @@ async fn deploy_fixture(name: &str, plan: BuildPlan, expected: &str, in_log: &st
         "a secret reached the log"
     );
 
-    runtime.stop(&id).await.unwrap();
+    runtime.stop(&id, None).await.unwrap();
     wait_until(
         "the port refuses connections",
         Duration::from_secs(10),
@@ -107,7 +107,7 @@ async fn deploy_fixture(name: &str, plan: BuildPlan, expected: &str, in_log: &st
     .await;
     assert!(runtime.status(&id).is_none());
     // Stopping again is not an error.
-    runtime.stop(&id).await.unwrap();
+    runtime.stop(&id, None).await.unwrap();
     let logs = runtime.logs(&id, &Default::default()).await.unwrap().text();
     assert!(logs.contains("devgem: stopped"), "{logs}");
     println!("--- logs of {name} ---\n{logs}");
