@@ -133,6 +133,25 @@ fn fails_clearly(home: &Home, source: &str, step: &str, cause: &str) -> support:
 }
 
 #[test]
+fn a_malformed_region_is_refused_before_anything_starts() {
+    let home = Home::new();
+    let source = fixture("static-site");
+    let output = home.run(&[
+        "deploy",
+        "--region",
+        "Europe West",
+        source.to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--region") && stderr.contains("europe-west1"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Queued"), "nothing was deployed: {stderr}");
+}
+
+#[test]
 fn a_path_that_does_not_exist_fails_at_repository_access() {
     let home = Home::new();
     fails_clearly(

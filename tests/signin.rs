@@ -245,6 +245,14 @@ fn google_then_github_is_one_account_whose_preferences_new_deployments_use() {
     };
     let refused = patch(json!({"preferences": {"default_env": {"API_SECRET": "x"}}}));
     assert_eq!(refused.status(), 400);
+    let bad_region = patch(json!({"preferences": {"default_region": "Europe West"}}));
+    assert_eq!(bad_region.status(), 400);
+    let message = bad_region.json::<Value>().unwrap()["error"]["message"].clone();
+    let text = message.as_str().unwrap();
+    assert!(
+        text.contains("default_region") && text.contains("europe-west1"),
+        "{message}"
+    );
     let set = patch(
         json!({"preferences": {"default_public": false, "default_region": "europe-west1",
                                            "default_env": {"GREETING": "hi"}}}),
@@ -267,6 +275,7 @@ fn google_then_github_is_one_account_whose_preferences_new_deployments_use() {
         .json()
         .unwrap();
     assert_eq!(created["private"], true, "{created}");
+    assert_eq!(created["region"], "europe-west1", "{created}");
     let names: Vec<&str> = created["env_names"]
         .as_array()
         .unwrap()
@@ -274,6 +283,75 @@ fn google_then_github_is_one_account_whose_preferences_new_deployments_use() {
         .map(|n| n.as_str().unwrap())
         .collect();
     assert!(names.contains(&"GREETING"), "{created}");
+
+    // A region the request names wins over the default; a malformed one is refused before
+    // anything is stored, naming the field and the fix.
+    let create = |body: Value| {
+        browser()
+            .post(format!("{}/api/deployments", w.server.url))
+            .header("cookie", &session2)
+            .json(&body)
+            .send()
+            .unwrap()
+    };
+    let explicit: Value = create(json!({"source": app.path(), "region": "asia-northeast1"}))
+        .json()
+        .unwrap();
+    assert_eq!(explicit["region"], "asia-northeast1", "{explicit}");
+    let refused = create(json!({"source": app.path(), "region": "us central"}));
+    assert_eq!(refused.status(), 400);
+    let error = refused.json::<Value>().unwrap()["error"].clone();
+    assert_eq!(error["code"], "invalid_region", "{error}");
+    assert!(
+        error["message"].as_str().unwrap().starts_with("region:"),
+        "{error}"
+    );
+    assert!(
+        error["hint"].as_str().unwrap().contains("europe-west1"),
+        "{error}"
+    );
+
+    // The chat's deploy honours the same preferences as the API's.
+    let chat: Value = browser()
+        .post(format!("{}/chat", w.server.url))
+        .header("cookie", &session2)
+        .json(&json!({"message": format!("deploy {}", app.path().display())}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let chat_id = chat["deployment_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{chat}"));
+    let by_chat: Value = browser()
+        .get(format!("{}/api/deployments/{chat_id}", w.server.url))
+        .header("cookie", &session2)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(by_chat["region"], "europe-west1", "{by_chat}");
+    assert_eq!(by_chat["private"], true, "{by_chat}");
+    assert!(
+        by_chat["env_names"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("GREETING")),
+        "{by_chat}"
+    );
+
+    let listed: Value = browser()
+        .get(format!("{}/api/deployments", w.server.url))
+        .header("cookie", &session2)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        listed["deployments"].as_array().unwrap().len(),
+        3,
+        "{listed}"
+    );
 }
 
 /// Every file under `dir`.

@@ -548,21 +548,28 @@ impl Github {
         env: BTreeMap<String, String>,
         origin: Origin,
     ) -> Result<Deployment, Response> {
-        let d = devgem_app::create_deployment_at(
+        let mut request = CreateDeployment {
+            owner: link.owner.clone(),
+            source: clone_url.to_string(),
+            upload: None,
+            local_paths,
+            branch: Some(link.branch.clone()),
+            subdir: None,
+            service_name: Some(service_name.as_str().to_string()),
+            env,
+            private: false,
+            plan_override: None,
+        };
+        // The link's own variables win over the owner's defaults.
+        let mut options = devgem_app::CreateOptions::default();
+        devgem_app::apply_preferences(services, &mut request, None, &mut options)
+            .await
+            .map_err(app_error)?;
+        let d = devgem_app::create_deployment_with(
             services,
-            CreateDeployment {
-                owner: link.owner.clone(),
-                source: clone_url.to_string(),
-                upload: None,
-                local_paths,
-                branch: Some(link.branch.clone()),
-                subdir: None,
-                service_name: Some(service_name.as_str().to_string()),
-                env,
-                private: false,
-                plan_override: None,
-            },
+            request,
             Some(origin.sha.clone()),
+            options,
         )
         .await
         .map_err(app_error)?;

@@ -96,6 +96,10 @@ struct CreateBody {
     /// Unset: the account's `default_public` preference, else public.
     #[serde(default)]
     public: Option<bool>,
+    /// The Cloud Run region (as `gcloud run deploy --region`). Unset: the account's
+    /// `default_region` preference, else the server's `GOOGLE_CLOUD_REGION`.
+    #[serde(default)]
+    region: Option<String>,
     /// Deploy despite high-severity security findings (recorded on the deployment).
     #[serde(default)]
     allow_findings: bool,
@@ -291,6 +295,7 @@ async fn parse_upload(
         service_name: None,
         env: BTreeMap::new(),
         public: None,
+        region: None,
         allow_findings: false,
     });
     Ok((fields, archive))
@@ -330,22 +335,6 @@ impl Api {
     pub fn with_signin(mut self, signin: signin::SignIn) -> Self {
         self.signin = Some(signin);
         self
-    }
-
-    /// The owner's preferences (none for a caller without an account).
-    async fn preferences(&self, owner: &str) -> Result<devgem_domain::Preferences, Response> {
-        let Ok(user) = devgem_domain::UserId::parse(owner) else {
-            return Ok(Default::default());
-        };
-        Ok(self
-            .services
-            .core
-            .store
-            .get_account(&user)
-            .await
-            .map_err(|e| app_error(e.into()))?
-            .map(|a| a.preferences)
-            .unwrap_or_default())
     }
 
     /// The same API with another planner for the chat (a language model).
@@ -495,37 +484,44 @@ impl Api {
                     let limits = devgem_archive::Limits::default();
                     devgem_app::check_upload(archive, &limits).map_err(app_error)?;
                 }
-                let options = devgem_app::CreateOptions {
+                let region = match body.region.as_deref() {
+                    Some(raw) => Some(devgem_domain::Region::parse(raw).map_err(|e| {
+                        error(
+                            StatusCode::BAD_REQUEST,
+                            "invalid_region",
+                            format!("region: {e}"),
+                            Some(
+                                "name a Cloud Run region such as us-central1 or \
+                                 europe-west1, or leave region out for your default"
+                                    .into(),
+                            ),
+                        )
+                    })?),
+                    None => None,
+                };
+                let mut request = CreateDeployment {
+                    owner: owner.to_string(),
+                    source: body.source,
+                    upload,
+                    local_paths: self.options.local_paths,
+                    branch: body.branch,
+                    subdir: body.subdir,
+                    service_name: body.service_name,
+                    env: body.env,
+                    private: false,
+                    plan_override: None,
+                };
+                let mut options = devgem_app::CreateOptions {
                     allow_findings: body.allow_findings,
+                    region,
                 };
                 // What the request leaves open, the owner's preferences decide.
-                let preferences = self.preferences(owner).await?;
-                let mut env: BTreeMap<String, String> = preferences
-                    .default_env
-                    .into_iter()
-                    .map(|(name, value)| (name.to_string(), value))
-                    .collect();
-                env.extend(body.env);
-                let public = body.public.or(preferences.default_public).unwrap_or(true);
-                let d = devgem_app::create_deployment_with(
-                    services,
-                    CreateDeployment {
-                        owner: owner.to_string(),
-                        source: body.source,
-                        upload,
-                        local_paths: self.options.local_paths,
-                        branch: body.branch,
-                        subdir: body.subdir,
-                        service_name: body.service_name,
-                        env,
-                        private: !public,
-                        plan_override: None,
-                    },
-                    None,
-                    options,
-                )
-                .await
-                .map_err(app_error)?;
+                devgem_app::apply_preferences(services, &mut request, body.public, &mut options)
+                    .await
+                    .map_err(app_error)?;
+                let d = devgem_app::create_deployment_with(services, request, None, options)
+                    .await
+                    .map_err(app_error)?;
                 Ok(json(StatusCode::ACCEPTED, &d))
             }
             (&Method::GET, ["deployments"]) => {
@@ -567,7 +563,7 @@ impl Api {
                         .into();
                     body["app"] = services
                         .runtime
-                        .logs(&d.id, &Default::default())
+                        .logs(&d.id, d.region.as_ref(), &Default::default())
                         .await
                         .map(|p| p.text())
                         .unwrap_or_default()

@@ -428,7 +428,7 @@ impl ServerHandler for McpServer {
             let app = self
                 .services
                 .runtime
-                .logs(&d.id, &Default::default())
+                .logs(&d.id, d.region.as_ref(), &Default::default())
                 .await
                 .map(|p| p.text())
                 .unwrap_or_default();

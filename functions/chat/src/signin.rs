@@ -398,19 +398,7 @@ fn check_preferences(p: &Preferences) -> Result<(), Response> {
             Some(hint.into()),
         )
     };
-    if let Some(region) = &p.default_region {
-        let ok = region.len() <= 40
-            && region.split('-').count() >= 2
-            && region
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !ok {
-            return Err(bad(
-                format!("{region:?} is not a Cloud Run region"),
-                "use a region name such as us-central1 or europe-west1",
-            ));
-        }
-    }
+    // `default_region` is a `Region`: its shape was checked as the body was read.
     for (name, value) in &p.default_env {
         if devgem_plan::is_secret_name(name.as_str()) {
             return Err(bad(
@@ -481,9 +469,7 @@ mod tests {
         );
         assert!(check_preferences(&p).is_err());
         p.default_env.clear();
-        p.default_region = Some("us central".into());
-        assert!(check_preferences(&p).is_err());
-        p.default_region = Some("europe-west1".into());
+        p.default_region = Some(devgem_domain::Region::parse("europe-west1").unwrap());
         assert!(check_preferences(&p).is_ok());
     }
 }

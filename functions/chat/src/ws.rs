@@ -301,12 +301,12 @@ async fn monitor(
             _ = ticks.tick() => {}
             () = outbox.0.closed() => return,
         }
-        match services.core.store.get(id).await {
-            Ok(Some(d)) if d.status == Status::Live && d.url.as_deref() == Some(url) => {}
+        let region = match services.core.store.get(id).await {
+            Ok(Some(d)) if d.status == Status::Live && d.url.as_deref() == Some(url) => d.region,
             // Stopped, redeployed elsewhere or gone: nothing to watch here any more.
             Ok(_) => return,
             Err(_) => continue,
-        }
+        };
         let failure = match client.get(url).send().await {
             Ok(res) if res.status().is_server_error() => {
                 Some(format!("the app answered {} at {url}", res.status()))
@@ -322,7 +322,7 @@ async fn monitor(
             Some(_) if alerted => {}
             Some(reason) => {
                 alerted = true;
-                outbox.send(alert(services, id, url, &reason).await);
+                outbox.send(alert(services, id, region.as_ref(), url, &reason).await);
             }
         }
     }
@@ -343,12 +343,18 @@ fn probe_error(e: &reqwest::Error) -> String {
     }
 }
 
-async fn alert(services: &Services, id: &DeploymentId, url: &str, reason: &str) -> Value {
+async fn alert(
+    services: &Services,
+    id: &DeploymentId,
+    region: Option<&devgem_domain::Region>,
+    url: &str,
+    reason: &str,
+) -> Value {
     let query = devgem_ports::LogQuery {
         limit: ALERT_LOG_LINES,
         page_token: None,
     };
-    let lines: Vec<String> = match services.runtime.logs(id, &query).await {
+    let lines: Vec<String> = match services.runtime.logs(id, region, &query).await {
         Ok(page) => page.lines.into_iter().map(|l| l.text).collect(),
         Err(_) => Vec::new(),
     };

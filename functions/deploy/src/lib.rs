@@ -43,7 +43,7 @@ impl StageWork for Deploy {
         };
         if matches!(result, Err(RuntimeError::Cancelled)) {
             // An abort must not leave a half-started app behind.
-            let _ = self.runtime.stop(&d.id).await;
+            let _ = self.runtime.stop(&d.id, d.region.as_ref()).await;
         }
         let release = result?;
         self.recommendations(ctx, &spec, &plan, started.elapsed())
@@ -92,6 +92,7 @@ impl Deploy {
             labels,
         );
         spec.public = !d.private;
+        spec.region = d.region.clone();
         Ok((spec, plan))
     }
 
@@ -109,7 +110,8 @@ impl Deploy {
             limit: RECOMMENDATION_LOG_LINES,
             page_token: None,
         };
-        let log_lines: Vec<String> = match self.runtime.logs(&d.id, &query).await {
+        let log_lines: Vec<String> = match self.runtime.logs(&d.id, d.region.as_ref(), &query).await
+        {
             Ok(page) => page.lines.into_iter().map(|l| l.text).collect(),
             Err(_) => Vec::new(),
         };

@@ -5,8 +5,8 @@ use crate::keys;
 use crate::lifecycle::{finish_aborted, modify, stored_events};
 use crate::services::{Core, Services};
 use devgem_domain::{
-    Deployment, DeploymentId, EnvVarName, NewDeployment, NewEvent, PlanOverride, ServiceName,
-    Source, StageMessage, Status,
+    Deployment, DeploymentId, EnvVarName, NewDeployment, NewEvent, PlanOverride, Region,
+    ServiceName, Source, StageMessage, Status,
 };
 use devgem_ports::{ListFilter, SecretError, SecretValue, Secrets, StoreError};
 use std::collections::BTreeMap;
@@ -96,10 +96,56 @@ pub struct CreateDeployment {
 }
 
 /// Choices about a new deployment beyond what it deploys.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CreateOptions {
     /// Deploy despite high-severity security findings (recorded on the deployment).
     pub allow_findings: bool,
+    /// The Cloud Run region to run in (`--region`, the API's `region`, else the owner's
+    /// `default_region`); `None`: the runtime's own.
+    pub region: Option<Region>,
+}
+
+/// The owner's preferences; an owner without an account (the local user, an admin token) has
+/// the defaults.
+pub async fn owner_preferences(
+    services: &Services,
+    owner: &str,
+) -> Result<devgem_domain::Preferences, AppError> {
+    let Ok(user) = devgem_domain::UserId::parse(owner) else {
+        return Ok(Default::default());
+    };
+    Ok(services
+        .core
+        .store
+        .get_account(&user)
+        .await?
+        .map(|a| a.preferences)
+        .unwrap_or_default())
+}
+
+/// Completes `request` from its owner's preferences, as every door (the API, the chat and MCP
+/// tools, a linked push) does: the default variables under the ones the request sets, public
+/// or private when `public` is unset (public without a preference), and the region when
+/// `options` names none.
+pub async fn apply_preferences(
+    services: &Services,
+    request: &mut CreateDeployment,
+    public: Option<bool>,
+    options: &mut CreateOptions,
+) -> Result<(), AppError> {
+    let preferences = owner_preferences(services, &request.owner).await?;
+    let mut env: BTreeMap<String, String> = preferences
+        .default_env
+        .into_iter()
+        .map(|(name, value)| (name.to_string(), value))
+        .collect();
+    env.extend(std::mem::take(&mut request.env));
+    request.env = env;
+    request.private = !public.or(preferences.default_public).unwrap_or(true);
+    if options.region.is_none() {
+        options.region = preferences.default_region;
+    }
+    Ok(())
 }
 
 fn bad(message: impl Into<String>, hint: impl Into<String>) -> AppError {
@@ -240,6 +286,7 @@ pub async fn create_deployment_with(
     );
     deployment.private = request.private;
     deployment.allow_findings = options.allow_findings;
+    deployment.region = options.region;
     deployment.plan_override = request.plan_override.filter(|o| !o.is_empty());
     core.store.create(&deployment).await?;
     core.store
@@ -311,7 +358,7 @@ pub async fn abort_deployment(
         .is_none();
     if unattended && finish_aborted(core, id).await? {
         // A worker that died mid-deploy may have left the app starting.
-        let _ = services.runtime.stop(id).await;
+        let _ = services.runtime.stop(id, current.region.as_ref()).await;
     }
     require(core, id).await
 }
@@ -326,7 +373,7 @@ pub async fn stop_deployment(
     if !current.status.is_terminal() {
         return abort_deployment(services, id).await;
     }
-    services.runtime.stop(id).await?;
+    services.runtime.stop(id, current.region.as_ref()).await?;
     let now = core.clock.now();
     if let Some(d) = modify(core, id, |d| d.transition(Status::Stopped, now).is_ok()).await? {
         core.store

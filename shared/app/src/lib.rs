@@ -19,9 +19,9 @@ mod stage;
 pub mod tools;
 
 pub use commands::{
-    AppError, CreateDeployment, CreateOptions, LocalPaths, abort_deployment, check_upload,
-    create_deployment, create_deployment_at, create_deployment_with, follow, resume_unfinished,
-    stop_deployment, user_env,
+    AppError, CreateDeployment, CreateOptions, LocalPaths, abort_deployment, apply_preferences,
+    check_upload, create_deployment, create_deployment_at, create_deployment_with, follow,
+    owner_preferences, resume_unfinished, stop_deployment, user_env,
 };
 pub use devgem_sources::SourcePolicy;
 pub use reporter::{Reporter, TickerGuard};

@@ -90,7 +90,7 @@ pub async fn revisions(
     let d = require(&services.core, id).await?;
     let all = services
         .runtime
-        .revisions(&d.service_name)
+        .revisions(&d.service_name, d.region.as_ref())
         .await
         .map_err(runtime_error)?;
     let mut owners: BTreeMap<DeploymentId, bool> = BTreeMap::new();
@@ -173,6 +173,7 @@ pub async fn rollback(
         .runtime
         .route_traffic(
             &d.service_name,
+            d.region.as_ref(),
             &target.name,
             &TracingSink(id),
             &CancellationToken::new(),
@@ -361,7 +362,11 @@ pub async fn env_view(services: &Services, id: &DeploymentId) -> Result<Vec<EnvE
         merged.insert(name.to_string(), entry);
     }
     // What the service really runs wins: a variable changed on it directly shows as it is.
-    if let Some(running) = services.runtime.current_env(&d.service_name).await? {
+    if let Some(running) = services
+        .runtime
+        .current_env(&d.service_name, d.region.as_ref())
+        .await?
+    {
         for var in running {
             let name = var.name().to_string();
             let known = merged.get(&name);
@@ -501,6 +506,7 @@ pub async fn change_env(
         .runtime
         .update_env(
             &d.service_name,
+            d.region.as_ref(),
             &update,
             &TracingSink(id),
             &CancellationToken::new(),
@@ -618,6 +624,7 @@ pub async fn logs(
                 .runtime
                 .logs(
                     &d.id,
+                    d.region.as_ref(),
                     &LogQuery {
                         limit,
                         page_token: token,
@@ -696,7 +703,7 @@ pub async fn map_domain(
     let domain = check_domain(domain)?;
     services
         .runtime
-        .map_domain(&d.service_name, &domain)
+        .map_domain(&d.service_name, d.region.as_ref(), &domain)
         .await
         .map_err(runtime_error)
 }
@@ -709,7 +716,7 @@ pub async fn domains(
     let d = require(&services.core, id).await?;
     services
         .runtime
-        .domains(&d.service_name)
+        .domains(&d.service_name, d.region.as_ref())
         .await
         .map_err(runtime_error)
 }

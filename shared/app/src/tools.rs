@@ -299,26 +299,24 @@ async fn execute(services: &Services, ctx: &ToolContext, call: &ToolCall) -> Res
                     format!("give its value too: env {{\"{name}\": \"...\"}}"),
                 ));
             }
-            let d = create_deployment_with(
-                services,
-                CreateDeployment {
-                    owner: ctx.owner.clone(),
-                    source: source.clone(),
-                    upload: None,
-                    local_paths: ctx.local_paths,
-                    branch: branch.clone(),
-                    subdir: subdir.clone(),
-                    service_name: service_name.as_ref().map(|s| s.to_string()),
-                    env: env.clone(),
-                    plan_override: None,
-                    private: false,
-                },
-                None,
-                CreateOptions {
-                    allow_findings: *allow_findings,
-                },
-            )
-            .await?;
+            let mut request = CreateDeployment {
+                owner: ctx.owner.clone(),
+                source: source.clone(),
+                upload: None,
+                local_paths: ctx.local_paths,
+                branch: branch.clone(),
+                subdir: subdir.clone(),
+                service_name: service_name.as_ref().map(|s| s.to_string()),
+                env: env.clone(),
+                plan_override: None,
+                private: false,
+            };
+            let mut options = CreateOptions {
+                allow_findings: *allow_findings,
+                region: None,
+            };
+            crate::apply_preferences(services, &mut request, None, &mut options).await?;
+            let d = create_deployment_with(services, request, None, options).await?;
             Ok(deployment_done(
                 ToolOutcome::Started {
                     deployment_id: d.id.clone(),
@@ -699,7 +697,11 @@ async fn redeploy_with(
             private: d.private,
         },
         None,
-        CreateOptions { allow_findings },
+        CreateOptions {
+            allow_findings,
+            // It runs where what it replaces runs.
+            region: d.region.clone(),
+        },
     )
     .await?;
     // The variables that reached the app as plain values still do.
@@ -832,7 +834,11 @@ async fn diagnosis_of(services: &Services, d: &Deployment) -> Result<Option<Diag
         .lines()
         .map(str::to_string)
         .collect();
-    if let Ok(page) = services.runtime.logs(&d.id, &LogQuery::default()).await {
+    if let Ok(page) = services
+        .runtime
+        .logs(&d.id, d.region.as_ref(), &LogQuery::default())
+        .await
+    {
         lines.extend(page.lines.into_iter().map(|l| l.text));
     }
     let plan = release::plan_of(services, &d.id).await.ok().flatten();

@@ -232,6 +232,34 @@ async fn setting_a_variable_on_a_failed_deployment_redeploys_with_the_old_values
 }
 
 #[tokio::test]
+async fn a_redeploy_runs_in_the_region_of_what_it_replaces() {
+    let w = world();
+    let id = deployed(&w, json!({"STRIPE_KEY": "sk_live_keep"})).await;
+    let mut d = w.store.get(&id).await.unwrap().unwrap();
+    d.region = Some(devgem_domain::Region::parse("europe-west1").unwrap());
+    w.store.update(&d).await.unwrap();
+    fail(&w, &id, Step::Deploy, "the app exited with status 1").await;
+    let ctx = ToolContext {
+        current: Some(id.clone()),
+        ..me()
+    };
+    let r = run_tool(
+        &w.services,
+        &ctx,
+        &call("set_env_vars", json!({"env": {"GREETING": "hi"}})),
+    )
+    .await;
+    assert!(r.ok, "{r:?}");
+    let next = r.deployment_id.unwrap();
+    assert_ne!(next, id);
+    let next = w.store.get(&next).await.unwrap().unwrap();
+    assert_eq!(
+        next.region.map(|r| r.to_string()).as_deref(),
+        Some("europe-west1")
+    );
+}
+
+#[tokio::test]
 async fn a_missing_package_or_library_fix_is_kept_as_a_validated_override() {
     let w = world();
     let id = deployed(&w, json!({"STRIPE_KEY": "sk_live_x"})).await;

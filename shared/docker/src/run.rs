@@ -18,7 +18,7 @@ use bollard::query_parameters::{
     RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 use chrono::{DateTime, Utc};
-use devgem_domain::{Artifact, DeploymentId, ServiceName};
+use devgem_domain::{Artifact, DeploymentId, Region, ServiceName};
 use devgem_plan::port_not_opened;
 use devgem_ports::{
     EnvUpdate, LogPage, LogQuery, LogSink, Release, ReleaseSpec, Revision, Runtime, RuntimeError,
@@ -539,6 +539,8 @@ async fn container_logs(docker: &Docker, container: &str, n: usize) -> String {
     out
 }
 
+/// Containers run on this machine's Docker engine, which has no regions: the `region` of a
+/// spec or a call is ignored (it matters to Cloud Run only).
 #[async_trait]
 impl Runtime for DockerRuntime {
     async fn deploy(
@@ -550,7 +552,7 @@ impl Runtime for DockerRuntime {
         self.start(spec, spec.first_revision(), log, cancel).await
     }
 
-    async fn stop(&self, id: &DeploymentId) -> Result<(), RuntimeError> {
+    async fn stop(&self, id: &DeploymentId, _region: Option<&Region>) -> Result<(), RuntimeError> {
         for run in self.runs(labels::DEPLOYMENT, id.as_str()).await? {
             if run.running {
                 self.stop_container(&run.container).await;
@@ -559,7 +561,12 @@ impl Runtime for DockerRuntime {
         Ok(())
     }
 
-    async fn logs(&self, id: &DeploymentId, query: &LogQuery) -> Result<LogPage, RuntimeError> {
+    async fn logs(
+        &self,
+        id: &DeploymentId,
+        _region: Option<&Region>,
+        query: &LogQuery,
+    ) -> Result<LogPage, RuntimeError> {
         let Some(run) = self
             .runs(labels::DEPLOYMENT, id.as_str())
             .await?
@@ -573,7 +580,11 @@ impl Runtime for DockerRuntime {
         Ok(LogPage::tail(text.lines().map(str::to_string), query.limit))
     }
 
-    async fn revisions(&self, service: &ServiceName) -> Result<Vec<Revision>, RuntimeError> {
+    async fn revisions(
+        &self,
+        service: &ServiceName,
+        _region: Option<&Region>,
+    ) -> Result<Vec<Revision>, RuntimeError> {
         Ok(self
             .runs(labels::SERVICE, service.as_str())
             .await?
@@ -591,6 +602,7 @@ impl Runtime for DockerRuntime {
     async fn route_traffic(
         &self,
         service: &ServiceName,
+        _region: Option<&Region>,
         revision: &str,
         log: &dyn LogSink,
         cancel: &CancellationToken,
@@ -640,6 +652,7 @@ impl Runtime for DockerRuntime {
     async fn update_env(
         &self,
         service: &ServiceName,
+        _region: Option<&Region>,
         update: &EnvUpdate,
         log: &dyn LogSink,
         cancel: &CancellationToken,

@@ -161,7 +161,7 @@ async fn flask_builds_runs_as_non_root_keeps_secrets_out_and_redeploys_from_cach
         .unwrap();
     assert!(get(&live2.url).unwrap().1.contains("changed by one line"));
     let logs = runtime
-        .logs(&second, &Default::default())
+        .logs(&second, None, &Default::default())
         .await
         .unwrap()
         .text();
@@ -169,12 +169,13 @@ async fn flask_builds_runs_as_non_root_keeps_secrets_out_and_redeploys_from_cach
 
     // Rollback: all traffic to the first revision, the second stops.
     let name = ServiceName::derive_from(service);
-    let revisions = runtime.revisions(&name).await.unwrap();
+    let revisions = runtime.revisions(&name, None).await.unwrap();
     assert_eq!(revisions.len(), 2);
     assert_eq!(revisions[0].name, live2.revision, "newest first");
     let back = runtime
         .route_traffic(
             &name,
+            None,
             &live.revision,
             &Lines::default(),
             &CancellationToken::new(),
@@ -186,7 +187,7 @@ async fn flask_builds_runs_as_non_root_keeps_secrets_out_and_redeploys_from_cach
     assert!(get(&live.url).unwrap().1.contains("a DevGem fixture"));
 
     for id in [&first, &second] {
-        runtime.stop(id).await.unwrap();
+        runtime.stop(id, None).await.unwrap();
     }
     assert!(gone(&live.url), "stopped, it still answers");
     clear_service(&engine, service).await;
@@ -228,7 +229,7 @@ async fn static_site_is_served_by_nginx_as_uid_101() {
         body.contains("Hello from static-site, a DevGem fixture"),
         "{body}"
     );
-    runtime.stop(&id).await.unwrap();
+    runtime.stop(&id, None).await.unwrap();
     assert!(gone(&live.url));
     clear_service(&engine, "static-docker-test").await;
 }
@@ -413,7 +414,7 @@ async fn express_installs_its_dependencies_and_runs_as_node() {
         "{}",
         lines.text()
     );
-    runtime.stop(&id).await.unwrap();
+    runtime.stop(&id, None).await.unwrap();
     assert!(gone(&live.url));
     clear_service(&engine, service).await;
 }
@@ -451,7 +452,7 @@ async fn a_single_page_app_is_built_with_node_and_served_by_nginx_without_it() {
     );
     // The built bundle, not the source entry point.
     assert!(!body.contains("/src/main.jsx"), "{body}");
-    runtime.stop(&id).await.unwrap();
+    runtime.stop(&id, None).await.unwrap();
     clear_service(&engine, service).await;
 }
 
@@ -500,7 +501,7 @@ async fn a_redeploy_replaces_the_container_only_once_the_new_one_answers() {
     assert_eq!(get(&second.url).unwrap().0, 200);
     assert!(gone(&first.url), "the old container still answers");
     let revisions = runtime
-        .revisions(&ServiceName::derive_from(service))
+        .revisions(&ServiceName::derive_from(service), None)
         .await
         .unwrap();
     assert_eq!(revisions.len(), 1, "{revisions:?}");
@@ -528,7 +529,7 @@ async fn fixture_answers(name: &str, template: Template, expected: &str) {
     let (status, body) = get(&live.url).unwrap();
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(expected), "{body}");
-    runtime.stop(&id).await.unwrap();
+    runtime.stop(&id, None).await.unwrap();
     clear_service(&engine, &service).await;
 }
 
@@ -601,7 +602,7 @@ async fn a_node_build_redeploy_takes_its_dependencies_from_cache() {
     let (status, body) = get(&live.url).unwrap();
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("changed by one line"), "{body}");
-    runtime.stop(&second).await.unwrap();
+    runtime.stop(&second, None).await.unwrap();
     clear_service(&engine, service).await;
 }
 

@@ -6,7 +6,7 @@
 //! `google-1098...`), never from a name a person chooses, so signing in can never land someone
 //! in an account made by `devgem token create`.
 
-use crate::{EnvVarName, InvalidName, UserId};
+use crate::{EnvVarName, InvalidName, Region, UserId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -55,9 +55,13 @@ pub fn identity_key(provider: IdentityProvider, subject: &str) -> String {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Preferences {
-    /// The Cloud Run region the user's deployments should go to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub default_region: Option<String>,
+    /// The Cloud Run region the user's deployments go to when a request names none.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "default_region"
+    )]
+    pub default_region: Option<Region>,
     /// Whether new deployments are public (`None`: DevGem's default, public).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_public: Option<bool>,
@@ -65,6 +69,15 @@ pub struct Preferences {
     /// a secret-like name is refused when the preferences are set.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub default_env: BTreeMap<EnvVarName, String>,
+}
+
+/// A region, with the field named in the error (serde names only the value).
+fn default_region<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Region>, D::Error> {
+    let raw = Option::<String>::deserialize(d)?;
+    raw.map(|r| {
+        Region::parse(&r).map_err(|e| serde::de::Error::custom(format!("default_region: {e}")))
+    })
+    .transpose()
 }
 
 /// An account.
@@ -148,6 +161,19 @@ mod tests {
             a.identity(IdentityProvider::Google).unwrap().subject,
             "1098"
         );
+    }
+
+    #[test]
+    fn a_bad_default_region_is_refused_naming_the_field_and_the_fix() {
+        let e = serde_json::from_str::<Preferences>(r#"{"default_region": "us central"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("default_region") && e.contains("europe-west1"),
+            "{e}"
+        );
+        let p: Preferences = serde_json::from_str(r#"{"default_region": "europe-west1"}"#).unwrap();
+        assert_eq!(p.default_region.unwrap().as_str(), "europe-west1");
     }
 
     #[test]

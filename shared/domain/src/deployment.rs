@@ -8,7 +8,7 @@
 //! Stage handlers move a deployment with a conditional write on `version`, so two handlers
 //! racing on the same deployment cannot both win.
 
-use crate::id::{DeploymentId, EnvVarName, ServiceName};
+use crate::id::{DeploymentId, EnvVarName, Region, ServiceName};
 use crate::message::Stage;
 use crate::package::{DebianPackage, Dependency};
 use crate::progress::Step;
@@ -337,6 +337,10 @@ pub struct Deployment {
     /// The runtime's revision that serves `url`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
+    /// The Cloud Run region the app runs in; `None`: the runtime's own (Cloud Run: the
+    /// configured `GOOGLE_CLOUD_REGION`; local runtimes have no regions). A redeploy keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<Region>,
     /// Reachable only by those the owner lets in: no public invoker grant on Cloud Run.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub private: bool,
@@ -377,6 +381,7 @@ impl Deployment {
             plan_override: None,
             artifact: None,
             revision: None,
+            region: None,
             private: false,
             allow_findings: false,
             commit: None,

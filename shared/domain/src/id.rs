@@ -150,6 +150,57 @@ impl fmt::Display for ServiceName {
     }
 }
 
+/// A Cloud Run region (`us-central1`, `europe-west1`): lowercase letters, digits and '-', in
+/// at least two parts, at most 40 characters. Whether Google runs a region by that name only
+/// Google can say; this is the shape `gcloud run deploy --region` accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Region(String);
+
+impl Region {
+    pub fn parse(value: &str) -> Result<Self, InvalidName> {
+        let ok = !value.is_empty()
+            && value.len() <= 40
+            && value.split('-').count() >= 2
+            && value.split('-').all(|part| !part.is_empty())
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if ok {
+            Ok(Self(value.to_string()))
+        } else {
+            Err(InvalidName {
+                what: "Cloud Run region",
+                value: value.chars().take(80).collect(),
+                reason: "use a region name such as us-central1 or europe-west1",
+            })
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Region {
+    type Error = InvalidName;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<Region> for String {
+    fn from(r: Region) -> Self {
+        r.0
+    }
+}
+
+impl fmt::Display for Region {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(&self.0)
+    }
+}
+
 /// An environment variable name as POSIX shells and Cloud Run accept it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -295,6 +346,32 @@ impl fmt::Display for ImageRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn regions_have_the_shape_gcloud_accepts() {
+        for ok in [
+            "us-central1",
+            "europe-west1",
+            "asia-northeast1",
+            "me-central2",
+        ] {
+            assert_eq!(Region::parse(ok).unwrap().as_str(), ok);
+        }
+        for bad in [
+            "",
+            "us central",
+            "US-CENTRAL1",
+            "uscentral1",
+            "us--central1",
+            "-us",
+            "us-",
+        ] {
+            let e = Region::parse(bad).unwrap_err();
+            assert!(e.to_string().contains("europe-west1"), "{e}");
+        }
+        assert!(Region::parse(&format!("us-{}", "a".repeat(40))).is_err());
+        assert!(serde_json::from_str::<Region>("\"us central\"").is_err());
+    }
 
     #[test]
     fn service_names_follow_cloud_run_rules() {

@@ -20,7 +20,7 @@ pub use deployment::{
     Artifact, Claim, CommitRefused, Deployment, Failure, NewDeployment, PlanOverride,
     SHORTHAND_GIT_HOSTS, Source, SourceKind, StageResult,
 };
-pub use id::{DeploymentId, EnvVarName, ImageRef, InvalidName, ServiceName};
+pub use id::{DeploymentId, EnvVarName, ImageRef, InvalidName, Region, ServiceName};
 pub use link::{Link, LinkId, RepositoryName};
 pub use message::{Stage, StageMessage};
 pub use package::{DebianPackage, Dependency, Manifest};

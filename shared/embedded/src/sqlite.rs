@@ -799,6 +799,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_deployments_region_is_kept_and_a_record_without_one_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db")).unwrap();
+        let mut d = deployment();
+        d.region = Some(devgem_domain::Region::parse("europe-west1").unwrap());
+        store.create(&d).await.unwrap();
+        let stored = store.get(&d.id).await.unwrap().unwrap();
+        assert_eq!(stored.region.unwrap().as_str(), "europe-west1");
+        // A record written before deployments had regions.
+        let mut old = serde_json::to_value(deployment()).unwrap();
+        old.as_object_mut().unwrap().remove("region");
+        let old: Deployment = serde_json::from_value(old).unwrap();
+        assert_eq!(old.region, None);
+    }
+
+    #[tokio::test]
     async fn compare_and_set_lets_exactly_one_writer_win() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("db")).unwrap();

@@ -15,6 +15,9 @@
 //!   (the `allUsers` binding is still propagating: polled until the deadline) and `404`
 //!   (Google's frontend before the route exists: polled for a short grace, then accepted, since
 //!   many apps answer 404 at `/`). A private release answers 403 to anonymous callers by design.
+//! - A service runs in its deployment's region (`ReleaseSpec::region`, the `region` of each
+//!   call), else in the configured `GOOGLE_CLOUD_REGION`. Cloud Build and Artifact Registry
+//!   stay in the configured region: Cloud Run pulls an image from another region's registry.
 //! - `stop` deletes the service: Cloud Run bills nothing for a stopped app only when it is
 //!   gone or scaled to zero, and a deleted deployment should not keep a public URL.
 
@@ -24,7 +27,7 @@ use crate::config::CloudConfig;
 use crate::names;
 use crate::service::{self, DEPLOYMENT_LABEL};
 use async_trait::async_trait;
-use devgem_domain::{DeploymentId, ServiceName};
+use devgem_domain::{DeploymentId, Region, ServiceName};
 use devgem_ports::{
     DnsRecord, DomainMapping, DomainStatus, EnvUpdate, LogLine, LogPage, LogQuery, LogSink,
     Release, ReleaseSpec, Revision, Runtime, RuntimeEnv, RuntimeError,
@@ -170,8 +173,22 @@ impl CloudRunRuntime {
         self
     }
 
-    fn service_name(&self, service: &str) -> String {
-        format!("{}/services/{service}", self.config.location())
+    /// The region a call addresses: the deployment's, else the configured one.
+    fn region<'a>(&'a self, region: Option<&'a Region>) -> &'a str {
+        region.map_or(self.config.region.as_str(), Region::as_str)
+    }
+
+    /// `projects/P/locations/R`, the parent of the services in `region`.
+    fn location(&self, region: Option<&Region>) -> String {
+        format!(
+            "projects/{}/locations/{}",
+            self.config.project,
+            self.region(region)
+        )
+    }
+
+    fn service_name(&self, service: &str, region: Option<&Region>) -> String {
+        format!("{}/services/{service}", self.location(region))
     }
 
     async fn get_service(&self, name: &str) -> Result<Service, CallError> {
@@ -214,8 +231,12 @@ impl CloudRunRuntime {
     }
 
     /// The services of deployment `id` (by their deployment label).
-    async fn services_of(&self, id: &DeploymentId) -> Result<Vec<Service>, CallError> {
-        let parent = self.config.location();
+    async fn services_of(
+        &self,
+        id: &DeploymentId,
+        region: Option<&Region>,
+    ) -> Result<Vec<Service>, CallError> {
+        let parent = self.location(region);
         let wanted = names::label_value(id.as_str());
         let mut found = Vec::new();
         let mut token = String::new();
@@ -542,12 +563,13 @@ impl CloudRunRuntime {
         .await
     }
 
-    fn domain_mappings_url(&self) -> String {
+    fn domain_mappings_url(&self, region: Option<&Region>) -> String {
         // The location-style form of the v1 API on the configured Cloud Run host (the
         // namespace form needs the regional host, which an endpoint override cannot name).
         format!(
-            "{}/v1/projects/{}/locations/{}/domainmappings",
-            self.config.endpoints.run, self.config.project, self.config.region
+            "{}/v1/{}/domainmappings",
+            self.config.endpoints.run,
+            self.location(region)
         )
     }
 
@@ -699,12 +721,13 @@ impl Runtime for CloudRunRuntime {
         let mut rendered = service::render_service(spec, &first)?;
         rendered.template = rendered.template.map(|t| self.with_identity(t));
         let service_id = spec.service_name.as_str();
-        let name = self.service_name(service_id);
-        let parent = self.config.location();
+        let region = spec.region.as_ref();
+        let name = self.service_name(service_id, region);
+        let parent = self.location(region);
         log.line(&format!(
             "Deploying {} to Cloud Run service {service_id} in {}",
             service::image_by_digest(&spec.artifact)?,
-            self.config.region
+            self.region(region)
         ));
         let created = with_retry(
             &self.retry,
@@ -761,9 +784,9 @@ impl Runtime for CloudRunRuntime {
         })
     }
 
-    async fn stop(&self, id: &DeploymentId) -> Result<(), RuntimeError> {
+    async fn stop(&self, id: &DeploymentId, region: Option<&Region>) -> Result<(), RuntimeError> {
         let cancel = CancellationToken::new();
-        for found in self.services_of(id).await.map_err(from_call)? {
+        for found in self.services_of(id, region).await.map_err(from_call)? {
             let deleted = with_retry(
                 &self.retry,
                 &format!("Cloud Run: delete service {}", found.name),
@@ -786,9 +809,14 @@ impl Runtime for CloudRunRuntime {
         Ok(())
     }
 
-    async fn logs(&self, id: &DeploymentId, query: &LogQuery) -> Result<LogPage, RuntimeError> {
+    async fn logs(
+        &self,
+        id: &DeploymentId,
+        region: Option<&Region>,
+        query: &LogQuery,
+    ) -> Result<LogPage, RuntimeError> {
         let Some(found) = self
-            .services_of(id)
+            .services_of(id, region)
             .await
             .map_err(from_call)?
             .into_iter()
@@ -803,7 +831,7 @@ impl Runtime for CloudRunRuntime {
             "resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"{}\" AND \
              resource.labels.location=\"{}\" AND timestamp>=\"{since}\"",
             short_name(&found.name),
-            self.config.region
+            self.region(region)
         );
         let page_size = i32::try_from(query.limit.clamp(1, 1000)).unwrap_or(1000);
         let page_token = query.page_token.clone().unwrap_or_default();
@@ -836,8 +864,12 @@ impl Runtime for CloudRunRuntime {
         })
     }
 
-    async fn revisions(&self, service: &ServiceName) -> Result<Vec<Revision>, RuntimeError> {
-        let name = self.service_name(service.as_str());
+    async fn revisions(
+        &self,
+        service: &ServiceName,
+        region: Option<&Region>,
+    ) -> Result<Vec<Revision>, RuntimeError> {
+        let name = self.service_name(service.as_str(), region);
         let current = match self.get_service(&name).await {
             Ok(s) => s,
             Err(CallError::NotFound(_)) => return Ok(Vec::new()),
@@ -870,11 +902,12 @@ impl Runtime for CloudRunRuntime {
     async fn route_traffic(
         &self,
         service: &ServiceName,
+        region: Option<&Region>,
         revision: &str,
         log: &dyn LogSink,
         cancel: &CancellationToken,
     ) -> Result<Release, RuntimeError> {
-        let name = self.service_name(service.as_str());
+        let name = self.service_name(service.as_str(), region);
         let known: Vec<String> = self
             .list_revisions(&name)
             .await
@@ -907,11 +940,12 @@ impl Runtime for CloudRunRuntime {
     async fn update_env(
         &self,
         service: &ServiceName,
+        region: Option<&Region>,
         update: &EnvUpdate,
         log: &dyn LogSink,
         cancel: &CancellationToken,
     ) -> Result<Release, RuntimeError> {
-        let name = self.service_name(service.as_str());
+        let name = self.service_name(service.as_str(), region);
         let mut next = match self.get_service(&name).await {
             Ok(s) => s,
             Err(CallError::NotFound(_)) => {
@@ -961,9 +995,10 @@ impl Runtime for CloudRunRuntime {
     async fn map_domain(
         &self,
         service: &ServiceName,
+        region: Option<&Region>,
         domain: &str,
     ) -> Result<DomainMapping, RuntimeError> {
-        let url = self.domain_mappings_url();
+        let url = self.domain_mappings_url(region);
         let body = serde_json::json!({
             "apiVersion": "domains.cloudrun.com/v1",
             "kind": "DomainMapping",
@@ -1004,8 +1039,9 @@ impl Runtime for CloudRunRuntime {
     async fn current_env(
         &self,
         service: &ServiceName,
+        region: Option<&Region>,
     ) -> Result<Option<Vec<RuntimeEnv>>, RuntimeError> {
-        let name = self.service_name(service.as_str());
+        let name = self.service_name(service.as_str(), region);
         let found = match self.get_service(&name).await {
             Ok(found) => found,
             Err(CallError::NotFound(_)) => return Ok(None),
@@ -1035,11 +1071,15 @@ impl Runtime for CloudRunRuntime {
         Ok(Some(env))
     }
 
-    async fn domains(&self, service: &ServiceName) -> Result<Vec<DomainMapping>, RuntimeError> {
+    async fn domains(
+        &self,
+        service: &ServiceName,
+        region: Option<&Region>,
+    ) -> Result<Vec<DomainMapping>, RuntimeError> {
         let list = self
             .rest(
                 reqwest::Method::GET,
-                &self.domain_mappings_url(),
+                &self.domain_mappings_url(region),
                 None,
                 "Cloud Run: list domain mappings",
             )

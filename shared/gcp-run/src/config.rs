@@ -70,6 +70,9 @@ impl Endpoints {
 #[derive(Debug, Clone)]
 pub struct CloudConfig {
     pub project: String,
+    /// `GOOGLE_CLOUD_REGION`: where builds run and images are kept, always, and where a
+    /// service runs when its deployment names no region of its own (Cloud Run pulls an image
+    /// from another region's Artifact Registry).
     pub region: String,
     /// The Artifact Registry Docker repository images go to.
     pub artifact_repo: String,

@@ -224,6 +224,7 @@ mod tests {
             ]),
             public: true,
             hard_coded_port: None,
+            region: None,
         }
     }
 

@@ -2,7 +2,7 @@
 //! mappings and Cloud Logging (devgem-testing): only Google can answer these APIs for real,
 //! so the stand-in checks every documented request and these tests check what a user sees.
 
-use devgem_domain::{DeploymentId, EnvVarName, ServiceName};
+use devgem_domain::{DeploymentId, EnvVarName, Region, ServiceName};
 use devgem_gcp_run::call::RetryPolicy;
 use devgem_gcp_run::{CloudConfig, CloudRunRuntime, Endpoints, Timing, names};
 use devgem_ports::{
@@ -110,6 +110,7 @@ fn spec(image: &str) -> ReleaseSpec {
         labels: BTreeMap::from([("devgem-deployment".to_string(), id.to_string())]),
         public: true,
         hard_coded_port: None,
+        region: None,
         deployment_id: id,
     }
 }
@@ -284,7 +285,7 @@ async fn revisions_list_newest_first_and_route_traffic_rolls_back_on_the_standin
     let v1 = deploy(&w, &spec("octo-app")).await.unwrap();
     let v2 = deploy(&w, &spec("octo-app-v2")).await.unwrap();
 
-    let revisions = w.runtime.revisions(&service()).await.unwrap();
+    let revisions = w.runtime.revisions(&service(), None).await.unwrap();
     let listed: Vec<(&str, bool)> = revisions
         .iter()
         .map(|r| (r.name.as_str(), r.serving))
@@ -300,6 +301,7 @@ async fn revisions_list_newest_first_and_route_traffic_rolls_back_on_the_standin
         .runtime
         .route_traffic(
             &service(),
+            None,
             &v1.revision,
             &Lines::default(),
             &CancellationToken::new(),
@@ -310,7 +312,7 @@ async fn revisions_list_newest_first_and_route_traffic_rolls_back_on_the_standin
     assert!(get(&back.url).await.1.contains(&v1.revision));
     let serving: Vec<bool> = w
         .runtime
-        .revisions(&service())
+        .revisions(&service(), None)
         .await
         .unwrap()
         .iter()
@@ -322,6 +324,7 @@ async fn revisions_list_newest_first_and_route_traffic_rolls_back_on_the_standin
         .runtime
         .route_traffic(
             &service(),
+            None,
             "octo-app-nope",
             &Lines::default(),
             &CancellationToken::new(),
@@ -349,6 +352,7 @@ async fn an_env_update_is_a_new_revision_with_the_merged_env_on_the_standin() {
         .runtime
         .update_env(
             &service(),
+            None,
             &update,
             &Lines::default(),
             &CancellationToken::new(),
@@ -373,7 +377,12 @@ async fn an_env_update_is_a_new_revision_with_the_merged_env_on_the_standin() {
         serde_json::json!({"secret": "devgem-deployments-x-env-DB_URL", "version": "2"})
     );
     // What the service runs reads back: the plain value, and the secret as a reference only.
-    let running = w.runtime.current_env(&service()).await.unwrap().unwrap();
+    let running = w
+        .runtime
+        .current_env(&service(), None)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(running.contains(&RuntimeEnv::Plain {
         name: "FEATURE".into(),
         value: "on".into()
@@ -399,14 +408,14 @@ async fn logs_come_in_pages_newest_last_on_the_standin() {
         limit: 2,
         page_token: None,
     };
-    let newest = w.runtime.logs(&deployment(), &query).await.unwrap();
+    let newest = w.runtime.logs(&deployment(), None, &query).await.unwrap();
     assert_eq!(newest.text(), "line 3\nline 4\n");
     assert!(newest.lines[0].timestamp < newest.lines[1].timestamp);
     query.page_token = newest.next_page_token.clone();
-    let before = w.runtime.logs(&deployment(), &query).await.unwrap();
+    let before = w.runtime.logs(&deployment(), None, &query).await.unwrap();
     assert_eq!(before.text(), "line 1\nline 2\n");
     query.page_token = before.next_page_token.clone();
-    let oldest = w.runtime.logs(&deployment(), &query).await.unwrap();
+    let oldest = w.runtime.logs(&deployment(), None, &query).await.unwrap();
     assert_eq!(oldest.text(), "line 0\n");
     assert_eq!(oldest.next_page_token, None);
 
@@ -417,7 +426,7 @@ async fn logs_come_in_pages_newest_last_on_the_standin() {
     let other = DeploymentId::parse("d-ffff").unwrap();
     assert!(
         w.runtime
-            .logs(&other, &query)
+            .logs(&other, None, &query)
             .await
             .unwrap()
             .lines
@@ -432,7 +441,7 @@ async fn a_domain_mapping_answers_with_the_dns_records_on_the_standin() {
 
     let sub = w
         .runtime
-        .map_domain(&service(), "app.example.com")
+        .map_domain(&service(), None, "app.example.com")
         .await
         .unwrap();
     assert!(matches!(sub.status, DomainStatus::Pending(ref m) if m.contains("certificate")));
@@ -447,7 +456,7 @@ async fn a_domain_mapping_answers_with_the_dns_records_on_the_standin() {
     );
     let apex = w
         .runtime
-        .map_domain(&service(), "example.com")
+        .map_domain(&service(), None, "example.com")
         .await
         .unwrap();
     let kinds: Vec<&str> = apex.records.iter().map(|r| r.kind.as_str()).collect();
@@ -455,11 +464,11 @@ async fn a_domain_mapping_answers_with_the_dns_records_on_the_standin() {
 
     let again = w
         .runtime
-        .map_domain(&service(), "app.example.com")
+        .map_domain(&service(), None, "app.example.com")
         .await
         .unwrap();
     assert_eq!(again, sub, "mapping twice reads the existing mapping");
-    let listed = w.runtime.domains(&service()).await.unwrap();
+    let listed = w.runtime.domains(&service(), None).await.unwrap();
     assert_eq!(listed.len(), 2);
     let create = &w.standin.requests_to(
         "POST",
@@ -477,11 +486,155 @@ async fn a_domain_mapping_answers_with_the_dns_records_on_the_standin() {
 async fn stop_deletes_the_service_on_the_standin() {
     let w = world().await;
     let release = deploy(&w, &spec("octo-app")).await.unwrap();
-    w.runtime.stop(&deployment()).await.unwrap();
+    w.runtime.stop(&deployment(), None).await.unwrap();
 
     assert_eq!(get(&release.url).await.0, 404);
-    assert!(w.runtime.revisions(&service()).await.unwrap().is_empty());
-    w.runtime.stop(&deployment()).await.unwrap();
+    assert!(
+        w.runtime
+            .revisions(&service(), None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    w.runtime.stop(&deployment(), None).await.unwrap();
+}
+
+/// The paths of the Cloud Run Admin calls (v2 services and operations, v1 domain mappings).
+fn cloud_run_paths(w: &World) -> Vec<String> {
+    w.standin
+        .requests()
+        .into_iter()
+        .map(|r| r.path)
+        .filter(|p| p.starts_with("/v2/projects/") || p.starts_with("/v1/projects/"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_deployment_with_a_region_runs_and_is_managed_in_that_region_on_the_standin() {
+    let w = world().await; // configured region: us-central1
+    let europe = Region::parse("europe-west1").unwrap();
+    let mut s = spec("octo-app");
+    s.region = Some(europe.clone());
+    let lines = Lines::default();
+    let release = w
+        .runtime
+        .deploy(&s, &lines, &CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        release.url,
+        format!("{}/apps/octo-app/", w.standin.base_url)
+    );
+    assert_eq!(release.revision, s.first_revision());
+    assert!(get(&release.url).await.1.contains(&release.revision));
+    assert!(
+        lines
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.ends_with("in europe-west1")),
+        "the log says where it deploys"
+    );
+    assert_eq!(
+        creates(&w)[0].path,
+        "/v2/projects/acme/locations/europe-west1/services"
+    );
+
+    // Every later call addresses the same region.
+    let europe = Some(&europe);
+    let cancel = CancellationToken::new();
+    let revisions = w.runtime.revisions(&service(), europe).await.unwrap();
+    assert_eq!(revisions[0].name, release.revision);
+    w.runtime
+        .update_env(
+            &service(),
+            europe,
+            &EnvUpdate {
+                set: BTreeMap::from([("FEATURE".to_string(), "on".to_string())]),
+                ..EnvUpdate::default()
+            },
+            &Lines::default(),
+            &cancel,
+        )
+        .await
+        .unwrap();
+    assert!(
+        w.runtime
+            .current_env(&service(), europe)
+            .await
+            .unwrap()
+            .unwrap()
+            .iter()
+            .any(|v| v.name() == "FEATURE")
+    );
+    let back = w
+        .runtime
+        .route_traffic(
+            &service(),
+            europe,
+            &release.revision,
+            &Lines::default(),
+            &cancel,
+        )
+        .await
+        .unwrap();
+    assert_eq!(back.revision, release.revision);
+    w.runtime
+        .map_domain(&service(), europe, "app.example.com")
+        .await
+        .unwrap();
+    w.logging.add_lines("octo-app", &["hello from europe"]);
+    w.runtime
+        .logs(&deployment(), europe, &LogQuery::default())
+        .await
+        .unwrap();
+    let filter = w.standin.requests_to("POST", "/v2/entries:list")[0].json()["filter"].clone();
+    assert!(
+        filter
+            .as_str()
+            .unwrap()
+            .contains(r#"resource.labels.location="europe-west1""#),
+        "{filter}"
+    );
+    w.runtime.stop(&deployment(), europe).await.unwrap();
+    assert_eq!(get(&release.url).await.0, 404);
+
+    let paths = cloud_run_paths(&w);
+    assert!(paths.len() > 10, "{paths:?}");
+    let elsewhere: Vec<&String> = paths
+        .iter()
+        .filter(|p| !p.contains("/locations/europe-west1/"))
+        .collect();
+    assert!(
+        elsewhere.is_empty(),
+        "calls outside europe-west1: {elsewhere:?}"
+    );
+    assert!(
+        w.standin
+            .requests_to(
+                "DELETE",
+                "/v2/projects/acme/locations/europe-west1/services/octo-app"
+            )
+            .len()
+            == 1
+    );
+    assert_eq!(w.cloudrun.problems(), Vec::<String>::new());
+    assert_eq!(w.logging.problems(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_deployment_without_a_region_runs_in_the_configured_one_on_the_standin() {
+    let w = world().await;
+    deploy(&w, &spec("octo-app")).await.unwrap();
+    w.runtime.revisions(&service(), None).await.unwrap();
+    w.runtime.stop(&deployment(), None).await.unwrap();
+    let paths = cloud_run_paths(&w);
+    assert!(!paths.is_empty());
+    assert!(
+        paths.iter().all(|p| p.contains("/locations/us-central1/")),
+        "{paths:?}"
+    );
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use devgem_domain::{Artifact, DeploymentId, ServiceName};
+use devgem_domain::{Artifact, DeploymentId, Region, ServiceName};
 use devgem_plan::{PortFinding, port_not_opened};
 use devgem_ports::{
     EnvUpdate, LogPage, LogQuery, LogSink, Release, ReleaseSpec, Revision, Runtime, RuntimeError,
@@ -530,6 +530,8 @@ impl ProcessRuntime {
     }
 }
 
+/// Apps run on this machine, which has no regions: the `region` of a spec or a call is
+/// ignored (it matters to Cloud Run only).
 #[async_trait]
 impl Runtime for ProcessRuntime {
     async fn deploy(
@@ -541,7 +543,11 @@ impl Runtime for ProcessRuntime {
         self.start(spec, spec.first_revision(), log, cancel).await
     }
 
-    async fn revisions(&self, service: &ServiceName) -> Result<Vec<Revision>, RuntimeError> {
+    async fn revisions(
+        &self,
+        service: &ServiceName,
+        _region: Option<&Region>,
+    ) -> Result<Vec<Revision>, RuntimeError> {
         Ok(self
             .runs_of(service)
             .into_iter()
@@ -561,6 +567,7 @@ impl Runtime for ProcessRuntime {
     async fn route_traffic(
         &self,
         service: &ServiceName,
+        _region: Option<&Region>,
         revision: &str,
         log: &dyn LogSink,
         cancel: &CancellationToken,
@@ -620,6 +627,7 @@ impl Runtime for ProcessRuntime {
     async fn update_env(
         &self,
         service: &ServiceName,
+        _region: Option<&Region>,
         update: &EnvUpdate,
         log: &dyn LogSink,
         cancel: &CancellationToken,
@@ -661,14 +669,19 @@ impl Runtime for ProcessRuntime {
         self.start(&spec, revision, log, cancel).await
     }
 
-    async fn stop(&self, id: &DeploymentId) -> Result<(), RuntimeError> {
+    async fn stop(&self, id: &DeploymentId, _region: Option<&Region>) -> Result<(), RuntimeError> {
         if let Some(record) = self.read_record(id).filter(|r| r.stopped_at.is_none()) {
             self.stop_record(id, record, self.config.stop_grace).await;
         }
         Ok(())
     }
 
-    async fn logs(&self, id: &DeploymentId, query: &LogQuery) -> Result<LogPage, RuntimeError> {
+    async fn logs(
+        &self,
+        id: &DeploymentId,
+        _region: Option<&Region>,
+        query: &LogQuery,
+    ) -> Result<LogPage, RuntimeError> {
         let path = self.log_path(id);
         match std::fs::File::open(&path) {
             Ok(file) => tail_of_file(file, query.limit.min(LOG_LINES))

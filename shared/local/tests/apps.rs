@@ -88,7 +88,11 @@ async fn deploy_fixture(name: &str, plan: BuildPlan, expected: &str, in_log: &st
     .unwrap();
     assert!(record.contains("\"pgid\""), "{record}");
 
-    let logs = runtime.logs(&id, &Default::default()).await.unwrap().text();
+    let logs = runtime
+        .logs(&id, None, &Default::default())
+        .await
+        .unwrap()
+        .text();
     assert!(
         logs.contains(in_log),
         "{in_log:?} is not in the app's log:\n{logs}"
@@ -98,7 +102,7 @@ async fn deploy_fixture(name: &str, plan: BuildPlan, expected: &str, in_log: &st
         "a secret reached the log"
     );
 
-    runtime.stop(&id).await.unwrap();
+    runtime.stop(&id, None).await.unwrap();
     wait_until(
         "the port refuses connections",
         Duration::from_secs(10),
@@ -107,8 +111,12 @@ async fn deploy_fixture(name: &str, plan: BuildPlan, expected: &str, in_log: &st
     .await;
     assert!(runtime.status(&id).is_none());
     // Stopping again is not an error.
-    runtime.stop(&id).await.unwrap();
-    let logs = runtime.logs(&id, &Default::default()).await.unwrap().text();
+    runtime.stop(&id, None).await.unwrap();
+    let logs = runtime
+        .logs(&id, None, &Default::default())
+        .await
+        .unwrap()
+        .text();
     assert!(logs.contains("devgem: stopped"), "{logs}");
     println!("--- logs of {name} ---\n{logs}");
 }

@@ -69,7 +69,7 @@ async fn the_app_outlives_the_process_that_deployed_it() {
     assert_eq!(code, 200);
     assert!(body.contains("still here"), "{body}");
 
-    runtime.stop(&id).await.unwrap();
+    runtime.stop(&id, None).await.unwrap();
     wait_until("the port refuses", Duration::from_secs(5), || {
         refuses(&running.url)
     })

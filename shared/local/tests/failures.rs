@@ -59,7 +59,7 @@ async fn deploy_script_with(
     if result.is_err() {
         assert!(runtime.status(&id).is_none());
     }
-    let _ = runtime.stop(&id).await;
+    let _ = runtime.stop(&id, None).await;
     (result.map(|r| r.url), lines.text())
 }
 
@@ -201,7 +201,7 @@ async fn the_user_env_reaches_the_app_and_a_redeploy_replaces_the_old_process() 
     assert!(!process_alive(first_pid), "the first run still runs");
     assert!(common::refuses(&first.url) || first.url == second.url);
     assert_eq!(common::get(&second.url).unwrap().0, 200);
-    runtime.stop(&id).await.unwrap();
+    runtime.stop(&id, None).await.unwrap();
     wait_until("the port refuses", Duration::from_secs(5), || {
         common::refuses(&second.url)
     })
@@ -419,7 +419,7 @@ async fn stop_kills_an_app_that_ignores_sigterm() {
         .await
         .unwrap();
     let started = Instant::now();
-    runtime.stop(&id).await.unwrap();
+    runtime.stop(&id, None).await.unwrap();
     assert!(common::refuses(&release.url));
     // The grace period (2 s here) passed, then SIGKILL.
     assert!(started.elapsed() >= Duration::from_secs(2));
@@ -531,14 +531,14 @@ async fn revisions_are_listed_rolled_back_to_and_given_new_env() {
         "{body}"
     );
 
-    let revisions = runtime.revisions(&service).await.unwrap();
+    let revisions = runtime.revisions(&service, None).await.unwrap();
     let names: Vec<&str> = revisions.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, [second.revision.as_str(), first.revision.as_str()]);
     assert!(revisions.iter().all(|r| r.serving));
 
     // Roll back: the first revision takes all traffic, the second stops.
     let back = runtime
-        .route_traffic(&service, &first.revision, &lines, &cancel)
+        .route_traffic(&service, None, &first.revision, &lines, &cancel)
         .await
         .unwrap();
     assert_eq!(back.revision, first.revision);
@@ -547,7 +547,7 @@ async fn revisions_are_listed_rolled_back_to_and_given_new_env() {
     })
     .await;
     let serving: Vec<String> = runtime
-        .revisions(&service)
+        .revisions(&service, None)
         .await
         .unwrap()
         .into_iter()
@@ -562,7 +562,7 @@ async fn revisions_are_listed_rolled_back_to_and_given_new_env() {
         ..Default::default()
     };
     let changed = runtime
-        .update_env(&service, &update, &lines, &cancel)
+        .update_env(&service, None, &update, &lines, &cancel)
         .await
         .unwrap();
     assert_eq!(changed.revision, format!("{}-r2", first.revision));
@@ -573,13 +573,13 @@ async fn revisions_are_listed_rolled_back_to_and_given_new_env() {
     );
 
     let unknown = runtime
-        .route_traffic(&service, "rolling-nope", &lines, &cancel)
+        .route_traffic(&service, None, "rolling-nope", &lines, &cancel)
         .await
         .unwrap_err();
     let (reason, hint) = failure(Err(unknown));
     assert!(reason.contains("no revision \"rolling-nope\""), "{reason}");
     assert!(hint.contains(&changed.revision), "{hint}");
-    for r in runtime.revisions(&service).await.unwrap() {
-        runtime.stop(&r.deployment_id).await.unwrap();
+    for r in runtime.revisions(&service, None).await.unwrap() {
+        runtime.stop(&r.deployment_id, None).await.unwrap();
     }
 }

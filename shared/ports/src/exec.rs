@@ -6,7 +6,7 @@
 use crate::SecretValue;
 use async_trait::async_trait;
 pub use devgem_domain::Artifact;
-use devgem_domain::{DeploymentId, EnvVarName, ImageRef, ServiceName, Source};
+use devgem_domain::{DeploymentId, EnvVarName, ImageRef, Region, ServiceName, Source};
 use devgem_plan::{BuildPlan, PortFinding};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -171,6 +171,10 @@ pub struct ReleaseSpec {
     /// the error when the app does not open `container_port`.
     #[serde(default)]
     pub hard_coded_port: Option<PortFinding>,
+    /// The region the service runs in (the deployment's); `None`: the runtime's own (Cloud
+    /// Run: `GOOGLE_CLOUD_REGION`). Runtimes on this machine have no regions and ignore it.
+    #[serde(default)]
+    pub region: Option<Region>,
 }
 
 fn public_by_default() -> bool {
@@ -217,6 +221,7 @@ impl ReleaseSpec {
             labels,
             public: true,
             hard_coded_port: plan.hard_coded_port.clone(),
+            region: None,
         }
     }
 }
@@ -281,11 +286,15 @@ pub enum RuntimeError {
     Cancelled,
 }
 
+/// The methods that address a service take the region it runs in: the deployment's
+/// (`Deployment::region`), `None` for the runtime's own. Cloud Run needs it (a service is
+/// `projects/p/locations/REGION/services/s`); runtimes on this machine have no regions and
+/// ignore it.
 #[async_trait]
 pub trait Runtime: Send + Sync {
-    /// Starts the release as a new revision of its service, waits until it answers, and
-    /// returns its URL and revision. Deploying the same deployment again replaces what ran
-    /// before.
+    /// Starts the release as a new revision of its service (in `spec.region`), waits until it
+    /// answers, and returns its URL and revision. Deploying the same deployment again replaces
+    /// what ran before.
     async fn deploy(
         &self,
         spec: &ReleaseSpec,
@@ -294,20 +303,31 @@ pub trait Runtime: Send + Sync {
     ) -> Result<Release, RuntimeError>;
 
     /// Stops the deployment's app; stopping one that does not run is not an error.
-    async fn stop(&self, id: &DeploymentId) -> Result<(), RuntimeError>;
+    async fn stop(&self, id: &DeploymentId, region: Option<&Region>) -> Result<(), RuntimeError>;
 
     /// The app's output (stdout and stderr), oldest line first, at most `query.limit` lines
-    /// of it: the newest ones, or the page `query.page_token` names.
-    async fn logs(&self, id: &DeploymentId, query: &LogQuery) -> Result<LogPage, RuntimeError>;
+    /// of it: the newest ones, or the page `query.page_token` names. `region` is the
+    /// deployment's (`None`: the runtime's own).
+    async fn logs(
+        &self,
+        id: &DeploymentId,
+        region: Option<&Region>,
+        query: &LogQuery,
+    ) -> Result<LogPage, RuntimeError>;
 
     /// The service's revisions, newest first.
-    async fn revisions(&self, service: &ServiceName) -> Result<Vec<Revision>, RuntimeError>;
+    async fn revisions(
+        &self,
+        service: &ServiceName,
+        region: Option<&Region>,
+    ) -> Result<Vec<Revision>, RuntimeError>;
 
     /// Sends all of the service's traffic to `revision` (a rollback when it is older),
     /// starting it again if it does not run.
     async fn route_traffic(
         &self,
         service: &ServiceName,
+        region: Option<&Region>,
         revision: &str,
         log: &dyn LogSink,
         cancel: &CancellationToken,
@@ -317,6 +337,7 @@ pub trait Runtime: Send + Sync {
     async fn update_env(
         &self,
         service: &ServiceName,
+        region: Option<&Region>,
         update: &EnvUpdate,
         log: &dyn LogSink,
         cancel: &CancellationToken,
@@ -328,8 +349,9 @@ pub trait Runtime: Send + Sync {
     async fn current_env(
         &self,
         service: &ServiceName,
+        region: Option<&Region>,
     ) -> Result<Option<Vec<RuntimeEnv>>, RuntimeError> {
-        let _ = service;
+        let _ = (service, region);
         Ok(None)
     }
 
@@ -337,15 +359,20 @@ pub trait Runtime: Send + Sync {
     async fn map_domain(
         &self,
         service: &ServiceName,
+        region: Option<&Region>,
         domain: &str,
     ) -> Result<DomainMapping, RuntimeError> {
-        let _ = (service, domain);
+        let _ = (service, region, domain);
         Err(no_domains())
     }
 
     /// The service's domain mappings with their status.
-    async fn domains(&self, service: &ServiceName) -> Result<Vec<DomainMapping>, RuntimeError> {
-        let _ = service;
+    async fn domains(
+        &self,
+        service: &ServiceName,
+        region: Option<&Region>,
+    ) -> Result<Vec<DomainMapping>, RuntimeError> {
+        let _ = (service, region);
         Err(no_domains())
     }
 }

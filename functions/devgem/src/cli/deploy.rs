@@ -40,6 +40,11 @@ pub struct DeployArgs {
     /// Keep the app private: on Cloud Run, no public (`allUsers`) invoker; callers need IAM.
     #[arg(long)]
     pub private: bool,
+    /// The Cloud Run region to run in (us-central1, europe-west1, ...), as `gcloud run deploy
+    /// --region`; default: GOOGLE_CLOUD_REGION (or, on a server, your default_region). Builds
+    /// and images stay in GOOGLE_CLOUD_REGION. Redeploys keep it.
+    #[arg(long, value_name = "REGION")]
+    pub region: Option<String>,
     /// Deploy despite high-severity security findings (committed keys, secrets in the
     /// Dockerfile); they are recorded on the deployment and shown as warnings.
     #[arg(long)]
@@ -115,8 +120,15 @@ pub async fn run(args: DeployArgs) -> anyhow::Result<ExitCode> {
         private: args.private,
         plan_override: None,
     };
+    let region = args
+        .region
+        .as_deref()
+        .map(devgem_domain::Region::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--region: {e}"))?;
     let options = devgem_app::CreateOptions {
         allow_findings: args.allow_findings,
+        region,
     };
     let mut renderer = Renderer::new(args.json);
     let deployment = match &args.remote.server {
@@ -172,6 +184,15 @@ async fn deploy_here(
 ) -> anyhow::Result<Deployment> {
     config.check_adapters()?;
     say_which_path(&config, chosen).await;
+    if let Some(region) = &options.region
+        && config.adapters.runtime != RuntimeKind::CloudRun
+    {
+        eprintln!(
+            "note: --region {region} is recorded, but runtime {} runs the app on this machine, \
+             which has no regions; it applies on Cloud Run (--to cloudrun)",
+            config.adapters.runtime
+        );
+    }
     let wiring = wiring::from_config(&config).await?;
     let services = wiring.services;
     let deployment = devgem_app::create_deployment_with(&services, request, None, options)
@@ -238,6 +259,7 @@ async fn deploy_remote(
         "env": request.env,
         "public": !request.private,
         "allow_findings": options.allow_findings,
+        "region": options.region,
     });
     let created: Deployment = match folder {
         Some(path) => {

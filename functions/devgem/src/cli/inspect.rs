@@ -155,7 +155,7 @@ pub async fn logs(id: String, remote: Remote) -> anyhow::Result<ExitCode> {
         }
         None => {
             let services = local().await?;
-            get_local(&services, &id).await?;
+            let d = get_local(&services, &id).await?;
             let build = services
                 .objects
                 .get(&keys::build_log(&id))
@@ -164,7 +164,7 @@ pub async fn logs(id: String, remote: Remote) -> anyhow::Result<ExitCode> {
                 .unwrap_or_default();
             let app = services
                 .runtime
-                .logs(&id, &Default::default())
+                .logs(&id, d.region.as_ref(), &Default::default())
                 .await
                 .map(|p| p.text())
                 .unwrap_or_default();

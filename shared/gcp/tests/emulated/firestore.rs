@@ -110,8 +110,14 @@ async fn concurrent_updates_from_one_version_have_exactly_one_winner() {
     let mut next = winner.clone();
     next.summary = None;
     next.url = Some("https://x".into());
+    next.region = Some(devgem_domain::Region::parse("europe-west1").unwrap());
     let stored = a.update(&next).await.unwrap();
     assert_eq!(stored.version, 2);
+    let read = a.get(&d.id).await.unwrap().unwrap();
+    assert_eq!(
+        read.region.map(|r| r.to_string()).as_deref(),
+        Some("europe-west1")
+    );
     let mut cleared = stored.clone();
     cleared.url = None;
     a.update(&cleared).await.unwrap();
