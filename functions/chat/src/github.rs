@@ -889,7 +889,7 @@ impl Github {
                 Ok(Some(d)) => {
                     let url = d.url.as_deref().unwrap_or_default();
                     let body = format!(
-                        "{marker}\nThe preview of {} is live at {url} (service `{}`).",
+                        "The preview of {} is live at {url} (service `{}`).",
                         origin.sha, d.service_name
                     );
                     if let Err(e) = write_preview_comment(
@@ -925,7 +925,7 @@ impl Github {
         let lock = self.comment_locks.of(&marker);
         let _one_writer = lock.lock().await;
         let body = format!(
-            "{marker}\nThe preview was removed when the pull request was closed (service `{service}`)."
+            "The preview was removed when the pull request was closed (service `{service}`)."
         );
         if let Err(e) = write_preview_comment(
             self.api.as_ref(),
@@ -983,7 +983,8 @@ enum CommentWrite {
 }
 
 /// The sticky preview comment: the pull request's comments are listed, the one carrying
-/// `marker` and written by the token's own login is edited to `body`, else (when
+/// `marker` and written by the token's own login is edited to say `text` (under the
+/// marker, so the next event finds it again), else (when
 /// `create_if_missing`) one is created. One write at most, as GitHub's rate limits ask.
 /// When the token's login cannot be read (a GitHub App token has no `GET /user`), the
 /// marker alone identifies the comment.
@@ -993,9 +994,11 @@ async fn write_preview_comment(
     repository: &str,
     number: u64,
     marker: &str,
-    body: &str,
+    text: &str,
     create_if_missing: bool,
 ) -> Result<CommentWrite, String> {
+    let body = format!("{marker}\n{text}");
+    let body = body.as_str();
     let login = match api.login(token).await {
         Ok(login) => Some(login),
         Err(e) => {
@@ -1037,6 +1040,50 @@ mod tests {
             "sha256={}",
             bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
         )
+    }
+
+    #[tokio::test]
+    async fn the_preview_comment_is_found_past_the_first_page_and_only_if_it_is_ours() {
+        use devgem_testing::standin::{Standin, github as standin};
+        let github = Arc::new(standin::Github::new("ghp_t"));
+        let server = Standin::start(None, vec![github.clone()]);
+        let api = RestGithub::new(&server.base_url);
+        let token = SecretValue::new("ghp_t");
+        let marker = preview_marker("acme/shop", 7, &ServiceName::parse("shop-pr-7").unwrap());
+        // Others quote the marker, before and after DevGem's comment, past one page.
+        for i in 0..130 {
+            github.add_comment("acme/shop", 7, "mona", &format!("{marker} quoted {i}"));
+        }
+        let write = |body: &'static str, create: bool| {
+            write_preview_comment(&api, &token, "acme/shop", 7, &marker, body, create)
+        };
+        assert_eq!(write("removed", false).await, Ok(CommentWrite::Nothing));
+        let CommentWrite::Created(id) = write("live at one", true).await.unwrap() else {
+            panic!("no comment of DevGem's existed yet");
+        };
+        for i in 0..120 {
+            github.add_comment("acme/shop", 7, "mona", &format!("{marker} again {i}"));
+        }
+        assert_eq!(
+            write("live at two", true).await,
+            Ok(CommentWrite::Updated(id))
+        );
+        let listed = api.list_comments(&token, "acme/shop", 7).await.unwrap();
+        assert_eq!(listed.len(), 251, "every page is read");
+        let ours: Vec<_> = github
+            .comments_on(7)
+            .into_iter()
+            .filter(|c| c.author != "mona")
+            .collect();
+        assert_eq!(ours.len(), 1);
+        assert_eq!(ours[0].body, format!("{marker}\nlive at two"));
+        assert_eq!(
+            github.comment_writes(),
+            [
+                standin::CommentWrite::Created(id),
+                standin::CommentWrite::Updated(id)
+            ]
+        );
     }
 
     #[test]
