@@ -8,7 +8,7 @@ mod support;
 
 use devgem_testing::git_http::{GitServer, git};
 use devgem_testing::standin::Standin;
-use devgem_testing::standin::github::Github;
+use devgem_testing::standin::github::{CommentWrite, Github, StoredComment};
 use hmac::{KeyInit, Mac};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -707,12 +707,41 @@ fn pr_payload(world: &World, action: &str, number: u64, head_ref: &str, head_sha
     })
 }
 
+/// DevGem's own comments on pull request `number` (the stand-in's token user).
+fn devgem_comments(world: &World, number: u64) -> Vec<StoredComment> {
+    world
+        .github
+        .comments_on(number)
+        .into_iter()
+        .filter(|c| c.author == "devgem-bot")
+        .collect()
+}
+
+/// Waits until DevGem's one comment on `number` contains `text`.
+fn sticky_comment_containing(world: &World, number: u64, text: &str) -> StoredComment {
+    wait_for(
+        &format!("the preview comment to say {text}"),
+        Duration::from_secs(30),
+        || {
+            let ours = devgem_comments(world, number);
+            ours.iter().any(|c| c.body.contains(text)).then_some(())
+        },
+    );
+    let ours = devgem_comments(world, number);
+    assert_eq!(ours.len(), 1, "one comment per preview: {ours:?}");
+    ours[0].clone()
+}
+
 #[test]
 fn a_pull_request_opens_a_preview_comments_its_url_and_closing_stops_it() {
     let world = World::new();
     world.commit_app("main", "production");
     let opened = world.commit_app("feature", "preview one");
     world.link("main", "shop");
+    // Someone else pasted DevGem's marker into their own comment: it is not DevGem's to edit.
+    let foreign_body =
+        "<!-- devgem:preview acme/shop#7 shop-pr-7 -->\nThe preview of ... is live at (quoted)";
+    let foreign = world.github.add_comment(REPO, 7, "mona", foreign_body);
 
     let (status, res) = world.deliver(
         "pull_request",
@@ -732,34 +761,34 @@ fn a_pull_request_opens_a_preview_comments_its_url_and_closing_stops_it() {
         statuses.last().unwrap().target_url.as_deref(),
         Some(first_url.as_str())
     );
-    let comments = wait_for("the preview comment", Duration::from_secs(30), || {
-        let c = world.github.comments_on(7);
-        (!c.is_empty()).then_some(c)
-    });
-    assert_eq!(comments.len(), 1, "{comments:?}");
-    assert_eq!(comments[0].repository, REPO);
-    assert_eq!(comments[0].token, TOKEN);
-    assert!(comments[0].body.contains(&first_url), "{comments:?}");
-    assert!(comments[0].body.contains(&opened), "{comments:?}");
+    let comment = sticky_comment_containing(&world, 7, &first_url);
+    assert_eq!(comment.repository, REPO);
+    assert_eq!(comment.token, TOKEN);
+    assert!(comment.body.contains(&opened), "{comment:?}");
 
-    // A push to the pull request: a new preview of the new head, and a new comment naming it.
-    let synced = world.commit_app("feature", "preview two");
-    let (status, res) = world.deliver(
-        "pull_request",
-        "pr-sync",
-        &pr_payload(&world, "synchronize", 7, "feature", &synced),
-    );
-    assert_eq!(status, 202, "{res}");
-    let second = world.finished(res["deployments"][0].as_str().unwrap());
-    assert_eq!(second["status"], "live", "{second}");
-    assert_eq!(second["service_name"], "shop-pr-7");
-    let second_url = second["url"].as_str().unwrap().to_string();
-    assert_eq!(app_body(&second_url), "preview two");
-    let comments = wait_for("the second comment", Duration::from_secs(30), || {
-        let c = world.github.comments_on(7);
-        (c.len() == 2).then_some(c)
-    });
-    assert!(comments[1].body.contains(&synced), "{comments:?}");
+    // Two pushes to the pull request: each a new preview of the new head, and the same
+    // comment, edited, naming the latest.
+    let mut second = Value::Null;
+    let mut second_url = String::new();
+    let mut synced = String::new();
+    for (round, text) in ["preview two", "preview three"].into_iter().enumerate() {
+        synced = world.commit_app("feature", text);
+        let (status, res) = world.deliver(
+            "pull_request",
+            &format!("pr-sync-{round}"),
+            &pr_payload(&world, "synchronize", 7, "feature", &synced),
+        );
+        assert_eq!(status, 202, "{res}");
+        second = world.finished(res["deployments"][0].as_str().unwrap());
+        assert_eq!(second["status"], "live", "{second}");
+        assert_eq!(second["service_name"], "shop-pr-7");
+        second_url = second["url"].as_str().unwrap().to_string();
+        assert_eq!(app_body(&second_url), text);
+        let edited = sticky_comment_containing(&world, 7, &synced);
+        assert_eq!(edited.id, comment.id, "the same comment, edited");
+        assert!(edited.body.contains(&second_url), "{edited:?}");
+        assert!(!edited.body.contains(&opened), "{edited:?}");
+    }
 
     // An action that changes no code is acknowledged and deploys nothing.
     let before = world.deployments().len();
@@ -794,6 +823,28 @@ fn a_pull_request_opens_a_preview_comments_its_url_and_closing_stops_it() {
         Duration::from_secs(30),
         || get(&second_url).is_none().then_some(()),
     );
+    let removed = sticky_comment_containing(&world, 7, "removed");
+    assert_eq!(removed.id, comment.id);
+    assert!(!removed.body.contains(&second_url), "{removed:?}");
+    // One write per event: created on opened, edited on each synchronize and on closed; the
+    // foreign comment untouched.
+    assert_eq!(
+        world.github.comment_writes(),
+        [
+            CommentWrite::Created(comment.id),
+            CommentWrite::Updated(comment.id),
+            CommentWrite::Updated(comment.id),
+            CommentWrite::Updated(comment.id),
+        ]
+    );
+    let theirs: Vec<_> = world
+        .github
+        .comments_on(7)
+        .into_iter()
+        .filter(|c| c.id == foreign)
+        .collect();
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(theirs[0].body, foreign_body);
     // Production (the link's own service) was never touched.
     assert!(
         world

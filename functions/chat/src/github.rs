@@ -12,7 +12,7 @@ use futures::StreamExt;
 use hmac::{KeyInit, Mac};
 use http::{Method, StatusCode};
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// The context DevGem's statuses carry on a commit.
@@ -50,6 +50,20 @@ pub struct CommitStatus {
     pub context: String,
 }
 
+/// One comment on an issue or pull request, as GitHub lists it (§7.6).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct IssueComment {
+    pub id: u64,
+    #[serde(default)]
+    pub body: Option<String>,
+    pub user: CommentAuthor,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct CommentAuthor {
+    pub login: String,
+}
+
 /// The GitHub REST calls DevGem makes, each with the token it acts as.
 #[async_trait]
 pub trait GithubApi: Send + Sync {
@@ -61,15 +75,39 @@ pub trait GithubApi: Send + Sync {
         sha: &str,
         status: &CommitStatus,
     ) -> Result<(), String>;
+    /// `GET /user`: the login the token acts as.
+    async fn login(&self, token: &SecretValue) -> Result<String, String>;
+    /// `GET /repos/{repo}/issues/{number}/comments`, every page, oldest first.
+    async fn list_comments(
+        &self,
+        token: &SecretValue,
+        repo: &str,
+        number: u64,
+    ) -> Result<Vec<IssueComment>, String>;
     /// `POST /repos/{repo}/issues/{number}/comments`.
-    async fn comment(
+    async fn create_comment(
         &self,
         token: &SecretValue,
         repo: &str,
         number: u64,
         body: &str,
-    ) -> Result<(), String>;
+    ) -> Result<IssueComment, String>;
+    /// `PATCH /repos/{repo}/issues/comments/{id}`.
+    async fn update_comment(
+        &self,
+        token: &SecretValue,
+        repo: &str,
+        id: u64,
+        body: &str,
+    ) -> Result<IssueComment, String>;
 }
+
+/// GitHub's largest page of a list.
+const PER_PAGE: usize = 100;
+
+/// How many pages of comments are read before giving up on finding DevGem's (30 000
+/// comments: a pull request with more is not one a preview comment matters on).
+const MAX_COMMENT_PAGES: usize = 300;
 
 /// [`GithubApi`] over HTTPS with reqwest.
 pub struct RestGithub {
@@ -90,29 +128,53 @@ impl RestGithub {
         }
     }
 
-    async fn post(
+    /// One REST call; a non-2xx answer is an error naming the method and path (never the
+    /// token).
+    async fn call(
         &self,
         token: &SecretValue,
+        method: Method,
         path: &str,
-        body: &serde_json::Value,
-    ) -> Result<(), String> {
-        let res = self
+        body: Option<&serde_json::Value>,
+    ) -> Result<reqwest::Response, String> {
+        let mut request = self
             .client
-            .post(format!("{}{path}", self.api_url))
+            .request(method.clone(), format!("{}{path}", self.api_url))
             .header("Accept", "application/vnd.github+json")
             .header("X-GitHub-Api-Version", "2022-11-28")
-            .bearer_auth(token.expose())
-            .json(body)
-            .send()
-            .await
-            // reqwest's error names the URL, never the headers.
-            .map_err(|e| format!("GitHub: {e}"))?;
+            .bearer_auth(token.expose());
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        // reqwest's error names the URL, never the headers.
+        let res = request.send().await.map_err(|e| format!("GitHub: {e}"))?;
         if res.status().is_success() {
-            Ok(())
+            Ok(res)
         } else {
-            Err(format!("GitHub answered {} to POST {path}", res.status()))
+            Err(format!(
+                "GitHub answered {} to {method} {path}",
+                res.status()
+            ))
         }
     }
+
+    async fn call_json<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &SecretValue,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<T, String> {
+        let res = self.call(token, method.clone(), path, body).await?;
+        res.json().await.map_err(|e| {
+            format!("GitHub's answer to {method} {path} is not what it documents: {e}")
+        })
+    }
+}
+
+#[derive(Deserialize)]
+struct GithubUser {
+    login: String,
 }
 
 #[async_trait]
@@ -125,23 +187,60 @@ impl GithubApi for RestGithub {
         status: &CommitStatus,
     ) -> Result<(), String> {
         let body = serde_json::to_value(status).map_err(|e| e.to_string())?;
-        self.post(token, &format!("/repos/{repo}/statuses/{sha}"), &body)
-            .await
+        let path = format!("/repos/{repo}/statuses/{sha}");
+        self.call(token, Method::POST, &path, Some(&body)).await?;
+        Ok(())
     }
 
-    async fn comment(
+    async fn login(&self, token: &SecretValue) -> Result<String, String> {
+        let user: GithubUser = self.call_json(token, Method::GET, "/user", None).await?;
+        Ok(user.login)
+    }
+
+    async fn list_comments(
+        &self,
+        token: &SecretValue,
+        repo: &str,
+        number: u64,
+    ) -> Result<Vec<IssueComment>, String> {
+        let mut all = Vec::new();
+        for page in 1..=MAX_COMMENT_PAGES {
+            let path =
+                format!("/repos/{repo}/issues/{number}/comments?per_page={PER_PAGE}&page={page}");
+            let batch: Vec<IssueComment> = self.call_json(token, Method::GET, &path, None).await?;
+            let last = batch.len() < PER_PAGE;
+            all.extend(batch);
+            if last {
+                break;
+            }
+        }
+        Ok(all)
+    }
+
+    async fn create_comment(
         &self,
         token: &SecretValue,
         repo: &str,
         number: u64,
         body: &str,
-    ) -> Result<(), String> {
-        self.post(
-            token,
-            &format!("/repos/{repo}/issues/{number}/comments"),
-            &serde_json::json!({ "body": body }),
-        )
-        .await
+    ) -> Result<IssueComment, String> {
+        let path = format!("/repos/{repo}/issues/{number}/comments");
+        let body = serde_json::json!({ "body": body });
+        self.call_json(token, Method::POST, &path, Some(&body))
+            .await
+    }
+
+    async fn update_comment(
+        &self,
+        token: &SecretValue,
+        repo: &str,
+        id: u64,
+        body: &str,
+    ) -> Result<IssueComment, String> {
+        let path = format!("/repos/{repo}/issues/comments/{id}");
+        let body = serde_json::json!({ "body": body });
+        self.call_json(token, Method::PATCH, &path, Some(&body))
+            .await
     }
 }
 
@@ -150,6 +249,20 @@ impl GithubApi for RestGithub {
 pub struct Github {
     pub options: GithubOptions,
     pub api: Arc<dyn GithubApi>,
+    comment_locks: CommentLocks,
+}
+
+/// One lock per preview comment (keyed by its marker), so the events of one pull request
+/// read and write its comment one after the other: two reports that both find no comment
+/// would otherwise both create one.
+#[derive(Clone, Default)]
+struct CommentLocks(Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>);
+
+impl CommentLocks {
+    fn of(&self, marker: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        locks.entry(marker.to_string()).or_default().clone()
+    }
 }
 
 /// Whether `header` (`sha256=<hex>`) is the HMAC-SHA256 of `body` with `secret`, compared in
@@ -287,6 +400,14 @@ struct Origin {
 }
 
 impl Github {
+    pub fn new(options: GithubOptions, api: Arc<dyn GithubApi>) -> Self {
+        Self {
+            options,
+            api,
+            comment_locks: CommentLocks::default(),
+        }
+    }
+
     /// `POST /webhooks/github`.
     pub async fn webhook(
         &self,
@@ -527,6 +648,16 @@ impl Github {
                             .map_err(app_error)?;
                         stopped.push(d.id);
                     }
+                    let origin = Origin {
+                        owner: link.owner.clone(),
+                        repository: base_repo.clone(),
+                        sha: pr.pull_request.head.sha.clone(),
+                        pull_request: Some(pr.number),
+                    };
+                    let (services, github) = (services.clone(), self.clone());
+                    tokio::spawn(
+                        async move { github.report_removed(services, origin, name).await },
+                    );
                 }
                 Ok(json(
                     StatusCode::OK,
@@ -573,9 +704,8 @@ impl Github {
         )
         .await
         .map_err(app_error)?;
-        let (services, api, id) = (services.clone(), self.api.clone(), d.id.clone());
-        let fallback = self.options.token.clone();
-        tokio::spawn(async move { report(services, api, fallback, id, origin).await });
+        let (services, github, id) = (services.clone(), self.clone(), d.id.clone());
+        tokio::spawn(async move { github.report(services, id, origin).await });
         Ok(d)
     }
 
@@ -688,85 +818,220 @@ async fn reporting_token(
     }
 }
 
-/// Follows a deployment to its end and tells GitHub: pending now, then success with the
-/// app's URL or failure with the reason; a preview's URL is also commented on its PR. Posted
-/// with the link owner's GitHub token, else `GITHUB_TOKEN`; without either nothing is sent.
-async fn report(
-    services: Services,
-    api: Arc<dyn GithubApi>,
-    fallback: Option<SecretValue>,
-    id: devgem_domain::DeploymentId,
-    origin: Origin,
-) {
-    let Some(token) = reporting_token(&services, fallback, &origin).await else {
-        tracing::info!(
-            repository = %origin.repository,
-            owner = %origin.owner,
-            "no commit status is sent: the link's owner has not signed in with GitHub and no \
-             GITHUB_TOKEN is set"
-        );
-        return;
-    };
-    let pending = CommitStatus {
-        state: StatusState::Pending,
-        target_url: None,
-        description: format!("Deploying {}", &origin.sha[..origin.sha.len().min(7)]),
-        context: STATUS_CONTEXT.into(),
-    };
-    if let Err(e) = api
-        .set_status(&token, &origin.repository, &origin.sha, &pending)
-        .await
-    {
-        tracing::warn!(error = %e, "the pending commit status was not sent");
-    }
-    if let Ok(mut events) = devgem_app::follow(&services.core, &id, 0).await {
-        while let Some(event) = events.next().await {
-            match event {
-                Ok(e) if e.status.is_some_and(Status::is_terminal) => break,
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "following a webhook deployment failed");
-                    break;
+impl Github {
+    /// Follows a deployment to its end and tells GitHub: pending now, then success with the
+    /// app's URL or failure with the reason; a preview's URL is also commented on its PR. Posted
+    /// with the link owner's GitHub token, else `GITHUB_TOKEN`; without either nothing is sent.
+    async fn report(&self, services: Services, id: devgem_domain::DeploymentId, origin: Origin) {
+        let api = &self.api;
+        let Some(token) = reporting_token(&services, self.options.token.clone(), &origin).await
+        else {
+            tracing::info!(
+                repository = %origin.repository,
+                owner = %origin.owner,
+                "no commit status is sent: the link's owner has not signed in with GitHub and no \
+                 GITHUB_TOKEN is set"
+            );
+            return;
+        };
+        let pending = CommitStatus {
+            state: StatusState::Pending,
+            target_url: None,
+            description: format!("Deploying {}", &origin.sha[..origin.sha.len().min(7)]),
+            context: STATUS_CONTEXT.into(),
+        };
+        if let Err(e) = api
+            .set_status(&token, &origin.repository, &origin.sha, &pending)
+            .await
+        {
+            tracing::warn!(error = %e, "the pending commit status was not sent");
+        }
+        if let Ok(mut events) = devgem_app::follow(&services.core, &id, 0).await {
+            while let Some(event) = events.next().await {
+                match event {
+                    Ok(e) if e.status.is_some_and(Status::is_terminal) => break,
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "following a webhook deployment failed");
+                        break;
+                    }
                 }
             }
         }
-    }
-    let Ok(Some(d)) = services.core.store.get(&id).await else {
-        return;
-    };
-    let status = match (d.status, &d.url) {
-        (Status::Live, Some(url)) => CommitStatus {
-            state: StatusState::Success,
-            target_url: Some(url.clone()),
-            description: short(&format!("Deployed to {url}")),
-            context: STATUS_CONTEXT.into(),
-        },
-        _ => CommitStatus {
-            state: StatusState::Failure,
-            target_url: None,
-            description: short(
-                &d.error
-                    .as_ref()
-                    .map(|f| f.to_string())
-                    .unwrap_or_else(|| format!("the deployment ended {}", d.status)),
-            ),
-            context: STATUS_CONTEXT.into(),
-        },
-    };
-    if let Err(e) = api
-        .set_status(&token, &origin.repository, &origin.sha, &status)
-        .await
-    {
-        tracing::warn!(error = %e, "the final commit status was not sent");
-    }
-    if let (Some(number), Status::Live, Some(url)) = (origin.pull_request, d.status, &d.url) {
-        let body = format!(
-            "<!-- devgem:preview {} -->\nThe preview of {} is live at {url} (service `{}`).",
-            d.id, origin.sha, d.service_name
-        );
-        if let Err(e) = api.comment(&token, &origin.repository, number, &body).await {
-            tracing::warn!(error = %e, "the preview comment was not sent");
+        let Ok(Some(d)) = services.core.store.get(&id).await else {
+            return;
+        };
+        let status = match (d.status, &d.url) {
+            (Status::Live, Some(url)) => CommitStatus {
+                state: StatusState::Success,
+                target_url: Some(url.clone()),
+                description: short(&format!("Deployed to {url}")),
+                context: STATUS_CONTEXT.into(),
+            },
+            _ => CommitStatus {
+                state: StatusState::Failure,
+                target_url: None,
+                description: short(
+                    &d.error
+                        .as_ref()
+                        .map(|f| f.to_string())
+                        .unwrap_or_else(|| format!("the deployment ended {}", d.status)),
+                ),
+                context: STATUS_CONTEXT.into(),
+            },
+        };
+        if let Err(e) = api
+            .set_status(&token, &origin.repository, &origin.sha, &status)
+            .await
+        {
+            tracing::warn!(error = %e, "the final commit status was not sent");
         }
+        if let (Some(number), Status::Live, Some(_)) = (origin.pull_request, d.status, &d.url) {
+            let marker = preview_marker(&origin.repository, number, &d.service_name);
+            let lock = self.comment_locks.of(&marker);
+            let _one_writer = lock.lock().await;
+            // Re-read under the lock: a preview stopped by `closed`, or replaced by a newer
+            // push meanwhile, must not put its URL back.
+            match current_preview(&services, &d).await {
+                Ok(Some(d)) => {
+                    let url = d.url.as_deref().unwrap_or_default();
+                    let body = format!(
+                        "The preview of {} is live at {url} (service `{}`).",
+                        origin.sha, d.service_name
+                    );
+                    if let Err(e) = write_preview_comment(
+                        api.as_ref(),
+                        &token,
+                        &origin.repository,
+                        number,
+                        &marker,
+                        &body,
+                        true,
+                    )
+                    .await
+                    {
+                        tracing::warn!(error = %e, "the preview comment was not sent");
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "the preview comment was not sent"),
+            }
+        }
+    }
+
+    /// After `closed`: the preview's comment, if DevGem wrote one, now says the preview is gone.
+    async fn report_removed(&self, services: Services, origin: Origin, service: ServiceName) {
+        let Some(number) = origin.pull_request else {
+            return;
+        };
+        let Some(token) = reporting_token(&services, self.options.token.clone(), &origin).await
+        else {
+            return;
+        };
+        let marker = preview_marker(&origin.repository, number, &service);
+        let lock = self.comment_locks.of(&marker);
+        let _one_writer = lock.lock().await;
+        let body = format!(
+            "The preview was removed when the pull request was closed (service `{service}`)."
+        );
+        if let Err(e) = write_preview_comment(
+            self.api.as_ref(),
+            &token,
+            &origin.repository,
+            number,
+            &marker,
+            &body,
+            false,
+        )
+        .await
+        {
+            tracing::warn!(error = %e, "the preview comment was not updated");
+        }
+    }
+}
+
+/// The hidden line that marks DevGem's comment about one preview of one pull request (a
+/// repository linked twice has two previews, each with its comment).
+fn preview_marker(repository: &str, number: u64, service: &ServiceName) -> String {
+    format!("<!-- devgem:preview {repository}#{number} {service} -->")
+}
+
+/// `d` as it is now, if it is still live and the newest deployment of its service.
+async fn current_preview(
+    services: &Services,
+    d: &Deployment,
+) -> Result<Option<Deployment>, String> {
+    let store = &services.core.store;
+    let Some(now) = store.get(&d.id).await.map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    if now.status != Status::Live {
+        return Ok(None);
+    }
+    let newer = store
+        .list(&devgem_ports::ListFilter {
+            owner: Some(d.owner.clone()),
+            limit: 100,
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .any(|other| other.service_name == d.service_name && other.created_at > d.created_at);
+    Ok((!newer).then_some(now))
+}
+
+/// What [`write_preview_comment`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CommentWrite {
+    Created(u64),
+    Updated(u64),
+    /// There was no comment to update, and none was to be created.
+    Nothing,
+}
+
+/// The sticky preview comment: the pull request's comments are listed, the one carrying
+/// `marker` and written by the token's own login is edited to say `text` (under the
+/// marker, so the next event finds it again), else (when
+/// `create_if_missing`) one is created. One write at most, as GitHub's rate limits ask.
+/// When the token's login cannot be read (a GitHub App token has no `GET /user`), the
+/// marker alone identifies the comment.
+async fn write_preview_comment(
+    api: &dyn GithubApi,
+    token: &SecretValue,
+    repository: &str,
+    number: u64,
+    marker: &str,
+    text: &str,
+    create_if_missing: bool,
+) -> Result<CommentWrite, String> {
+    let body = format!("{marker}\n{text}");
+    let body = body.as_str();
+    let login = match api.login(token).await {
+        Ok(login) => Some(login),
+        Err(e) => {
+            tracing::info!(error = %e, "the token's login is unknown; the preview comment is found by its marker alone");
+            None
+        }
+    };
+    let comments = api.list_comments(token, repository, number).await?;
+    let ours = comments.iter().find(|c| {
+        c.body.as_deref().is_some_and(|b| b.contains(marker))
+            && login
+                .as_deref()
+                .is_none_or(|l| c.user.login.eq_ignore_ascii_case(l))
+    });
+    match ours {
+        Some(comment) => {
+            let updated = api
+                .update_comment(token, repository, comment.id, body)
+                .await?;
+            Ok(CommentWrite::Updated(updated.id))
+        }
+        None if create_if_missing => {
+            let created = api.create_comment(token, repository, number, body).await?;
+            Ok(CommentWrite::Created(created.id))
+        }
+        None => Ok(CommentWrite::Nothing),
     }
 }
 
@@ -782,6 +1047,50 @@ mod tests {
             "sha256={}",
             bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
         )
+    }
+
+    #[tokio::test]
+    async fn the_preview_comment_is_found_past_the_first_page_and_only_if_it_is_ours() {
+        use devgem_testing::standin::{Standin, github as standin};
+        let github = Arc::new(standin::Github::new("ghp_t"));
+        let server = Standin::start(None, vec![github.clone()]);
+        let api = RestGithub::new(&server.base_url);
+        let token = SecretValue::new("ghp_t");
+        let marker = preview_marker("acme/shop", 7, &ServiceName::parse("shop-pr-7").unwrap());
+        // Others quote the marker, before and after DevGem's comment, past one page.
+        for i in 0..130 {
+            github.add_comment("acme/shop", 7, "mona", &format!("{marker} quoted {i}"));
+        }
+        let write = |body: &'static str, create: bool| {
+            write_preview_comment(&api, &token, "acme/shop", 7, &marker, body, create)
+        };
+        assert_eq!(write("removed", false).await, Ok(CommentWrite::Nothing));
+        let CommentWrite::Created(id) = write("live at one", true).await.unwrap() else {
+            panic!("no comment of DevGem's existed yet");
+        };
+        for i in 0..120 {
+            github.add_comment("acme/shop", 7, "mona", &format!("{marker} again {i}"));
+        }
+        assert_eq!(
+            write("live at two", true).await,
+            Ok(CommentWrite::Updated(id))
+        );
+        let listed = api.list_comments(&token, "acme/shop", 7).await.unwrap();
+        assert_eq!(listed.len(), 251, "every page is read");
+        let ours: Vec<_> = github
+            .comments_on(7)
+            .into_iter()
+            .filter(|c| c.author != "mona")
+            .collect();
+        assert_eq!(ours.len(), 1);
+        assert_eq!(ours[0].body, format!("{marker}\nlive at two"));
+        assert_eq!(
+            github.comment_writes(),
+            [
+                standin::CommentWrite::Created(id),
+                standin::CommentWrite::Updated(id)
+            ]
+        );
     }
 
     #[test]

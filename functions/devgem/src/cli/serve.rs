@@ -140,8 +140,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             },
         )
         .with_planner(planner)
-        .with_github(devgem_fn_chat::github::Github {
-            options: devgem_fn_chat::github::GithubOptions {
+        .with_github(devgem_fn_chat::github::Github::new(
+            devgem_fn_chat::github::GithubOptions {
                 webhook_secret: config
                     .github_webhook_secret
                     .as_ref()
@@ -151,10 +151,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                     .as_ref()
                     .map(|t| devgem_ports::SecretValue::new(t.expose())),
             },
-            api: Arc::new(devgem_fn_chat::github::RestGithub::new(
+            Arc::new(devgem_fn_chat::github::RestGithub::new(
                 &config.github_api_url,
             )),
-        })
+        ))
     });
     let api = api.map(|api| match signin(&config, reachable) {
         Some(signin) => api.with_signin(signin),
