@@ -388,6 +388,11 @@ impl<F: ChangeFeed> Subscriber<F> {
                 return None;
             }
             if let Some(event) = self.pending.pop_front() {
+                if self.pending.is_empty() && self.pending.capacity() > 4 {
+                    // A backfill's page is read: a stream that then waits for hours holds
+                    // no room for one.
+                    self.pending = VecDeque::new();
+                }
                 if event.seq <= self.last {
                     continue;
                 }
