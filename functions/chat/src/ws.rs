@@ -27,13 +27,13 @@ pub const DEFAULT_MONITOR_EVERY: Duration = Duration::from_secs(30);
 /// How long a client may stay quiet before the server pings it.
 pub const IDLE_PING: Duration = Duration::from_secs(25);
 
-/// The socket's buffers. tungstenite's defaults (128 KiB to read into, 128 KiB of writes
-/// gathered before a flush) would make every open socket cost over 128 KiB; a chat socket reads
-/// short messages and sends each message as it comes, so a few KiB hold it (10,000 watching
-/// sockets fit in the benchmark's 150 MB, BENCHMARKS.md).
+/// The socket's buffers. tungstenite's defaults (128 KiB to read into, zero-filled, and 128 KiB
+/// of writes gathered before a flush) would make every open socket cost over 128 KiB; a chat
+/// socket reads short messages (a longer one is read in several reads) and sends each message
+/// as it comes, so 1 KiB holds it (BENCHMARKS.md, "Progress streams: many watchers").
 fn socket_config() -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .max_message_size(Some(1024 * 1024))
         .max_frame_size(Some(1024 * 1024))
@@ -138,6 +138,7 @@ pub async fn run(socket: Socket, upgraded: hyper::upgrade::Upgraded) {
     // The socket may stay open for hours: keep none of the documents it started with.
     drop(states);
     let mut session_id = Some(session.id.clone());
+    drop(session);
 
     let mut idle = tokio::time::interval_at(tokio::time::Instant::now() + IDLE_PING, IDLE_PING);
     loop {
@@ -250,8 +251,11 @@ fn follow(
             });
             if past_analysis && !analysed {
                 analysed = true;
-                if let Some(message) = analysis(&services, &id, std::mem::take(&mut findings)).await
-                {
+                // Boxed, as the monitor below: a task's size is its largest await, and
+                // thousands of these wait on `events.next()` alone.
+                let analysed_message =
+                    Box::pin(analysis(&services, &id, std::mem::take(&mut findings)));
+                if let Some(message) = analysed_message.await {
                     outbox.send(message);
                 }
             }
@@ -265,7 +269,7 @@ fn follow(
         };
         outbox.send(complete(&d));
         if let (Status::Live, Some(url)) = (d.status, d.url) {
-            monitor(&services, &outbox, &id, &url, monitor_every).await;
+            Box::pin(monitor(&services, &outbox, &id, &url, monitor_every)).await;
         }
     });
 }
