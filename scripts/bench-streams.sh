@@ -27,7 +27,8 @@ fi
 # PROFILE=debug measures a debug build (slower; for trying the script out).
 profile=${PROFILE:-release}
 dir=$([ "$profile" = debug ] && echo debug || echo "$profile")
-cargo build --profile "$([ "$profile" = debug ] && echo dev || echo "$profile")" -q -p devgem --bin devgem --example bench-streams
+# NO_BUILD=1 measures the binaries already built (to compare runs of one build).
+[ -n "${NO_BUILD:-}" ] || cargo build --profile "$([ "$profile" = debug ] && echo dev || echo "$profile")" -q -p devgem --bin devgem --example bench-streams
 bin=${DEVGEM_BIN:-target/$dir/devgem}
 client=target/$dir/examples/bench-streams
 
