@@ -8,6 +8,12 @@ mod push;
 mod render;
 mod wiring;
 
+// jemalloc, for memory per open stream: a connection's buffers are mostly pages never written,
+// which jemalloc leaves unbacked where glibc's chunk headers touch them (2,000 SSE streams:
+// 12.3 KB each instead of 17.6 KB; BENCHMARKS.md, "Progress streams: many watchers").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
