@@ -263,6 +263,25 @@ fn google_then_github_is_one_account_whose_preferences_new_deployments_use() {
         "europe-west1"
     );
 
+    // A PATCH changes the fields it names and keeps the others; `null` resets one.
+    let region_only = patch(json!({"preferences": {"default_region": "europe-west4"}}));
+    assert_eq!(region_only.status(), 200);
+    let kept = me(&w, &session2)["preferences"].clone();
+    assert_eq!(
+        kept,
+        json!({"default_region": "europe-west4", "default_public": false,
+               "default_env": {"GREETING": "hi"}}),
+    );
+    let reset = patch(json!({"preferences": {"default_region": null}}));
+    assert_eq!(reset.status(), 200);
+    let kept = me(&w, &session2)["preferences"].clone();
+    assert_eq!(
+        kept,
+        json!({"default_public": false, "default_env": {"GREETING": "hi"}})
+    );
+    let back = patch(json!({"preferences": {"default_region": "europe-west1"}}));
+    assert_eq!(back.status(), 200);
+
     // A deployment that says nothing about visibility or GREETING gets the defaults.
     let app = tempfile::tempdir().unwrap();
     std::fs::write(app.path().join("README.md"), "nothing to run\n").unwrap();
