@@ -448,7 +448,7 @@ fn present_region<'de, D: serde::Deserializer<'de>>(
 }
 
 /// Preferences hold no secret and only values a deployment can use.
-fn check_preferences(p: &Preferences) -> Result<(), Response> {
+pub(crate) fn check_preferences(p: &Preferences) -> Result<(), Response> {
     let bad = |message: String, hint: &str| {
         error(
             StatusCode::BAD_REQUEST,
