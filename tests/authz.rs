@@ -609,3 +609,74 @@ fn each_user_has_a_rate_limit_answered_with_retry_after() {
         200
     );
 }
+
+#[test]
+fn mcp_answers_a_malformed_cut_off_or_oversized_body_with_the_json_error() {
+    let home = Home::new();
+    let token = token_for(&home, "ann");
+    let server = home.serve(&[]);
+    let base = server.url.as_str();
+    let post = |body: String| {
+        let res = http()
+            .post(format!("{base}/mcp"))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-06-18")
+            .body(body)
+            .send()
+            .unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().unwrap();
+        let body = serde_json::from_str::<Value>(&text).unwrap_or_else(|_| json!({ "text": text }));
+        (status, body)
+    };
+    let list = r#"{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}"#;
+    let (status, body) = post(list.to_string());
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        !body["result"]["tools"].as_array().unwrap().is_empty(),
+        "{body}"
+    );
+
+    let malformed = post(r#"{"jsonrpc": "2.0", "id": 1, "method": tools/list}"#.to_string());
+    let truncated = post(list[..list.len() / 2].to_string());
+    let oversized = post(format!(
+        r#"{{"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {{"pad": "{}"}}}}"#,
+        "x".repeat(65 * 1024)
+    ));
+    for ((status, body), wanted) in [(malformed, 400), (truncated, 400), (oversized, 413)] {
+        assert_eq!(status, wanted, "{body}");
+        assert!(body["error"]["code"].is_string(), "{body}");
+        assert!(body["error"]["message"].is_string(), "{body}");
+    }
+
+    // A body that ends before its Content-Length: the connection's write side is closed
+    // after half of it.
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /mcp HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\n\
+         content-type: application/json\r\naccept: application/json, text/event-stream\r\n\
+         content-length: {}\r\n\r\n{}",
+        list.len(),
+        &list[..list.len() / 2]
+    )
+    .unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    let status_line = answer.lines().next().unwrap_or_default();
+    assert!(status_line.starts_with("HTTP/1.1 400"), "{answer}");
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    let body: Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("{answer}"));
+    assert_eq!(body["error"]["code"], "incomplete_body", "{answer}");
+}

@@ -263,6 +263,25 @@ fn google_then_github_is_one_account_whose_preferences_new_deployments_use() {
         "europe-west1"
     );
 
+    // A PATCH changes the fields it names and keeps the others; `null` resets one.
+    let region_only = patch(json!({"preferences": {"default_region": "europe-west4"}}));
+    assert_eq!(region_only.status(), 200);
+    let kept = me(&w, &session2)["preferences"].clone();
+    assert_eq!(
+        kept,
+        json!({"default_region": "europe-west4", "default_public": false,
+               "default_env": {"GREETING": "hi"}}),
+    );
+    let reset = patch(json!({"preferences": {"default_region": null}}));
+    assert_eq!(reset.status(), 200);
+    let kept = me(&w, &session2)["preferences"].clone();
+    assert_eq!(
+        kept,
+        json!({"default_public": false, "default_env": {"GREETING": "hi"}})
+    );
+    let back = patch(json!({"preferences": {"default_region": "europe-west1"}}));
+    assert_eq!(back.status(), 200);
+
     // A deployment that says nothing about visibility or GREETING gets the defaults.
     let app = tempfile::tempdir().unwrap();
     std::fs::write(app.path().join("README.md"), "nothing to run\n").unwrap();
@@ -371,4 +390,85 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// The HTTP status that refused a WebSocket handshake to `url` with `headers`, or `None`
+/// when the socket opened.
+async fn ws_refusal(url: &str, headers: &[(&str, &str)]) -> Option<u16> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = url.into_client_request().unwrap();
+    for (name, value) in headers {
+        req.headers_mut().insert(
+            reqwest::header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok(_) => None,
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => Some(res.status().as_u16()),
+        Err(e) => panic!("{url}: {e}"),
+    }
+}
+
+#[test]
+fn the_session_cookie_opens_the_websocket_and_changes_things_only_from_devgems_own_origin() {
+    let w = world();
+    let done = sign_in(&w, "github", None);
+    let session = cookie_pair(&set_cookies(&done), "devgem_session").unwrap();
+    let token = session.split_once('=').unwrap().1.to_string();
+    let ours = w.server.url.clone();
+    let evil = "https://evil.example";
+
+    // Another site's page can make the browser open the socket with the cookie: refused
+    // before the upgrade. DevGem's own page, and a client with a bearer token, are served.
+    let ws = w.server.url.replacen("http", "ws", 1) + "/ws/chat";
+    let bearer = format!("Bearer {token}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let cookie = ("cookie", session.as_str());
+        assert_eq!(ws_refusal(&ws, &[cookie, ("origin", &ours)]).await, None);
+        assert_eq!(
+            ws_refusal(&ws, &[cookie, ("origin", evil)]).await,
+            Some(403)
+        );
+        assert_eq!(ws_refusal(&ws, &[("authorization", &bearer)]).await, None);
+        let by_query = format!("{ws}?token={token}");
+        assert_eq!(ws_refusal(&by_query, &[("origin", evil)]).await, None);
+    });
+
+    // A change made with the cookie from another site (a form posts without a preflight)
+    // is refused; reads, DevGem's own pages and bearer tokens are not.
+    let patch = |headers: &[(&str, &str)]| {
+        let mut req = browser()
+            .patch(format!("{}/api/me", w.server.url))
+            .json(&json!({"preferences": {"default_public": false}}));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.send().unwrap()
+    };
+    let refused = patch(&[("cookie", &session), ("origin", evil)]);
+    assert_eq!(refused.status(), 403);
+    let body: Value = refused.json().unwrap();
+    assert_eq!(body["error"]["code"], "foreign_origin", "{body}");
+    assert!(
+        me(&w, &session)["preferences"]
+            .get("default_public")
+            .is_none()
+    );
+    assert_eq!(
+        patch(&[("cookie", &session), ("origin", &ours)]).status(),
+        200
+    );
+    assert_eq!(
+        patch(&[("authorization", &bearer), ("origin", evil)]).status(),
+        200
+    );
+    let read = browser()
+        .get(format!("{}/api/me", w.server.url))
+        .header("cookie", &session)
+        .header("origin", evil)
+        .send()
+        .unwrap();
+    assert_eq!(read.status(), 200);
 }

@@ -1,5 +1,5 @@
-//! The API's JSON body decoders (create, rollback, env, domain, chat): the first byte picks
-//! the body, the rest is what the client sent.
+//! The API's JSON body decoders (create, rollback, env, domain, chat, link, `/api/me` and the
+//! WebSocket's messages): the first byte picks the body, the rest is what the client sent.
 
 #![no_main]
 

@@ -14,7 +14,7 @@
 use crate::{Api, app_error, query_param};
 use devgem_domain::{Identity, RateLimit, TokenBucket, TokenHash};
 use devgem_http::{Request, Response, error};
-use http::StatusCode;
+use http::{Method, StatusCode};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,8 +23,12 @@ use std::sync::{Arc, Mutex};
 /// How a request proved who it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Credential {
-    /// A bearer token (the admin's or a user's).
+    /// A bearer token (the admin's or a user's), in `Authorization` or the WebSocket's `?token=`.
     Token,
+    /// The session cookie of a browser that signed in: the browser sends it whichever site
+    /// makes the request, so a request that changes something, or opens the WebSocket, must
+    /// come from DevGem's own origin.
+    Cookie,
     /// Nothing: an open loopback server.
     Open,
 }
@@ -58,7 +62,7 @@ fn unauthorized(message: &str) -> Response {
 
 /// The token a request carries: `Authorization: Bearer`, or on the WebSocket (browsers cannot
 /// set headers on one) `?token=`.
-fn presented_token(req: &Request) -> Option<String> {
+fn presented_token(req: &Request) -> Option<(String, Credential)> {
     let header = req
         .headers()
         .get(http::header::AUTHORIZATION)
@@ -70,7 +74,72 @@ fn presented_token(req: &Request) -> Option<String> {
         .flatten();
     header
         .or(from_query)
-        .or_else(|| crate::signin::cookie(req, crate::signin::SESSION_COOKIE))
+        .map(|t| (t, Credential::Token))
+        .or_else(|| {
+            crate::signin::cookie(req, crate::signin::SESSION_COOKIE)
+                .map(|t| (t, Credential::Cookie))
+        })
+}
+
+/// `scheme://host[:port]` of `url`, lowercased and without the scheme's default port: what a
+/// browser sends as `Origin` for a page of that URL.
+pub(crate) fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.trim().split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let authority = rest.split(['/', '?', '#']).next()?.to_ascii_lowercase();
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority.as_str(), |(_, a)| a);
+    if authority.is_empty() {
+        return None;
+    }
+    let default_port = match scheme.as_str() {
+        "https" => ":443",
+        "http" => ":80",
+        _ => "",
+    };
+    let host = if default_port.is_empty() {
+        authority
+    } else {
+        authority.strip_suffix(default_port).unwrap_or(authority)
+    };
+    Some(format!("{scheme}://{host}"))
+}
+
+/// Whether a request made with the session cookie may go on: one that only reads (GET, HEAD,
+/// OPTIONS, other than the WebSocket's upgrade) always may; one that changes something, or
+/// opens the WebSocket, may when it has no `Origin` (not a browser's cross-site request) or
+/// DevGem's own. `public_url` is where browsers reach DevGem.
+pub(crate) fn cookie_request_allowed(
+    method: &Method,
+    headers: &http::HeaderMap,
+    public_url: Option<&str>,
+) -> bool {
+    let reads = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let upgrade = headers.contains_key(http::header::UPGRADE);
+    if reads && !upgrade {
+        return true;
+    }
+    let Some(origin) = headers.get(http::header::ORIGIN) else {
+        return true;
+    };
+    let ours = public_url.and_then(origin_of);
+    let theirs = origin.to_str().ok().and_then(origin_of);
+    ours.is_some() && ours == theirs
+}
+
+/// The answer to a cookie request from another site.
+pub(crate) fn foreign_origin() -> Response {
+    error(
+        StatusCode::FORBIDDEN,
+        "foreign_origin",
+        "this request carries DevGem's session cookie but comes from another site",
+        Some(
+            "make the request from DevGem's own pages (DEVGEM_PUBLIC_URL), or send \
+             Authorization: Bearer <token> instead of the cookie"
+                .into(),
+        ),
+    )
 }
 
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -89,7 +158,7 @@ impl Api {
         req: &Request,
     ) -> Result<(Identity, Credential), Response> {
         let store = &self.services.core.store;
-        let Some(given) = presented_token(req) else {
+        let Some((given, presented)) = presented_token(req) else {
             if self.options.token.is_some() || self.tokens_exist().await? {
                 return Err(unauthorized("this server needs an API token"));
             }
@@ -98,7 +167,7 @@ impl Api {
         if let Some(admin) = &self.options.token
             && constant_time_eq(given.as_bytes(), admin.as_bytes())
         {
-            return Ok((Identity::local_admin(), Credential::Token));
+            return Ok((Identity::local_admin(), presented));
         }
         let token = store
             .token_by_hash(&TokenHash::of(&given))
@@ -112,7 +181,7 @@ impl Api {
         {
             tracing::warn!(token = %token.id, error = %e, "cannot record the token's use");
         }
-        Ok((Identity::user(token.user), Credential::Token))
+        Ok((Identity::user(token.user), presented))
     }
 
     async fn tokens_exist(&self) -> Result<bool, Response> {
@@ -296,4 +365,57 @@ impl UsageBook {
 /// The limit for `DEVGEM_RATE_LIMIT_PER_MINUTE`: 0 turns limiting off.
 pub fn rate_limit(per_minute: u32) -> Option<RateLimit> {
     (per_minute > 0).then_some(RateLimit { per_minute })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_origin_is_scheme_host_and_port_without_the_default_port() {
+        assert_eq!(
+            origin_of("https://DevGem.example:443/app?x=1").as_deref(),
+            Some("https://devgem.example")
+        );
+        assert_eq!(
+            origin_of("http://127.0.0.1:8080").as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+        assert_eq!(origin_of("null"), None);
+        assert_eq!(origin_of("https://"), None);
+    }
+
+    #[test]
+    fn a_cookie_request_that_changes_something_must_come_from_our_origin() {
+        let ours = Some("https://devgem.example/");
+        let headers = |origin: Option<&str>, upgrade: bool| {
+            let mut h = http::HeaderMap::new();
+            if let Some(o) = origin {
+                h.insert(http::header::ORIGIN, o.parse().unwrap());
+            }
+            if upgrade {
+                h.insert(http::header::UPGRADE, "websocket".parse().unwrap());
+            }
+            h
+        };
+        let allowed = |method, origin, upgrade| {
+            cookie_request_allowed(&method, &headers(origin, upgrade), ours)
+        };
+        let evil = Some("https://evil.example");
+        assert!(allowed(Method::GET, evil, false), "a read");
+        assert!(!allowed(Method::GET, evil, true), "the WebSocket");
+        assert!(!allowed(Method::POST, evil, false));
+        assert!(!allowed(Method::PATCH, Some("null"), false));
+        assert!(allowed(Method::POST, Some("https://devgem.example"), false));
+        assert!(allowed(Method::GET, Some("https://devgem.example"), true));
+        assert!(
+            allowed(Method::DELETE, None, false),
+            "not a browser's cross-site request"
+        );
+        assert!(!cookie_request_allowed(
+            &Method::POST,
+            &headers(evil, false),
+            None
+        ));
+    }
 }

@@ -22,15 +22,25 @@ pub enum ApiBody {
     Domain,
     /// `POST /chat`.
     Chat,
+    /// `POST /api/links`.
+    Link,
+    /// `PATCH /api/me`.
+    Me,
+    /// A text message a client sends on `/ws/chat` (the socket answers a bad one with an
+    /// error message rather than a status; here it is the same 400 as the bodies').
+    WsMessage,
 }
 
 impl ApiBody {
-    pub const ALL: [ApiBody; 5] = [
+    pub const ALL: [ApiBody; 8] = [
         ApiBody::Create,
         ApiBody::Rollback,
         ApiBody::Env,
         ApiBody::Domain,
         ApiBody::Chat,
+        ApiBody::Link,
+        ApiBody::Me,
+        ApiBody::WsMessage,
     ];
 }
 
@@ -73,7 +83,43 @@ pub fn decode_api_body(kind: ApiBody, bytes: &[u8]) -> Result<(), Response> {
         }
         ApiBody::Domain => from_json::<DomainBody>(bytes).map(drop),
         ApiBody::Chat => from_json::<crate::ChatBody>(bytes).map(drop),
+        ApiBody::Link => decode_link(bytes),
+        ApiBody::Me => {
+            let body: crate::signin::MeBody = from_json(bytes)?;
+            let mut preferences = devgem_domain::Preferences::default();
+            body.preferences.apply(&mut preferences);
+            crate::signin::check_preferences(&preferences)
+        }
+        ApiBody::WsMessage => from_json::<crate::ws::ClientMessage>(bytes).map(drop),
     }
+}
+
+/// `POST /api/links`'s body, field for field as the handler's `LinkBody` in github.rs reads
+/// it, with the checks `links::create_link` makes before it stores anything.
+fn decode_link(bytes: &[u8]) -> Result<(), Response> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)] // read only to be checked
+    struct LinkBody {
+        repository: String,
+        branch: String,
+        #[serde(default)]
+        service_name: Option<String>,
+        #[serde(default)]
+        env: std::collections::BTreeMap<String, String>,
+    }
+    let body: LinkBody = from_json(bytes)?;
+    let invalid = |e: devgem_domain::InvalidName| {
+        error(StatusCode::BAD_REQUEST, "invalid_link", e.to_string(), None)
+    };
+    devgem_domain::RepositoryName::parse(&body.repository).map_err(invalid)?;
+    if let Some(name) = &body.service_name {
+        devgem_domain::ServiceName::parse(name).map_err(invalid)?;
+    }
+    for name in body.env.keys() {
+        devgem_domain::EnvVarName::parse(name).map_err(invalid)?;
+    }
+    Ok(())
 }
 
 /// Decodes an upload to `POST /api/deployments`: the multipart body with `content_type`'s
@@ -127,6 +173,58 @@ mod tests {
             status(decode_api_body(ApiBody::Env, br#"{"set": {"PORT": "1"}}"#)),
             400
         );
+    }
+
+    #[test]
+    fn link_me_and_websocket_bodies_decode_and_bad_ones_are_a_400() {
+        let cases: [(ApiBody, &[u8], u16); 10] = [
+            (
+                ApiBody::Link,
+                br#"{"repository": "acme/shop", "branch": "main"}"#,
+                200,
+            ),
+            (
+                ApiBody::Link,
+                br#"{"repository": "acme", "branch": "main"}"#,
+                400,
+            ),
+            (
+                ApiBody::Link,
+                br#"{"repository": "acme/shop", "branch": "main", "env": {"1X": "y"}}"#,
+                400,
+            ),
+            (
+                ApiBody::Me,
+                br#"{"preferences": {"default_region": "europe-west1"}}"#,
+                200,
+            ),
+            (
+                ApiBody::Me,
+                br#"{"preferences": {"default_region": null}}"#,
+                200,
+            ),
+            (
+                ApiBody::Me,
+                br#"{"preferences": {"default_region": "Europe West"}}"#,
+                400,
+            ),
+            (
+                ApiBody::Me,
+                br#"{"preferences": {"default_env": {"API_SECRET": "x"}}}"#,
+                400,
+            ),
+            (ApiBody::WsMessage, br#"{"type": "ping"}"#, 200),
+            (
+                ApiBody::WsMessage,
+                br#"{"type": "message", "text": "hi", "dry_run": true}"#,
+                200,
+            ),
+            (ApiBody::WsMessage, br#"{"type": "shout"}"#, 400),
+        ];
+        for (kind, body, wanted) in cases {
+            let got = status(decode_api_body(kind, body));
+            assert_eq!(got, wanted, "{kind:?} {}", String::from_utf8_lossy(body));
+        }
     }
 
     #[tokio::test]

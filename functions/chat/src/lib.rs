@@ -405,6 +405,11 @@ impl Api {
             Ok(found) => found,
             Err(res) => return res,
         };
+        if credential == auth::Credential::Cookie
+            && !auth::cookie_request_allowed(method, req.headers(), self.public_url())
+        {
+            return auth::foreign_origin();
+        }
         let owner = identity.owner().to_string();
         let res = match self.rate_limit(&identity) {
             Ok(()) => self
@@ -436,7 +441,7 @@ impl Api {
                     local_paths: self.options.local_paths,
                     webhook_url: self.webhook_url(),
                 };
-                let protected = credential == auth::Credential::Token;
+                let protected = credential != auth::Credential::Open;
                 Ok(mcp::handle_http(self.services.clone(), options, protected, req).await)
             }
             (&Method::GET, ["stats"]) => self.stats(identity).await,
@@ -668,6 +673,15 @@ impl Api {
             usage: self.usage.clone(),
             webhook_url: self.webhook_url(),
         }
+    }
+
+    /// Where browsers reach DevGem: the sign-in's public URL (`DEVGEM_PUBLIC_URL`, or the
+    /// address the server is bound to), else the configured public URL.
+    fn public_url(&self) -> Option<&str> {
+        self.signin
+            .as_ref()
+            .map(|s| s.public_url.as_str())
+            .or(self.options.public_url.as_deref())
     }
 
     /// `{public_url}/webhooks/github` when this server takes GitHub's deliveries.

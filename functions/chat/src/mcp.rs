@@ -546,6 +546,18 @@ pub async fn handle_http(
     if protected {
         config = config.disable_allowed_hosts();
     }
+    // The body is read and checked here, with the API's limit and error shape, before the SDK
+    // sees it: its own answers to a bad body are plain text (and its limit 4 MiB).
+    let (parts, body) = req.into_parts();
+    let body = if parts.method == http::Method::POST {
+        match checked_json_body(&parts.headers, devgem_http::Request::new(body)).await {
+            Ok(bytes) => bytes,
+            Err(refused) => return refused,
+        }
+    } else {
+        bytes::Bytes::new()
+    };
+    let req = http::Request::from_parts(parts, http_body_util::Full::new(body));
     let server = McpServer::new(services, options);
     let service = StreamableHttpService::new(
         move || Ok(server.clone()),
@@ -553,6 +565,39 @@ pub async fn handle_http(
         config,
     );
     service.handle(req).await.map(|body| body.boxed_unsync())
+}
+
+/// The body of a `POST /mcp`: JSON, as its `Content-Type` says, of at most
+/// `MAX_JSON_BODY` bytes, or the 4xx that says which of these it is not.
+async fn checked_json_body(
+    headers: &http::HeaderMap,
+    body: devgem_http::Request,
+) -> Result<bytes::Bytes, devgem_http::Response> {
+    let is_json = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            let essence = v.split_once(';').map_or(v, |(essence, _)| essence);
+            essence.trim().eq_ignore_ascii_case("application/json")
+        });
+    if !is_json {
+        return Err(devgem_http::error(
+            http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "an MCP request is a JSON-RPC message",
+            Some("send Content-Type: application/json".into()),
+        ));
+    }
+    let bytes = devgem_http::read_body(body, crate::MAX_JSON_BODY).await?;
+    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
+        return Err(devgem_http::error(
+            http::StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("the body is not valid JSON: {e}"),
+            Some("send one JSON-RPC message (or a batch) as the body".into()),
+        ));
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]

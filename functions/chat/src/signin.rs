@@ -14,13 +14,14 @@ use crate::auth::constant_time_eq;
 use crate::{Api, app_error};
 use devgem_app::clock::random_bytes;
 use devgem_domain::{
-    Account, ApiToken, Identity, IdentityProvider, LinkedIdentity, Preferences, TokenHash, TokenId,
-    UserId, identity_key,
+    Account, ApiToken, EnvVarName, Identity, IdentityProvider, LinkedIdentity, Preferences, Region,
+    TokenHash, TokenId, UserId, identity_key,
 };
 use devgem_http::{Request, Response, error, json};
 use devgem_ports::SecretValue;
 use devgem_signin::{Callback, ProviderKind, SignInError};
 use http::{HeaderValue, Method, StatusCode, header};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The cookie that carries a sign-in's `provider.state.nonce` from login to callback.
@@ -332,7 +333,8 @@ impl Api {
     }
 
     /// `GET /api/me`: who the caller is, their account and preferences.
-    /// `PATCH /api/me` `{"preferences": {...}}`: sets the fields given.
+    /// `PATCH /api/me` `{"preferences": {...}}`: sets the fields given and keeps the others
+    /// (`null` resets a field).
     pub(crate) async fn me(
         &self,
         req: Request,
@@ -345,13 +347,7 @@ impl Api {
             .await
             .map_err(|e| app_error(e.into()))?;
         if method == Method::PATCH {
-            #[derive(serde::Deserialize)]
-            #[serde(deny_unknown_fields)]
-            struct MeBody {
-                preferences: Preferences,
-            }
-            let body: MeBody = devgem_http::read_json(req, 16 * 1024).await?;
-            check_preferences(&body.preferences)?;
+            let body: MeBody = devgem_http::read_json(req, ME_BODY_LIMIT).await?;
             let mut a = account.unwrap_or_else(|| Account {
                 id: identity.user.clone(),
                 name: None,
@@ -361,7 +357,10 @@ impl Api {
                 preferences: Preferences::default(),
                 created_at: self.services.core.clock.now(),
             });
-            a.preferences = body.preferences;
+            let mut preferences = a.preferences.clone();
+            body.preferences.apply(&mut preferences);
+            check_preferences(&preferences)?;
+            a.preferences = preferences;
             store
                 .put_account(&a)
                 .await
@@ -388,8 +387,68 @@ impl Api {
     }
 }
 
+/// The most a `PATCH /api/me` body may be.
+pub(crate) const ME_BODY_LIMIT: usize = 16 * 1024;
+
+/// `PATCH /api/me`'s body.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MeBody {
+    pub(crate) preferences: PreferencesPatch,
+}
+
+/// A change to the preferences, field by field: a field left out keeps its value, a field
+/// set to `null` goes back to DevGem's default, any other value replaces it (`default_env`
+/// as a whole map).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PreferencesPatch {
+    #[serde(default, deserialize_with = "present_region")]
+    default_region: Option<Option<Region>>,
+    #[serde(default, deserialize_with = "present")]
+    default_public: Option<Option<bool>>,
+    #[serde(default, deserialize_with = "present")]
+    default_env: Option<Option<BTreeMap<EnvVarName, String>>>,
+}
+
+impl PreferencesPatch {
+    pub(crate) fn apply(self, preferences: &mut Preferences) {
+        if let Some(region) = self.default_region {
+            preferences.default_region = region;
+        }
+        if let Some(public) = self.default_public {
+            preferences.default_public = public;
+        }
+        if let Some(env) = self.default_env {
+            preferences.default_env = env.unwrap_or_default();
+        }
+    }
+}
+
+/// A field that is present (`Some`), possibly as `null` (`Some(None)`); serde's `default`
+/// makes an absent one `None`.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
+/// As `present`, for a region, with the field named in the error (serde names only the value).
+fn present_region<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<Region>>, D::Error> {
+    let raw: Option<String> = serde::Deserialize::deserialize(d)?;
+    raw.map(|r| {
+        Region::parse(&r).map_err(|e| serde::de::Error::custom(format!("default_region: {e}")))
+    })
+    .transpose()
+    .map(Some)
+}
+
 /// Preferences hold no secret and only values a deployment can use.
-fn check_preferences(p: &Preferences) -> Result<(), Response> {
+pub(crate) fn check_preferences(p: &Preferences) -> Result<(), Response> {
     let bad = |message: String, hint: &str| {
         error(
             StatusCode::BAD_REQUEST,

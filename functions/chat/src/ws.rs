@@ -42,7 +42,7 @@ fn socket_config() -> WebSocketConfig {
 /// What a client sends.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-enum ClientMessage {
+pub(crate) enum ClientMessage {
     Message {
         text: String,
         #[serde(default)]

@@ -650,6 +650,26 @@ impl Config {
                  listen on 127.0.0.1",
             ));
         }
+        // Without it the sign-in would send providers back to http://127.0.0.1 and set its
+        // cookies without Secure: right only on the machine itself.
+        let signs_in = self.github_oauth.is_some() || self.google_oauth.is_some();
+        if signs_in
+            && self.function.serves_api()
+            && self.public_url.is_none()
+            && !self.listen.ip().is_loopback()
+        {
+            return Err(config_error(
+                "DEVGEM_PUBLIC_URL",
+                format!(
+                    "sign-in is configured and the server listens on {}, but DevGem's public \
+                     URL is not set, so the sign-in callback and cookies would be for \
+                     http://127.0.0.1",
+                    self.listen.ip()
+                ),
+                "set DEVGEM_PUBLIC_URL to the https URL browsers reach DevGem at (the \
+                 providers' callback is DEVGEM_PUBLIC_URL/auth/{github,google}/callback)",
+            ));
+        }
         Ok(())
     }
 
@@ -990,6 +1010,28 @@ mod tests {
         .unwrap();
         assert_eq!(c.listen.to_string(), "0.0.0.0:9000");
         c.check_servable().unwrap();
+    }
+
+    #[test]
+    fn sign_in_beyond_loopback_needs_the_public_url() {
+        let exposed = [
+            ("DEVGEM_LISTEN", "0.0.0.0"),
+            ("DEVGEM_API_TOKEN", "t"),
+            ("GITHUB_CLIENT_ID", "id"),
+            ("GITHUB_CLIENT_SECRET", "secret"),
+        ];
+        let refused = config(&exposed).unwrap().check_servable().unwrap_err();
+        assert_eq!(refused.var, "DEVGEM_PUBLIC_URL");
+        assert!(refused.to_string().contains("0.0.0.0"), "{refused}");
+        let mut public = exposed.to_vec();
+        public.push(("DEVGEM_PUBLIC_URL", "https://devgem.example"));
+        config(&public).unwrap().check_servable().unwrap();
+        // On loopback the derived http://127.0.0.1 URL is the right one.
+        let local = [
+            ("GITHUB_CLIENT_ID", "id"),
+            ("GITHUB_CLIENT_SECRET", "secret"),
+        ];
+        config(&local).unwrap().check_servable().unwrap();
     }
 
     #[test]

@@ -179,16 +179,22 @@ pub async fn read_json<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// Reads a body of at most `limit` bytes.
+/// Reads a body of at most `limit` bytes: 413 when it is larger, 400 when it was cut off.
 pub async fn read_body(req: Request, limit: usize) -> Result<Bytes, Response> {
     let limited = http_body_util::Limited::new(req.into_body(), limit);
     match limited.collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(_) => Err(error(
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
-            format!("the body is larger than {limit} bytes or was cut off"),
+            format!("the body is larger than {limit} bytes"),
             None,
+        )),
+        Err(e) => Err(error(
+            StatusCode::BAD_REQUEST,
+            "incomplete_body",
+            format!("the body was cut off before its end: {e}"),
+            Some("send the whole body, as long as its Content-Length says".into()),
         )),
     }
 }
