@@ -573,6 +573,45 @@ async fn a_tree_over_the_limits_is_refused_before_anything_is_checked_out() {
 }
 
 #[tokio::test]
+async fn a_download_over_the_size_limit_is_stopped_and_refused() {
+    let repo = tempfile::tempdir().unwrap();
+    make_repo(repo.path());
+    // 8 MiB that no compression shrinks.
+    let noise: Vec<u8> = (0..8u64 << 20)
+        .scan(0x9E37_79B9_7F4A_7C15u64, |x, _| {
+            *x ^= *x << 13;
+            *x ^= *x >> 7;
+            *x ^= *x << 17;
+            Some(*x as u8)
+        })
+        .collect();
+    std::fs::write(repo.path().join("big.bin"), noise).unwrap();
+    git(repo.path(), &["add", "big.bin"]);
+    git(repo.path(), &["commit", "-q", "-m", "big"]);
+    let url = format!("file://{}", repo.path().display());
+    let dest = tempfile::tempdir().unwrap();
+    let fetcher = LocalSourceFetcher::new(FetchConfig {
+        max_bytes: 2 << 20,
+        ..FetchConfig::default()
+    });
+    let result = fetcher
+        .fetch(
+            &source(&url),
+            None,
+            dest.path(),
+            &Lines::default(),
+            &CancellationToken::new(),
+        )
+        .await;
+    let reason = rejected_reason(result.map(|f| f.commit));
+    assert!(
+        reason.contains("downloads more than the limit of 2 MiB"),
+        "{reason}"
+    );
+    assert!(!dest.path().join("app.py").exists(), "files were written");
+}
+
+#[tokio::test]
 async fn an_exact_commit_is_fetched_alone() {
     let repo = tempfile::tempdir().unwrap();
     make_repo(repo.path());
