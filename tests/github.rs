@@ -485,6 +485,44 @@ fn a_push_to_the_linked_branch_deploys_exactly_that_commit_and_reports_its_statu
 }
 
 #[test]
+fn a_delivery_that_fails_with_a_server_error_can_be_redelivered_and_then_deploys() {
+    let world = World::new();
+    let pushed = world.commit_app("main", "deployed on redelivery");
+    let (status, link) = post_json(
+        &format!("{}/api/links", world.server.url),
+        &json!({"repository": REPO, "branch": "main", "service_name": "shop",
+                "env": {"GREETING": "hello"}}),
+    );
+    assert_eq!(status, 201, "{link}");
+    // The secrets port breaks (its file is corrupt): the link's env cannot be read.
+    let secrets = world.home.path().join("secrets.json");
+    let kept = std::fs::read(&secrets).unwrap();
+    std::fs::write(&secrets, b"{ not json").unwrap();
+    let payload = world.push_payload("refs/heads/main", &pushed);
+    let (status, res) = world.deliver("push", "delivery-fails-first", &payload);
+    assert!((500..600).contains(&status), "{status}: {res}");
+    assert!(world.deployments().is_empty());
+
+    // Repaired, GitHub's Redeliver (the same GUID) is handled afresh and deploys the commit.
+    std::fs::write(&secrets, kept).unwrap();
+    let (status, res) = world.deliver("push", "delivery-fails-first", &payload);
+    assert_eq!(status, 202, "{res}");
+    assert_ne!(res["duplicate"], true, "{res}");
+    let ids = res["deployments"].as_array().unwrap().clone();
+    assert_eq!(ids.len(), 1, "{res}");
+    let d = world.finished(ids[0].as_str().unwrap());
+    assert_eq!(d["status"], "live", "{d}");
+    assert_eq!(
+        app_body(d["url"].as_str().unwrap()),
+        "deployed on redelivery"
+    );
+    // Handled once it succeeded: a further redelivery starts nothing.
+    let (_, res) = world.deliver("push", "delivery-fails-first", &payload);
+    assert_eq!(res["duplicate"], true, "{res}");
+    assert_eq!(world.deployments().len(), 1);
+}
+
+#[test]
 fn a_clone_url_the_source_policy_refuses_starts_nothing() {
     let world = World::new();
     let sha = world.commit_app("main", "v1");

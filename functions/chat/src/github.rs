@@ -475,11 +475,23 @@ impl Github {
                 &serde_json::json!({ "duplicate": true, "delivery": delivery }),
             ));
         }
-        match decoded {
+        let answer = match decoded {
             WebhookEvent::Push(push) => self.push(services, local_paths, push).await,
             WebhookEvent::PullRequest(pr) => self.pull_request(services, local_paths, pr).await,
             WebhookEvent::Ping | WebhookEvent::Other => unreachable!("answered above"),
+        };
+        // A failure of the server's (store or secrets down, ...) must not make GitHub's
+        // Redeliver a no-op: the claim goes, so the redelivery is handled afresh. A 4xx is the
+        // delivery's own fault and stays claimed.
+        let status = match &answer {
+            Ok(r) | Err(r) => r.status(),
+        };
+        if status.is_server_error()
+            && let Err(e) = services.core.store.release_delivery(&delivery).await
+        {
+            tracing::warn!(%delivery, error = %e, "could not release a failed delivery");
         }
+        answer
     }
 
     async fn links_for(

@@ -65,6 +65,9 @@ pub async fn create_link(
             )
         })?;
     }
+    // The same limits a deployment's env gets, so an oversized value is refused here and not
+    // at every push the link deploys.
+    crate::sources::check_env_sizes(&request.env)?;
     let core = &services.core;
     let link = Link {
         id: LinkId::from_uuid(uuid::Uuid::new_v4()),
@@ -102,6 +105,11 @@ pub async fn delete_link(services: &Services, owner: &str, id: &LinkId) -> Resul
         .into_iter()
         .find(|l| &l.id == id)
         .ok_or_else(|| AppError::LinkNotFound(id.to_string()))?;
+    // The values first: if the secrets port fails, the link stays and deleting it again
+    // finishes the job (a key already gone is fine), rather than orphaning the values.
+    for name in &link.env_names {
+        services.secrets.delete(&link_env_key(id, name)).await?;
+    }
     if !store.delete_link(id).await? {
         return Err(AppError::LinkNotFound(id.to_string()));
     }

@@ -480,6 +480,39 @@ async fn links_are_made_listed_and_removed_for_their_owner_only() {
         r.text
     );
     assert!(w.store.list_links(Some("local")).await.unwrap().is_empty());
+    // Its env value went with it: nothing of the link is left in the secrets port.
+    let key = format!("links/{id}/env/API_TOKEN");
+    assert!(
+        w.secrets.get(&key).await.unwrap().is_none(),
+        "{key} is left"
+    );
+}
+
+#[tokio::test]
+async fn a_link_with_an_oversized_env_value_is_refused_when_it_is_made() {
+    let w = world();
+    let request = devgem_app::links::NewLink {
+        repository: "acme/shop".into(),
+        branch: "main".into(),
+        service_name: None,
+        env: [("BIG".to_string(), "x".repeat(33 * 1024))].into(),
+    };
+    let err = devgem_app::links::create_link(&w.services, "local", request)
+        .await
+        .unwrap_err();
+    match &err {
+        devgem_app::AppError::BadRequest { message, hint } => {
+            assert!(
+                message.contains("BIG") && message.contains("32 KiB"),
+                "{message}"
+            );
+            assert!(!hint.is_empty());
+        }
+        other => panic!("not a 400: {other:?}"),
+    }
+    assert!(w.store.list_links(None).await.unwrap().is_empty());
+    let secrets = std::fs::read_to_string(w._dir.path().join("secrets.json")).unwrap_or_default();
+    assert!(!secrets.contains("xxxx"), "the value was stored");
 }
 
 #[tokio::test]

@@ -70,6 +70,15 @@ impl Secrets for FileSecrets {
         let _guard = self.lock.lock().await;
         Ok(self.read_all()?.remove(key).map(SecretValue::new))
     }
+
+    async fn delete(&self, key: &str) -> Result<(), SecretError> {
+        let _guard = self.lock.lock().await;
+        let mut all = self.read_all()?;
+        if all.remove(key).is_some() {
+            self.write_all(&all)?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -102,5 +111,23 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    #[tokio::test]
+    async fn a_deleted_key_is_gone_and_the_others_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secrets.json");
+        let secrets = FileSecrets::new(&path);
+        for (key, value) in [("links/l-1/env/A", "one"), ("links/l-1/env/B", "two")] {
+            secrets.put(key, &SecretValue::new(value)).await.unwrap();
+        }
+        secrets.delete("links/l-1/env/A").await.unwrap();
+        secrets.delete("links/l-1/env/NEVER_SET").await.unwrap();
+        assert!(secrets.get("links/l-1/env/A").await.unwrap().is_none());
+        let b = secrets.get("links/l-1/env/B").await.unwrap().unwrap();
+        assert_eq!(b.expose(), "two");
+        // Gone from the file too, not only from this process.
+        let file = std::fs::read_to_string(&path).unwrap();
+        assert!(!file.contains("one") && file.contains("two"), "{file}");
     }
 }

@@ -534,6 +534,16 @@ impl StateStore for SqliteStore {
         .await
     }
 
+    async fn release_delivery(&self, delivery_id: &str) -> Result<(), StoreError> {
+        let id = delivery_id.to_string();
+        self.with_conn(move |conn, _| {
+            conn.execute("DELETE FROM deliveries WHERE id = ?1", params![id])
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn put_session(&self, session: &Session) -> Result<Session, StoreError> {
         let mut stored = session.clone();
         stored.version = session.version + 1;
@@ -879,6 +889,12 @@ mod tests {
         assert!(one.claim_delivery("guid-1").await.unwrap());
         assert!(!two.claim_delivery("guid-1").await.unwrap());
         assert!(two.claim_delivery("guid-2").await.unwrap());
+        // A released delivery (its handling failed) is new again, for every handle.
+        one.release_delivery("guid-1").await.unwrap();
+        one.release_delivery("guid-never-seen").await.unwrap();
+        assert!(two.claim_delivery("guid-1").await.unwrap());
+        assert!(!one.claim_delivery("guid-1").await.unwrap());
+        assert!(!one.claim_delivery("guid-2").await.unwrap());
     }
 
     #[tokio::test]

@@ -114,6 +114,10 @@ pub fn render_build(
             commit,
             token_secret,
         } => {
+            // Checked again here: whoever made `source`, a token goes to the GitHub host only.
+            let token_secret = token_secret
+                .as_ref()
+                .filter(|_| config.is_github_source(url));
             steps.push(fetch_step(url, commit, token_secret.is_some()));
             if let Some(version) = token_secret {
                 build = build.set_available_secrets(
@@ -425,6 +429,27 @@ mod tests {
             "the shell reads the secret env"
         );
         insta::assert_json_snapshot!(json);
+    }
+
+    #[test]
+    fn a_source_on_another_host_gets_no_github_token() {
+        let source = SourceLocation::Git {
+            url: "https://gitlab.com/octo/express-api.git".into(),
+            commit: COMMIT.into(),
+            token_secret: Some(
+                "projects/my-proj/secrets/devgem-github-token/versions/latest".into(),
+            ),
+        };
+        let json = rendered(&node_express(), BuildEngine::Docker, &source);
+        assert!(json["availableSecrets"].is_null(), "{json}");
+        let fetch = &json["steps"][0];
+        assert!(fetch["secretEnv"].is_null(), "{fetch}");
+        let script = fetch["args"][1].as_str().unwrap();
+        assert!(
+            script.contains("'https://gitlab.com/octo/express-api.git'"),
+            "{script}"
+        );
+        assert!(!script.contains("GITHUB_TOKEN") && !script.contains("x-access-token"));
     }
 
     #[test]

@@ -440,7 +440,8 @@ impl Builder for CloudBuildBuilder {
     ) -> Result<Artifact, BuildError> {
         self.ensure_repository().await?;
         let source = match &request.source.git {
-            // The owner's token (kept by the Secret Manager secrets port), else the server's.
+            // The owner's token (kept by the Secret Manager secrets port), else the server's,
+            // and only to the GitHub host: a gitlab.com source must not receive a GitHub token.
             Some(git) => SourceLocation::Git {
                 url: git.url.clone(),
                 commit: git.commit.clone(),
@@ -449,7 +450,8 @@ impl Builder for CloudBuildBuilder {
                     .as_deref()
                     .filter(|_| self.settings.owner_tokens)
                     .map(|key| self.config.secret_version(key))
-                    .or_else(|| self.settings.token_secret.clone()),
+                    .or_else(|| self.settings.token_secret.clone())
+                    .filter(|_| self.config.is_github_source(&git.url)),
             },
             None => self.upload(request).await?,
         };

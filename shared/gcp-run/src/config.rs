@@ -6,6 +6,8 @@ use devgem_ports::SecretValue;
 
 pub const DEFAULT_REGION: &str = "us-central1";
 pub const DEFAULT_ARTIFACT_REPO: &str = "devgem";
+/// Where GitHub is, unless `DEVGEM_GITHUB_URL` says otherwise (a loopback stand-in in tests).
+pub const DEFAULT_GITHUB_URL: &str = "https://github.com";
 
 /// A setting that is missing or malformed, with the variable to set and how.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -92,6 +94,9 @@ pub struct CloudConfig {
     /// The Secret Manager secret id holding a GitHub token (`DEVGEM_GITHUB_TOKEN_SECRET_ID`),
     /// which Cloud Build's fetch step reads to clone private repositories.
     pub github_token_secret: Option<String>,
+    /// `DEVGEM_GITHUB_URL` (default https://github.com): the one host a GitHub token is sent
+    /// to, as the local fetcher does; a source on any other host is fetched without one.
+    pub github_url: String,
 }
 
 impl CloudConfig {
@@ -109,6 +114,7 @@ impl CloudConfig {
             build_service_account: None,
             runtime_service_account: None,
             github_token_secret: None,
+            github_url: DEFAULT_GITHUB_URL.into(),
         }
     }
 
@@ -183,12 +189,20 @@ impl CloudConfig {
         config.build_service_account = email("DEVGEM_BUILD_SERVICE_ACCOUNT")?;
         config.runtime_service_account = email("DEVGEM_RUNTIME_SERVICE_ACCOUNT")?;
         config.github_token_secret = get("DEVGEM_GITHUB_TOKEN_SECRET_ID");
+        config.github_url = endpoint("DEVGEM_GITHUB_URL", DEFAULT_GITHUB_URL.into())?;
         Ok(config)
     }
 
     /// `projects/P/locations/R`, the parent of services, builds and repositories.
     pub fn location(&self) -> String {
         format!("projects/{}/locations/{}", self.project, self.region)
+    }
+
+    /// Whether a GitHub token may go with a fetch of `url`: only when it is on the GitHub
+    /// host (`https://github.com/...`, not `https://github.com.evil/...` nor gitlab.com).
+    pub fn is_github_source(&self, url: &str) -> bool {
+        let prefix = format!("{}/", self.github_url.trim().trim_end_matches('/'));
+        url.starts_with(&prefix)
     }
 
     /// The Secret Manager version Cloud Build reads the GitHub token from, when one is set.
@@ -322,5 +336,26 @@ mod tests {
             c.github_token_version().as_deref(),
             Some("projects/acme/secrets/devgem-github-token/versions/latest")
         );
+    }
+
+    #[test]
+    fn a_github_token_goes_to_the_github_host_only() {
+        let c = read(&[("GOOGLE_CLOUD_PROJECT", "acme")]).unwrap();
+        assert!(c.is_github_source("https://github.com/octo/shop.git"));
+        for url in [
+            "https://gitlab.com/octo/shop.git",
+            "https://github.com.evil.example/octo/shop.git",
+            "http://github.com/octo/shop.git",
+            "https://api.github.com/octo/shop.git",
+        ] {
+            assert!(!c.is_github_source(url), "{url}");
+        }
+        let c = read(&[
+            ("GOOGLE_CLOUD_PROJECT", "acme"),
+            ("DEVGEM_GITHUB_URL", "http://127.0.0.1:9418/"),
+        ])
+        .unwrap();
+        assert!(c.is_github_source("http://127.0.0.1:9418/octo/shop.git"));
+        assert!(!c.is_github_source("https://github.com/octo/shop.git"));
     }
 }

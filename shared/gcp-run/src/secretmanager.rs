@@ -174,6 +174,23 @@ impl Secrets for SecretManagerSecrets {
         Ok(())
     }
 
+    async fn delete(&self, key: &str) -> Result<(), SecretError> {
+        let name = self.secret_name(key);
+        let what = format!("Secret Manager: delete secret {}", names::secret_id(key));
+        let deleted = call::with_retry(&self.retry, &what, || {
+            self.client
+                .delete_secret()
+                .set_name(name.clone())
+                .with_retry_policy(call::no_retry())
+                .send()
+        })
+        .await;
+        match deleted {
+            Ok(()) | Err(CallError::NotFound(_)) => Ok(()),
+            Err(e) => Err(port_error(e)),
+        }
+    }
+
     async fn get(&self, key: &str) -> Result<Option<SecretValue>, SecretError> {
         let name = format!("{}/versions/latest", self.secret_name(key));
         let what = format!(

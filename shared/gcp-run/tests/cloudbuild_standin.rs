@@ -360,6 +360,49 @@ async fn a_git_source_is_fetched_with_its_owners_token_from_secret_manager_on_th
 }
 
 #[tokio::test]
+async fn a_source_on_another_host_is_fetched_without_any_github_token_on_the_standin() {
+    let mut settings = settings();
+    settings.token_secret = Some(format!(
+        "projects/{PROJECT}/secrets/devgem-github/versions/latest"
+    ));
+    let setup = setup_with(
+        CloudBuildStandin::new(),
+        ArtifactRegistryStandin::new(),
+        settings,
+    )
+    .await;
+    let commit = "9fceb02d0ae598e95dc970b74767f19372d61af8";
+    // Neither the owner's token nor the server's may reach gitlab.com.
+    let (request, _) = request(
+        &setup,
+        Some(GitRevision {
+            url: "https://gitlab.com/octo/shop.git".into(),
+            commit: commit.into(),
+            credential: Some("accounts/ada/github-token".into()),
+        }),
+    )
+    .await;
+    setup
+        .builder
+        .build(&request, &Lines::default(), &CancellationToken::new())
+        .await
+        .expect("the build succeeds");
+    let build = &created_builds(&setup)[0];
+    assert!(build["availableSecrets"].is_null(), "{build}");
+    let fetch = &build["steps"][0];
+    assert!(fetch["secretEnv"].is_null(), "{fetch}");
+    let script = fetch["args"][1].as_str().unwrap();
+    assert!(
+        script.contains("'https://gitlab.com/octo/shop.git'"),
+        "{script}"
+    );
+    assert!(
+        !script.contains("GITHUB_TOKEN") && !script.contains("x-access-token"),
+        "{script}"
+    );
+}
+
+#[tokio::test]
 async fn an_existing_repository_409_is_carried_on_from_on_the_standin() {
     let setup = setup_with(
         CloudBuildStandin::new(),

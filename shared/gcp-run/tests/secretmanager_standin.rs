@@ -133,6 +133,22 @@ async fn a_missing_secret_is_none_on_the_standin() {
 }
 
 #[tokio::test]
+async fn delete_removes_the_secret_and_a_missing_one_is_fine_on_the_standin() {
+    let (standin, api, secrets) = start().await;
+    secrets.put(KEY, &SecretValue::new("v")).await.unwrap();
+    secrets.delete(KEY).await.unwrap();
+    assert_eq!(api.version_count(SECRET_ID), 0);
+    assert!(secrets.get(KEY).await.unwrap().is_none());
+    let delete = &standin.requests_to("DELETE", "/v1/projects/acme/secrets")[0];
+    assert_eq!(
+        delete.path,
+        format!("/v1/projects/acme/secrets/{SECRET_ID}")
+    );
+    // Deleting again (or a key never set) is not an error.
+    secrets.delete(KEY).await.unwrap();
+}
+
+#[tokio::test]
 async fn a_403_names_the_missing_permission_on_the_standin() {
     let (standin, api, secrets) = start().await;
     api.deny("secretmanager.versions.add");

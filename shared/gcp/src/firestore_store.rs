@@ -605,11 +605,7 @@ impl StateStore for FirestoreStore {
         struct Seen {
             at_us: i64,
         }
-        // Document ids may not hold '/'; a GUID never does, anything else is mapped.
-        let doc_id: String = delivery_id
-            .chars()
-            .map(|c| if c == '/' { '_' } else { c })
-            .collect();
+        let doc_id = delivery_doc_id(delivery_id);
         let result = self
             .db
             .fluent()
@@ -626,6 +622,18 @@ impl StateStore for FirestoreStore {
             Err(FirestoreError::DataConflictError(_)) => Ok(false),
             Err(e) => Err(unavailable(e)),
         }
+    }
+
+    async fn release_delivery(&self, delivery_id: &str) -> Result<(), StoreError> {
+        // Deleting a document that does not exist succeeds in Firestore.
+        self.db
+            .fluent()
+            .delete()
+            .from(DELIVERIES)
+            .document_id(delivery_doc_id(delivery_id))
+            .execute()
+            .await
+            .map_err(unavailable)
     }
 
     async fn put_session(&self, session: &Session) -> Result<Session, StoreError> {
@@ -900,4 +908,13 @@ impl ChangeFeed for FirestoreStore {
             listens.remove(id);
         }
     }
+}
+
+/// A delivery's document id: document ids may not hold '/'; a GUID never does, anything else
+/// is mapped.
+fn delivery_doc_id(delivery_id: &str) -> String {
+    delivery_id
+        .chars()
+        .map(|c| if c == '/' { '_' } else { c })
+        .collect()
 }

@@ -9,6 +9,8 @@ use devgem_domain::Source;
 use devgem_ports::{FetchedSource, LogSink, SecretValue, SourceError, SourceFetcher};
 use devgem_sources::{Scheme, SourcePolicy};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
@@ -317,8 +319,9 @@ impl LocalSourceFetcher {
             source,
             with_token: token.is_some(),
         };
-        self.run_git(
+        self.download(
             git(&args, None, token.as_deref()),
+            dest,
             &remote,
             log,
             cancel,
@@ -336,9 +339,10 @@ impl LocalSourceFetcher {
                     Some(dest),
                     token.as_deref(),
                 );
-                self.run_git(fetch, &remote, log, cancel, &redact)
+                self.download(fetch, dest, &remote, log, cancel, &redact)
                     .await
                     .map_err(|e| match e {
+                        SourceError::Rejected { ref reason, .. } if reason.contains(TOO_BIG) => e,
                         SourceError::Rejected { .. } => SourceError::Rejected {
                             reason: format!("commit {commit} was not found in {shown}"),
                             hint: "give the full 40-character sha of a commit that was pushed"
@@ -528,6 +532,63 @@ impl LocalSourceFetcher {
         cmd
     }
 
+    /// Runs a git command that downloads into `dest`, watching `dest`'s size while it runs:
+    /// past the limit git is stopped, so a huge repository is refused before it fills the
+    /// disk (the tree's own size is checked after, from git's listing).
+    async fn download(
+        &self,
+        cmd: Command,
+        dest: &Path,
+        remote: &Remote<'_>,
+        log: &dyn LogSink,
+        cancel: &CancellationToken,
+        redact: &(dyn Fn(&str) -> String + Sync),
+    ) -> Result<(), SourceError> {
+        // git's own files (hooks, config, index) come on top of the objects.
+        let limit = self.config.max_bytes.saturating_add(GIT_OVERHEAD_BYTES);
+        let stop = cancel.child_token();
+        let over = Arc::new(AtomicBool::new(false));
+        let watcher = {
+            let (dest, stop, over) = (dest.to_path_buf(), stop.clone(), over.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(SIZE_POLL).await;
+                    let dir = dest.clone();
+                    let size = tokio::task::spawn_blocking(move || folder_bytes(&dir))
+                        .await
+                        .unwrap_or(0);
+                    if size > limit {
+                        over.store(true, Ordering::SeqCst);
+                        stop.cancel();
+                        return;
+                    }
+                }
+            })
+        };
+        let result = self.run_git(cmd, remote, log, &stop, redact).await;
+        watcher.abort();
+        let too_big = |how: &str| SourceError::Rejected {
+            reason: format!(
+                "{} {TOO_BIG} of {} MiB{how}",
+                remote.shown,
+                self.config.max_bytes >> 20
+            ),
+            hint: "deploy a smaller repository, or move large assets to object storage".into(),
+        };
+        if over.load(Ordering::SeqCst) {
+            return Err(too_big(": git was stopped"));
+        }
+        // A download faster than the watch is measured once it is done.
+        let dir = dest.to_path_buf();
+        let size = tokio::task::spawn_blocking(move || folder_bytes(&dir))
+            .await
+            .unwrap_or(0);
+        if result.is_ok() && size > limit {
+            return Err(too_big(""));
+        }
+        result
+    }
+
     async fn run_git(
         &self,
         cmd: Command,
@@ -557,6 +618,28 @@ impl LocalSourceFetcher {
             ))),
         }
     }
+}
+
+/// How often a download's folder is measured.
+const SIZE_POLL: Duration = Duration::from_millis(50);
+/// Room for git's own files in a download's folder, besides the objects.
+const GIT_OVERHEAD_BYTES: u64 = 1 << 20;
+/// What a refused download says (and how a commit fetch tells it from a missing commit).
+const TOO_BIG: &str = "downloads more than the limit";
+
+/// The bytes of the files under `dir` (links not followed); what cannot be read counts 0.
+fn folder_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|entry| match entry.file_type() {
+            Ok(t) if t.is_dir() => folder_bytes(&entry.path()),
+            Ok(t) if t.is_file() => entry.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
 }
 
 /// Reads git's complaint: what the user must fix is `Rejected`, what may pass is

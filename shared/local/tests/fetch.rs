@@ -572,6 +572,107 @@ async fn a_tree_over_the_limits_is_refused_before_anything_is_checked_out() {
     }
 }
 
+/// A repository like `make_repo`'s plus 8 MiB that no compression shrinks.
+fn make_big_repo(dir: &Path) {
+    make_repo(dir);
+    let noise: Vec<u8> = (0..8u64 << 20)
+        .scan(0x9E37_79B9_7F4A_7C15u64, |x, _| {
+            *x ^= *x << 13;
+            *x ^= *x >> 7;
+            *x ^= *x << 17;
+            Some(*x as u8)
+        })
+        .collect();
+    std::fs::write(dir.join("big.bin"), noise).unwrap();
+    git(dir, &["add", "big.bin"]);
+    git(dir, &["commit", "-q", "-m", "big"]);
+}
+
+/// A loopback proxy to `port` that passes the server's bytes on slowly (64 KiB every 20 ms,
+/// about 3 MB/s), as a distant host would: an 8 MiB download takes seconds.
+fn slow_proxy(port: u16) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let server = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            let (mut up_from, mut up_to) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || std::io::copy(&mut up_from, &mut up_to));
+            let (mut down_from, mut down_to) = (server, client);
+            std::thread::spawn(move || {
+                let mut chunk = vec![0; 64 << 10];
+                while let Ok(n @ 1..) = down_from.read(&mut chunk) {
+                    if down_to.write_all(&chunk[..n]).is_err() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            });
+        }
+    });
+    proxy_port
+}
+
+#[tokio::test]
+async fn a_download_over_the_size_limit_is_stopped_while_git_runs() {
+    let base = tempfile::tempdir().unwrap();
+    let repo = base.path().join("big");
+    std::fs::create_dir_all(&repo).unwrap();
+    make_big_repo(&repo);
+    let daemon = GitDaemon::start(base.path()).await;
+    let url = format!("git://127.0.0.1:{}/big", slow_proxy(daemon.port));
+    let dest = tempfile::tempdir().unwrap();
+    let fetcher = LocalSourceFetcher::new(FetchConfig {
+        policy: listed(&url),
+        max_bytes: 2 << 20,
+        ..FetchConfig::default()
+    });
+    let result = fetcher
+        .fetch(
+            &source(&url),
+            None,
+            dest.path(),
+            &Lines::default(),
+            &CancellationToken::new(),
+        )
+        .await;
+    let reason = rejected_reason(result.map(|f| f.commit));
+    assert!(
+        reason.contains("downloads more than the limit of 2 MiB: git was stopped"),
+        "{reason}"
+    );
+    assert!(!dest.path().join("app.py").exists(), "files were written");
+}
+
+#[tokio::test]
+async fn a_download_over_the_size_limit_that_finishes_fast_is_refused_too() {
+    let repo = tempfile::tempdir().unwrap();
+    make_big_repo(repo.path());
+    let url = format!("file://{}", repo.path().display());
+    let dest = tempfile::tempdir().unwrap();
+    let fetcher = LocalSourceFetcher::new(FetchConfig {
+        max_bytes: 2 << 20,
+        ..FetchConfig::default()
+    });
+    let result = fetcher
+        .fetch(
+            &source(&url),
+            None,
+            dest.path(),
+            &Lines::default(),
+            &CancellationToken::new(),
+        )
+        .await;
+    let reason = rejected_reason(result.map(|f| f.commit));
+    assert!(
+        reason.contains("downloads more than the limit of 2 MiB"),
+        "{reason}"
+    );
+    assert!(!dest.path().join("app.py").exists(), "files were written");
+}
+
 #[tokio::test]
 async fn an_exact_commit_is_fetched_alone() {
     let repo = tempfile::tempdir().unwrap();

@@ -44,4 +44,6 @@ pub enum SecretError {
 pub trait Secrets: Send + Sync {
     async fn put(&self, key: &str, value: &SecretValue) -> Result<(), SecretError>;
     async fn get(&self, key: &str) -> Result<Option<SecretValue>, SecretError>;
+    /// Forgets `key` and every value it held; a key that holds nothing is fine.
+    async fn delete(&self, key: &str) -> Result<(), SecretError>;
 }

@@ -89,6 +89,10 @@ pub trait StateStore: Send + Sync {
     /// instances): `true` the first time, `false` for a redelivery.
     async fn claim_delivery(&self, delivery_id: &str) -> Result<bool, StoreError>;
 
+    /// Forgets a claimed delivery id, so GitHub's redelivery of it is handled afresh: used
+    /// when handling it failed for a reason of the server's. An unknown id is fine.
+    async fn release_delivery(&self, delivery_id: &str) -> Result<(), StoreError>;
+
     /// Stores a new API token (its id and hash must be new).
     async fn put_token(&self, token: &ApiToken) -> Result<(), StoreError>;
 

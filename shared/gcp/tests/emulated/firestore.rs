@@ -480,6 +480,10 @@ async fn links_are_listed_per_owner_and_deliveries_are_claimed_once() {
     let guid = uuid::Uuid::new_v4().to_string();
     assert!(one.claim_delivery(&guid).await.unwrap());
     assert!(!two.claim_delivery(&guid).await.unwrap());
+    // Released after a failed handling: the redelivery is new again.
+    two.release_delivery(&guid).await.unwrap();
+    assert!(one.claim_delivery(&guid).await.unwrap());
+    one.release_delivery("never-claimed").await.unwrap();
 }
 
 #[tokio::test]

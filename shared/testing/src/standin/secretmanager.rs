@@ -1,5 +1,5 @@
 //! A stand-in for Secret Manager v1: create a secret (`?secretId=`, automatic replication),
-//! add versions, access a version (a number or `latest`). It checks each documented request
+//! add versions, access a version (a number or `latest`), delete a secret. It checks each documented request
 //! and keeps every version, so `access` of `latest` answers the newest one.
 
 use super::{Api, Request, Response};
@@ -31,6 +31,7 @@ pub struct SecretManager {
 const CREATE: &str = "secretmanager.secrets.create";
 const ADD_VERSION: &str = "secretmanager.versions.add";
 const ACCESS: &str = "secretmanager.versions.access";
+const DELETE: &str = "secretmanager.secrets.delete";
 
 impl SecretManager {
     pub fn new(project: &str) -> Self {
@@ -190,6 +191,19 @@ impl SecretManager {
         )
     }
 
+    /// `secrets.delete`: the secret and all its versions go; answers `{}` (Empty).
+    fn delete(&self, id: &str) -> Response {
+        let name = format!("projects/{}/secrets/{id}", self.project);
+        if let Some(refused) = self.refused(DELETE, &name) {
+            return refused;
+        }
+        if self.secrets.lock().unwrap().remove(id).is_none() {
+            return not_found(&name);
+        }
+        self.policies.lock().unwrap().remove(id);
+        Response::json(200, json!({}))
+    }
+
     fn access(&self, id: &str, version: &str) -> Response {
         let name = format!("projects/{}/secrets/{id}/versions/{version}", self.project);
         if let Some(refused) = self.refused(ACCESS, &name) {
@@ -246,6 +260,7 @@ impl Api for SecretManager {
                 Some((id, "setIamPolicy")) => self.set_policy(request, id),
                 _ => return None,
             },
+            ("DELETE", [id]) => self.delete(id),
             ("GET", [id, "versions", last]) => match last.split_once(':') {
                 Some((version, "access")) => self.access(id, version),
                 _ => return None,
