@@ -62,13 +62,15 @@ pub struct Socket {
     pub monitor_every: Duration,
 }
 
-/// Sends to the socket's writer; a closed socket drops what is sent.
+/// Sends to the socket's writer; a closed socket drops what is sent. Messages wait as text, a
+/// fraction of their `Value` tree's size, since a burst of events to thousands of sockets
+/// queues one message per socket at once.
 #[derive(Clone)]
-struct Outbox(mpsc::UnboundedSender<Value>);
+struct Outbox(mpsc::UnboundedSender<String>);
 
 impl Outbox {
     fn send(&self, value: Value) {
-        let _ = self.0.send(value);
+        let _ = self.0.send(value.to_string());
     }
 }
 
@@ -100,7 +102,7 @@ pub async fn run(socket: Socket, upgraded: hyper::upgrade::Upgraded) {
     )
     .await;
     let (mut sink, mut stream) = ws.split();
-    let (tx, mut rx) = mpsc::unbounded_channel::<Value>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
     let outbox = Outbox(tx);
     let Socket {
         services,
@@ -145,7 +147,7 @@ pub async fn run(socket: Socket, upgraded: hyper::upgrade::Upgraded) {
         tokio::select! {
             out = rx.recv() => {
                 let Some(out) = out else { break };
-                if sink.send(Message::text(out.to_string())).await.is_err() {
+                if sink.send(Message::text(out)).await.is_err() {
                     break;
                 }
             }
