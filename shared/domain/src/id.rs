@@ -1,7 +1,34 @@
 //! Newtypes with one checked constructor each: once built, the value is known to be valid.
 
 use serde::{Deserialize, Serialize};
-use std::fmt;
+
+/// The conversions every checked string newtype (`struct Name(String)` with a
+/// `parse(&str) -> Result<Self, InvalidName>`) has: from a `String` through `parse` (so serde,
+/// with `#[serde(try_from = "String", into = "String")]`, reads only valid values), back into
+/// its `String`, and shown as the text itself.
+macro_rules! checked_string {
+    ($name:ident) => {
+        impl TryFrom<String> for $name {
+            type Error = $crate::id::InvalidName;
+            fn try_from(value: String) -> Result<Self, Self::Error> {
+                Self::parse(&value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> Self {
+                value.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.pad(&self.0)
+            }
+        }
+    };
+}
+pub(crate) use checked_string;
 
 /// A name that failed validation, with the reason a user can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,24 +78,7 @@ impl DeploymentId {
     }
 }
 
-impl TryFrom<String> for DeploymentId {
-    type Error = InvalidName;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<DeploymentId> for String {
-    fn from(id: DeploymentId) -> Self {
-        id.0
-    }
-}
-
-impl fmt::Display for DeploymentId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(&self.0)
-    }
-}
+checked_string!(DeploymentId);
 
 /// A Cloud Run service name: lowercase letters, digits and hyphens, starting with a letter,
 /// not ending with a hyphen, at most 49 characters.
@@ -131,24 +141,7 @@ impl ServiceName {
     }
 }
 
-impl TryFrom<String> for ServiceName {
-    type Error = InvalidName;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<ServiceName> for String {
-    fn from(n: ServiceName) -> Self {
-        n.0
-    }
-}
-
-impl fmt::Display for ServiceName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(&self.0)
-    }
-}
+checked_string!(ServiceName);
 
 /// A Cloud Run region (`us-central1`, `europe-west1`): lowercase letters, digits and '-', in
 /// at least two parts, at most 40 characters. Whether Google runs a region by that name only
@@ -182,24 +175,7 @@ impl Region {
     }
 }
 
-impl TryFrom<String> for Region {
-    type Error = InvalidName;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<Region> for String {
-    fn from(r: Region) -> Self {
-        r.0
-    }
-}
-
-impl fmt::Display for Region {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(&self.0)
-    }
-}
+checked_string!(Region);
 
 /// An environment variable name as POSIX shells and Cloud Run accept it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -242,24 +218,7 @@ impl EnvVarName {
     }
 }
 
-impl TryFrom<String> for EnvVarName {
-    type Error = InvalidName;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<EnvVarName> for String {
-    fn from(n: EnvVarName) -> Self {
-        n.0
-    }
-}
-
-impl fmt::Display for EnvVarName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(&self.0)
-    }
-}
+checked_string!(EnvVarName);
 
 /// A container image reference to push to or run: `registry/path/name[:tag]`, lowercase, as
 /// Docker and Artifact Registry accept it (a digest is kept apart, in the artifact).
@@ -324,24 +283,7 @@ impl ImageRef {
     }
 }
 
-impl TryFrom<String> for ImageRef {
-    type Error = InvalidName;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<ImageRef> for String {
-    fn from(i: ImageRef) -> Self {
-        i.0
-    }
-}
-
-impl fmt::Display for ImageRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(&self.0)
-    }
-}
+checked_string!(ImageRef);
 
 #[cfg(test)]
 mod tests {

@@ -1,10 +1,10 @@
 //! A link from a GitHub repository and branch to a user's service: pushes to the branch
 //! redeploy it, pull requests against it get previews. A link belongs to its user.
 
+use crate::id::checked_string;
 use crate::id::{InvalidName, ServiceName};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 /// The longest service name (Cloud Run's limit, as [`ServiceName::parse`] checks).
 const SERVICE_NAME_MAX: usize = 49;
@@ -41,24 +41,7 @@ impl LinkId {
     }
 }
 
-impl TryFrom<String> for LinkId {
-    type Error = InvalidName;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<LinkId> for String {
-    fn from(id: LinkId) -> String {
-        id.0
-    }
-}
-
-impl fmt::Display for LinkId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+checked_string!(LinkId);
 
 /// A repository's `owner/name` as GitHub spells it (compared without regard to case, as
 /// GitHub does).
@@ -97,24 +80,7 @@ impl RepositoryName {
     }
 }
 
-impl TryFrom<String> for RepositoryName {
-    type Error = InvalidName;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<RepositoryName> for String {
-    fn from(name: RepositoryName) -> String {
-        name.0
-    }
-}
-
-impl fmt::Display for RepositoryName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+checked_string!(RepositoryName);
 
 /// A repository and branch linked to a service. Env values are in the secrets port; the link
 /// keeps only their names.

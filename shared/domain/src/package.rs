@@ -4,6 +4,7 @@
 //! text.
 
 use crate::id::InvalidName;
+use crate::id::checked_string;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -40,24 +41,7 @@ impl DebianPackage {
     }
 }
 
-impl TryFrom<String> for DebianPackage {
-    type Error = InvalidName;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<DebianPackage> for String {
-    fn from(p: DebianPackage) -> Self {
-        p.0
-    }
-}
-
-impl fmt::Display for DebianPackage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+checked_string!(DebianPackage);
 
 /// The manifest a dependency is declared in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -2,10 +2,10 @@
 //! deployments it started and the one "it" refers to, written with compare-and-set like a
 //! deployment so two instances serving one session cannot lose each other's turns.
 
+use crate::id::checked_string;
 use crate::id::{DeploymentId, InvalidName};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::fmt;
 
 /// Identifies one session: `s-` and 32 hex digits.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -39,24 +39,7 @@ impl SessionId {
     }
 }
 
-impl TryFrom<String> for SessionId {
-    type Error = InvalidName;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<SessionId> for String {
-    fn from(id: SessionId) -> String {
-        id.0
-    }
-}
-
-impl fmt::Display for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+checked_string!(SessionId);
 
 /// Who said a turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,6 +5,7 @@
 //! caller passes in: nothing here reads a clock or a random source.
 
 use crate::id::InvalidName;
+use crate::id::checked_string;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -53,24 +54,7 @@ impl UserId {
     }
 }
 
-impl TryFrom<String> for UserId {
-    type Error = InvalidName;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<UserId> for String {
-    fn from(id: UserId) -> String {
-        id.0
-    }
-}
-
-impl fmt::Display for UserId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(&self.0)
-    }
-}
+checked_string!(UserId);
 
 /// What a caller may see beyond their own data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,24 +133,7 @@ impl TokenId {
     }
 }
 
-impl TryFrom<String> for TokenId {
-    type Error = InvalidName;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<TokenId> for String {
-    fn from(id: TokenId) -> String {
-        id.0
-    }
-}
-
-impl fmt::Display for TokenId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.pad(&self.0)
-    }
-}
+checked_string!(TokenId);
 
 /// The SHA-256 of a token's plaintext, as 64 lowercase hex digits: all the store keeps.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
