@@ -108,6 +108,23 @@ async fn setup(cloudbuild: CloudBuildStandin) -> Setup {
     setup_with(cloudbuild, ArtifactRegistryStandin::new(), settings()).await
 }
 
+/// A builder whose server has a GitHub token in Secret Manager.
+async fn setup_with_server_token() -> Setup {
+    let mut settings = settings();
+    settings.token_secret = Some(format!(
+        "projects/{PROJECT}/secrets/devgem-github/versions/latest"
+    ));
+    setup_with(
+        CloudBuildStandin::new(),
+        ArtifactRegistryStandin::new(),
+        settings,
+    )
+    .await
+}
+
+/// The commit the git-source tests build.
+const COMMIT: &str = "9fceb02d0ae598e95dc970b74767f19372d61af8";
+
 /// A small Node app, packed into the object store as the fetch stage leaves it.
 async fn request(setup: &Setup, git: Option<GitRevision>) -> (BuildRequest, Vec<u8>) {
     let app = setup._dir.path().join("app");
@@ -255,17 +272,8 @@ async fn an_uploaded_source_is_built_and_its_digest_returned_on_the_standin() {
 
 #[tokio::test]
 async fn a_git_source_is_fetched_by_cloud_build_with_no_token_in_the_request_on_the_standin() {
-    let mut settings = settings();
-    settings.token_secret = Some(format!(
-        "projects/{PROJECT}/secrets/devgem-github/versions/latest"
-    ));
-    let setup = setup_with(
-        CloudBuildStandin::new(),
-        ArtifactRegistryStandin::new(),
-        settings,
-    )
-    .await;
-    let commit = "9fceb02d0ae598e95dc970b74767f19372d61af8";
+    let setup = setup_with_server_token().await;
+    let commit = COMMIT;
     let (request, _) = request(
         &setup,
         Some(GitRevision {
@@ -317,17 +325,8 @@ async fn a_git_source_is_fetched_by_cloud_build_with_no_token_in_the_request_on_
 
 #[tokio::test]
 async fn a_git_source_is_fetched_with_its_owners_token_from_secret_manager_on_the_standin() {
-    let mut settings = settings();
-    settings.token_secret = Some(format!(
-        "projects/{PROJECT}/secrets/devgem-github/versions/latest"
-    ));
-    let setup = setup_with(
-        CloudBuildStandin::new(),
-        ArtifactRegistryStandin::new(),
-        settings,
-    )
-    .await;
-    let commit = "9fceb02d0ae598e95dc970b74767f19372d61af8";
+    let setup = setup_with_server_token().await;
+    let commit = COMMIT;
     let (request, _) = request(
         &setup,
         Some(GitRevision {
@@ -361,17 +360,8 @@ async fn a_git_source_is_fetched_with_its_owners_token_from_secret_manager_on_th
 
 #[tokio::test]
 async fn a_source_on_another_host_is_fetched_without_any_github_token_on_the_standin() {
-    let mut settings = settings();
-    settings.token_secret = Some(format!(
-        "projects/{PROJECT}/secrets/devgem-github/versions/latest"
-    ));
-    let setup = setup_with(
-        CloudBuildStandin::new(),
-        ArtifactRegistryStandin::new(),
-        settings,
-    )
-    .await;
-    let commit = "9fceb02d0ae598e95dc970b74767f19372d61af8";
+    let setup = setup_with_server_token().await;
+    let commit = COMMIT;
     // Neither the owner's token nor the server's may reach gitlab.com.
     let (request, _) = request(
         &setup,
